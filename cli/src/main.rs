@@ -1,1 +1,36 @@
-fn main() {}
+//! `sluice`, the Sluice CLI. `main` parses arguments, runs one command and maps the outcome to
+//! a documented exit code.
+
+mod args;
+mod client;
+mod commands;
+mod exit;
+mod pgerror;
+mod profile;
+mod tunnel;
+
+use clap::Parser;
+use exit::Exit;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice: cannot start the async runtime: {e}");
+            return ExitCode::from(Exit::Failure as u8);
+        }
+    };
+    let outcome = runtime.block_on(commands::run(cli));
+    // Tunnel tasks may still hold sockets; do not wait for them.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("{}", e.line());
+            ExitCode::from(e.exit as u8)
+        }
+    }
+}

@@ -1,1 +1,18 @@
-//! Test harness (being written).
+//! The end-to-end test harness: real PostgreSQL clusters, the real `sluiced` and `sluice`
+//! binaries, real `psql`. Everything listens on 127.0.0.1 on free ports and is torn down when
+//! its handle drops.
+//!
+//! - [`Postgres`]: a throwaway cluster (`initdb` into a temp dir, SCRAM for host connections, an
+//!   application role whose password only the broker config knows).
+//! - [`Broker`]: `sluiced init` + a generated config + `sluiced serve`, stopped on drop.
+//! - [`Cli`]: runs `sluice` with its own state directory, pointed at a broker.
+
+pub mod broker;
+pub mod cli;
+pub mod postgres;
+pub mod util;
+
+pub use broker::{Broker, BrokerBuilder};
+pub use cli::Cli;
+pub use postgres::Postgres;
+pub use util::{free_port, wait_for, workspace_bin};

@@ -1,1 +1,176 @@
-fn main() {}
+//! `sluiced`, the Sluice broker. `main` parses arguments, sets up logging and runs one command.
+
+mod api;
+mod gate;
+mod init;
+mod server;
+mod tls;
+mod tokens;
+mod tunnel;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The Sluice broker: holds target credentials, authorizes every tunnel, terminates protocols.
+#[derive(Debug, Parser)]
+#[command(name = "sluiced", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a starter config, a development CA, a server certificate and a token signing key.
+    Init {
+        /// Directory to write into (created if missing).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Address the broker will listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Extra DNS names or IPs for the server certificate.
+        #[arg(long = "hostname", value_name = "NAME")]
+        hostnames: Vec<String>,
+        /// Overwrite an existing config, CA and keys.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a config file and everything it refers to; report every problem at once.
+    CheckConfig {
+        /// The config file.
+        #[arg(long, short, env = "SLUICED_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run the broker.
+    Serve {
+        /// The config file.
+        #[arg(long, short, env = "SLUICED_CONFIG")]
+        config: PathBuf,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Session tokens (operator bootstrap).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a signed, short-lived session token for a subject.
+    Issue {
+        /// The config file (for the signing key and TTL limits).
+        #[arg(long, short, env = "SLUICED_CONFIG")]
+        config: PathBuf,
+        /// Who the token is for.
+        #[arg(long)]
+        subject: String,
+        /// Comma-separated groups.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Lifetime, e.g. 30m or 1h (capped at tokens.max_ttl).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sluiced: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init {
+            dir,
+            listen,
+            hostnames,
+            force,
+        } => {
+            let out = init::run(&dir, listen, &hostnames, force)?;
+            println!("wrote {}", out.config.display());
+            println!("development CA: {} (give it to the CLI: sluice login --ca {})", out.ca_cert.display(), out.ca_cert.display());
+            println!("next: add resources and policy, then `sluiced check-config --config {}`", out.config.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => {
+            let loaded = load_config(&config)?;
+            let problems = loaded.check_environment();
+            if problems.is_empty() {
+                println!(
+                    "{}: ok ({} resources, {} policy rules)",
+                    config.display(),
+                    loaded.resources.len(),
+                    loaded.policy.rules.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                eprintln!("{} problem(s) found", problems.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Serve { config, log_json } => {
+            init_logging(log_json);
+            let loaded = load_config(&config)?;
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            runtime.block_on(server::run(loaded))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::Issue {
+            config,
+            subject,
+            groups,
+            ttl,
+        }) => {
+            let loaded = load_config(&config)?;
+            let service = tokens::TokenService::load(&loaded.tokens.signing_key.value)?;
+            let wanted = ttl.unwrap_or(loaded.tokens.default_ttl);
+            let ttl = wanted.min(loaded.tokens.max_ttl);
+            if ttl < wanted {
+                eprintln!(
+                    "note: TTL capped at tokens.max_ttl ({})",
+                    humantime::format_duration(ttl)
+                );
+            }
+            let groups: Vec<String> = groups.into_iter().filter(|g| !g.is_empty()).collect();
+            let (token, _) = service
+                .issue(&subject, &groups, "operator", ttl)
+                .context("cannot sign the token")?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load_config(path: &std::path::Path) -> Result<sluice_config::Config> {
+    sluice_config::load(path).map_err(|errors| {
+        let n = errors.0.len();
+        anyhow::anyhow!("{errors}\n{n} problem(s) found in {}", path.display())
+    })
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SLUICED_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

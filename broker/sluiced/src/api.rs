@@ -1,0 +1,113 @@
+//! The broker's HTTPS API: health, version, whoami, resource check and the tunnel endpoint.
+
+use crate::gate::Gate;
+use crate::tunnel;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sluice_engine::LeaseHandle;
+use sluice_engine_postgres::CancelRegistry;
+use sluice_shared::api::{Health, ResourceCheck, VersionInfo, WhoAmI};
+use sluice_shared::{ApiError, ErrorCode};
+use std::sync::Arc;
+
+/// What every request handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Token and policy checks.
+    pub gate: Gate,
+    /// Maps the broker's PostgreSQL cancel keys to the real ones.
+    pub cancels: CancelRegistry,
+    /// Ended when the broker shuts down; every tunnel's lease derives from it.
+    pub shutdown: Arc<LeaseHandle>,
+    /// Target TLS roots and other per-resource material loaded at start-up.
+    pub targets: Arc<tunnel::Targets>,
+}
+
+/// An [`ApiError`] as an HTTP response with the code's status and a JSON body.
+#[derive(Debug)]
+pub struct Failure(pub ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.0)).into_response()
+    }
+}
+
+/// The router for every endpoint.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/version", get(version))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/resources/{name}/check", get(check_resource))
+        .route(sluice_shared::tunnel::PATH, get(tunnel::open))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+async fn version() -> Json<VersionInfo> {
+    Json(VersionInfo {
+        name: "sluiced".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        tunnel_protocol: sluice_shared::tunnel::PROTOCOL.into(),
+    })
+}
+
+async fn whoami(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<WhoAmI>, Failure> {
+    let id = app.gate.identify(&headers)?;
+    Ok(Json(WhoAmI {
+        subject: id.subject,
+        groups: id.groups,
+        auth_method: id.auth_method,
+        expires_at: id.expires_at,
+        token_id: id.token_id,
+    }))
+}
+
+/// Authorizes the caller for the resource and checks the target answers a TCP connect, so
+/// `sluice connect` can fail early with the right message instead of at the first psql.
+async fn check_resource(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<ResourceCheck>, Failure> {
+    let authz = app.gate.authorize(&headers, &name)?;
+    let resource = authz.resource();
+    if let Err(e) = sluice_engine::tcp::connect(resource.address()).await {
+        return Err(ApiError::new(
+            ErrorCode::TargetUnreachable,
+            format!("the target of '{name}' is unreachable: {e}"),
+        )
+        .into());
+    }
+    Ok(Json(ResourceCheck {
+        name: resource.name.clone(),
+        kind: resource.kind(),
+        database: match &resource.spec {
+            sluice_config::ResourceSpec::Postgres(pg) => Some(pg.database.clone()),
+            sluice_config::ResourceSpec::Tcp(_) => None,
+        },
+        subject: authz.identity().subject.clone(),
+    }))
+}
+
+async fn not_found() -> Failure {
+    Failure(ApiError::new(ErrorCode::BadRequest, "no such endpoint"))
+}

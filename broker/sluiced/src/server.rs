@@ -1,0 +1,140 @@
+//! `sluiced serve`: one TLS listener serving the API and tunnels, with bounded connections and a
+//! graceful shutdown that ends every tunnel's lease.
+
+use crate::api::{self, AppState};
+use crate::gate::Gate;
+use crate::tokens::TokenService;
+use crate::tunnel::Targets;
+use anyhow::{Context, Result, bail};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use sluice_config::Config;
+use sluice_engine::LeaseHandle;
+use sluice_engine_postgres::CancelRegistry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
+use tracing::{debug, info, warn};
+
+/// Most connections (API calls plus tunnels) served at once; beyond it, accepts wait.
+const MAX_CONNECTIONS: usize = 8192;
+/// A client that has not finished its TLS handshake by then is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that has not sent its request headers by then is dropped.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for sessions to close after their leases end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the broker until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<()> {
+    let problems = config.check_environment();
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        bail!("the configuration refers to things that are missing:\n{}", list.join("\n"));
+    }
+    let tls = crate::tls::server_config(&config.tls.cert.value, &config.tls.key.value)?;
+    let tokens = Arc::new(TokenService::load(&config.tokens.signing_key.value)?);
+    let targets = Arc::new(Targets::load(&config)?);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let config = Arc::new(config);
+    let state = AppState {
+        gate: Gate::new(config.clone(), tokens),
+        cancels: CancelRegistry::default(),
+        shutdown: Arc::new(LeaseHandle::new()),
+        targets,
+    };
+    info!(
+        listen = %listener.local_addr()?,
+        resources = config.resources.len(),
+        config = %config.source.display(),
+        "sluiced is serving"
+    );
+    serve(listener, TlsAcceptor::from(tls), state, shutdown_signal()).await
+}
+
+/// Accepts connections until `stop` resolves, then ends every lease and drains.
+pub async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: AppState,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let router = api::router(state.clone());
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => permit.context("connection limiter closed")?,
+            () = &mut stop => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |req| router.clone().oneshot(req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+        // Reap finished connections so the set does not grow with the broker's uptime.
+        while tasks.try_join_next().is_some() {}
+    }
+    info!("shutting down: closing every session");
+    state.shutdown.end("the broker is shutting down");
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(remaining = tasks.len(), "sessions still open after the grace period; stopping anyway");
+        tasks.abort_all();
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,253 @@
+//! Broker session tokens: short-lived EdDSA (Ed25519) JWTs that the broker signs and verifies.
+//!
+//! Every API call and tunnel presents one. `sluiced token issue` mints them for the operator
+//! bootstrap path; later, OIDC and workload logins end in the same kind of token. The broker is
+//! the only party that verifies them, so issuer and audience are fixed strings and there is no
+//! clock-skew leeway: the signer and the verifier share one clock.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `iss` of every session token.
+const ISSUER: &str = "sluiced";
+/// `aud` of every session token: only the broker accepts them.
+const AUDIENCE: &str = "sluice-broker";
+
+/// The claims of a session token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Always [`ISSUER`].
+    pub iss: String,
+    /// Always [`AUDIENCE`].
+    pub aud: String,
+    /// The subject: a user or workload name.
+    pub sub: String,
+    /// Groups, used by policy.
+    pub groups: Vec<String>,
+    /// How the subject proved who they are (`operator` for `sluiced token issue`).
+    pub amr: String,
+    /// Issued at, seconds since the epoch.
+    pub iat: u64,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Token id, for revocation and audit.
+    pub jti: String,
+}
+
+/// Why a token was refused. Messages are safe to show the caller: they never echo the token.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// The token's `exp` has passed.
+    #[error("the session token expired")]
+    Expired,
+    /// Not a JWT, wrong algorithm, bad signature, wrong issuer or audience.
+    #[error("the session token is not valid: {0}")]
+    Invalid(&'static str),
+}
+
+/// Why the signing key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key file could not be read.
+    #[error("cannot read the signing key {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not an Ed25519 PKCS#8 PEM key.
+    #[error("the signing key {path} is not an Ed25519 PKCS#8 PEM private key")]
+    Format {
+        /// The file.
+        path: String,
+    },
+}
+
+/// Signs and verifies session tokens with one Ed25519 key.
+pub struct TokenService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenService { keys: [redacted] }")
+    }
+}
+
+impl TokenService {
+    /// Loads the Ed25519 PKCS#8 PEM key at `path`.
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_pem(&pem).ok_or_else(|| KeyError::Format {
+            path: path.display().to_string(),
+        })
+    }
+
+    /// Builds the service from a PEM string; `None` if it is not an Ed25519 PKCS#8 key.
+    pub fn from_pem(pem: &str) -> Option<Self> {
+        let pair = rcgen::KeyPair::from_pem(pem).ok()?;
+        if pair.algorithm() != &rcgen::PKCS_ED25519 {
+            return None;
+        }
+        let encoding = EncodingKey::from_ed_pem(pem.as_bytes()).ok()?;
+        let decoding = DecodingKey::from_ed_der(pair.public_key_raw());
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = 0;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        Some(Self {
+            encoding,
+            decoding,
+            validation,
+        })
+    }
+
+    /// Signs a token for `subject` valid for `ttl`.
+    pub fn issue(
+        &self,
+        subject: &str,
+        groups: &[String],
+        auth_method: &str,
+        ttl: Duration,
+    ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+        let now = now_secs();
+        let claims = Claims {
+            iss: ISSUER.to_string(),
+            aud: AUDIENCE.to_string(),
+            sub: subject.to_string(),
+            groups: groups.to_vec(),
+            amr: auth_method.to_string(),
+            iat: now,
+            exp: now + ttl.as_secs().max(1),
+            jti: random_id(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)?;
+        Ok((token, claims))
+    }
+
+    /// Verifies signature, algorithm, issuer, audience and expiry.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) => Err(match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidSignature => TokenError::Invalid("the signature does not verify"),
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    TokenError::Invalid("it is not signed with the broker's algorithm")
+                }
+                ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
+                    TokenError::Invalid("it was not issued by this broker")
+                }
+                ErrorKind::MissingRequiredClaim(_) => TokenError::Invalid("a required claim is missing"),
+                _ => TokenError::Invalid("it is malformed"),
+            }),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// 128 random bits as hex: token ids, session ids.
+pub fn random_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Generates a fresh Ed25519 signing key as PKCS#8 PEM.
+pub fn generate_signing_key() -> Result<String, rcgen::Error> {
+    Ok(rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?.serialize_pem())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn service() -> TokenService {
+        TokenService::from_pem(&generate_signing_key().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_carry_their_claims() {
+        let svc = service();
+        let (token, claims) = svc
+            .issue("alice", &["dba".into()], "operator", Duration::from_secs(3600))
+            .unwrap();
+        let verified = svc.verify(&token).unwrap();
+        assert_eq!(verified, claims);
+        assert_eq!(verified.sub, "alice");
+        assert_eq!(verified.groups, vec!["dba".to_string()]);
+    }
+
+    #[test]
+    fn a_token_from_another_key_is_refused() {
+        let (token, _) = service()
+            .issue("alice", &[], "operator", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            service().verify(&token),
+            Err(TokenError::Invalid("the signature does not verify"))
+        );
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_as_expired() {
+        let svc = service();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: "alice".into(),
+            groups: vec![],
+            amr: "operator".into(),
+            iat: now_secs() - 120,
+            exp: now_secs() - 60,
+            jti: random_id(),
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &svc.encoding).unwrap();
+        assert_eq!(svc.verify(&token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn alg_none_and_tampered_payloads_are_refused() {
+        let svc = service();
+        let (token, _) = svc
+            .issue("alice", &[], "operator", Duration::from_secs(60))
+            .unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let forged_payload = URL_SAFE_NO_PAD.encode(payload.replace("alice", "admin"));
+        let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+        assert!(matches!(svc.verify(&tampered), Err(TokenError::Invalid(_))));
+
+        let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let unsigned = format!("{none_header}.{}.", parts[1]);
+        assert!(matches!(svc.verify(&unsigned), Err(TokenError::Invalid(_))));
+
+        assert!(matches!(svc.verify("not-a-token"), Err(TokenError::Invalid(_))));
+        assert!(matches!(svc.verify(""), Err(TokenError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_non_ed25519_key_is_refused() {
+        let ecdsa = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        assert!(TokenService::from_pem(&ecdsa).is_none());
+        assert!(TokenService::from_pem("garbage").is_none());
+    }
+}

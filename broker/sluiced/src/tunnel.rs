@@ -1,0 +1,200 @@
+//! The tunnel endpoint: authorize, answer `101 Switching Protocols`, hand the raw stream to the
+//! resource's protocol engine, and log how the session ended.
+
+use crate::api::{AppState, Failure};
+use crate::gate::Authorized;
+use anyhow::{Context, Result};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use sluice_config::{Config, ResourceSpec, TlsMode};
+use sluice_engine::{Lease, RelayEnd, RelayOutcome};
+use sluice_engine_postgres::{SessionParams, Target, TargetTls};
+use sluice_shared::tunnel::{CLIENT_ADDR_HEADER, PROTOCOL, RESOURCE_HEADER, SECRET_HEADER};
+use sluice_shared::{ApiError, ErrorCode, Secret};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tracing::{Instrument, info, warn};
+
+/// The shortest one-time secret the broker accepts: the CLI sends 43 characters (256 bits).
+const MIN_SECRET_LEN: usize = 32;
+
+/// Per-resource material loaded once at start-up (TLS roots for targets).
+#[derive(Debug, Default)]
+pub struct Targets {
+    tls: HashMap<String, TargetTls>,
+}
+
+impl Targets {
+    /// Loads the target TLS settings of every postgres resource.
+    pub fn load(config: &Config) -> Result<Self> {
+        let mut tls = HashMap::new();
+        for resource in &config.resources {
+            if let ResourceSpec::Postgres(pg) = &resource.spec {
+                let roots = match &pg.tls.ca {
+                    Some(ca) => Some(crate::tls::root_store(&ca.value).with_context(|| {
+                        format!("{}: resources.{}.tls.ca", ca.location, resource.name)
+                    })?),
+                    None => None,
+                };
+                let host = pg
+                    .address
+                    .rsplit_once(':')
+                    .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+                    .unwrap_or(&pg.address);
+                let setting = match pg.tls.mode {
+                    TlsMode::Disable => TargetTls::Disable,
+                    TlsMode::Require => TargetTls::Require { roots },
+                    TlsMode::VerifyFull => TargetTls::VerifyFull {
+                        roots: roots.context("tls.mode verify-full needs tls.ca")?,
+                        server_name: pg.tls.server_name.clone().unwrap_or_else(|| host.to_string()),
+                    },
+                };
+                tls.insert(resource.name.clone(), setting);
+            }
+        }
+        Ok(Self { tls })
+    }
+}
+
+/// `GET /v1/tunnel` with `Upgrade: sluice-tunnel/1`.
+pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Response, Failure> {
+    let headers = req.headers();
+    let upgrade_ok = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(PROTOCOL));
+    if !upgrade_ok {
+        return Err(bad_request(format!("a tunnel needs `Upgrade: {PROTOCOL}`")));
+    }
+    let resource = headers
+        .get(RESOURCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| bad_request(format!("a tunnel needs a `{RESOURCE_HEADER}` header")))?
+        .to_string();
+    let client_addr = headers
+        .get(CLIENT_ADDR_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown")
+        .to_string();
+    let authz = app.gate.authorize(headers, &resource)?;
+    let engine = match &authz.resource().spec {
+        ResourceSpec::Tcp(tcp) => Engine::Tcp {
+            address: tcp.address.clone(),
+        },
+        ResourceSpec::Postgres(pg) => {
+            let secret = headers
+                .get(SECRET_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .filter(|s| s.len() >= MIN_SECRET_LEN)
+                .ok_or_else(|| {
+                    bad_request(format!(
+                        "a postgres tunnel needs a `{SECRET_HEADER}` of at least {MIN_SECRET_LEN} characters"
+                    ))
+                })?;
+            let password = pg.password.value.resolve().map_err(|e| {
+                warn!(resource = %resource, error = %e, "cannot read the target credential");
+                Failure(ApiError::new(
+                    ErrorCode::Internal,
+                    format!("the broker cannot read the credential for '{resource}'; the operator should run `sluiced check-config`"),
+                ))
+            })?;
+            let tls = app
+                .targets
+                .tls
+                .get(&resource)
+                .cloned()
+                .unwrap_or(TargetTls::Disable);
+            Engine::Postgres(Box::new(SessionParams {
+                subject: authz.identity().subject.clone(),
+                tunnel_secret: Secret::new(secret.to_string()),
+                target: Target {
+                    address: pg.address.clone(),
+                    database: pg.database.clone(),
+                    user: pg.user.clone(),
+                    password,
+                    tls,
+                },
+            }))
+        }
+    };
+
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let lease = app.shutdown.lease();
+    let session_id = crate::tokens::random_id();
+    let span = tracing::info_span!(
+        "session",
+        id = %session_id,
+        subject = %authz.identity().subject,
+        resource = %resource,
+        client = %client_addr,
+    );
+    tokio::spawn(
+        async move {
+            match on_upgrade.await {
+                Ok(upgraded) => run(TokioIo::new(upgraded), engine, &authz, &app, lease).await,
+                Err(e) => warn!(error = %e, "the tunnel upgrade failed"),
+            }
+        }
+        .instrument(span),
+    );
+
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    response
+        .headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static(PROTOCOL));
+    Ok(response)
+}
+
+fn bad_request(message: String) -> Failure {
+    Failure(ApiError::new(ErrorCode::BadRequest, message))
+}
+
+/// Which engine serves a tunnel, with what it needs.
+#[derive(Debug)]
+enum Engine {
+    Tcp { address: String },
+    Postgres(Box<SessionParams>),
+}
+
+async fn run<S>(mut stream: S, engine: Engine, authz: &Authorized, app: &AppState, lease: Lease)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    info!(rule = %authz.rule(), kind = %authz.resource().kind().as_str(), "session started");
+    match engine {
+        Engine::Tcp { address } => {
+            match sluice_engine::tcp::serve(&mut stream, &address, lease).await {
+                Ok(outcome) => log_end(&outcome),
+                Err(e) => warn!(error = %e, "session refused: target unreachable"),
+            }
+        }
+        Engine::Postgres(params) => {
+            match sluice_engine_postgres::serve(&mut stream, *params, &app.cancels, lease).await {
+                Ok(summary) => match summary.relay {
+                    Some(outcome) => log_end(&outcome),
+                    None => info!("cancel request forwarded"),
+                },
+                Err(e) => warn!(error = %e, "session ended with an error"),
+            }
+        }
+    }
+}
+
+fn log_end(outcome: &RelayOutcome) {
+    let end = match &outcome.end {
+        RelayEnd::Closed => "closed".to_string(),
+        RelayEnd::Revoked(reason) => format!("revoked: {reason}"),
+        RelayEnd::Error(e) => format!("error: {e}"),
+    };
+    info!(
+        bytes_up = outcome.bytes_up,
+        bytes_down = outcome.bytes_down,
+        end = %end,
+        "session ended"
+    );
+}

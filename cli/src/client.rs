@@ -1,0 +1,285 @@
+//! The typed client for the broker: JSON API calls over HTTPS and tunnel upgrades.
+//!
+//! One rustls configuration serves both: it trusts exactly the CA given with `--ca` (or the
+//! profile), otherwise the platform's roots. Verification is never turned off.
+
+use crate::exit::{CliError, CliResult, Exit};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde::de::DeserializeOwned;
+use sluice_shared::{ApiError, ErrorCode, Secret, tunnel};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// How long connecting to the broker (TCP + TLS) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest response head accepted from the broker on a tunnel upgrade.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// A broker endpoint with its TLS trust.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    base: reqwest::Url,
+    host: String,
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    http: reqwest::Client,
+}
+
+impl Broker {
+    /// Validates the URL and loads the CA. Only `https://` URLs are accepted.
+    pub fn new(url: &str, ca: Option<&Path>) -> CliResult<Self> {
+        let base = reqwest::Url::parse(url).map_err(|e| {
+            CliError::new(Exit::Usage, format!("'{url}' is not a valid broker URL: {e}"))
+                .hint("use the form https://HOST:PORT")
+        })?;
+        if base.scheme() != "https" {
+            return Err(CliError::new(
+                Exit::Usage,
+                format!("the broker URL must use https, not {}", base.scheme()),
+            )
+            .hint("TLS to the broker is always on: use https://HOST:PORT"));
+        }
+        let host = base
+            .host_str()
+            .ok_or_else(|| CliError::new(Exit::Usage, format!("'{url}' has no host")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = base.port_or_known_default().unwrap_or(443);
+        let tls = Arc::new(tls_config(ca)?);
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured((*tls).clone())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| CliError::new(Exit::Failure, format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            base,
+            host,
+            port,
+            tls,
+            http,
+        })
+    }
+
+    /// The broker URL as given.
+    pub fn url(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    /// `GET path` with the bearer token; the body decoded as `T`, or the broker's error.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, token: Option<&Secret<String>>) -> CliResult<T> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| CliError::new(Exit::Failure, format!("bad API path {path}: {e}")))?;
+        let mut req = self.http.get(url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t.expose());
+        }
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                CliError::new(Exit::Failure, format!("the broker sent an unexpected answer: {e}"))
+                    .hint("the CLI and broker versions may not match")
+            })
+        } else {
+            Err(api_error(status.as_u16(), &bytes).into())
+        }
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> CliError {
+        let chain = error_chain(e);
+        if chain.contains("certificate") || chain.contains("UnknownIssuer") {
+            CliError::new(
+                Exit::BrokerUnreachable,
+                format!("the broker at {} presented a certificate this CLI does not trust ({chain})", self.url()),
+            )
+            .hint("pass --ca with the broker's CA certificate (sluiced init wrote tls/ca.crt)")
+        } else {
+            CliError::new(
+                Exit::BrokerUnreachable,
+                format!("cannot reach the broker at {}: {chain}", self.url()),
+            )
+            .hint("check that sluiced is running and --broker is right")
+        }
+    }
+
+    /// Opens one tunnel: TCP, TLS, `Upgrade`. Returns the stream after `101` and any bytes the
+    /// broker sent after the response head.
+    pub async fn open_tunnel(
+        &self,
+        resource: &str,
+        token: &Secret<String>,
+        secret: Option<&Secret<String>>,
+        client_addr: &str,
+    ) -> CliResult<(TlsStream<TcpStream>, Vec<u8>)> {
+        let unreachable = |reason: String| {
+            CliError::new(
+                Exit::BrokerUnreachable,
+                format!("cannot reach the broker at {}: {reason}", self.url()),
+            )
+            .hint("check that sluiced is running")
+        };
+        let connect = async {
+            let tcp = TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            tcp.set_nodelay(true).map_err(|e| unreachable(e.to_string()))?;
+            let name = ServerName::try_from(self.host.clone())
+                .map_err(|e| CliError::new(Exit::Usage, format!("bad broker host: {e}")))?;
+            TlsConnector::from(self.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| {
+                    if e.to_string().contains("certificate") {
+                        CliError::new(
+                            Exit::BrokerUnreachable,
+                            format!("the broker at {} presented a certificate this CLI does not trust ({e})", self.url()),
+                        )
+                        .hint("pass --ca with the broker's CA certificate")
+                    } else {
+                        unreachable(e.to_string())
+                    }
+                })
+        };
+        let mut tls = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| unreachable("no answer within 10s".into()))??;
+
+        let mut head = format!(
+            "GET {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: Upgrade\r\nUpgrade: {}\r\nAuthorization: Bearer {}\r\n{}: {}\r\n{}: {}\r\n",
+            tunnel::PATH,
+            self.host,
+            self.port,
+            tunnel::PROTOCOL,
+            token.expose(),
+            tunnel::RESOURCE_HEADER,
+            resource,
+            tunnel::CLIENT_ADDR_HEADER,
+            client_addr,
+        );
+        if let Some(s) = secret {
+            head.push_str(&format!("{}: {}\r\n", tunnel::SECRET_HEADER, s.expose()));
+        }
+        head.push_str("\r\n");
+        tls.write_all(head.as_bytes())
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+
+        let mut buf = Vec::with_capacity(1024);
+        let end = loop {
+            let mut chunk = [0u8; 1024];
+            let n = tls.read(&mut chunk).await.map_err(|e| unreachable(e.to_string()))?;
+            if n == 0 {
+                return Err(unreachable("the broker closed the connection during the tunnel handshake".into()));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(pos) = find(&buf, b"\r\n\r\n") {
+                break pos + 4;
+            }
+            if buf.len() > MAX_HEAD {
+                return Err(CliError::new(Exit::Failure, "the broker sent an oversized response"));
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let rest = buf[end..].to_vec();
+        if status == 101 {
+            return Ok((tls, rest));
+        }
+        // A refusal: read the JSON body (Content-Length bytes).
+        let length = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0)
+            .min(MAX_HEAD);
+        let mut body = rest;
+        while body.len() < length {
+            let mut chunk = [0u8; 1024];
+            match tls.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => body.extend_from_slice(&chunk[..n]),
+            }
+        }
+        Err(api_error(status, &body).into())
+    }
+}
+
+/// The broker's error body, or a generic one when the body is not an [`ApiError`].
+fn api_error(status: u16, body: &[u8]) -> ApiError {
+    serde_json::from_slice(body).unwrap_or_else(|_| {
+        ApiError::new(
+            ErrorCode::Unknown,
+            format!("the broker answered HTTP {status} without an explanation"),
+        )
+    })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+fn tls_config(ca: Option<&Path>) -> CliResult<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CliError::new(Exit::Failure, format!("TLS set-up failed: {e}")))?;
+    let mut config = match ca {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    CliError::new(Exit::Usage, format!("cannot read the CA file {}: {e}", path.display()))
+                        .hint("pass --ca with a PEM certificate file")
+                })?;
+            let mut roots = rustls::RootCertStore::empty();
+            for c in certs {
+                roots.add(c).map_err(|e| {
+                    CliError::new(Exit::Usage, format!("{} holds an unusable certificate: {e}", path.display()))
+                })?;
+            }
+            if roots.is_empty() {
+                return Err(CliError::new(Exit::Usage, format!("{} holds no certificate", path.display())));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            builder
+                .with_platform_verifier()
+                .map_err(|e| CliError::new(Exit::Failure, format!("cannot load the system's CA roots: {e}")))?
+                .with_no_client_auth()
+        }
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}

@@ -1,0 +1,44 @@
+//! `sluice whoami`: the identity behind the stored session token, as the broker sees it.
+
+use crate::args::{GlobalArgs, Output};
+use crate::exit::CliResult;
+use crate::profile;
+use sluice_shared::api::WhoAmI;
+
+pub async fn run(global: &GlobalArgs, output: Output) -> CliResult<u8> {
+    let broker = super::broker(global)?;
+    let token = profile::token()?;
+    let me: WhoAmI = broker.get("/v1/whoami", Some(&token)).await?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string(&me).unwrap_or_default()),
+        Output::Text => {
+            println!("subject:    {}", me.subject);
+            println!("groups:     {}", if me.groups.is_empty() { "-".to_string() } else { me.groups.join(", ") });
+            println!("logged in:  {} token", me.auth_method);
+            println!("expires:    {}", describe_expiry(me.expires_at));
+            println!("broker:     {}", broker.url());
+        }
+    }
+    Ok(crate::exit::Exit::Ok as u8)
+}
+
+/// "in 59m" / "expired 3m ago", from seconds since the epoch.
+pub fn describe_expiry(expires_at: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if expires_at >= now {
+        format!("in {}", humanize(expires_at - now))
+    } else {
+        format!("{} ago", humanize(now - expires_at))
+    }
+}
+
+fn humanize(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}

@@ -1,0 +1,77 @@
+//! The local side of tunnels: a 127.0.0.1 listener whose every accepted connection becomes one
+//! tunnel to the broker.
+
+use crate::client::Broker;
+use crate::exit::CliError;
+use crate::pgerror;
+use crate::profile;
+use sluice_shared::Secret;
+use sluice_shared::api::ResourceKind;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Buffer per direction on the local side; matches the broker's relay.
+const BUF_SIZE: usize = 64 * 1024;
+
+/// What every tunnel of one `sluice connect` shares.
+#[derive(Debug)]
+pub struct TunnelSpec {
+    /// Where to open tunnels.
+    pub broker: Broker,
+    /// The resource name.
+    pub resource: String,
+    /// Its kind (decides how refusals are reported to the local client).
+    pub kind: ResourceKind,
+    /// The one-time secret local postgres clients must present (the broker checks it).
+    pub secret: Option<Secret<String>>,
+}
+
+/// Accepts local connections forever, one task (and one tunnel) each.
+pub async fn serve(listener: TcpListener, spec: Arc<TunnelSpec>) {
+    loop {
+        match listener.accept().await {
+            Ok((local, peer)) => {
+                let spec = spec.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle(local, &peer.to_string(), &spec).await {
+                        eprintln!("{}", e.line());
+                    }
+                });
+            }
+            Err(e) => {
+                eprintln!("sluice: accepting a local connection failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn handle(mut local: TcpStream, peer: &str, spec: &TunnelSpec) -> Result<(), CliError> {
+    let _ = local.set_nodelay(true);
+    // Read the token per tunnel: a `sluice login` in another terminal fixes a running connect.
+    let opened = match profile::token() {
+        Ok(token) => {
+            spec.broker
+                .open_tunnel(&spec.resource, &token, spec.secret.as_ref(), peer)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let (mut remote, leftover) = match opened {
+        Ok(pair) => pair,
+        Err(e) => {
+            if spec.kind == ResourceKind::Postgres {
+                let _ = local.write_all(&pgerror::fatal("28000", &e.line())).await;
+            }
+            let _ = local.shutdown().await;
+            return Err(e);
+        }
+    };
+    if !leftover.is_empty() && local.write_all(&leftover).await.is_err() {
+        return Ok(());
+    }
+    // Errors here are the normal end of a connection (reset by either side); nothing to report.
+    let _ = tokio::io::copy_bidirectional_with_sizes(&mut local, &mut remote, BUF_SIZE, BUF_SIZE).await;
+    Ok(())
+}

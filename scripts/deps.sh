@@ -1,0 +1,27 @@
+# Sourced by scripts/demo.sh and scripts/test.sh: installs what Sluice's demo and tests need on
+# a fresh Debian machine, and nothing when it is already there.
+set -euo pipefail
+
+sluice_need_apt=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || sluice_need_apt+=(postgresql)
+command -v psql >/dev/null 2>&1 || sluice_need_apt+=(postgresql-client)
+command -v pgbench >/dev/null 2>&1 || sluice_need_apt+=(postgresql-contrib)
+
+if [ "${#sluice_need_apt[@]}" -gt 0 ]; then
+  echo "==> installing ${sluice_need_apt[*]} (apt)" >&2
+  sudo_cmd=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "need root or sudo to install ${sluice_need_apt[*]}" >&2; exit 1; }
+    sudo_cmd=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${sluice_need_apt[@]}" >/dev/null
+  # The Debian package starts a cluster on 5432; Sluice's tests and demo start their own.
+  "${sudo_cmd[@]}" sh -c 'command -v pg_ctlcluster >/dev/null && for c in /etc/postgresql/*/main; do [ -d "$c" ] && pg_ctlcluster "$(basename "$(dirname "$c")")" main stop || true; done' || true
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is not installed: install Rust with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi

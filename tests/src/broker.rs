@@ -1,0 +1,195 @@
+//! The real `sluiced` binary with a generated configuration.
+
+use crate::postgres::Postgres;
+use crate::util::{free_port, wait_for, workspace_bin};
+use std::fmt::Write as _;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Describes the broker's resources and policy before it starts.
+#[derive(Debug, Default)]
+pub struct BrokerBuilder {
+    resources: String,
+    rules: String,
+    env: Vec<(String, String)>,
+}
+
+impl BrokerBuilder {
+    /// An empty configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A postgres resource for the cluster's application database; its password reaches the
+    /// broker only through an environment variable of the broker process.
+    pub fn postgres(self, name: &str, pg: &Postgres) -> Self {
+        self.postgres_at(name, &pg.address(), &pg.database, &pg.app_user, &pg.app_password)
+    }
+
+    /// A postgres resource with explicit connection facts.
+    pub fn postgres_at(mut self, name: &str, address: &str, database: &str, user: &str, password: &str) -> Self {
+        let var = format!("SLUICE_TEST_PW_{}", name.to_uppercase().replace(['-', '.'], "_"));
+        let _ = write!(
+            self.resources,
+            "  {name}:\n    kind: postgres\n    address: {address}\n    database: {database}\n    user: {user}\n    password: env:{var}\n"
+        );
+        self.env.push((var, password.to_string()));
+        self
+    }
+
+    /// A tcp resource.
+    pub fn tcp(mut self, name: &str, address: &str) -> Self {
+        let _ = write!(self.resources, "  {name}:\n    kind: tcp\n    address: {address}\n");
+        self
+    }
+
+    /// A policy rule.
+    pub fn rule(mut self, name: &str, subjects: &[&str], groups: &[&str], resources: &[&str]) -> Self {
+        let list = |items: &[&str]| {
+            items
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = write!(self.rules, "    - name: {name}\n");
+        if !subjects.is_empty() {
+            let _ = writeln!(self.rules, "      subjects: [{}]", list(subjects));
+        }
+        if !groups.is_empty() {
+            let _ = writeln!(self.rules, "      groups: [{}]", list(groups));
+        }
+        let _ = writeln!(self.rules, "      resources: [{}]", list(resources));
+        self
+    }
+
+    /// Writes the config next to a fresh `sluiced init` and starts the broker.
+    pub fn start(self) -> Broker {
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-broker-")
+            .tempdir()
+            .expect("tempdir");
+        let port = free_port();
+        let out = Command::new(workspace_bin("sluiced"))
+            .args(["init", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
+            .arg(dir.path())
+            .output()
+            .expect("run sluiced init");
+        assert!(out.status.success(), "sluiced init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let resources = if self.resources.is_empty() {
+            "resources: {}\n".to_string()
+        } else {
+            format!("resources:\n{}", self.resources)
+        };
+        let rules = if self.rules.is_empty() {
+            "policy:\n  rules: []\n".to_string()
+        } else {
+            format!("policy:\n  rules:\n{}", self.rules)
+        };
+        let config = format!(
+            "listen: 127.0.0.1:{port}\ntls:\n  cert: tls/server.crt\n  key: tls/server.key\n  ca: tls/ca.crt\ntokens:\n  signing_key: keys/session-signing.pem\n  default_ttl: 1h\n  max_ttl: 12h\nstore:\n  sqlite: sluice.db\n{resources}{rules}"
+        );
+        std::fs::write(dir.path().join("sluice.yaml"), config).expect("write config");
+        let mut broker = Broker {
+            port,
+            env: self.env,
+            child: None,
+            dir,
+        };
+        broker.spawn();
+        broker
+    }
+}
+
+/// A running broker; killed on drop.
+#[derive(Debug)]
+pub struct Broker {
+    /// Listen port on 127.0.0.1.
+    pub port: u16,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The development CA `sluiced init` wrote.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("tls/ca.crt")
+    }
+
+    /// The config file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("sluice.yaml")
+    }
+
+    /// The broker's log (stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sluiced.log")).unwrap_or_default()
+    }
+
+    /// A session token from `sluiced token issue`.
+    pub fn token(&self, subject: &str, groups: &[&str], ttl: &str) -> String {
+        let out = Command::new(workspace_bin("sluiced"))
+            .args(["token", "issue", "--config"])
+            .arg(self.config())
+            .args(["--subject", subject, "--groups", &groups.join(","), "--ttl", ttl])
+            .output()
+            .expect("run sluiced token issue");
+        assert!(out.status.success(), "token issue failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf8").trim().to_string()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("sluiced.log"))
+            .expect("open log");
+        let mut cmd = Command::new(workspace_bin("sluiced"));
+        cmd.args(["serve", "--config"])
+            .arg(self.config())
+            .env("SLUICED_LOG", "info,sluiced=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn sluiced");
+        let port = self.port;
+        wait_for("sluiced to listen", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("sluiced exited ({status}) before listening:\n{}", self.log());
+            }
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        self.child = Some(child);
+    }
+
+    /// Kills the broker (SIGKILL): the "broker down" case.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again with the same config, keys and port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,131 @@
+//! The real `sluice` binary, with a private state directory per test.
+
+use crate::broker::Broker;
+use crate::util::workspace_bin;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+/// A CLI user: their own config dir, pointed at one broker.
+#[derive(Debug)]
+pub struct Cli {
+    dir: tempfile::TempDir,
+    broker: String,
+    ca: PathBuf,
+}
+
+impl Cli {
+    /// A CLI for `broker`, not logged in yet.
+    pub fn new(broker: &Broker) -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("sluice-cli-")
+                .tempdir()
+                .expect("tempdir"),
+            broker: broker.url(),
+            ca: broker.ca(),
+        }
+    }
+
+    /// The CLI's state directory.
+    pub fn state_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// `sluice` with this user's environment and nothing inherited that could change it.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(workspace_bin("sluice"));
+        cmd.env("SLUICE_CONFIG_DIR", self.dir.path())
+            .env("SLUICE_BROKER", &self.broker)
+            .env("SLUICE_CA", &self.ca)
+            .env_remove("SLUICE_TOKEN")
+            .env_remove("PGPASSWORD")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `sluice ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run sluice")
+    }
+
+    /// `sluice login --token-stdin`; panics if it fails.
+    pub fn login(&self, token: &str) -> Output {
+        let mut child = self
+            .cmd()
+            .args(["login", "--token-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sluice login");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(token.as_bytes())
+            .expect("write token");
+        let out = child.wait_with_output().expect("wait login");
+        assert!(out.status.success(), "login failed: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// Starts `sluice connect RESOURCE --output json` and reads the connection details.
+    pub fn connect(&self, resource: &str) -> Connect {
+        let mut child = self
+            .cmd()
+            .args(["connect", resource, "--output", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sluice connect");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read connect output");
+        if line.trim().is_empty() {
+            let out = child.wait_with_output().expect("wait connect");
+            panic!("sluice connect printed nothing: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let details: serde_json::Value = serde_json::from_str(&line).expect("connect prints JSON");
+        Connect { child, details }
+    }
+}
+
+/// A running `sluice connect`; killed on drop.
+#[derive(Debug)]
+pub struct Connect {
+    child: Child,
+    /// What `--output json` printed.
+    pub details: serde_json::Value,
+}
+
+impl Connect {
+    /// The local port.
+    pub fn port(&self) -> u16 {
+        self.details["port"].as_u64().expect("port") as u16
+    }
+
+    /// The postgres URI with the one-time secret.
+    pub fn uri(&self) -> String {
+        self.details["uri"].as_str().expect("uri").to_string()
+    }
+
+    /// Stops the tunnel and returns what it wrote to stderr.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let mut err = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = stderr.read_to_string(&mut err);
+        }
+        let _ = self.child.wait();
+        err
+    }
+}
+
+impl Drop for Connect {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
