@@ -35,8 +35,11 @@ impl Broker {
     /// Validates the URL and loads the CA. Only `https://` URLs are accepted.
     pub fn new(url: &str, ca: Option<&Path>) -> CliResult<Self> {
         let base = reqwest::Url::parse(url).map_err(|e| {
-            CliError::new(Exit::Usage, format!("'{url}' is not a valid broker URL: {e}"))
-                .hint("use the form https://HOST:PORT")
+            CliError::new(
+                Exit::Usage,
+                format!("'{url}' is not a valid broker URL: {e}"),
+            )
+            .hint("use the form https://HOST:PORT")
         })?;
         if base.scheme() != "https" {
             return Err(CliError::new(
@@ -58,7 +61,9 @@ impl Broker {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| CliError::new(Exit::Failure, format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                CliError::new(Exit::Failure, format!("cannot build the HTTP client: {e}"))
+            })?;
         Ok(Self {
             base,
             host,
@@ -74,7 +79,11 @@ impl Broker {
     }
 
     /// `GET path` with the bearer token; the body decoded as `T`, or the broker's error.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str, token: Option<&Secret<String>>) -> CliResult<T> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&Secret<String>>,
+    ) -> CliResult<T> {
         let url = self
             .base
             .join(path)
@@ -88,8 +97,11 @@ impl Broker {
         let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(|e| {
-                CliError::new(Exit::Failure, format!("the broker sent an unexpected answer: {e}"))
-                    .hint("the CLI and broker versions may not match")
+                CliError::new(
+                    Exit::Failure,
+                    format!("the broker sent an unexpected answer: {e}"),
+                )
+                .hint("the CLI and broker versions may not match")
             })
         } else {
             Err(api_error(status.as_u16(), &bytes).into())
@@ -101,7 +113,10 @@ impl Broker {
         if chain.contains("certificate") || chain.contains("UnknownIssuer") {
             CliError::new(
                 Exit::BrokerUnreachable,
-                format!("the broker at {} presented a certificate this CLI does not trust ({chain})", self.url()),
+                format!(
+                    "the broker at {} presented a certificate this CLI does not trust ({chain})",
+                    self.url()
+                ),
             )
             .hint("pass --ca with the broker's CA certificate (sluiced init wrote tls/ca.crt)")
         } else {
@@ -133,7 +148,8 @@ impl Broker {
             let tcp = TcpStream::connect((self.host.as_str(), self.port))
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
-            tcp.set_nodelay(true).map_err(|e| unreachable(e.to_string()))?;
+            tcp.set_nodelay(true)
+                .map_err(|e| unreachable(e.to_string()))?;
             let name = ServerName::try_from(self.host.clone())
                 .map_err(|e| CliError::new(Exit::Usage, format!("bad broker host: {e}")))?;
             TlsConnector::from(self.tls.clone())
@@ -178,16 +194,24 @@ impl Broker {
         let mut buf = Vec::with_capacity(1024);
         let end = loop {
             let mut chunk = [0u8; 1024];
-            let n = tls.read(&mut chunk).await.map_err(|e| unreachable(e.to_string()))?;
+            let n = tls
+                .read(&mut chunk)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
             if n == 0 {
-                return Err(unreachable("the broker closed the connection during the tunnel handshake".into()));
+                return Err(unreachable(
+                    "the broker closed the connection during the tunnel handshake".into(),
+                ));
             }
             buf.extend_from_slice(&chunk[..n]);
             if let Some(pos) = find(&buf, b"\r\n\r\n") {
                 break pos + 4;
             }
             if buf.len() > MAX_HEAD {
-                return Err(CliError::new(Exit::Failure, "the broker sent an oversized response"));
+                return Err(CliError::new(
+                    Exit::Failure,
+                    "the broker sent an oversized response",
+                ));
             }
         };
         let head = String::from_utf8_lossy(&buf[..end]).to_string();
@@ -205,7 +229,9 @@ impl Broker {
             .lines()
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                k.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
             })
             .unwrap_or(0)
             .min(MAX_HEAD);
@@ -258,17 +284,26 @@ fn tls_config(ca: Option<&Path>) -> CliResult<rustls::ClientConfig> {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| {
-                    CliError::new(Exit::Usage, format!("cannot read the CA file {}: {e}", path.display()))
-                        .hint("pass --ca with a PEM certificate file")
+                    CliError::new(
+                        Exit::Usage,
+                        format!("cannot read the CA file {}: {e}", path.display()),
+                    )
+                    .hint("pass --ca with a PEM certificate file")
                 })?;
             let mut roots = rustls::RootCertStore::empty();
             for c in certs {
                 roots.add(c).map_err(|e| {
-                    CliError::new(Exit::Usage, format!("{} holds an unusable certificate: {e}", path.display()))
+                    CliError::new(
+                        Exit::Usage,
+                        format!("{} holds an unusable certificate: {e}", path.display()),
+                    )
                 })?;
             }
             if roots.is_empty() {
-                return Err(CliError::new(Exit::Usage, format!("{} holds no certificate", path.display())));
+                return Err(CliError::new(
+                    Exit::Usage,
+                    format!("{} holds no certificate", path.display()),
+                ));
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
@@ -276,7 +311,12 @@ fn tls_config(ca: Option<&Path>) -> CliResult<rustls::ClientConfig> {
             use rustls_platform_verifier::BuilderVerifierExt;
             builder
                 .with_platform_verifier()
-                .map_err(|e| CliError::new(Exit::Failure, format!("cannot load the system's CA roots: {e}")))?
+                .map_err(|e| {
+                    CliError::new(
+                        Exit::Failure,
+                        format!("cannot load the system's CA roots: {e}"),
+                    )
+                })?
                 .with_no_client_auth()
         }
     };

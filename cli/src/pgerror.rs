@@ -4,7 +4,12 @@
 /// Encodes a FATAL ErrorResponse with SQLSTATE `code` and `message`.
 pub fn fatal(code: &str, message: &str) -> Vec<u8> {
     let mut body = Vec::with_capacity(message.len() + 32);
-    for (field, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+    for (field, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', code),
+        (b'M', message),
+    ] {
         body.push(field);
         body.extend(value.bytes().filter(|b| *b != 0));
         body.push(0);

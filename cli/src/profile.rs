@@ -30,11 +30,10 @@ pub fn dir() -> CliResult<PathBuf> {
     }
     match std::env::var_os("HOME") {
         Some(home) => Ok(PathBuf::from(home).join(".config/sluice")),
-        None => Err(CliError::new(
-            Exit::Failure,
-            "cannot find a place for the CLI's state",
-        )
-        .hint("set SLUICE_CONFIG_DIR or HOME")),
+        None => Err(
+            CliError::new(Exit::Failure, "cannot find a place for the CLI's state")
+                .hint("set SLUICE_CONFIG_DIR or HOME"),
+        ),
     }
 }
 
@@ -63,16 +62,17 @@ pub fn load() -> CliResult<Profile> {
 /// Saves the profile.
 pub fn save(profile: &Profile) -> CliResult<()> {
     let path = profile_path()?;
-    let json = serde_json::to_vec_pretty(profile).map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
+    let json = serde_json::to_vec_pretty(profile)
+        .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
     write_private(&path, &json)
 }
 
 /// The session token: `SLUICE_TOKEN` if set, else the stored one.
 pub fn token() -> CliResult<Secret<String>> {
-    if let Ok(t) = std::env::var("SLUICE_TOKEN") {
-        if !t.trim().is_empty() {
-            return Ok(Secret::new(t.trim().to_string()));
-        }
+    if let Ok(t) = std::env::var("SLUICE_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok(Secret::new(t.trim().to_string()));
     }
     let path = token_path()?;
     match std::fs::read_to_string(&path) {

@@ -72,6 +72,7 @@ async fn handle(mut local: TcpStream, peer: &str, spec: &TunnelSpec) -> Result<(
         return Ok(());
     }
     // Errors here are the normal end of a connection (reset by either side); nothing to report.
-    let _ = tokio::io::copy_bidirectional_with_sizes(&mut local, &mut remote, BUF_SIZE, BUF_SIZE).await;
+    let _ =
+        tokio::io::copy_bidirectional_with_sizes(&mut local, &mut remote, BUF_SIZE, BUF_SIZE).await;
     Ok(())
 }

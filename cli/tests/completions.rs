@@ -9,13 +9,20 @@ fn checked_in_completions_are_current() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../completions");
     let update = std::env::var_os("SLUICE_UPDATE_COMPLETIONS").is_some();
     let mut stale = Vec::new();
-    for (shell, file) in [("bash", "sluice.bash"), ("zsh", "_sluice"), ("fish", "sluice.fish")] {
+    for (shell, file) in [
+        ("bash", "sluice.bash"),
+        ("zsh", "_sluice"),
+        ("fish", "sluice.fish"),
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["completions", shell])
             .output()
             .expect("run sluice completions");
         assert!(out.status.success(), "sluice completions {shell} failed");
-        assert!(!out.stdout.is_empty(), "sluice completions {shell} printed nothing");
+        assert!(
+            !out.stdout.is_empty(),
+            "sluice completions {shell} printed nothing"
+        );
         let path = dir.join(file);
         if update {
             std::fs::write(&path, &out.stdout).expect("write completions");

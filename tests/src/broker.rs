@@ -25,12 +25,28 @@ impl BrokerBuilder {
     /// A postgres resource for the cluster's application database; its password reaches the
     /// broker only through an environment variable of the broker process.
     pub fn postgres(self, name: &str, pg: &Postgres) -> Self {
-        self.postgres_at(name, &pg.address(), &pg.database, &pg.app_user, &pg.app_password)
+        self.postgres_at(
+            name,
+            &pg.address(),
+            &pg.database,
+            &pg.app_user,
+            &pg.app_password,
+        )
     }
 
     /// A postgres resource with explicit connection facts.
-    pub fn postgres_at(mut self, name: &str, address: &str, database: &str, user: &str, password: &str) -> Self {
-        let var = format!("SLUICE_TEST_PW_{}", name.to_uppercase().replace(['-', '.'], "_"));
+    pub fn postgres_at(
+        mut self,
+        name: &str,
+        address: &str,
+        database: &str,
+        user: &str,
+        password: &str,
+    ) -> Self {
+        let var = format!(
+            "SLUICE_TEST_PW_{}",
+            name.to_uppercase().replace(['-', '.'], "_")
+        );
         let _ = write!(
             self.resources,
             "  {name}:\n    kind: postgres\n    address: {address}\n    database: {database}\n    user: {user}\n    password: env:{var}\n"
@@ -41,12 +57,21 @@ impl BrokerBuilder {
 
     /// A tcp resource.
     pub fn tcp(mut self, name: &str, address: &str) -> Self {
-        let _ = write!(self.resources, "  {name}:\n    kind: tcp\n    address: {address}\n");
+        let _ = write!(
+            self.resources,
+            "  {name}:\n    kind: tcp\n    address: {address}\n"
+        );
         self
     }
 
     /// A policy rule.
-    pub fn rule(mut self, name: &str, subjects: &[&str], groups: &[&str], resources: &[&str]) -> Self {
+    pub fn rule(
+        mut self,
+        name: &str,
+        subjects: &[&str],
+        groups: &[&str],
+        resources: &[&str],
+    ) -> Self {
         let list = |items: &[&str]| {
             items
                 .iter()
@@ -54,7 +79,7 @@ impl BrokerBuilder {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let _ = write!(self.rules, "    - name: {name}\n");
+        let _ = writeln!(self.rules, "    - name: {name}");
         if !subjects.is_empty() {
             let _ = writeln!(self.rules, "      subjects: [{}]", list(subjects));
         }
@@ -77,7 +102,11 @@ impl BrokerBuilder {
             .arg(dir.path())
             .output()
             .expect("run sluiced init");
-        assert!(out.status.success(), "sluiced init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sluiced init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let resources = if self.resources.is_empty() {
             "resources: {}\n".to_string()
         } else {
@@ -139,11 +168,25 @@ impl Broker {
         let out = Command::new(workspace_bin("sluiced"))
             .args(["token", "issue", "--config"])
             .arg(self.config())
-            .args(["--subject", subject, "--groups", &groups.join(","), "--ttl", ttl])
+            .args([
+                "--subject",
+                subject,
+                "--groups",
+                &groups.join(","),
+                "--ttl",
+                ttl,
+            ])
             .output()
             .expect("run sluiced token issue");
-        assert!(out.status.success(), "token issue failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf8").trim().to_string()
+        assert!(
+            out.status.success(),
+            "token issue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
     }
 
     fn spawn(&mut self) {
@@ -166,7 +209,10 @@ impl Broker {
         let port = self.port;
         wait_for("sluiced to listen", Duration::from_secs(30), || {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("sluiced exited ({status}) before listening:\n{}", self.log());
+                panic!(
+                    "sluiced exited ({status}) before listening:\n{}",
+                    self.log()
+                );
             }
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });

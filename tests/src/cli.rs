@@ -66,7 +66,11 @@ impl Cli {
             .write_all(token.as_bytes())
             .expect("write token");
         let out = child.wait_with_output().expect("wait login");
-        assert!(out.status.success(), "login failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "login failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
@@ -81,10 +85,15 @@ impl Cli {
             .expect("spawn sluice connect");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read connect output");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read connect output");
         if line.trim().is_empty() {
             let out = child.wait_with_output().expect("wait connect");
-            panic!("sluice connect printed nothing: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "sluice connect printed nothing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let details: serde_json::Value = serde_json::from_str(&line).expect("connect prints JSON");
         Connect { child, details }

@@ -78,7 +78,15 @@ impl Postgres {
             .command("initdb")
             .arg("-D")
             .arg(self.data())
-            .args(["-U", ADMIN, "-E", "UTF8", "--no-sync", "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args([
+                "-U",
+                ADMIN,
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
             .output()
             .expect("run initdb");
         check(&out, "initdb");
@@ -106,16 +114,24 @@ impl Postgres {
             .expect("run pg_ctl start");
         if !out.status.success() {
             let log = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!("pg_ctl start failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "pg_ctl start failed: {}\n{log}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         self.admin_sql(
             "postgres",
             &format!(
-                "SET password_encryption = 'scram-sha-256';
-                 CREATE ROLE {user} LOGIN PASSWORD '{pw}';
-                 CREATE DATABASE {db} OWNER {user};",
+                "SET password_encryption = 'scram-sha-256'; CREATE ROLE {user} LOGIN PASSWORD '{pw}'",
                 user = self.app_user,
                 pw = self.app_password,
+            ),
+        );
+        self.admin_sql(
+            "postgres",
+            &format!(
+                "CREATE DATABASE {db} OWNER {user}",
+                user = self.app_user,
                 db = self.database
             ),
         );
@@ -136,7 +152,16 @@ impl Postgres {
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .arg("-h")
             .arg(self.dir.path())
-            .args(["-p", &self.port.to_string(), "-U", ADMIN, "-d", database, "-c", sql])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                ADMIN,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ])
             .output()
             .expect("run psql");
         check(&out, "admin psql");
@@ -173,7 +198,11 @@ pub fn psql() -> PathBuf {
 /// The directory holding `initdb`, `pg_ctl` and `postgres`.
 pub fn bin_dir() -> PathBuf {
     let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     candidates.sort_by_key(|p| {
         p.parent()
@@ -182,7 +211,11 @@ pub fn bin_dir() -> PathBuf {
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
     });
-    if let Some(dir) = candidates.into_iter().rev().find(|d| d.join("initdb").exists()) {
+    if let Some(dir) = candidates
+        .into_iter()
+        .rev()
+        .find(|d| d.join("initdb").exists())
+    {
         return dir;
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
@@ -191,7 +224,9 @@ pub fn bin_dir() -> PathBuf {
             return dir;
         }
     }
-    panic!("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin or pg_config --bindir: install the `postgresql` package (the README's test command does)");
+    panic!(
+        "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin or pg_config --bindir: install the `postgresql` package (the README's test command does)"
+    );
 }
 
 fn which(name: &str) -> Option<PathBuf> {
@@ -221,7 +256,10 @@ fn run_as() -> Option<(u32, u32)> {
         .find(|l| l.starts_with("postgres:"))
         .expect("running as root needs a `postgres` OS user to run the cluster (install the postgresql package)");
     let fields: Vec<&str> = entry.split(':').collect();
-    Some((fields[2].parse().expect("uid"), fields[3].parse().expect("gid")))
+    Some((
+        fields[2].parse().expect("uid"),
+        fields[3].parse().expect("gid"),
+    ))
 }
 
 fn append(path: &Path, text: &str) {
@@ -245,5 +283,7 @@ fn check(out: &Output, what: &str) {
 
 /// `n` random bytes as hex.
 pub fn random_hex(n: usize) -> String {
-    (0..n).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
+    (0..n)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
 }

@@ -64,8 +64,13 @@ pub fn recording_relay(target: u16) -> (u16, std::sync::Arc<std::sync::Mutex<Vec
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(mut client) = client else { return };
-            let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)) else { return };
-            let (mut client_r, mut server_w) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+            let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)) else {
+                return;
+            };
+            let (mut client_r, mut server_w) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
             std::thread::spawn(move || {
                 let _ = std::io::copy(&mut client_r, &mut server_w);
                 let _ = server_w.shutdown(std::net::Shutdown::Write);

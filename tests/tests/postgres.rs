@@ -27,7 +27,14 @@ fn stderr(out: &std::process::Output) -> String {
 fn a_query_runs_through_connect_exec_psql() {
     let (_pg, _broker, cli) = setup();
     let out = cli.run(&[
-        "connect", "pg-main", "--exec", "psql", "-X", "-A", "-t", "-c",
+        "connect",
+        "pg-main",
+        "--exec",
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-c",
         "select count(*), current_user, current_database() from customers",
     ]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
@@ -37,8 +44,23 @@ fn a_query_runs_through_connect_exec_psql() {
 #[test]
 fn exec_passes_the_commands_exit_code_through() {
     let (_pg, _broker, cli) = setup();
-    let out = cli.run(&["connect", "pg-main", "--exec", "psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "select 1/0"]);
-    assert_eq!(out.status.code(), Some(3), "psql exits 3 on a script error: {}", stderr(&out));
+    let out = cli.run(&[
+        "connect",
+        "pg-main",
+        "--exec",
+        "psql",
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        "select 1/0",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "psql exits 1 when a -c command fails: {}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("division by zero"));
     let out = cli.run(&["connect", "pg-main", "--exec", "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7));
@@ -88,7 +110,10 @@ fn ctrl_c_in_psql_cancels_the_running_query_upstream() {
             .trim()
             == "1"
     });
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let out = child.wait_with_output().expect("psql");
     assert!(
@@ -105,22 +130,59 @@ fn a_wrong_one_time_secret_is_refused_and_the_tunnel_keeps_working() {
     let (_pg, _broker, cli) = setup();
     let connect = cli.connect("pg-main");
     let out = Command::new(psql())
-        .args(["-X", "-h", "127.0.0.1", "-p", &connect.port().to_string(), "-U", "alice", "-d", "appdb", "-c", "select 1"])
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &connect.port().to_string(),
+            "-U",
+            "alice",
+            "-d",
+            "appdb",
+            "-c",
+            "select 1",
+        ])
         .env("PGPASSWORD", "not-the-secret")
         .env("PGSSLMODE", "disable")
         .output()
         .expect("psql");
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("tunnel secret is wrong"), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tunnel secret is wrong"),
+        "stderr: {}",
+        stderr(&out)
+    );
     // No password at all: psql cannot prompt (stdin is not a terminal) and fails.
     let out = Command::new(psql())
-        .args(["-X", "-w", "-h", "127.0.0.1", "-p", &connect.port().to_string(), "-U", "alice", "-d", "appdb", "-c", "select 1"])
+        .args([
+            "-X",
+            "-w",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &connect.port().to_string(),
+            "-U",
+            "alice",
+            "-d",
+            "appdb",
+            "-c",
+            "select 1",
+        ])
         .env_remove("PGPASSWORD")
         .output()
         .expect("psql");
     assert!(!out.status.success());
     let out = Command::new(psql())
-        .args(["-X", "-A", "-t", "-d", &connect.uri(), "-c", "select 'still fine'"])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-d",
+            &connect.uri(),
+            "-c",
+            "select 'still fine'",
+        ])
         .output()
         .expect("psql");
     assert_eq!(stdout(&out).trim(), "still fine", "{}", stderr(&out));
@@ -129,9 +191,15 @@ fn a_wrong_one_time_secret_is_refused_and_the_tunnel_keeps_working() {
 #[test]
 fn a_client_asking_for_another_database_is_refused_with_the_reason() {
     let (_pg, _broker, cli) = setup();
-    let out = cli.run(&["connect", "pg-main", "--exec", "psql", "-X", "-d", "postgres", "-c", "select 1"]);
+    let out = cli.run(&[
+        "connect", "pg-main", "--exec", "psql", "-X", "-d", "postgres", "-c", "select 1",
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("appdb"), "names the database the resource allows: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("appdb"),
+        "names the database the resource allows: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -148,15 +216,32 @@ fn the_target_password_never_reaches_the_client_its_env_or_the_logs() {
     assert!(out.status.success(), "{}", stderr(&out));
     let env = std::fs::read_to_string(&dump).expect("env dump");
     for (what, text) in [
-        ("psql output (bytes the client received, rendered)", stdout(&out)),
+        (
+            "psql output (bytes the client received, rendered)",
+            stdout(&out),
+        ),
         ("CLI stderr", stderr(&out)),
         ("environment of the launched command", env.clone()),
         ("broker log", broker.log()),
     ] {
-        assert!(!text.contains(&pg.app_password), "the target password leaked into the {what}");
+        assert!(
+            !text.contains(&pg.app_password),
+            "the target password leaked into the {what}"
+        );
     }
-    assert!(env.contains("PGPASSWORD="), "the one-time secret is passed on");
-    assert!(!broker.log().contains(env.lines().find(|l| l.starts_with("PGPASSWORD=")).unwrap().trim_start_matches("PGPASSWORD=")), "the one-time secret is not logged");
+    assert!(
+        env.contains("PGPASSWORD="),
+        "the one-time secret is passed on"
+    );
+    assert!(
+        !broker.log().contains(
+            env.lines()
+                .find(|l| l.starts_with("PGPASSWORD="))
+                .unwrap()
+                .trim_start_matches("PGPASSWORD=")
+        ),
+        "the one-time secret is not logged"
+    );
 }
 
 #[test]
@@ -165,16 +250,35 @@ fn the_raw_bytes_sent_to_the_client_never_hold_the_target_password() {
     let connect = cli.connect("pg-main");
     // A recording relay between psql and the tunnel captures every byte the client receives.
     let (relay_port, captured) = sluice_tests::util::recording_relay(connect.port());
-    let uri = connect.uri().replace(&format!(":{}/", connect.port()), &format!(":{relay_port}/"));
+    let uri = connect
+        .uri()
+        .replace(&format!(":{}/", connect.port()), &format!(":{relay_port}/"));
     let out = Command::new(psql())
-        .args(["-X", "-d", &uri, "-c", "show all", "-c", "select 1/0", "-c", "select current_setting('application_name')"])
+        .args([
+            "-X",
+            "-d",
+            &uri,
+            "-c",
+            "show all",
+            "-c",
+            "select 1/0",
+            "-c",
+            "select current_setting('application_name')",
+        ])
         .output()
         .expect("psql");
-    assert!(stdout(&out).contains("application_name"), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("application_name"),
+        "{}",
+        stderr(&out)
+    );
     let bytes = captured.lock().expect("lock").clone();
     assert!(bytes.len() > 1000, "the relay saw the session");
     let needle = pg.app_password.as_bytes();
-    assert!(!bytes.windows(needle.len()).any(|w| w == needle), "the target password was sent to the client");
+    assert!(
+        !bytes.windows(needle.len()).any(|w| w == needle),
+        "the target password was sent to the client"
+    );
 }
 
 #[test]
@@ -187,7 +291,11 @@ fn a_stopped_target_is_reported_at_connect_and_to_psql() {
         .output()
         .expect("psql");
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot reach the target"), "psql shows why: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach the target"),
+        "psql shows why: {}",
+        stderr(&out)
+    );
     let out = cli.run(&["connect", "pg-main", "--exec", "true"]);
     assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
@@ -202,11 +310,26 @@ fn tunnels_work_again_after_the_broker_restarts() {
         .args(["-X", "-d", &connect.uri(), "-c", "select 1"])
         .output()
         .expect("psql");
-    assert!(!out.status.success(), "nothing gets through while the broker is down");
-    assert!(stderr(&out).contains("cannot reach the broker"), "psql shows why: {}", stderr(&out));
+    assert!(
+        !out.status.success(),
+        "nothing gets through while the broker is down"
+    );
+    assert!(
+        stderr(&out).contains("cannot reach the broker"),
+        "psql shows why: {}",
+        stderr(&out)
+    );
     broker.restart();
     let out = Command::new(psql())
-        .args(["-X", "-A", "-t", "-d", &connect.uri(), "-c", "select 'back'"])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-d",
+            &connect.uri(),
+            "-c",
+            "select 'back'",
+        ])
         .output()
         .expect("psql");
     assert_eq!(stdout(&out).trim(), "back", "{}", stderr(&out));

@@ -29,7 +29,11 @@ fn assert_refused(out: &Output, code: i32, needles: &[&str]) {
 fn not_logged_in() {
     let broker = broker();
     let cli = Cli::new(&broker);
-    assert_refused(&cli.run(&["connect", "cache"]), 11, &["not logged in", "sluice login"]);
+    assert_refused(
+        &cli.run(&["connect", "cache"]),
+        11,
+        &["not logged in", "sluice login"],
+    );
 }
 
 #[test]
@@ -38,7 +42,12 @@ fn an_expired_token_is_refused() {
     let cli = Cli::new(&broker);
     let token = broker.token("alice", &["dev"], "1s");
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let out = cli.cmd().args(["connect", "cache"]).env("SLUICE_TOKEN", &token).output().expect("run");
+    let out = cli
+        .cmd()
+        .args(["connect", "cache"])
+        .env("SLUICE_TOKEN", &token)
+        .output()
+        .expect("run");
     assert_refused(&out, 11, &["expired", "sluice login"]);
 }
 
@@ -48,7 +57,12 @@ fn a_token_signed_by_another_broker_is_refused() {
     let other = BrokerBuilder::new().start();
     let forged = other.token("alice", &["dev", "admin"], "1h");
     let cli = Cli::new(&broker);
-    let out = cli.cmd().args(["connect", "cache"]).env("SLUICE_TOKEN", &forged).output().expect("run");
+    let out = cli
+        .cmd()
+        .args(["connect", "cache"])
+        .env("SLUICE_TOKEN", &forged)
+        .output()
+        .expect("run");
     assert_refused(&out, 11, &["not valid", "signature", "sluice login"]);
 }
 
@@ -64,7 +78,12 @@ fn malformed_tokens_are_refused() {
         format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]),
         format!("{}.{}.{}", parts[0], parts[1], "AAAA"),
     ] {
-        let out = cli.cmd().args(["connect", "cache"]).env("SLUICE_TOKEN", &bad).output().expect("run");
+        let out = cli
+            .cmd()
+            .args(["connect", "cache"])
+            .env("SLUICE_TOKEN", &bad)
+            .output()
+            .expect("run");
         assert_refused(&out, 11, &["not valid"]);
     }
     // login checks the token before storing it
@@ -76,10 +95,18 @@ fn malformed_tokens_are_refused() {
         .spawn()
         .expect("spawn");
     use std::io::Write;
-    child.stdin.take().expect("stdin").write_all(b"garbage").expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"garbage")
+        .expect("write");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(11));
-    assert!(!cli.state_dir().join("session-token").exists(), "a refused token is not stored");
+    assert!(
+        !cli.state_dir().join("session-token").exists(),
+        "a refused token is not stored"
+    );
 }
 
 #[test]
@@ -87,7 +114,11 @@ fn an_unknown_resource() {
     let broker = broker();
     let cli = Cli::new(&broker);
     cli.login(&broker.token("alice", &["dev"], "1h"));
-    assert_refused(&cli.run(&["connect", "nope"]), 13, &["no resource named 'nope'"]);
+    assert_refused(
+        &cli.run(&["connect", "nope"]),
+        13,
+        &["no resource named 'nope'"],
+    );
 }
 
 #[test]
@@ -95,7 +126,11 @@ fn a_resource_policy_does_not_allow() {
     let broker = broker();
     let cli = Cli::new(&broker);
     cli.login(&broker.token("alice", &["dev"], "1h"));
-    assert_refused(&cli.run(&["connect", "secret-store"]), 12, &["no access to 'secret-store'", "alice"]);
+    assert_refused(
+        &cli.run(&["connect", "secret-store"]),
+        12,
+        &["no access to 'secret-store'", "alice"],
+    );
 }
 
 #[test]
@@ -115,7 +150,11 @@ fn a_broker_that_is_down() {
     let cli = Cli::new(&broker);
     cli.login(&broker.token("alice", &["dev"], "1h"));
     broker.kill();
-    assert_refused(&cli.run(&["connect", "cache"]), 10, &["cannot reach the broker", "sluiced"]);
+    assert_refused(
+        &cli.run(&["connect", "cache"]),
+        10,
+        &["cannot reach the broker", "sluiced"],
+    );
 }
 
 #[test]
@@ -159,7 +198,10 @@ fn whoami_shows_the_identity_as_text_and_json() {
     assert_eq!(me["groups"], serde_json::json!(["dev", "oncall"]));
     assert_eq!(me["auth_method"], "operator");
     let text = String::from_utf8_lossy(&cli.run(&["whoami"]).stdout).to_string();
-    assert!(text.contains("alice") && text.contains("dev, oncall") && text.contains("expires:    in "), "{text}");
+    assert!(
+        text.contains("alice") && text.contains("dev, oncall") && text.contains("expires:    in "),
+        "{text}"
+    );
     // logout forgets the token
     assert!(cli.run(&["logout"]).status.success());
     assert_refused(&cli.run(&["whoami"]), 11, &["not logged in"]);

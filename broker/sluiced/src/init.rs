@@ -20,7 +20,12 @@ pub struct InitOutput {
 }
 
 /// Writes the starter files into `dir`. Refuses to overwrite an existing config unless `force`.
-pub fn run(dir: &Path, listen: SocketAddr, hostnames: &[String], force: bool) -> Result<InitOutput> {
+pub fn run(
+    dir: &Path,
+    listen: SocketAddr,
+    hostnames: &[String],
+    force: bool,
+) -> Result<InitOutput> {
     let config_path = dir.join("sluice.yaml");
     if config_path.exists() && !force {
         bail!(

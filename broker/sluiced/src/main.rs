@@ -101,12 +101,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let out = init::run(&dir, listen, &hostnames, force)?;
             println!("wrote {}", out.config.display());
-            println!("development CA: {} (give it to the CLI: sluice login --ca {})", out.ca_cert.display(), out.ca_cert.display());
-            println!("next: add resources and policy, then `sluiced check-config --config {}`", out.config.display());
+            println!(
+                "development CA: {} (give it to the CLI: sluice login --ca {})",
+                out.ca_cert.display(),
+                out.ca_cert.display()
+            );
+            println!(
+                "next: add resources and policy, then `sluiced check-config --config {}`",
+                out.config.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => {
-            let loaded = load_config(&config)?;
+            let loaded = match sluice_config::load(&config) {
+                Ok(loaded) => loaded,
+                Err(errors) => {
+                    for e in errors.iter() {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("{} problem(s) found", errors.len());
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
             let problems = loaded.check_environment();
             if problems.is_empty() {
                 println!(
@@ -167,7 +183,9 @@ fn load_config(path: &std::path::Path) -> Result<sluice_config::Config> {
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SLUICED_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

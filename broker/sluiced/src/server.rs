@@ -32,7 +32,10 @@ pub async fn run(config: Config) -> Result<()> {
     let problems = config.check_environment();
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        bail!("the configuration refers to things that are missing:\n{}", list.join("\n"));
+        bail!(
+            "the configuration refers to things that are missing:\n{}",
+            list.join("\n")
+        );
     }
     let tls = crate::tls::server_config(&config.tls.cert.value, &config.tls.key.value)?;
     let tokens = Arc::new(TokenService::load(&config.tokens.signing_key.value)?);
@@ -89,7 +92,8 @@ pub async fn serve(
         let router = router.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     debug!(%peer, error = %e, "TLS handshake failed");
@@ -121,7 +125,10 @@ pub async fn serve(
     })
     .await;
     if drained.is_err() {
-        warn!(remaining = tasks.len(), "sessions still open after the grace period; stopping anyway");
+        warn!(
+            remaining = tasks.len(),
+            "sessions still open after the grace period; stopping anyway"
+        );
         tasks.abort_all();
     }
     Ok(())

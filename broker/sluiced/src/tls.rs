@@ -36,9 +36,12 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 pub fn root_store(path: &Path) -> Result<Arc<rustls::RootCertStore>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in load_certs(path)? {
-        roots
-            .add(cert)
-            .with_context(|| format!("{} holds a certificate that cannot be a root", path.display()))?;
+        roots.add(cert).with_context(|| {
+            format!(
+                "{} holds a certificate that cannot be a root",
+                path.display()
+            )
+        })?;
     }
     Ok(Arc::new(roots))
 }

@@ -147,7 +147,9 @@ impl TokenService {
                 ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
                     TokenError::Invalid("it was not issued by this broker")
                 }
-                ErrorKind::MissingRequiredClaim(_) => TokenError::Invalid("a required claim is missing"),
+                ErrorKind::MissingRequiredClaim(_) => {
+                    TokenError::Invalid("a required claim is missing")
+                }
                 _ => TokenError::Invalid("it is malformed"),
             }),
         }
@@ -187,7 +189,12 @@ mod tests {
     fn issued_tokens_verify_and_carry_their_claims() {
         let svc = service();
         let (token, claims) = svc
-            .issue("alice", &["dba".into()], "operator", Duration::from_secs(3600))
+            .issue(
+                "alice",
+                &["dba".into()],
+                "operator",
+                Duration::from_secs(3600),
+            )
             .unwrap();
         let verified = svc.verify(&token).unwrap();
         assert_eq!(verified, claims);
@@ -240,7 +247,10 @@ mod tests {
         let unsigned = format!("{none_header}.{}.", parts[1]);
         assert!(matches!(svc.verify(&unsigned), Err(TokenError::Invalid(_))));
 
-        assert!(matches!(svc.verify("not-a-token"), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            svc.verify("not-a-token"),
+            Err(TokenError::Invalid(_))
+        ));
         assert!(matches!(svc.verify(""), Err(TokenError::Invalid(_))));
     }
 

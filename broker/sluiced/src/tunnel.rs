@@ -14,7 +14,6 @@ use sluice_engine_postgres::{SessionParams, Target, TargetTls};
 use sluice_shared::tunnel::{CLIENT_ADDR_HEADER, PROTOCOL, RESOURCE_HEADER, SECRET_HEADER};
 use sluice_shared::{ApiError, ErrorCode, Secret};
 use std::collections::HashMap;
-use std::sync::Arc;
 use tracing::{Instrument, info, warn};
 
 /// The shortest one-time secret the broker accepts: the CLI sends 43 characters (256 bits).
@@ -48,7 +47,11 @@ impl Targets {
                     TlsMode::Require => TargetTls::Require { roots },
                     TlsMode::VerifyFull => TargetTls::VerifyFull {
                         roots: roots.context("tls.mode verify-full needs tls.ca")?,
-                        server_name: pg.tls.server_name.clone().unwrap_or_else(|| host.to_string()),
+                        server_name: pg
+                            .tls
+                            .server_name
+                            .clone()
+                            .unwrap_or_else(|| host.to_string()),
                     },
                 };
                 tls.insert(resource.name.clone(), setting);

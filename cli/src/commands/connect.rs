@@ -14,7 +14,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Environment variables that would make a launched libpq client ignore or fight the tunnel.
-const PG_ENV_TO_CLEAR: &[&str] = &["PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE", "PGPASSFILE", "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT"];
+const PG_ENV_TO_CLEAR: &[&str] = &[
+    "PGHOSTADDR",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGPASSFILE",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLROOTCERT",
+];
 
 pub async fn run(global: &GlobalArgs, args: ConnectArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
@@ -73,7 +81,10 @@ impl Details<'_> {
                 ("PGHOST", "127.0.0.1".into()),
                 ("PGPORT", port),
                 ("PGUSER", self.check.subject.clone()),
-                ("PGDATABASE", self.check.database.clone().unwrap_or_default()),
+                (
+                    "PGDATABASE",
+                    self.check.database.clone().unwrap_or_default(),
+                ),
                 ("PGPASSWORD", secret.expose().clone()),
                 // The hop to the CLI is loopback; the hop to the broker is TLS.
                 ("PGSSLMODE", "disable".into()),
@@ -120,7 +131,9 @@ impl Details<'_> {
                     Some(uri) => {
                         println!("Connect with:");
                         println!("  psql \"{uri}\"");
-                        println!("The password in it is a one-time secret for this tunnel only; it is not the database's password.");
+                        println!(
+                            "The password in it is a one-time secret for this tunnel only; it is not the database's password."
+                        );
                     }
                     None => println!("Point your client at 127.0.0.1:{}.", self.port),
                 }

@@ -16,9 +16,12 @@ pub async fn login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
         .hint("pipe a token from `sluiced token issue` into `sluice login --token-stdin`"));
     }
     let mut raw = String::new();
-    std::io::stdin()
-        .read_to_string(&mut raw)
-        .map_err(|e| CliError::new(Exit::Failure, format!("cannot read the token from stdin: {e}")))?;
+    std::io::stdin().read_to_string(&mut raw).map_err(|e| {
+        CliError::new(
+            Exit::Failure,
+            format!("cannot read the token from stdin: {e}"),
+        )
+    })?;
     let token = Secret::new(raw.trim().to_string());
     if token.expose().is_empty() {
         return Err(CliError::new(Exit::Usage, "no token on standard input")
@@ -38,7 +41,11 @@ pub async fn login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
         "Logged in to {} as {} (groups: {}); the token expires {}.",
         broker.url(),
         me.subject,
-        if me.groups.is_empty() { "none".to_string() } else { me.groups.join(", ") },
+        if me.groups.is_empty() {
+            "none".to_string()
+        } else {
+            me.groups.join(", ")
+        },
         super::whoami::describe_expiry(me.expires_at),
     );
     eprintln!("Token stored in {} (file, mode 0600).", path.display());

@@ -13,7 +13,14 @@ pub async fn run(global: &GlobalArgs, output: Output) -> CliResult<u8> {
         Output::Json => println!("{}", serde_json::to_string(&me).unwrap_or_default()),
         Output::Text => {
             println!("subject:    {}", me.subject);
-            println!("groups:     {}", if me.groups.is_empty() { "-".to_string() } else { me.groups.join(", ") });
+            println!(
+                "groups:     {}",
+                if me.groups.is_empty() {
+                    "-".to_string()
+                } else {
+                    me.groups.join(", ")
+                }
+            );
             println!("logged in:  {} token", me.auth_method);
             println!("expires:    {}", describe_expiry(me.expires_at));
             println!("broker:     {}", broker.url());

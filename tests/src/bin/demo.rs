@@ -30,34 +30,53 @@ fn main() {
         pg.app_user
     );
 
-    step(2, "The broker: `sluiced init`, one postgres resource, one policy rule");
+    step(
+        2,
+        "The broker: `sluiced init`, one postgres resource, one policy rule",
+    );
     let broker = BrokerBuilder::new()
         .postgres("pg-main", &pg)
         .rule("dba-can-use-everything", &[], &["dba"], &["*"])
         .start();
-    println!("sluiced serves https://127.0.0.1:{} (TLS with its own development CA)", broker.port);
+    println!(
+        "sluiced serves https://127.0.0.1:{} (TLS with its own development CA)",
+        broker.port
+    );
     println!("--- {} ---", broker.config().display());
     let config = std::fs::read_to_string(broker.config()).unwrap_or_default();
     print!("{config}");
     println!("---");
 
-    step(3, "An operator issues alice a short-lived session token; alice logs in");
+    step(
+        3,
+        "An operator issues alice a short-lived session token; alice logs in",
+    );
     let alice = Cli::new(&broker);
     let token = broker.token("alice", &["dba"], "1h");
-    println!("$ sluiced token issue --subject alice --groups dba --ttl 1h | sluice login --token-stdin");
+    println!(
+        "$ sluiced token issue --subject alice --groups dba --ttl 1h | sluice login --token-stdin"
+    );
     let out = alice.login(&token);
     print!("{}", String::from_utf8_lossy(&out.stderr));
     show("sluice whoami", &alice.run(&["whoami"]));
 
-    step(4, "A tunnel and a query: psql runs unchanged against 127.0.0.1");
+    step(
+        4,
+        "A tunnel and a query: psql runs unchanged against 127.0.0.1",
+    );
     let sql = "select id, name, email from customers order by id limit 5";
     show(
         &format!("sluice connect pg-main --exec psql -c \"{sql}\""),
         &alice.run(&["connect", "pg-main", "--exec", "psql", "-X", "-c", sql]),
     );
-    println!("psql got a one-time secret for this tunnel (PGPASSWORD); the broker logged in to PostgreSQL with the real password, which never left the broker.");
+    println!(
+        "psql got a one-time secret for this tunnel (PGPASSWORD); the broker logged in to PostgreSQL with the real password, which never left the broker."
+    );
 
-    step(5, "Someone policy does not cover is refused before any byte reaches the database");
+    step(
+        5,
+        "Someone policy does not cover is refused before any byte reaches the database",
+    );
     let bob = Cli::new(&broker);
     bob.login(&broker.token("bob", &["marketing"], "1h"));
     show(

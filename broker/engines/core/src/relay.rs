@@ -99,7 +99,10 @@ mod tests {
             tokio::spawn(async move { relay(&mut client_side, &mut target_side, lease).await });
         handle.end("grant revoked by bob");
         let outcome = task.await.unwrap();
-        assert_eq!(outcome.end, RelayEnd::Revoked("grant revoked by bob".into()));
+        assert_eq!(
+            outcome.end,
+            RelayEnd::Revoked("grant revoked by bob".into())
+        );
         let mut buf = Vec::new();
         assert_eq!(client_app.read_to_end(&mut buf).await.unwrap(), 0);
     }

@@ -34,7 +34,11 @@ pub async fn connect(address: &str) -> Result<TcpStream, ConnectError> {
 
 /// Serves one tunnel to a TCP resource: connect, then relay until either side closes or the
 /// lease ends.
-pub async fn serve<C>(client: &mut C, address: &str, lease: Lease) -> Result<RelayOutcome, ConnectError>
+pub async fn serve<C>(
+    client: &mut C,
+    address: &str,
+    lease: Lease,
+) -> Result<RelayOutcome, ConnectError>
 where
     C: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
