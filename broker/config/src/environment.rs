@@ -1,0 +1,84 @@
+//! The deep checks of `sluiced check-config`: does the machine match the configuration?
+//!
+//! Parsing only proves the file is well-formed. These checks look at the files and environment
+//! variables it references, so an operator learns about an unreadable key or an unset password
+//! before the broker needs them, each reported at the key that referenced it. Credentials are
+//! resolved and dropped at once; no message carries their value.
+
+use std::path::{Path, PathBuf};
+
+use crate::location::{ConfigError, Located};
+use crate::model::{Config, ResourceSpec};
+
+impl Config {
+    /// Checks every referenced file and environment variable; empty when all is in place.
+    ///
+    /// Checked: the TLS certificate, key and CA, the token signing key, each target's CA and
+    /// `file:` credential (readable), each `env:` credential (set, non-empty), and the directory
+    /// of the SQLite database (exists).
+    pub fn check_environment(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let check_file = |errors: &mut Vec<ConfigError>, path: &Located<PathBuf>| {
+            if let Err(message) = readable_file(&path.value) {
+                errors.push(path.error(message));
+            }
+        };
+        check_file(&mut errors, &self.tls.cert);
+        check_file(&mut errors, &self.tls.key);
+        if let Some(ca) = &self.tls.ca {
+            check_file(&mut errors, ca);
+        }
+        check_file(&mut errors, &self.tokens.signing_key);
+        for resource in &self.resources {
+            if let ResourceSpec::Postgres(spec) = &resource.spec {
+                if let Some(ca) = &spec.tls.ca {
+                    check_file(&mut errors, ca);
+                }
+                // Resolving is the only complete check (set, readable, non-empty, UTF-8); the
+                // value is dropped here and the error names only the variable or path.
+                if let Err(error) = spec.password.value.resolve() {
+                    errors.push(spec.password.error(error.to_string()));
+                }
+            }
+        }
+        if let Err(message) = sqlite_location(&self.store.sqlite.value) {
+            errors.push(self.store.sqlite.error(message));
+        }
+        errors.sort_by_key(|error| (error.location.line, error.location.column));
+        errors
+    }
+}
+
+fn readable_file(path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    let metadata =
+        std::fs::metadata(path).map_err(|error| format!("cannot read {shown}: {error}"))?;
+    if metadata.is_dir() {
+        return Err(format!("{shown} is a directory, expected a file"));
+    }
+    // Opening is what fails on permissions; metadata alone succeeds on unreadable files.
+    std::fs::File::open(path).map_err(|error| format!("cannot read {shown}: {error}"))?;
+    Ok(())
+}
+
+/// The database file may not exist yet (the broker creates it) but its directory must.
+fn sqlite_location(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!(
+            "{} is a directory, expected a database file",
+            path.display()
+        ));
+    }
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if parent.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "directory {} does not exist; create it or point sqlite elsewhere",
+            parent.display()
+        ))
+    }
+}

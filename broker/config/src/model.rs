@@ -1,0 +1,205 @@
+//! The typed configuration the broker runs on.
+//!
+//! Values here are already validated: addresses have a port, durations are ordered, rules name
+//! resources that exist, secrets are references rather than values. Anything the broker may still
+//! fail on later (a file, an environment variable) is kept [`Located`] so that failure can name the
+//! line that referenced it. New sections (identity, roles, approvals) are added as new fields and
+//! types here, with their readers in `schema.rs`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sluice_shared::api::ResourceKind;
+
+use crate::credential::CredentialRef;
+use crate::location::{Located, Location};
+use crate::policy::Policy;
+
+/// The whole `sluiced` configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this was read from, so later messages and reloads can name it.
+    pub source: PathBuf,
+    /// Where the broker's HTTPS API and tunnel listener accepts connections.
+    pub listen: SocketAddr,
+    /// The broker's own TLS identity; TLS is always on because tokens cross this connection.
+    pub tls: TlsConfig,
+    /// How broker session tokens are signed and how long they live.
+    pub tokens: TokensConfig,
+    /// The broker's own embedded database (grants, audit).
+    pub store: StoreConfig,
+    /// The targets the broker can open tunnels to, in file order.
+    pub resources: Vec<Resource>,
+    /// Who may use which resource.
+    pub policy: Policy,
+}
+
+impl Config {
+    /// The resource with this name, if configured.
+    pub fn resource(&self, name: &str) -> Option<&Resource> {
+        self.resources.iter().find(|resource| resource.name == name)
+    }
+}
+
+/// The broker's listener certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: Located<PathBuf>,
+    /// PEM private key of the leaf certificate.
+    pub key: Located<PathBuf>,
+    /// The CA clients should trust (written by `sluiced init`); only used in messages that tell
+    /// an operator what to hand to the CLI.
+    pub ca: Option<Located<PathBuf>>,
+}
+
+/// Broker session tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokensConfig {
+    /// Ed25519 PKCS#8 PEM key that signs session tokens.
+    pub signing_key: Located<PathBuf>,
+    /// Lifetime of a token when the request does not ask for one.
+    pub default_ttl: Duration,
+    /// Longest lifetime a token may be issued with; bounds the damage of a leaked token.
+    pub max_ttl: Duration,
+}
+
+/// The broker's own store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// SQLite database file; created on first start, its directory must exist.
+    pub sqlite: Located<PathBuf>,
+}
+
+/// A target the broker relays to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// Unique name users and rules refer to (`[a-z0-9][a-z0-9-_.]{0,62}`).
+    pub name: String,
+    /// Free text shown in listings.
+    pub description: Option<String>,
+    /// Free-form labels (environment, team) for listings and, later, policy matching.
+    pub labels: BTreeMap<String, String>,
+    /// What the target is and how to reach it.
+    pub spec: ResourceSpec,
+    /// Where the resource's name is written, for errors found after loading.
+    pub location: Location,
+}
+
+impl Resource {
+    /// The kind, which picks the protocol engine.
+    pub fn kind(&self) -> ResourceKind {
+        match self.spec {
+            ResourceSpec::Postgres(_) => ResourceKind::Postgres,
+            ResourceSpec::Tcp(_) => ResourceKind::Tcp,
+        }
+    }
+
+    /// The target's `host:port`.
+    pub fn address(&self) -> &str {
+        match &self.spec {
+            ResourceSpec::Postgres(spec) => &spec.address,
+            ResourceSpec::Tcp(spec) => &spec.address,
+        }
+    }
+}
+
+/// Kind-specific settings of a resource.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per resource at load; unboxed variants keep matching simple for callers"
+)]
+pub enum ResourceSpec {
+    /// A PostgreSQL server the broker logs in to with its own credential.
+    Postgres(PostgresSpec),
+    /// Any TCP service, relayed opaquely.
+    Tcp(TcpSpec),
+}
+
+/// A PostgreSQL target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostgresSpec {
+    /// `host:port` (validated: non-empty host, port 1..=65535; IPv6 hosts in brackets).
+    pub address: String,
+    /// The database the broker connects to; users never choose it.
+    pub database: String,
+    /// The role the broker logs in as.
+    pub user: String,
+    /// Where the broker finds that role's password; never the password itself.
+    pub password: Located<CredentialRef>,
+    /// TLS towards the server.
+    pub tls: TargetTls,
+}
+
+impl PostgresSpec {
+    /// The name to verify the server certificate against: `tls.server_name`, or else the host
+    /// part of the address (without IPv6 brackets).
+    pub fn server_name(&self) -> &str {
+        if let Some(name) = &self.tls.server_name {
+            return name;
+        }
+        host_part(&self.address)
+    }
+}
+
+/// The host of a validated `host:port`, without IPv6 brackets.
+pub(crate) fn host_part(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// A plain TCP target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpSpec {
+    /// `host:port`, validated like [`PostgresSpec::address`].
+    pub address: String,
+}
+
+/// TLS from the broker to a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetTls {
+    /// Whether and how strictly to use TLS.
+    pub mode: TlsMode,
+    /// CA bundle to verify the server with; always set when `mode` is `VerifyFull`.
+    pub ca: Option<Located<PathBuf>>,
+    /// Name to verify the certificate against, when it differs from the address host.
+    pub server_name: Option<String>,
+}
+
+impl Default for TargetTls {
+    /// No TLS: the default for a target on a trusted network, written out so it is a choice.
+    fn default() -> Self {
+        Self {
+            mode: TlsMode::Disable,
+            ca: None,
+            server_name: None,
+        }
+    }
+}
+
+/// How the broker uses TLS towards a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsMode {
+    /// Plain text.
+    Disable,
+    /// Encrypt, but do not verify the server (protects against passive sniffing only).
+    Require,
+    /// Encrypt and verify the certificate chain and name against `ca`.
+    VerifyFull,
+}
+
+impl TlsMode {
+    /// The spelling used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Require => "require",
+            Self::VerifyFull => "verify-full",
+        }
+    }
+}

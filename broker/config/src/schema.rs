@@ -1,0 +1,563 @@
+//! The configuration schema: which keys exist, what they must hold, and how they depend on each
+//! other.
+//!
+//! This is the only place that knows the shape of `sluice.yaml`. It walks the marked tree with
+//! the readers from `extract.rs`, records every problem, and builds the [`Config`] only when there
+//! were none. Cross-checks that need more than one key (`default_ttl <= max_ttl`, rules naming
+//! existing resources, kind-specific keys) run after the keys they compare have been read.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sluice_shared::api::ResourceKind;
+
+use crate::credential::CredentialRef;
+use crate::extract::{Cx, Fields, Item, suggest};
+use crate::model::{
+    Config, PostgresSpec, Resource, ResourceSpec, StoreConfig, TargetTls, TcpSpec, TlsConfig,
+    TlsMode, TokensConfig,
+};
+use crate::policy::{Policy, Rule, is_glob};
+use crate::tree::{Node, NodeKind};
+
+/// Top-level keys. `identity` is deliberately absent until it is implemented.
+const TOP_KEYS: &[&str] = &["listen", "tls", "tokens", "store", "resources", "policy"];
+const TLS_KEYS: &[&str] = &["cert", "key", "ca"];
+const TOKENS_KEYS: &[&str] = &["signing_key", "default_ttl", "max_ttl"];
+const STORE_KEYS: &[&str] = &["sqlite"];
+const RESOURCE_KEYS: &[&str] = &[
+    "kind",
+    "address",
+    "database",
+    "user",
+    "password",
+    "tls",
+    "labels",
+    "description",
+];
+/// Resource keys that only make sense for a PostgreSQL target.
+const POSTGRES_ONLY_KEYS: &[&str] = &["database", "user", "password", "tls"];
+const KINDS: &[&str] = &["postgres", "tcp"];
+const TARGET_TLS_KEYS: &[&str] = &["mode", "ca", "server_name"];
+const TLS_MODES: &[&str] = &["disable", "require", "verify-full"];
+const POLICY_KEYS: &[&str] = &["rules"];
+const RULE_KEYS: &[&str] = &["name", "subjects", "groups", "resources"];
+
+/// Default token lifetime: long enough for a working session, short enough to limit a leak.
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
+/// Default ceiling on token lifetime: one working day.
+pub(crate) const DEFAULT_MAX_TTL: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// Reads an optional key: `Some(None)` when absent or empty, `None` when present but invalid.
+fn optional<'n, T>(
+    item: Option<Item<'n>>,
+    read: impl FnOnce(&Item<'n>) -> Option<T>,
+) -> Option<Option<T>> {
+    match item {
+        None => Some(None),
+        Some(item) => read(&item).map(Some),
+    }
+}
+
+/// Resolves a path from the file against the configuration file's directory, so a config works
+/// the same whatever directory the broker is started from.
+pub(crate) fn resolve_path(base: &Path, text: &str) -> PathBuf {
+    let path = Path::new(text);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+/// Reads the whole configuration from the document root; `None` when anything was reported.
+pub(crate) fn config(cx: &mut Cx<'_>, source: &Path, root: Option<&Node>) -> Option<Config> {
+    let Some(root) = root.filter(|node| node.kind != NodeKind::Null) else {
+        cx.error(
+            crate::tree::Pos { line: 1, column: 1 },
+            "",
+            format!(
+                "the file is empty; expected the keys {}",
+                TOP_KEYS.join(", ")
+            ),
+        );
+        return None;
+    };
+    let root = Item::root(root);
+    if !matches!(root.node.kind, NodeKind::Map(_)) {
+        let found = root.node.kind.describe();
+        cx.invalid(
+            &root,
+            format!(
+                "the top level must be a mapping of the keys {}, found {found}",
+                TOP_KEYS.join(", ")
+            ),
+        );
+        return None;
+    }
+    let top = cx.fields(&root, TOP_KEYS)?;
+
+    let listen = cx
+        .required(&top, "listen")
+        .and_then(|item| listen(cx, &item));
+    let tls = cx.required(&top, "tls").and_then(|item| tls(cx, &item));
+    let tokens = cx
+        .required(&top, "tokens")
+        .and_then(|item| tokens(cx, &item));
+    let store = cx.required(&top, "store").and_then(|item| store(cx, &item));
+    let (resources, names) = match top.entry("resources") {
+        Some(item) => resources(cx, &item),
+        None => (Some(Vec::new()), Vec::new()),
+    };
+    let policy = match top.entry("policy") {
+        Some(item) => policy(cx, &item, &names),
+        None => Some(Policy::default()),
+    };
+
+    if cx.has_errors() {
+        return None;
+    }
+    Some(Config {
+        source: source.to_path_buf(),
+        listen: listen?,
+        tls: tls?,
+        tokens: tokens?,
+        store: store?,
+        resources: resources?,
+        policy: policy?,
+    })
+}
+
+fn listen(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<SocketAddr> {
+    let text = cx.text(item)?;
+    match text.parse() {
+        Ok(address) => Some(address),
+        Err(_) => {
+            cx.invalid(
+                item,
+                format!(
+                    "invalid listen address \"{text}\": expected IP:PORT such as 127.0.0.1:8443, \
+                     0.0.0.0:8443 or [::]:8443 (host names are not accepted here)"
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn tls(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<TlsConfig> {
+    let fields = cx.fields(item, TLS_KEYS)?;
+    let cert = cx.required(&fields, "cert").and_then(|item| cx.path(&item));
+    let key = cx.required(&fields, "key").and_then(|item| cx.path(&item));
+    let ca = optional(fields.optional("ca"), |item| cx.path(item));
+    Some(TlsConfig {
+        cert: cert?,
+        key: key?,
+        ca: ca?,
+    })
+}
+
+fn tokens(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<TokensConfig> {
+    let fields = cx.fields(item, TOKENS_KEYS)?;
+    let signing_key = cx
+        .required(&fields, "signing_key")
+        .and_then(|item| cx.path(&item));
+    let default_item = fields.optional("default_ttl");
+    let default_ttl = optional(default_item.clone(), |item| duration(cx, item))
+        .map(|ttl| ttl.unwrap_or(DEFAULT_TTL));
+    let max_ttl = optional(fields.optional("max_ttl"), |item| duration(cx, item))
+        .map(|ttl| ttl.unwrap_or(DEFAULT_MAX_TTL));
+    if let (Some(default), Some(max)) = (default_ttl, max_ttl)
+        && default > max
+    {
+        let message = format!(
+            "default_ttl ({}) is longer than max_ttl ({})",
+            humantime::format_duration(default),
+            humantime::format_duration(max)
+        );
+        match &default_item {
+            Some(item) => cx.invalid(item, message),
+            // The default only exceeds a max_ttl the operator lowered below it.
+            None => match fields.optional("max_ttl") {
+                Some(item) => cx.invalid(&item, format!("{message}; set default_ttl as well")),
+                None => cx.invalid(&fields.item, message),
+            },
+        }
+        return None;
+    }
+    Some(TokensConfig {
+        signing_key: signing_key?,
+        default_ttl: default_ttl?,
+        max_ttl: max_ttl?,
+    })
+}
+
+fn duration(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<Duration> {
+    let text = cx.text(item)?;
+    match humantime::parse_duration(text.trim()) {
+        Ok(duration) if duration.is_zero() => {
+            cx.invalid(item, "must be longer than zero");
+            None
+        }
+        Ok(duration) => Some(duration),
+        Err(error) => {
+            cx.invalid(
+                item,
+                format!("invalid duration \"{text}\" ({error}); write e.g. 30m, 1h or 12h"),
+            );
+            None
+        }
+    }
+}
+
+fn store(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<StoreConfig> {
+    let fields = cx.fields(item, STORE_KEYS)?;
+    let sqlite = cx
+        .required(&fields, "sqlite")
+        .and_then(|item| cx.path(&item))?;
+    Some(StoreConfig { sqlite })
+}
+
+/// Reads every resource. Also returns every name written under `resources`, valid or not, so
+/// rules are checked against what the operator wrote and a broken resource does not also make
+/// every rule that names it fail.
+fn resources(cx: &mut Cx<'_>, item: &Item<'_>) -> (Option<Vec<Resource>>, Vec<String>) {
+    let Some(fields) = cx.mapping(item, "a mapping of resource names to resources") else {
+        return (None, Vec::new());
+    };
+    let mut names = Vec::new();
+    let mut resources = Some(Vec::new());
+    for (name, item) in fields.all() {
+        names.push(name.to_owned());
+        let resource = resource(cx, name, &item);
+        resources = resources.zip(resource).map(|(mut all, one)| {
+            all.push(one);
+            all
+        });
+    }
+    (resources, names)
+}
+
+/// `[a-z0-9][a-z0-9-_.]{0,62}`: safe in URLs, file names and log lines without quoting.
+fn is_resource_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 63
+        && chars.all(is_resource_name_char)
+}
+
+fn is_resource_name_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
+}
+
+fn resource(cx: &mut Cx<'_>, name: &str, item: &Item<'_>) -> Option<Resource> {
+    let name_ok = is_resource_name(name);
+    if !name_ok {
+        cx.invalid(
+            item,
+            "invalid resource name: use 1 to 63 lowercase letters, digits, '-', '_' or '.', \
+             starting with a letter or digit",
+        );
+    }
+    let fields = cx.fields(item, RESOURCE_KEYS)?;
+    let kind = cx
+        .required(&fields, "kind")
+        .and_then(|item| kind(cx, &item));
+    let address = cx
+        .required(&fields, "address")
+        .and_then(|item| address(cx, &item));
+    let description = optional(fields.optional("description"), |item| cx.string(item));
+    let labels = optional(fields.optional("labels"), |item| labels(cx, item));
+    let spec = match kind? {
+        ResourceKind::Postgres => ResourceSpec::Postgres(postgres(cx, &fields, address)?),
+        ResourceKind::Tcp => {
+            for key in POSTGRES_ONLY_KEYS {
+                if let Some(item) = fields.entry(key) {
+                    cx.invalid(
+                        &item,
+                        format!("{key} is only for kind postgres (this resource is kind tcp)"),
+                    );
+                }
+            }
+            ResourceSpec::Tcp(TcpSpec { address: address? })
+        }
+    };
+    if !name_ok {
+        return None;
+    }
+    Some(Resource {
+        name: name.to_owned(),
+        description: description?,
+        labels: labels?.unwrap_or_default(),
+        spec,
+        location: cx.location(item.pos),
+    })
+}
+
+fn kind(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<ResourceKind> {
+    let text = cx.text(item)?;
+    match text.as_str() {
+        "postgres" => Some(ResourceKind::Postgres),
+        "tcp" => Some(ResourceKind::Tcp),
+        other => {
+            cx.invalid(item, unknown_choice("kind", other, KINDS));
+            None
+        }
+    }
+}
+
+/// `unknown kind "mysql"; expected one of postgres, tcp`, with a suggestion when one is close.
+fn unknown_choice(what: &str, value: &str, choices: &[&str]) -> String {
+    match suggest(value, choices.iter().copied()) {
+        Some(close) => format!("unknown {what} \"{value}\"; did you mean \"{close}\"?"),
+        None => format!(
+            "unknown {what} \"{value}\"; expected one of {}",
+            choices.join(", ")
+        ),
+    }
+}
+
+fn address(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<String> {
+    let text = cx.text(item)?;
+    match check_address(&text) {
+        Ok(()) => Some(text),
+        Err(why) => {
+            cx.invalid(item, format!("invalid address \"{text}\": {why}"));
+            None
+        }
+    }
+}
+
+/// Validates `host:port` without resolving the host: name resolution happens at connect time,
+/// when DNS changes should be honoured.
+fn check_address(text: &str) -> Result<(), &'static str> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("expected host:port, e.g. db.internal:5432");
+    };
+    let port_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|port| port != 0);
+    if !port_ok {
+        return Err("the port must be a number from 1 to 65535");
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        return match inner.strip_suffix(']').map(str::parse::<Ipv6Addr>) {
+            Some(Ok(_)) => Ok(()),
+            _ => Err("invalid IPv6 address between [ and ]"),
+        };
+    }
+    if host.contains(':') {
+        return Err("write IPv6 addresses in brackets, e.g. [::1]:5432");
+    }
+    if host.is_empty() {
+        return Err("the host is missing");
+    }
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err("the host must be a DNS name or an IP address");
+    }
+    Ok(())
+}
+
+fn labels(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<BTreeMap<String, String>> {
+    let fields = cx.mapping(item, "a mapping of label names to values, e.g. {env: prod}")?;
+    let mut labels = Some(BTreeMap::new());
+    for (name, item) in fields.all() {
+        let value = cx.string(&item);
+        labels = labels.zip(value).map(|(mut all, value)| {
+            all.insert(name.to_owned(), value);
+            all
+        });
+    }
+    labels
+}
+
+fn postgres(cx: &mut Cx<'_>, fields: &Fields<'_>, address: Option<String>) -> Option<PostgresSpec> {
+    let database = cx
+        .required(fields, "database")
+        .and_then(|item| cx.text(&item));
+    let user = cx.required(fields, "user").and_then(|item| cx.text(&item));
+    let password = cx
+        .required(fields, "password")
+        .and_then(|item| password(cx, &item));
+    let tls = optional(fields.optional("tls"), |item| target_tls(cx, item));
+    Some(PostgresSpec {
+        address: address?,
+        database: database?,
+        user: user?,
+        password: password?,
+        tls: tls?.unwrap_or_default(),
+    })
+}
+
+fn password(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<crate::location::Located<CredentialRef>> {
+    let text = cx.text(item)?;
+    match CredentialRef::parse(text.trim(), cx.base) {
+        Ok(credential) => Some(cx.located(item, credential)),
+        Err(why) => {
+            // `why` never includes the text: it is probably the password itself.
+            cx.invalid(item, why);
+            None
+        }
+    }
+}
+
+fn target_tls(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<TargetTls> {
+    let fields = cx.fields(item, TARGET_TLS_KEYS)?;
+    let mode = optional(fields.optional("mode"), |item| {
+        let text = cx.text(item)?;
+        match text.as_str() {
+            "disable" => Some(TlsMode::Disable),
+            "require" => Some(TlsMode::Require),
+            "verify-full" => Some(TlsMode::VerifyFull),
+            other => {
+                cx.invalid(item, unknown_choice("mode", other, TLS_MODES));
+                None
+            }
+        }
+    });
+    let ca_item = fields.optional("ca");
+    let ca = optional(ca_item.clone(), |item| cx.path(item));
+    let server_name = optional(fields.optional("server_name"), |item| cx.text(item));
+    let mode = mode?.unwrap_or(TlsMode::Disable);
+    match (mode, &ca_item) {
+        (TlsMode::VerifyFull, None) => {
+            cx.error(
+                fields.item.pos,
+                &crate::extract::join_key(&fields.item.key, "ca"),
+                "missing required key: mode verify-full needs the CA to verify the server with",
+            );
+            return None;
+        }
+        // A CA that is never used would let the operator believe the server is verified.
+        (TlsMode::Disable | TlsMode::Require, Some(item)) => {
+            cx.invalid(
+                item,
+                format!(
+                    "ca is only used with mode verify-full (mode is {}); set mode: verify-full or remove ca",
+                    mode.as_str()
+                ),
+            );
+            return None;
+        }
+        _ => {}
+    }
+    Some(TargetTls {
+        mode,
+        ca: ca?,
+        server_name: server_name?,
+    })
+}
+
+fn policy(cx: &mut Cx<'_>, item: &Item<'_>, resource_names: &[String]) -> Option<Policy> {
+    let fields = cx.fields(item, POLICY_KEYS)?;
+    let Some(rules_item) = fields.entry("rules") else {
+        return Some(Policy::default());
+    };
+    let items = cx.list(&rules_item, "a list of rules")?;
+    let mut rules = Some(Vec::new());
+    // Name and line of each rule read so far, to report duplicates against the first.
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for item in &items {
+        let rule = rule(cx, item, resource_names, &mut seen);
+        rules = rules.zip(rule).map(|(mut all, one)| {
+            all.push(one);
+            all
+        });
+    }
+    Some(Policy { rules: rules? })
+}
+
+fn rule(
+    cx: &mut Cx<'_>,
+    item: &Item<'_>,
+    resource_names: &[String],
+    seen: &mut Vec<(String, usize)>,
+) -> Option<Rule> {
+    let fields = cx.fields(item, RULE_KEYS)?;
+    let name = cx.required(&fields, "name").and_then(|name_item| {
+        let name = cx.text(&name_item)?;
+        if let Some((_, line)) = seen.iter().find(|(seen_name, _)| *seen_name == name) {
+            cx.invalid(
+                &name_item,
+                format!("duplicate rule name \"{name}\" (first used at line {line})"),
+            );
+            return None;
+        }
+        seen.push((name.clone(), name_item.pos.line));
+        Some(name)
+    });
+    let subjects = optional(fields.optional("subjects"), |item| cx.string_list(item))
+        .map(Option::unwrap_or_default);
+    let groups = optional(fields.optional("groups"), |item| cx.string_list(item))
+        .map(Option::unwrap_or_default);
+    if let (Some(subjects), Some(groups)) = (&subjects, &groups)
+        && subjects.is_empty()
+        && groups.is_empty()
+    {
+        cx.invalid(
+            item,
+            "a rule needs at least one entry in subjects or groups, otherwise it matches no one",
+        );
+    }
+    let resources = cx.required(&fields, "resources").and_then(|list_item| {
+        let patterns = cx.string_list(&list_item)?;
+        if patterns.is_empty() {
+            cx.invalid(
+                &list_item,
+                "list at least one resource name or glob, e.g. [\"*\"]",
+            );
+            return None;
+        }
+        let mut ok = true;
+        for pattern in &patterns {
+            if let Err(message) = check_pattern(&pattern.value, resource_names) {
+                ok = false;
+                cx.push(pattern.error(message));
+            }
+        }
+        ok.then(|| patterns.into_iter().map(|p| p.value).collect::<Vec<_>>())
+    });
+    let strings = |list: Vec<crate::location::Located<String>>| -> Vec<String> {
+        list.into_iter().map(|item| item.value).collect()
+    };
+    Some(Rule {
+        name: name?,
+        subjects: strings(subjects?),
+        groups: strings(groups?),
+        resources: resources?,
+        location: cx.location(item.pos),
+    })
+}
+
+/// A plain name must name a configured resource (a typo would otherwise silently grant nothing);
+/// a glob must be able to match some valid name.
+fn check_pattern(pattern: &str, resource_names: &[String]) -> Result<(), String> {
+    if is_glob(pattern) {
+        if pattern
+            .chars()
+            .all(|c| matches!(c, '*' | '?') || is_resource_name_char(c))
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "pattern \"{pattern}\" can never match: resource names use lowercase letters, \
+                 digits, '-', '_' and '.'"
+            ))
+        }
+    } else if resource_names.iter().any(|name| name == pattern) {
+        Ok(())
+    } else {
+        let close = suggest(pattern, resource_names.iter().map(String::as_str));
+        Err(match close {
+            Some(close) => {
+                format!("no resource named \"{pattern}\" in resources; did you mean \"{close}\"?")
+            }
+            None => format!("no resource named \"{pattern}\" in resources"),
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! The commented starter configuration that `sluiced init` writes.
+//!
+//! It is the first documentation most operators read, so every key is explained where it is set,
+//! and the resource and rule examples sit commented out in place, ready to be uncommented. The
+//! template must always load with [`crate::parse`]; a test holds it to that.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+/// The values `sluiced init` has chosen or generated; paths are written as given, so they should
+/// be relative to the configuration file's directory (or absolute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StarterOptions {
+    /// The listen address.
+    pub listen: SocketAddr,
+    /// The broker certificate chain `init` wrote.
+    pub tls_cert: String,
+    /// The broker private key `init` wrote.
+    pub tls_key: String,
+    /// The CA `init` generated, which clients must trust.
+    pub tls_ca: String,
+    /// The session-token signing key `init` generated.
+    pub signing_key: String,
+    /// The SQLite database path.
+    pub sqlite: String,
+}
+
+/// Renders the starter YAML.
+pub fn starter_config(opts: &StarterOptions) -> String {
+    let listen = scalar(&opts.listen.to_string());
+    let cert = scalar(&opts.tls_cert);
+    let key = scalar(&opts.tls_key);
+    let ca = scalar(&opts.tls_ca);
+    let signing_key = scalar(&opts.signing_key);
+    let sqlite = scalar(&opts.sqlite);
+    format!(
+        r#"# sluiced configuration.
+#
+# Relative paths are resolved against the directory of this file. Run `sluiced check-config`
+# after editing: every problem is reported with its line, and referenced files and
+# environment variables are checked too.
+
+# The address the broker listens on (IP:PORT), for both its HTTPS API and tunnels.
+listen: {listen}
+
+# The broker's own TLS identity. TLS is always on: session tokens travel over it.
+tls:
+  # PEM certificate chain, leaf first.
+  cert: {cert}
+  # PEM private key of that certificate.
+  key: {key}
+  # The CA clients should trust; only used in messages telling you what to give to `sluice`.
+  ca: {ca}
+
+# Broker session tokens, which `sluice` presents on every request.
+tokens:
+  # Ed25519 private key (PKCS#8 PEM) that signs tokens. Anyone holding it can mint tokens.
+  signing_key: {signing_key}
+  # Lifetime of a token when the client does not ask for one (e.g. 30m, 1h, 8h).
+  default_ttl: 1h
+  # The longest lifetime a token may have; must be at least default_ttl.
+  max_ttl: 12h
+
+# The broker's own embedded database (grants, audit trail). Its directory must exist.
+store:
+  sqlite: {sqlite}
+
+# Targets the broker opens tunnels to, by name. Names use lowercase letters, digits,
+# '-', '_' and '.', at most 63 characters. Uncomment and adapt the examples below.
+resources:
+  # A PostgreSQL server. The broker logs in with its own credential, which users never see.
+  # pg-main:
+  #   kind: postgres
+  #   address: 127.0.0.1:5432          # host:port of the server
+  #   database: app                    # the database the broker connects to
+  #   user: app                        # the role the broker logs in as
+  #   password: env:PG_APP_PASSWORD    # env:NAME or file:PATH; never the password itself
+  #   tls:                             # optional; TLS from the broker to the server
+  #     mode: verify-full              # disable (default), require or verify-full
+  #     ca: tls/pg-ca.crt              # required with verify-full
+  #     server_name: db.internal       # optional; defaults to the host of address
+  #   labels: {{env: prod}}              # optional; free-form labels shown in listings
+  #   description: Main app database   # optional; shown in listings
+  #
+  # Any other TCP service, relayed byte for byte.
+  # cache:
+  #   kind: tcp
+  #   address: 127.0.0.1:6379
+
+# Who may use which resource. Nothing is allowed unless a rule allows it, and the first
+# rule that matches wins.
+policy:
+  rules:
+    # - name: dba-all                  # unique; recorded in the audit trail
+    #   subjects: [alice]              # exact subjects (users or workloads)
+    #   groups: [dba]                  # groups; a rule needs subjects, groups or both
+    #   resources: ["*"]               # resource names, or globs using * and ?
+"#
+    )
+}
+
+/// Writes `text` as a YAML scalar: plain when that reads back unchanged, double-quoted otherwise
+/// (IPv6 listen addresses start with `[`, Windows paths hold `\`, paths may hold `#` or `: `).
+fn scalar(text: &str) -> String {
+    let plain_safe = !text.is_empty()
+        && text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '/' || c == '.')
+        && !text.ends_with(':')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | ':'));
+    if plain_safe && !matches!(text, "null" | "Null" | "NULL" | "~") {
+        return text.to_owned();
+    }
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => {
+                // Infallible: writing to a String cannot fail.
+                let _ = write!(quoted, "\\u{:04x}", u32::from(c));
+            }
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}

@@ -1,0 +1,251 @@
+//! Valid configurations parse to exactly the expected model.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sluice_shared::api::ResourceKind;
+
+use super::{at, loc, parse_ok};
+use crate::{
+    Config, CredentialRef, Policy, PostgresSpec, Resource, ResourceSpec, Rule, StoreConfig,
+    TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
+};
+
+pub(super) const FULL: &str = r#"# sluiced configuration.
+listen: 127.0.0.1:8443
+tls:
+  cert: tls/server.crt
+  key: /abs/server.key
+  ca: tls/ca.crt
+tokens:
+  signing_key: keys/session-signing.pem
+  default_ttl: 30m
+  max_ttl: 8h
+store:
+  sqlite: data/sluice.db
+resources:
+  pg-main:
+    kind: postgres
+    address: db.internal:5432
+    database: app
+    user: app
+    password: env:PG_APP_PASSWORD
+    tls:
+      mode: verify-full
+      ca: tls/pg-ca.crt
+    labels: {env: prod, team: core}
+    description: Main app DB
+  pg-replica:
+    kind: postgres
+    address: "[::1]:5433"
+    database: app
+    user: reader
+    password: file:secrets/pg-reader
+    tls:
+      mode: require
+      server_name: replica.internal
+  cache:
+    kind: tcp
+    address: 127.0.0.1:6379
+policy:
+  rules:
+    - name: dba-all
+      subjects: [alice]
+      groups: [dba]
+      resources: ["*"]
+    - name: devs-cache
+      groups:
+        - dev
+      resources: [cache, "pg-r*"]
+"#;
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|item| (*item).to_owned()).collect()
+}
+
+#[test]
+fn full_example_parses_to_the_expected_model() {
+    let expected = Config {
+        source: PathBuf::from("/etc/sluice/sluice.yaml"),
+        listen: "127.0.0.1:8443".parse().expect("address"),
+        tls: TlsConfig {
+            cert: at(
+                PathBuf::from("/etc/sluice/tls/server.crt"),
+                4,
+                3,
+                "tls.cert",
+            ),
+            key: at(PathBuf::from("/abs/server.key"), 5, 3, "tls.key"),
+            ca: Some(at(PathBuf::from("/etc/sluice/tls/ca.crt"), 6, 3, "tls.ca")),
+        },
+        tokens: TokensConfig {
+            signing_key: at(
+                PathBuf::from("/etc/sluice/keys/session-signing.pem"),
+                8,
+                3,
+                "tokens.signing_key",
+            ),
+            default_ttl: Duration::from_secs(30 * 60),
+            max_ttl: Duration::from_secs(8 * 3600),
+        },
+        store: StoreConfig {
+            sqlite: at(
+                PathBuf::from("/etc/sluice/data/sluice.db"),
+                12,
+                3,
+                "store.sqlite",
+            ),
+        },
+        resources: vec![
+            Resource {
+                name: "pg-main".into(),
+                description: Some("Main app DB".into()),
+                labels: BTreeMap::from([
+                    ("env".to_owned(), "prod".to_owned()),
+                    ("team".to_owned(), "core".to_owned()),
+                ]),
+                spec: ResourceSpec::Postgres(PostgresSpec {
+                    address: "db.internal:5432".into(),
+                    database: "app".into(),
+                    user: "app".into(),
+                    password: at(
+                        CredentialRef::Env("PG_APP_PASSWORD".into()),
+                        19,
+                        5,
+                        "resources.pg-main.password",
+                    ),
+                    tls: TargetTls {
+                        mode: TlsMode::VerifyFull,
+                        ca: Some(at(
+                            PathBuf::from("/etc/sluice/tls/pg-ca.crt"),
+                            22,
+                            7,
+                            "resources.pg-main.tls.ca",
+                        )),
+                        server_name: None,
+                    },
+                }),
+                location: loc(14, 3),
+            },
+            Resource {
+                name: "pg-replica".into(),
+                description: None,
+                labels: BTreeMap::new(),
+                spec: ResourceSpec::Postgres(PostgresSpec {
+                    address: "[::1]:5433".into(),
+                    database: "app".into(),
+                    user: "reader".into(),
+                    password: at(
+                        CredentialRef::File(PathBuf::from("/etc/sluice/secrets/pg-reader")),
+                        30,
+                        5,
+                        "resources.pg-replica.password",
+                    ),
+                    tls: TargetTls {
+                        mode: TlsMode::Require,
+                        ca: None,
+                        server_name: Some("replica.internal".into()),
+                    },
+                }),
+                location: loc(25, 3),
+            },
+            Resource {
+                name: "cache".into(),
+                description: None,
+                labels: BTreeMap::new(),
+                spec: ResourceSpec::Tcp(TcpSpec {
+                    address: "127.0.0.1:6379".into(),
+                }),
+                location: loc(34, 3),
+            },
+        ],
+        policy: Policy {
+            rules: vec![
+                Rule {
+                    name: "dba-all".into(),
+                    subjects: strings(&["alice"]),
+                    groups: strings(&["dba"]),
+                    resources: strings(&["*"]),
+                    location: loc(39, 7),
+                },
+                Rule {
+                    name: "devs-cache".into(),
+                    subjects: Vec::new(),
+                    groups: strings(&["dev"]),
+                    resources: strings(&["cache", "pg-r*"]),
+                    location: loc(43, 7),
+                },
+            ],
+        },
+    };
+    assert_eq!(parse_ok(FULL), expected);
+}
+
+#[test]
+fn accessors_answer_from_the_model() {
+    let config = parse_ok(FULL);
+    let main = config.resource("pg-main").expect("pg-main is configured");
+    assert_eq!(main.kind(), ResourceKind::Postgres);
+    assert_eq!(main.address(), "db.internal:5432");
+    let cache = config.resource("cache").expect("cache is configured");
+    assert_eq!(cache.kind(), ResourceKind::Tcp);
+    assert_eq!(cache.address(), "127.0.0.1:6379");
+    assert!(config.resource("nope").is_none());
+
+    let server_names: Vec<&str> = config
+        .resources
+        .iter()
+        .filter_map(|resource| match &resource.spec {
+            ResourceSpec::Postgres(spec) => Some(spec.server_name()),
+            ResourceSpec::Tcp(_) => None,
+        })
+        .collect();
+    // Defaults to the address host (brackets removed), unless set explicitly.
+    assert_eq!(server_names, ["db.internal", "replica.internal"]);
+}
+
+#[test]
+fn minimal_config_takes_defaults() {
+    let config = parse_ok(
+        "listen: '[::1]:9000'\n\
+         tls: {cert: c.pem, key: k.pem}\n\
+         tokens: {signing_key: s.pem}\n\
+         store: {sqlite: db.sqlite}\n",
+    );
+    assert_eq!(config.listen, "[::1]:9000".parse().expect("address"));
+    assert_eq!(config.tls.ca, None);
+    assert_eq!(config.tokens.default_ttl, Duration::from_secs(3600));
+    assert_eq!(config.tokens.max_ttl, Duration::from_secs(12 * 3600));
+    assert!(config.resources.is_empty());
+    assert!(config.policy.rules.is_empty());
+}
+
+#[test]
+fn empty_sections_are_empty_not_errors() {
+    let config = parse_ok(
+        "listen: 127.0.0.1:8443\n\
+         tls: {cert: c.pem, key: k.pem}\n\
+         tokens: {signing_key: s.pem, default_ttl: 12h}\n\
+         store: {sqlite: db.sqlite}\n\
+         resources:\n\
+         policy:\n  rules:\n",
+    );
+    assert!(config.resources.is_empty());
+    assert!(config.policy.rules.is_empty());
+    assert_eq!(config.tokens.default_ttl, config.tokens.max_ttl);
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_directory() {
+    let text = "listen: 127.0.0.1:8443\n\
+                tls: {cert: tls/c.pem, key: /k.pem}\n\
+                tokens: {signing_key: s.pem}\n\
+                store: {sqlite: db.sqlite}\n";
+    let nested = crate::parse(text, std::path::Path::new("conf/sluice.yaml")).expect("valid");
+    assert_eq!(nested.tls.cert.value, PathBuf::from("conf/tls/c.pem"));
+    assert_eq!(nested.tls.key.value, PathBuf::from("/k.pem"));
+    // A bare file name has an empty parent: paths stay relative to the working directory.
+    let bare = crate::parse(text, std::path::Path::new("sluice.yaml")).expect("valid");
+    assert_eq!(bare.store.sqlite.value, PathBuf::from("db.sqlite"));
+}

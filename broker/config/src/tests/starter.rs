@@ -1,0 +1,110 @@
+//! The starter configuration is valid as written and once its examples are uncommented.
+
+use std::path::PathBuf;
+
+use super::{FILE, parse_ok};
+use crate::{ResourceSpec, StarterOptions, TlsMode, starter_config};
+
+fn options() -> StarterOptions {
+    StarterOptions {
+        listen: "127.0.0.1:8443".parse().expect("address"),
+        tls_cert: "tls/server.crt".into(),
+        tls_key: "tls/server.key".into(),
+        tls_ca: "tls/ca.crt".into(),
+        signing_key: "keys/session-signing.pem".into(),
+        sqlite: "sluice.db".into(),
+    }
+}
+
+#[test]
+fn starter_config_parses_with_the_given_values() {
+    let config = parse_ok(&starter_config(&options()));
+    assert_eq!(config.listen, options().listen);
+    assert_eq!(
+        config.tls.cert.value,
+        PathBuf::from("/etc/sluice/tls/server.crt")
+    );
+    assert_eq!(
+        config.tls.key.value,
+        PathBuf::from("/etc/sluice/tls/server.key")
+    );
+    assert_eq!(
+        config.tls.ca.map(|ca| ca.value),
+        Some(PathBuf::from("/etc/sluice/tls/ca.crt"))
+    );
+    assert_eq!(
+        config.tokens.signing_key.value,
+        PathBuf::from("/etc/sluice/keys/session-signing.pem")
+    );
+    assert_eq!(
+        config.store.sqlite.value,
+        PathBuf::from("/etc/sluice/sluice.db")
+    );
+    assert!(config.resources.is_empty());
+    assert!(config.policy.rules.is_empty());
+}
+
+#[test]
+fn starter_config_quotes_values_that_need_it() {
+    let opts = StarterOptions {
+        listen: "[::1]:8443".parse().expect("address"),
+        tls_cert: r"C:\sluice\tls\server.crt".into(),
+        tls_key: "tls/my key #1.pem".into(),
+        tls_ca: "tls/\"ca\": x.crt".into(),
+        signing_key: "null".into(),
+        sqlite: "/var/lib/sluice/db:".into(),
+    };
+    let config = parse_ok(&starter_config(&opts));
+    assert_eq!(config.listen, opts.listen);
+    let relative = |text: &str| std::path::Path::new(FILE).with_file_name(text);
+    assert_eq!(config.tls.key.value, relative("tls/my key #1.pem"));
+    assert_eq!(
+        config.tls.ca.map(|ca| ca.value),
+        Some(relative("tls/\"ca\": x.crt"))
+    );
+    assert_eq!(config.tokens.signing_key.value, relative("null"));
+    assert_eq!(
+        config.store.sqlite.value,
+        PathBuf::from("/var/lib/sluice/db:")
+    );
+    assert!(
+        config
+            .tls
+            .cert
+            .value
+            .to_string_lossy()
+            .ends_with(r"C:\sluice\tls\server.crt"),
+        "{:?}",
+        config.tls.cert.value
+    );
+}
+
+#[test]
+fn starter_examples_parse_once_uncommented() {
+    let starter = starter_config(&options());
+    // Example lines are indented comments holding a key; prose comments hold none.
+    let uncommented: String = starter
+        .lines()
+        .map(|line| {
+            let indent = line.len() - line.trim_start().len();
+            match line.trim_start().strip_prefix("# ") {
+                Some(rest) if indent > 0 && (rest.contains(": ") || rest.ends_with(':')) => {
+                    format!("{}{rest}\n", &line[..indent])
+                }
+                _ => format!("{line}\n"),
+            }
+        })
+        .collect();
+    let config = parse_ok(&uncommented);
+    let names: Vec<&str> = config.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["pg-main", "cache"]);
+    match &config.resources[0].spec {
+        ResourceSpec::Postgres(spec) => {
+            assert_eq!(spec.tls.mode, TlsMode::VerifyFull);
+            assert_eq!(spec.password.value.to_string(), "env:PG_APP_PASSWORD");
+        }
+        ResourceSpec::Tcp(_) => panic!("pg-main should be postgres"),
+    }
+    assert_eq!(config.policy.rules.len(), 1);
+    assert_eq!(config.policy.rules[0].name, "dba-all");
+}
