@@ -73,6 +73,15 @@ impl Broker {
         })
     }
 
+    /// `host:port` for the `Host` header (IPv6 literals in brackets).
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     /// The broker URL as given.
     pub fn url(&self) -> &str {
         self.base.as_str().trim_end_matches('/')
@@ -172,10 +181,9 @@ impl Broker {
             .map_err(|_| unreachable("no answer within 10s".into()))??;
 
         let mut head = format!(
-            "GET {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: Upgrade\r\nUpgrade: {}\r\nAuthorization: Bearer {}\r\n{}: {}\r\n{}: {}\r\n",
+            "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: {}\r\nAuthorization: Bearer {}\r\n{}: {}\r\n{}: {}\r\n",
             tunnel::PATH,
-            self.host,
-            self.port,
+            self.authority(),
             tunnel::PROTOCOL,
             token.expose(),
             tunnel::RESOURCE_HEADER,

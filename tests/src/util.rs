@@ -29,13 +29,13 @@ pub fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
 pub fn workspace_bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
-        // target/<profile>/deps/<test-binary>
+        // Tests live in target/<profile>/deps/, harness binaries (demo, bench) in
+        // target/<profile>/; the workspace binaries sit in target/<profile>/.
         let exe = std::env::current_exe().expect("current_exe");
-        let dir = exe
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("test binary lives in target/<profile>/deps")
-            .to_path_buf();
+        let mut dir = exe.parent().expect("exe has a directory").to_path_buf();
+        if dir.file_name().is_some_and(|n| n == "deps") {
+            dir.pop();
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet", "-p", "sluice-cli", "-p", "sluiced"]);

@@ -206,3 +206,46 @@ fn whoami_shows_the_identity_as_text_and_json() {
     assert!(cli.run(&["logout"]).status.success());
     assert_refused(&cli.run(&["whoami"]), 11, &["not logged in"]);
 }
+
+#[test]
+fn health_and_version_answer_over_tls_and_plain_http_gets_nothing() {
+    let broker = broker();
+    let curl = |url: String, extra: &[&str]| {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(broker.ca())
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("run curl")
+    };
+    let health = curl(format!("{}/v1/health", broker.url()), &[]);
+    assert!(health.status.success(), "{}", stderr(&health));
+    let health: serde_json::Value = serde_json::from_slice(&health.stdout).expect("json");
+    assert_eq!(health["status"], "ok");
+    let version = curl(format!("{}/v1/version", broker.url()), &[]);
+    let version: serde_json::Value = serde_json::from_slice(&version.stdout).expect("json");
+    assert_eq!(version["name"], "sluiced");
+    assert_eq!(version["tunnel_protocol"], "sluice-tunnel/1");
+    // The tunnel endpoint without an Upgrade header, and without a token.
+    let tunnel = curl(
+        format!("{}/v1/tunnel", broker.url()),
+        &["-w", "\n%{http_code}"],
+    );
+    let body = String::from_utf8_lossy(&tunnel.stdout).to_string();
+    assert!(body.ends_with("400"), "{body}");
+    assert!(body.contains("\"code\":\"bad_request\""), "{body}");
+    let whoami = curl(
+        format!("{}/v1/whoami", broker.url()),
+        &["-w", "\n%{http_code}"],
+    );
+    let body = String::from_utf8_lossy(&whoami.stdout).to_string();
+    assert!(
+        body.ends_with("401") && body.contains("token_missing"),
+        "{body}"
+    );
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = curl(format!("http://127.0.0.1:{}/v1/health", broker.port), &[]);
+    assert!(!plain.status.success());
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("ok"));
+}
