@@ -1,0 +1,279 @@
+//! Query cancellation across the broker.
+//!
+//! The client must never learn the target's real BackendKeyData: with it, anyone who can reach
+//! the target could cancel the session's queries without going through Sluice. So each session
+//! gets a broker-issued `(pid, key)` from the [`CancelRegistry`], the client sees only that,
+//! and a CancelRequest arriving through a tunnel is translated back:
+//!
+//! ```text
+//! client ── CancelRequest(broker pid, broker key) ──▶ broker
+//!   registry: known pid? key matches (constant time)? same subject?
+//!   yes ──▶ new connection to the target [SSLRequest, TLS] ── CancelRequest(real pid, key)
+//!   no  ──▶ nothing (PostgreSQL never answers a CancelRequest either)
+//! ```
+//!
+//! The subject check keeps one user's tunnel from cancelling another user's queries even if
+//! a key leaked.
+
+use crate::codec::StartupPacket;
+use crate::upstream::{self, TargetTls, UpstreamError};
+use crate::wire;
+use bytes::BytesMut;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::io::AsyncReadExt;
+
+/// How long forwarding one cancel request may take, connect and TLS included.
+pub const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Maps broker-issued cancel keys to live sessions. Cheap to clone; clones share the map.
+#[derive(Debug, Clone, Default)]
+pub struct CancelRegistry {
+    /// Keyed by broker pid, unique among live sessions.
+    entries: Arc<Mutex<HashMap<i32, Entry>>>,
+}
+
+/// One live session's cancel target.
+#[derive(Debug)]
+struct Entry {
+    /// The key the client was given with `pid`.
+    broker_key: i32,
+    /// Who owns the session; only they may cancel it.
+    subject: String,
+    /// The target's real `(pid, key)`.
+    real: (i32, i32),
+    /// Where to send the cancel.
+    address: String,
+    /// How to connect there.
+    tls: TargetTls,
+}
+
+/// The session's registration; dropping it removes the entry, so a key stops working when
+/// its session ends.
+#[derive(Debug)]
+pub struct CancelGuard {
+    registry: CancelRegistry,
+    pid: i32,
+    key: i32,
+}
+
+impl CancelGuard {
+    /// The broker pid to put in the client's BackendKeyData.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The broker key to put in the client's BackendKeyData.
+    pub fn key(&self) -> i32 {
+        self.key
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.pid);
+    }
+}
+
+impl CancelRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a session whose target connection has BackendKeyData `real_key`, and returns
+    /// the guard holding the random broker `(pid, key)` to give the client.
+    pub fn register(
+        &self,
+        subject: &str,
+        real_key: (i32, i32),
+        target_address: &str,
+        tls: &TargetTls,
+    ) -> CancelGuard {
+        let mut rng = rand::rng();
+        let key: i32 = rng.random();
+        let mut entries = self.lock();
+        // Positive like a real pid; retry on the rare collision so a pid names one session.
+        let pid = loop {
+            let pid = rng.random_range(1..=i32::MAX);
+            if !entries.contains_key(&pid) {
+                break pid;
+            }
+        };
+        entries.insert(
+            pid,
+            Entry {
+                broker_key: key,
+                subject: subject.to_owned(),
+                real: real_key,
+                address: target_address.to_owned(),
+                tls: tls.clone(),
+            },
+        );
+        drop(entries);
+        CancelGuard {
+            registry: self.clone(),
+            pid,
+            key,
+        }
+    }
+
+    /// Number of live registrations.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forwards a cancel request if `(pid, key)` names a live session of `subject`.
+    ///
+    /// Returns `Ok(true)` when a CancelRequest with the real key was delivered to the target,
+    /// `Ok(false)` when nothing matched (and nothing was sent). Errors are for the broker's
+    /// log only: the client of a cancel request never gets an answer.
+    pub async fn cancel(&self, subject: &str, pid: i32, key: i32) -> Result<bool, UpstreamError> {
+        let found = {
+            let entries = self.lock();
+            entries.get(&pid).and_then(|e| {
+                let key_ok: bool = e.broker_key.to_be_bytes().ct_eq(&key.to_be_bytes()).into();
+                (key_ok && e.subject == subject).then(|| (e.real, e.address.clone(), e.tls.clone()))
+            })
+        };
+        let Some((real, address, tls)) = found else {
+            return Ok(false);
+        };
+        match tokio::time::timeout(CANCEL_TIMEOUT, send_cancel(&address, &tls, real)).await {
+            Ok(r) => r.map(|()| true),
+            Err(_) => Err(UpstreamError::Timeout(CANCEL_TIMEOUT.as_secs())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<i32, Entry>> {
+        // A panic while holding the lock cannot leave the map half-updated (each operation
+        // is a single insert, remove or lookup), so a poisoned lock is still usable.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Opens a connection like a session's and sends the CancelRequest with the real key.
+async fn send_cancel(
+    address: &str,
+    tls: &TargetTls,
+    (pid, key): (i32, i32),
+) -> Result<(), UpstreamError> {
+    let mut stream = upstream::open(address, tls).await?;
+    let mut buf = BytesMut::new();
+    StartupPacket::CancelRequest { pid, key }
+        .encode(&mut buf)
+        .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+    wire::send(&mut stream, &buf)
+        .await
+        .map_err(UpstreamError::Io)?;
+    // Like libpq, wait for the server to close: then it has read and acted on the request.
+    let mut sink = [0u8; 64];
+    loop {
+        match stream.read(&mut sink).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    upstream::close(&mut stream).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::codec::startup::check_startup;
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn keys_are_unique_and_guards_deregister() {
+        let reg = CancelRegistry::new();
+        let guards: Vec<_> = (0..100)
+            .map(|i| reg.register("alice", (i, i), "127.0.0.1:1", &TargetTls::Disable))
+            .collect();
+        assert_eq!(reg.len(), 100);
+        let mut pids: Vec<_> = guards.iter().map(CancelGuard::pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        assert_eq!(pids.len(), 100);
+        assert!(pids.iter().all(|&p| p > 0));
+        drop(guards);
+        assert!(reg.is_empty());
+    }
+
+    /// A fake target that records the first packet of each connection.
+    async fn fake_target() -> (String, tokio::sync::mpsc::Receiver<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 64];
+                loop {
+                    let n = s.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                    if n == 0 || check_startup(&buf).unwrap().is_some() {
+                        break;
+                    }
+                }
+                tx.send(buf).await.unwrap();
+                // Dropping `s` closes, as PostgreSQL does after a CancelRequest.
+            }
+        });
+        (address, rx)
+    }
+
+    #[tokio::test]
+    async fn a_matching_cancel_is_forwarded_with_the_real_key() {
+        let (address, mut seen) = fake_target().await;
+        let reg = CancelRegistry::new();
+        let guard = reg.register("alice", (4242, -99), &address, &TargetTls::Disable);
+        assert!(reg.cancel("alice", guard.pid(), guard.key()).await.unwrap());
+        let packet = seen.recv().await.unwrap();
+        assert_eq!(
+            StartupPacket::decode(&packet).unwrap(),
+            StartupPacket::CancelRequest {
+                pid: 4242,
+                key: -99
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_key_other_subject_or_ended_session_send_nothing() {
+        let (address, mut seen) = fake_target().await;
+        let reg = CancelRegistry::new();
+        let guard = reg.register("alice", (1, 2), &address, &TargetTls::Disable);
+        let (pid, key) = (guard.pid(), guard.key());
+        assert!(!reg.cancel("alice", pid, key.wrapping_add(1)).await.unwrap());
+        assert!(!reg.cancel("mallory", pid, key).await.unwrap());
+        assert!(!reg.cancel("alice", pid.wrapping_add(1), key).await.unwrap());
+        drop(guard);
+        assert!(!reg.cancel("alice", pid, key).await.unwrap());
+        assert!(seen.try_recv().is_err(), "nothing may reach the target");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_target_is_an_error_for_the_log() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let reg = CancelRegistry::new();
+        let guard = reg.register("alice", (1, 2), &address, &TargetTls::Disable);
+        let err = reg
+            .cancel("alice", guard.pid(), guard.key())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UpstreamError::Unreachable { .. }), "{err:?}");
+    }
+}
