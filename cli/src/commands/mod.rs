@@ -25,7 +25,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
 pub fn broker(global: &GlobalArgs) -> CliResult<Broker> {
     let stored = profile::load()?;
     let url = global.broker.clone().or(stored.broker).ok_or_else(|| {
-        CliError::new(Exit::NotAuthenticated, "no broker is configured")
+        CliError::new(Exit::Usage, "no broker is configured")
             .hint("run `sluice login --broker https://HOST:PORT` first")
     })?;
     let ca = global.ca.clone().or(stored.ca);
