@@ -16,7 +16,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: the CLI only relays bytes, and on a busy machine handing each wake-up to
+    // another worker thread costs more (futex, context switch) than the relaying itself
+    // (docs/benchmarks.md).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

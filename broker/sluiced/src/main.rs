@@ -143,7 +143,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve { config, log_json } => {
             init_logging(log_json);
             let loaded = load_config(&config)?;
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            let runtime = runtime()?;
             runtime.block_on(server::run(loaded))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -171,6 +171,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The broker's runtime: `SLUICED_WORKER_THREADS` workers (default: one per core); `1` runs a
+/// single-threaded runtime.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    let workers = match std::env::var("SLUICED_WORKER_THREADS") {
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("SLUICED_WORKER_THREADS={v} is not a positive number"))?,
+        Err(_) => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
 }
 
 fn load_config(path: &std::path::Path) -> Result<sluice_config::Config> {
