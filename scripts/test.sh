@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, and end-to-end tests against real PostgreSQL, the real
-# broker and CLI binaries, and real psql.
+# broker and CLI binaries, and real psql. Ends with one summary line over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 cargo build --workspace --bins --tests
-cargo test --workspace -- "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
+read -r passed failed < <(awk '/^test result:/ {
+  for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
+} END { print p + 0, f + 0 }' "$log")
+echo
+echo "summary: $passed passed, $failed failed"
+exit "$status"
