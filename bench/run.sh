@@ -62,6 +62,8 @@ fi
 
 target/release/sluice-bench "$@"
 
+# `head` closes pipes early; that is not a failure of the report.
+set +o pipefail
 if [ -n "${BENCH_PERF:-}" ] && [ -s "$BENCH_PERF" ]; then
   report="${BENCH_PERF%.data}-report.txt"
   {
