@@ -6,7 +6,11 @@ use std::path::PathBuf;
 /// Sluice: just-in-time, policy-enforced access to databases and servers through the Sluice
 /// broker. The broker holds the credentials; you get a tunnel on localhost.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, after_help = "Exit codes are documented in docs/cli.md.")]
+#[command(
+    name = "sluice",
+    version,
+    after_help = "Exit codes are documented in docs/cli.md."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -49,7 +53,9 @@ pub enum Command {
     },
     /// Open a tunnel to a resource on 127.0.0.1 and keep it open until Ctrl-C (or until the
     /// `--exec` command exits).
-    #[command(after_help = "Examples:\n  sluice connect pg-main                      # prints a psql command; Ctrl-C closes\n  sluice connect pg-main --exec psql -c 'select 1'\n  sluice connect cache --port 6380")]
+    #[command(
+        after_help = "Examples:\n  sluice connect pg-main                      # prints a psql command; Ctrl-C closes\n  sluice connect pg-main --exec psql -c 'select 1'\n  sluice connect cache --port 6380"
+    )]
     Connect(ConnectArgs),
     /// Print shell completions.
     Completions {

@@ -73,11 +73,7 @@ impl std::error::Error for CliError {}
 impl From<ApiError> for CliError {
     fn from(e: ApiError) -> Self {
         let (exit, hint) = match e.code {
-            ErrorCode::TokenMissing | ErrorCode::TokenInvalid => (
-                Exit::NotAuthenticated,
-                Some("run `sluice login` to get a new session token"),
-            ),
-            ErrorCode::TokenExpired => (
+            ErrorCode::TokenMissing | ErrorCode::TokenInvalid | ErrorCode::TokenExpired => (
                 Exit::NotAuthenticated,
                 Some("run `sluice login` to get a new session token"),
             ),

@@ -37,21 +37,12 @@ impl Targets {
                     })?),
                     None => None,
                 };
-                let host = pg
-                    .address
-                    .rsplit_once(':')
-                    .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-                    .unwrap_or(&pg.address);
                 let setting = match pg.tls.mode {
                     TlsMode::Disable => TargetTls::Disable,
                     TlsMode::Require => TargetTls::Require { roots },
                     TlsMode::VerifyFull => TargetTls::VerifyFull {
                         roots: roots.context("tls.mode verify-full needs tls.ca")?,
-                        server_name: pg
-                            .tls
-                            .server_name
-                            .clone()
-                            .unwrap_or_else(|| host.to_string()),
+                        server_name: pg.server_name().to_string(),
                     },
                 };
                 tls.insert(resource.name.clone(), setting);
