@@ -6,6 +6,9 @@ sluice_need_apt=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || sluice_need_apt+=(postgresql)
 command -v psql >/dev/null 2>&1 || sluice_need_apt+=(postgresql-client)
 command -v pgbench >/dev/null 2>&1 || sluice_need_apt+=(postgresql-contrib)
+# The OIDC tests run a real OpenID provider (the npm package oidc-provider) with Node.js >= 20.
+command -v node >/dev/null 2>&1 || sluice_need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || sluice_need_apt+=(npm)
 
 if [ "${#sluice_need_apt[@]}" -gt 0 ]; then
   echo "==> installing ${sluice_need_apt[*]} (apt)" >&2
@@ -19,6 +22,12 @@ if [ "${#sluice_need_apt[@]}" -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${sluice_need_apt[@]}" >/dev/null
   # The Debian package starts a cluster on 5432; Sluice's tests and demo start their own.
   "${sudo_cmd[@]}" sh -c 'command -v pg_ctlcluster >/dev/null && for c in /etc/postgresql/*/main; do [ -d "$c" ] && pg_ctlcluster "$(basename "$(dirname "$c")")" main stop || true; done' || true
+fi
+
+sluice_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ ! -f "$sluice_root/tests/oidc/node_modules/oidc-provider/package.json" ] && command -v node >/dev/null 2>&1; then
+  echo "==> installing the OIDC test provider's npm packages (tests/oidc)" >&2
+  (cd "$sluice_root/tests/oidc" && npm ci --no-audit --no-fund --silent)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

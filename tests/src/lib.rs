@@ -9,10 +9,12 @@
 
 pub mod broker;
 pub mod cli;
+pub mod oidc;
 pub mod postgres;
 pub mod util;
 
 pub use broker::{Broker, BrokerBuilder};
 pub use cli::Cli;
+pub use oidc::OidcProvider;
 pub use postgres::Postgres;
 pub use util::{free_port, wait_for, workspace_bin};
