@@ -212,7 +212,13 @@ fn the_target_password_never_reaches_the_client_its_env_or_the_logs() {
         "env > {dump}; psql -X -c 'show all' -c 'select * from pg_settings' -c 'select 1/0' -c \"do \\$\\$ begin raise notice 'hi'; end \\$\\$\" -c 'select * from customers'; true",
         dump = dump.display()
     );
-    let out = cli.run(&["connect", "pg-main", "--exec", "sh", "-c", &script]);
+    let token = std::fs::read_to_string(cli.state_dir().join("session-token")).expect("token");
+    let out = cli
+        .cmd()
+        .args(["connect", "pg-main", "--exec", "sh", "-c", &script])
+        .env("SLUICE_TOKEN", token.trim())
+        .output()
+        .expect("run sluice");
     assert!(out.status.success(), "{}", stderr(&out));
     let env = std::fs::read_to_string(&dump).expect("env dump");
     for (what, text) in [
@@ -232,6 +238,10 @@ fn the_target_password_never_reaches_the_client_its_env_or_the_logs() {
     assert!(
         env.contains("PGPASSWORD="),
         "the one-time secret is passed on"
+    );
+    assert!(
+        !env.contains(token.trim()),
+        "the session token is not passed on to the command"
     );
     assert!(
         !broker.log().contains(

@@ -153,6 +153,8 @@ async fn exec(command: &[String], details: &Details<'_>) -> CliResult<u8> {
     for var in PG_ENV_TO_CLEAR {
         cmd.env_remove(var);
     }
+    // The command gets a tunnel, not the identity behind it.
+    cmd.env_remove("SLUICE_TOKEN");
     cmd.envs(details.env());
     let mut child = cmd.spawn().map_err(|e| {
         CliError::new(Exit::Failure, format!("cannot run {program}: {e}"))
