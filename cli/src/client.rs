@@ -117,6 +117,27 @@ impl Broker {
         }
     }
 
+    /// `POST path` with the bearer token and no body; success is any 2xx.
+    pub async fn post_empty(&self, path: &str, token: &Secret<String>) -> CliResult<()> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| CliError::new(Exit::Failure, format!("bad API path {path}: {e}")))?;
+        let resp = self
+            .http
+            .post(url)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        Err(api_error(status.as_u16(), &bytes).into())
+    }
+
     fn unreachable(&self, e: &reqwest::Error) -> CliError {
         let chain = error_chain(e);
         if chain.contains("certificate") || chain.contains("UnknownIssuer") {

@@ -73,7 +73,11 @@ impl std::error::Error for CliError {}
 impl From<ApiError> for CliError {
     fn from(e: ApiError) -> Self {
         let (exit, hint) = match e.code {
-            ErrorCode::TokenMissing | ErrorCode::TokenInvalid | ErrorCode::TokenExpired => (
+            ErrorCode::TokenMissing
+            | ErrorCode::TokenInvalid
+            | ErrorCode::TokenExpired
+            | ErrorCode::TokenRevoked
+            | ErrorCode::LoginRefused => (
                 Exit::NotAuthenticated,
                 Some("run `sluice login` to get a new session token"),
             ),

@@ -68,4 +68,77 @@ pub struct WhoAmI {
     pub expires_at: u64,
     /// Token id.
     pub token_id: String,
+    /// The identity provider or workload rule that vouched for the subject.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// CI claims of a workload identity (repository, workflow, ...).
+    #[serde(default)]
+    pub ci: std::collections::BTreeMap<String, String>,
+}
+
+/// `GET /v1/auth/config` (unauthenticated): what the CLI needs to start a login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthConfig {
+    /// Identity providers for people (device flow).
+    pub oidc: Vec<OidcProvider>,
+    /// Workload trust rules, so a CI job knows which audience to request.
+    pub workload: Vec<WorkloadTrust>,
+}
+
+/// One identity provider for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcProvider {
+    /// The broker's name for it.
+    pub name: String,
+    /// Issuer URL (discovery lives under it).
+    pub issuer: String,
+    /// The public client the CLI uses for device flow.
+    pub client_id: String,
+    /// Scopes to request.
+    pub scopes: Vec<String>,
+}
+
+/// One workload trust rule, as far as a CI job needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadTrust {
+    /// The rule's name.
+    pub name: String,
+    /// `github`, `gitlab`, `kubernetes`, or absent for a custom issuer.
+    pub preset: Option<String>,
+    /// The `aud` the platform token must be requested with.
+    pub audience: String,
+}
+
+/// Which kind of identity token is being exchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// A person's OIDC ID token.
+    Oidc,
+    /// A CI job's or workload's platform token.
+    Workload,
+}
+
+/// `POST /v1/auth/token`: exchange an identity token for a broker session token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeRequest {
+    /// What kind of token this is; a token of the other kind is refused.
+    pub kind: TokenKind,
+    /// The identity token (a JWT).
+    pub token: String,
+}
+
+/// The session token minted by an exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeResponse {
+    /// The broker session token.
+    pub token: String,
+    /// Subject it was issued to.
+    pub subject: String,
+    /// Groups it carries.
+    pub groups: Vec<String>,
+    /// `oidc` or `workload`.
+    pub auth_method: String,
+    /// Expiry, seconds since the Unix epoch (never after the exchanged token's own expiry).
+    pub expires_at: u64,
 }

@@ -16,6 +16,10 @@ pub enum ErrorCode {
     TokenInvalid,
     /// The token was valid once but its expiry has passed.
     TokenExpired,
+    /// The token was revoked (logout).
+    TokenRevoked,
+    /// An identity token presented for exchange was refused; the message names the reason.
+    LoginRefused,
     /// The named resource is not configured on the broker.
     ResourceUnknown,
     /// Policy does not let this identity use the resource.
@@ -38,6 +42,8 @@ impl ErrorCode {
             Self::TokenMissing => "token_missing",
             Self::TokenInvalid => "token_invalid",
             Self::TokenExpired => "token_expired",
+            Self::TokenRevoked => "token_revoked",
+            Self::LoginRefused => "login_refused",
             Self::ResourceUnknown => "resource_unknown",
             Self::Forbidden => "forbidden",
             Self::TargetUnreachable => "target_unreachable",
@@ -50,7 +56,11 @@ impl ErrorCode {
     /// The HTTP status the broker answers with for this code.
     pub fn http_status(self) -> u16 {
         match self {
-            Self::TokenMissing | Self::TokenInvalid | Self::TokenExpired => 401,
+            Self::TokenMissing
+            | Self::TokenInvalid
+            | Self::TokenExpired
+            | Self::TokenRevoked
+            | Self::LoginRefused => 401,
             Self::Forbidden => 403,
             Self::ResourceUnknown => 404,
             Self::BadRequest => 400,
@@ -105,6 +115,8 @@ mod tests {
             ErrorCode::TokenMissing,
             ErrorCode::TokenInvalid,
             ErrorCode::TokenExpired,
+            ErrorCode::TokenRevoked,
+            ErrorCode::LoginRefused,
             ErrorCode::ResourceUnknown,
             ErrorCode::Forbidden,
             ErrorCode::TargetUnreachable,

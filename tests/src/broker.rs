@@ -13,6 +13,7 @@ use std::time::Duration;
 pub struct BrokerBuilder {
     resources: String,
     rules: String,
+    identity: String,
     env: Vec<(String, String)>,
 }
 
@@ -61,6 +62,12 @@ impl BrokerBuilder {
             self.resources,
             "  {name}:\n    kind: tcp\n    address: {address}\n"
         );
+        self
+    }
+
+    /// A raw `identity:` section (YAML, without the `identity:` line, indented by two spaces).
+    pub fn identity(mut self, yaml: &str) -> Self {
+        self.identity.push_str(yaml);
         self
     }
 
@@ -117,8 +124,13 @@ impl BrokerBuilder {
         } else {
             format!("policy:\n  rules:\n{}", self.rules)
         };
+        let identity = if self.identity.is_empty() {
+            String::new()
+        } else {
+            format!("identity:\n{}", self.identity)
+        };
         let config = format!(
-            "listen: 127.0.0.1:{port}\ntls:\n  cert: tls/server.crt\n  key: tls/server.key\n  ca: tls/ca.crt\ntokens:\n  signing_key: keys/session-signing.pem\n  default_ttl: 1h\n  max_ttl: 12h\nstore:\n  sqlite: sluice.db\n{resources}{rules}"
+            "{identity}listen: 127.0.0.1:{port}\ntls:\n  cert: tls/server.crt\n  key: tls/server.key\n  ca: tls/ca.crt\ntokens:\n  signing_key: keys/session-signing.pem\n  default_ttl: 1h\n  max_ttl: 12h\nstore:\n  sqlite: sluice.db\n{resources}{rules}"
         );
         std::fs::write(dir.path().join("sluice.yaml"), config).expect("write config");
         let mut broker = Broker {

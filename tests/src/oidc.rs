@@ -372,3 +372,47 @@ fn which(name: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+impl OidcProvider {
+    /// Runs a whole device flow for `user` (device authorization, the user's approval through
+    /// the provider's pages, the token request) and returns the ID token.
+    pub fn id_token_for(&self, user: &str) -> String {
+        let (_, discovery) =
+            crate::util::curl_json(&[self.url("/.well-known/openid-configuration")]);
+        let endpoint = |key: &str| {
+            discovery[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("discovery has no {key}"))
+                .to_string()
+        };
+        let form = |url: String, fields: &[(&str, &str)]| {
+            let mut args = vec![url];
+            for (k, v) in fields {
+                args.push("--data-urlencode".into());
+                args.push(format!("{k}={v}"));
+            }
+            crate::util::curl_json(&args)
+        };
+        let (status, auth) = form(
+            endpoint("device_authorization_endpoint"),
+            &[("client_id", CLIENT_ID), ("scope", SCOPES)],
+        );
+        assert_eq!(status, 200, "device authorization: {auth}");
+        let user_code = auth["user_code"].as_str().expect("user_code").to_string();
+        let device_code = auth["device_code"]
+            .as_str()
+            .expect("device_code")
+            .to_string();
+        self.approve(&user_code, user);
+        let (status, tokens) = form(
+            endpoint("token_endpoint"),
+            &[
+                ("client_id", CLIENT_ID),
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", &device_code),
+            ],
+        );
+        assert_eq!(status, 200, "token request: {tokens}");
+        tokens["id_token"].as_str().expect("id_token").to_string()
+    }
+}

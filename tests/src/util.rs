@@ -95,3 +95,28 @@ pub fn recording_relay(target: u16) -> (u16, std::sync::Arc<std::sync::Mutex<Vec
     });
     (port, captured)
 }
+
+/// Runs `curl -sS ARGS` and returns the HTTP status and the body parsed as JSON (`null` when the
+/// body is empty).
+pub fn curl_json(args: &[String]) -> (u16, serde_json::Value) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("run curl (install the curl package)");
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = text.rsplit_once('\n').expect("status line");
+    let status: u16 = status.trim().parse().expect("HTTP status");
+    let value = if body.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("HTTP {status}: not JSON ({e}): {body}"))
+    };
+    (status, value)
+}

@@ -8,14 +8,14 @@
 use std::path::{Path, PathBuf};
 
 use crate::location::{ConfigError, Located};
-use crate::model::{Config, ResourceSpec};
+use crate::model::{Config, JwksSource, ResourceSpec};
 
 impl Config {
     /// Checks every referenced file and environment variable; empty when all is in place.
     ///
     /// Checked: the TLS certificate, key and CA, the token signing key, each target's CA and
     /// `file:` credential (readable), each `env:` credential (set, non-empty), and the directory
-    /// of the SQLite database (exists).
+    /// of the SQLite database (exists), and each identity issuer's `jwks_file` (readable).
     pub fn check_environment(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         let check_file = |errors: &mut Vec<ConfigError>, path: &Located<PathBuf>| {
@@ -39,6 +39,17 @@ impl Config {
                 if let Err(error) = spec.password.value.resolve() {
                     errors.push(spec.password.error(error.to_string()));
                 }
+            }
+        }
+        let jwks_sources = self
+            .identity
+            .oidc
+            .iter()
+            .map(|issuer| &issuer.jwks)
+            .chain(self.identity.workload.iter().map(|issuer| &issuer.jwks));
+        for jwks in jwks_sources {
+            if let JwksSource::File(path) = jwks {
+                check_file(&mut errors, path);
             }
         }
         if let Err(message) = sqlite_location(&self.store.sqlite.value) {

@@ -14,6 +14,7 @@
 mod credential;
 mod environment;
 mod extract;
+mod identity;
 mod location;
 mod model;
 mod policy;
@@ -29,8 +30,9 @@ use std::path::Path;
 pub use credential::{CredentialError, CredentialRef};
 pub use location::{ConfigError, ConfigErrors, Located, Location};
 pub use model::{
-    Config, PostgresSpec, Resource, ResourceSpec, StoreConfig, TargetTls, TcpSpec, TlsConfig,
-    TlsMode, TokensConfig,
+    Config, IdentityConfig, JwksSource, OidcIssuer, PostgresSpec, Resource, ResourceSpec,
+    StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig, WorkloadIssuer,
+    WorkloadPreset,
 };
 pub use policy::{Policy, Rule, glob_match};
 pub use starter::{StarterOptions, starter_config};

@@ -34,6 +34,9 @@ pub struct Config {
     pub resources: Vec<Resource>,
     /// Who may use which resource.
     pub policy: Policy,
+    /// How people (OIDC) and workloads (CI, agents) prove who they are; empty when absent, so
+    /// only operator tokens are accepted.
+    pub identity: IdentityConfig,
 }
 
 impl Config {
@@ -202,4 +205,135 @@ impl TlsMode {
             Self::VerifyFull => "verify-full",
         }
     }
+}
+
+/// Default clock skew allowed on `exp`, `nbf` and `iat`.
+pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// Default minimum interval between two JWKS refreshes of one issuer on an unknown `kid`.
+pub(crate) const DEFAULT_JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Default time cached keys stay usable while the identity provider is unreachable.
+pub(crate) const DEFAULT_JWKS_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The `identity` section: who may log in besides holders of operator tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityConfig {
+    /// Clock skew allowed when checking `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// At most one JWKS refresh per issuer per interval when a token names an unknown `kid`.
+    pub jwks_refresh_interval: Duration,
+    /// How long cached keys stay usable while the identity provider cannot be reached.
+    pub jwks_max_stale: Duration,
+    /// OpenID providers people log in through, in file order.
+    pub oidc: Vec<OidcIssuer>,
+    /// Trust rules for workload tokens (CI jobs, agents), in file order.
+    pub workload: Vec<WorkloadIssuer>,
+}
+
+impl Default for IdentityConfig {
+    /// No issuers and the default durations: only operator tokens are accepted.
+    fn default() -> Self {
+        Self {
+            leeway: DEFAULT_LEEWAY,
+            jwks_refresh_interval: DEFAULT_JWKS_REFRESH_INTERVAL,
+            jwks_max_stale: DEFAULT_JWKS_MAX_STALE,
+            oidc: Vec::new(),
+            workload: Vec::new(),
+        }
+    }
+}
+
+impl IdentityConfig {
+    /// The OIDC provider with this name, if configured.
+    pub fn oidc_issuer(&self, name: &str) -> Option<&OidcIssuer> {
+        self.oidc.iter().find(|issuer| issuer.name == name)
+    }
+
+    /// The workload trust rule with this name, if configured.
+    pub fn workload_issuer(&self, name: &str) -> Option<&WorkloadIssuer> {
+        self.workload.iter().find(|issuer| issuer.name == name)
+    }
+}
+
+/// Where an issuer's signing keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// `jwks_uri` from the issuer's `/.well-known/openid-configuration`.
+    Discovery,
+    /// A fixed JWKS URL (validated like the issuer URL).
+    Uri(String),
+    /// A JWKS document on disk, for air-gapped setups and tests.
+    File(Located<PathBuf>),
+}
+
+/// An OpenID provider people log in through (device flow in the CLI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcIssuer {
+    /// Unique among OIDC and workload names (`[a-z0-9][a-z0-9-_.]{0,62}`).
+    pub name: String,
+    /// The `iss` of its tokens: an https URL (http only on loopback), no query or fragment.
+    pub issuer: String,
+    /// The public client the CLI uses for the device flow.
+    pub client_id: String,
+    /// The `aud` the ID token must carry; `client_id` unless set.
+    pub audience: String,
+    /// Scopes requested; always contains `openid`.
+    pub scopes: Vec<String>,
+    /// Claim that holds the user name.
+    pub username_claim: String,
+    /// Claim that holds the list of groups.
+    pub groups_claim: String,
+    /// IdP group to broker groups; when not empty, unmapped IdP groups are dropped.
+    pub group_mapping: BTreeMap<String, Vec<String>>,
+    /// Where its signing keys come from.
+    pub jwks: JwksSource,
+    /// Where the entry is written, for errors found after loading.
+    pub location: Location,
+}
+
+/// A known workload token issuer whose defaults live with the verifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkloadPreset {
+    /// GitHub Actions OIDC tokens.
+    Github,
+    /// GitLab CI ID tokens.
+    Gitlab,
+    /// Kubernetes service-account tokens (the issuer is cluster-specific).
+    Kubernetes,
+}
+
+impl WorkloadPreset {
+    /// The spelling used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Github => "github",
+            Self::Gitlab => "gitlab",
+            Self::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+/// A trust rule for workload tokens: which issuer, audience and claims make a valid workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadIssuer {
+    /// Unique among OIDC and workload names (`[a-z0-9][a-z0-9-_.]{0,62}`).
+    pub name: String,
+    /// A known issuer whose defaults apply.
+    pub preset: Option<WorkloadPreset>,
+    /// The `iss` of its tokens; `None` only with the `github` or `gitlab` preset (their issuer is
+    /// known to the verifier).
+    pub issuer: Option<String>,
+    /// The `aud` the token must carry.
+    pub audience: String,
+    /// Template of the broker subject, with `{claim}` or `{dotted.claim}` placeholders; `None`
+    /// only with a preset (which supplies one).
+    pub subject: Option<String>,
+    /// Claim (possibly a dotted path) to pattern (exact, or glob with `*` and `?`), in file
+    /// order; all must match.
+    pub claims: Vec<(String, String)>,
+    /// Broker groups granted to matching workloads.
+    pub groups: Vec<String>,
+    /// Where its signing keys come from.
+    pub jwks: JwksSource,
+    /// Where the entry is written, for errors found after loading.
+    pub location: Location,
 }

@@ -22,8 +22,16 @@ use crate::model::{
 use crate::policy::{Policy, Rule, is_glob};
 use crate::tree::{Node, NodeKind};
 
-/// Top-level keys. `identity` is deliberately absent until it is implemented.
-const TOP_KEYS: &[&str] = &["listen", "tls", "tokens", "store", "resources", "policy"];
+/// Top-level keys.
+const TOP_KEYS: &[&str] = &[
+    "listen",
+    "tls",
+    "tokens",
+    "store",
+    "identity",
+    "resources",
+    "policy",
+];
 const TLS_KEYS: &[&str] = &["cert", "key", "ca"];
 const TOKENS_KEYS: &[&str] = &["signing_key", "default_ttl", "max_ttl"];
 const STORE_KEYS: &[&str] = &["sqlite"];
@@ -51,7 +59,7 @@ pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
 pub(crate) const DEFAULT_MAX_TTL: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// Reads an optional key: `Some(None)` when absent or empty, `None` when present but invalid.
-fn optional<'n, T>(
+pub(crate) fn optional<'n, T>(
     item: Option<Item<'n>>,
     read: impl FnOnce(&Item<'n>) -> Option<T>,
 ) -> Option<Option<T>> {
@@ -115,6 +123,10 @@ pub(crate) fn config(cx: &mut Cx<'_>, source: &Path, root: Option<&Node>) -> Opt
         Some(item) => policy(cx, &item, &names),
         None => Some(Policy::default()),
     };
+    let identity = match top.entry("identity") {
+        Some(item) => crate::identity::identity(cx, &item),
+        None => Some(crate::model::IdentityConfig::default()),
+    };
 
     if cx.has_errors() {
         return None;
@@ -127,6 +139,7 @@ pub(crate) fn config(cx: &mut Cx<'_>, source: &Path, root: Option<&Node>) -> Opt
         store: store?,
         resources: resources?,
         policy: policy?,
+        identity: identity?,
     })
 }
 
@@ -194,7 +207,7 @@ fn tokens(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<TokensConfig> {
     })
 }
 
-fn duration(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<Duration> {
+pub(crate) fn duration(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<Duration> {
     let text = cx.text(item)?;
     match humantime::parse_duration(text.trim()) {
         Ok(duration) if duration.is_zero() => {
@@ -241,7 +254,7 @@ fn resources(cx: &mut Cx<'_>, item: &Item<'_>) -> (Option<Vec<Resource>>, Vec<St
 }
 
 /// `[a-z0-9][a-z0-9-_.]{0,62}`: safe in URLs, file names and log lines without quoting.
-fn is_resource_name(name: &str) -> bool {
+pub(crate) fn is_resource_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.len() <= 63
@@ -309,7 +322,7 @@ fn kind(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<ResourceKind> {
 }
 
 /// `unknown kind "mysql"; expected one of postgres, tcp`, with a suggestion when one is close.
-fn unknown_choice(what: &str, value: &str, choices: &[&str]) -> String {
+pub(crate) fn unknown_choice(what: &str, value: &str, choices: &[&str]) -> String {
     match suggest(value, choices.iter().copied()) {
         Some(close) => format!("unknown {what} \"{value}\"; did you mean \"{close}\"?"),
         None => format!(

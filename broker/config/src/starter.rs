@@ -65,6 +65,33 @@ tokens:
 store:
   sqlite: {sqlite}
 
+# How people and workloads log in. Without this section only operator tokens are accepted.
+# Uncomment and adapt; names are unique across oidc and workload.
+# identity:
+  # leeway: 60s                        # clock skew allowed on token times
+  # jwks_refresh_interval: 5m          # at most one key refresh per issuer per interval
+  # jwks_max_stale: 24h                # keep using cached keys this long if the IdP is down
+  # oidc:                              # people, through `sluice login` (device flow)
+  #   - name: corp
+  #     issuer: https://idp.example.com/realms/acme
+  #     client_id: sluice-cli          # the public client the CLI uses
+  #     audience: sluice-cli           # optional; defaults to client_id
+  #     scopes: [openid, profile, email, groups, offline_access]   # must include openid
+  #     username_claim: preferred_username
+  #     groups_claim: groups
+  #     group_mapping:                 # optional; when set, only mapped groups are kept
+  #       idp-dba: [dba]
+  #     # jwks_uri or jwks_file override discovery of the signing keys
+  # workload:                          # CI jobs and agents presenting their own tokens
+  #   - name: github-deploy
+  #     preset: github                 # github, gitlab or kubernetes (which needs issuer)
+  #     audience: https://sluice.example.com   # the aud the CI token must carry
+  #     subject: "github:{{repository}}:{{workflow}}"   # optional with a preset
+  #     claims:                        # all must match; exact values or globs with * and ?
+  #       repository: acme/*
+  #       ref: refs/heads/main
+  #     groups: [ci-deployers]
+
 # Targets the broker opens tunnels to, by name. Names use lowercase letters, digits,
 # '-', '_' and '.', at most 63 characters. Uncomment and adapt the examples below.
 resources:

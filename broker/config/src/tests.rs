@@ -3,6 +3,7 @@
 mod credential;
 mod environment;
 mod errors;
+mod identity;
 mod model;
 mod policy;
 mod robustness;

@@ -1,15 +1,19 @@
 //! The broker's HTTPS API: health, version, whoami, resource check and the tunnel endpoint.
 
 use crate::gate::Gate;
+use crate::login::Exchanger;
+use crate::tokens::Revocations;
 use crate::tunnel;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use sluice_engine::LeaseHandle;
 use sluice_engine_postgres::CancelRegistry;
-use sluice_shared::api::{Health, ResourceCheck, VersionInfo, WhoAmI};
+use sluice_shared::api::{
+    AuthConfig, ExchangeRequest, ExchangeResponse, Health, ResourceCheck, VersionInfo, WhoAmI,
+};
 use sluice_shared::{ApiError, ErrorCode};
 use std::sync::Arc;
 
@@ -24,6 +28,10 @@ pub struct AppState {
     pub shutdown: Arc<LeaseHandle>,
     /// Target TLS roots and other per-resource material loaded at start-up.
     pub targets: Arc<tunnel::Targets>,
+    /// Verifies OIDC and workload tokens and mints session tokens.
+    pub exchanger: Arc<Exchanger>,
+    /// Session tokens revoked by logout.
+    pub revocations: Arc<Revocations>,
 }
 
 /// An [`ApiError`] as an HTTP response with the code's status and a JSON body.
@@ -50,6 +58,9 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/v1/health", get(health))
         .route("/v1/version", get(version))
         .route("/v1/whoami", get(whoami))
+        .route("/v1/auth/config", get(auth_config))
+        .route("/v1/auth/token", post(exchange))
+        .route("/v1/auth/logout", post(logout))
         .route("/v1/resources/{name}/check", get(check_resource))
         .route(sluice_shared::tunnel::PATH, get(tunnel::open))
         .fallback(not_found)
@@ -78,7 +89,35 @@ async fn whoami(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<
         auth_method: id.auth_method,
         expires_at: id.expires_at,
         token_id: id.token_id,
+        provider: id.provider,
+        ci: id.ci,
     }))
+}
+
+async fn auth_config(State(app): State<AppState>) -> Json<AuthConfig> {
+    Json(app.exchanger.auth_config())
+}
+
+/// Exchanges an OIDC ID token or a workload token for a session token.
+async fn exchange(
+    State(app): State<AppState>,
+    body: Result<Json<ExchangeRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ExchangeResponse>, Failure> {
+    let Json(req) = body.map_err(|e| {
+        Failure(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("expected {{\"kind\": \"oidc\"|\"workload\", \"token\": \"...\"}}: {e}"),
+        ))
+    })?;
+    Ok(Json(app.exchanger.exchange(&req).await?))
+}
+
+/// Revokes the presented session token.
+async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<StatusCode, Failure> {
+    let id = app.gate.identify(&headers)?;
+    app.revocations.revoke(&id.token_id, id.expires_at);
+    tracing::info!(target: "audit", event = "auth.logout.v1", subject = %id.subject, token_id = %id.token_id);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Authorizes the caller for the resource and checks the target answers a TCP connect, so

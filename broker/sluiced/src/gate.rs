@@ -4,7 +4,7 @@
 //! on is an [`Authorized`] value that only this module can construct, so the tunnel code cannot
 //! reach an engine without having passed the gate.
 
-use crate::tokens::{Claims, TokenError, TokenService};
+use crate::tokens::{Claims, Revocations, TokenError, TokenService};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use sluice_config::{Config, Resource};
@@ -24,6 +24,10 @@ pub struct Identity {
     pub token_id: String,
     /// Token expiry, seconds since the epoch.
     pub expires_at: u64,
+    /// The identity provider or workload rule behind the token.
+    pub provider: Option<String>,
+    /// CI claims of a workload.
+    pub ci: std::collections::BTreeMap<String, String>,
 }
 
 impl From<Claims> for Identity {
@@ -34,6 +38,8 @@ impl From<Claims> for Identity {
             auth_method: c.amr,
             token_id: c.jti,
             expires_at: c.exp,
+            provider: c.idp,
+            ci: c.ci,
         }
     }
 }
@@ -66,12 +72,21 @@ impl Authorized {
 pub struct Gate {
     config: Arc<Config>,
     tokens: Arc<TokenService>,
+    revocations: Arc<Revocations>,
 }
 
 impl Gate {
     /// A gate over a configuration and a token service.
-    pub fn new(config: Arc<Config>, tokens: Arc<TokenService>) -> Self {
-        Self { config, tokens }
+    pub fn new(
+        config: Arc<Config>,
+        tokens: Arc<TokenService>,
+        revocations: Arc<Revocations>,
+    ) -> Self {
+        Self {
+            config,
+            tokens,
+            revocations,
+        }
     }
 
     /// The identity behind the request's bearer token.
@@ -94,13 +109,21 @@ impl Gate {
                     "the Authorization header is not of the form `Bearer <token>`",
                 )
             })?;
-        self.tokens
+        let identity = self
+            .tokens
             .verify(token)
             .map(Identity::from)
             .map_err(|e| match e {
                 TokenError::Expired => ApiError::new(ErrorCode::TokenExpired, e.to_string()),
                 TokenError::Invalid(_) => ApiError::new(ErrorCode::TokenInvalid, e.to_string()),
-            })
+            })?;
+        if self.revocations.is_revoked(&identity.token_id) {
+            return Err(ApiError::new(
+                ErrorCode::TokenRevoked,
+                "the session token was revoked (logged out)",
+            ));
+        }
+        Ok(identity)
     }
 
     /// The identity behind the request, if policy lets it use `resource`.

@@ -3,6 +3,7 @@
 mod api;
 mod gate;
 mod init;
+mod login;
 mod server;
 mod tls;
 mod tokens;

@@ -39,16 +39,20 @@ pub async fn run(config: Config) -> Result<()> {
     }
     let tls = crate::tls::server_config(&config.tls.cert.value, &config.tls.key.value)?;
     let tokens = Arc::new(TokenService::load(&config.tokens.signing_key.value)?);
+    let exchanger = Arc::new(crate::login::Exchanger::new(&config, tokens.clone())?);
+    let revocations = Arc::new(crate::tokens::Revocations::default());
     let targets = Arc::new(Targets::load(&config)?);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let config = Arc::new(config);
     let state = AppState {
-        gate: Gate::new(config.clone(), tokens),
+        gate: Gate::new(config.clone(), tokens, revocations.clone()),
         cancels: CancelRegistry::default(),
         shutdown: Arc::new(LeaseHandle::new()),
         targets,
+        exchanger,
+        revocations,
     };
     info!(
         listen = %listener.local_addr()?,

@@ -7,7 +7,9 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `iss` of every session token.
@@ -34,6 +36,23 @@ pub struct Claims {
     pub exp: u64,
     /// Token id, for revocation and audit.
     pub jti: String,
+    /// The identity provider or workload rule that vouched for the subject, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
+    /// CI claims of a workload (repository, workflow, ...), shown to approvers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ci: BTreeMap<String, String>,
+}
+
+/// What an exchange adds to a token beyond subject and groups.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    /// See [`Claims::idp`].
+    pub idp: Option<String>,
+    /// See [`Claims::ci`].
+    pub ci: BTreeMap<String, String>,
+    /// The token may not outlive this (the exchanged token's own expiry), seconds since epoch.
+    pub not_after: Option<u64>,
 }
 
 /// Why a token was refused. Messages are safe to show the caller: they never echo the token.
@@ -119,7 +138,23 @@ impl TokenService {
         auth_method: &str,
         ttl: Duration,
     ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+        self.issue_with(subject, groups, auth_method, ttl, Provenance::default())
+    }
+
+    /// Signs a token valid for `ttl`, or until `provenance.not_after` if that is sooner.
+    pub fn issue_with(
+        &self,
+        subject: &str,
+        groups: &[String],
+        auth_method: &str,
+        ttl: Duration,
+        provenance: Provenance,
+    ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
         let now = now_secs();
+        let mut exp = now + ttl.as_secs().max(1);
+        if let Some(limit) = provenance.not_after {
+            exp = exp.min(limit);
+        }
         let claims = Claims {
             iss: ISSUER.to_string(),
             aud: AUDIENCE.to_string(),
@@ -127,8 +162,10 @@ impl TokenService {
             groups: groups.to_vec(),
             amr: auth_method.to_string(),
             iat: now,
-            exp: now + ttl.as_secs().max(1),
+            exp,
             jti: random_id(),
+            idp: provenance.idp,
+            ci: provenance.ci,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)?;
         Ok((token, claims))
@@ -153,6 +190,31 @@ impl TokenService {
                 _ => TokenError::Invalid("it is malformed"),
             }),
         }
+    }
+}
+
+/// Token ids revoked before their expiry (logout). Kept in memory: a broker restart forgets them,
+/// which the short token lifetime bounds (see docs/decisions.md).
+#[derive(Debug, Default)]
+pub struct Revocations {
+    revoked: Mutex<HashMap<String, u64>>,
+}
+
+impl Revocations {
+    /// Revokes `jti` until `exp` (after which the token is expired anyway).
+    pub fn revoke(&self, jti: &str, exp: u64) {
+        let now = now_secs();
+        let mut map = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, until| *until >= now);
+        map.insert(jti.to_string(), exp);
+    }
+
+    /// Whether `jti` was revoked.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(jti)
     }
 }
 
@@ -225,6 +287,8 @@ mod tests {
             iat: now_secs() - 120,
             exp: now_secs() - 60,
             jti: random_id(),
+            idp: None,
+            ci: BTreeMap::new(),
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &svc.encoding).unwrap();

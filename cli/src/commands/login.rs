@@ -52,7 +52,18 @@ pub async fn login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
     Ok(crate::exit::Exit::Ok as u8)
 }
 
-pub fn logout() -> CliResult<u8> {
+pub async fn logout(global: &GlobalArgs) -> CliResult<u8> {
+    // Tell the broker first, so the token is dead even if a copy of it exists elsewhere; a
+    // broker that cannot be reached does not keep the local copy alive.
+    if let (Ok(token), Ok(broker)) = (profile::token(), super::broker(global)) {
+        match broker.post_empty("/v1/auth/logout", &token).await {
+            Ok(()) => eprintln!("The broker revoked the session token."),
+            Err(e) => eprintln!(
+                "sluice: the broker did not revoke the token ({}); removing it here anyway",
+                e.message
+            ),
+        }
+    }
     if profile::remove_token()? {
         eprintln!("Logged out: the stored session token was removed.");
     } else {

@@ -14,7 +14,7 @@ use crate::profile;
 pub async fn run(cli: Cli) -> CliResult<u8> {
     match cli.command {
         Command::Login(args) => login::login(&cli.global, &args).await,
-        Command::Logout => login::logout(),
+        Command::Logout => login::logout(&cli.global).await,
         Command::Whoami { output } => whoami::run(&cli.global, output).await,
         Command::Connect(args) => connect::run(&cli.global, args).await,
         Command::Completions { shell } => completions::run(shell),

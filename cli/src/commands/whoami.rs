@@ -21,7 +21,13 @@ pub async fn run(global: &GlobalArgs, output: Output) -> CliResult<u8> {
                     me.groups.join(", ")
                 }
             );
-            println!("logged in:  {} token", me.auth_method);
+            match &me.provider {
+                Some(p) => println!("logged in:  {} ({p})", me.auth_method),
+                None => println!("logged in:  {} token", me.auth_method),
+            }
+            for (claim, value) in &me.ci {
+                println!("ci {claim:<8} {value}");
+            }
             println!("expires:    {}", describe_expiry(me.expires_at));
             println!("broker:     {}", broker.url());
         }

@@ -6,7 +6,7 @@ use super::{FILE, parse_err};
 use crate::{ConfigError, ConfigErrors, Location, load, parse};
 
 /// Asserts that `errors` are exactly `expected` (line, column, key, message start).
-fn assert_errors(
+pub(super) fn assert_errors(
     errors: &[(usize, usize, String, String)],
     expected: &[(usize, usize, &str, &str)],
 ) {
@@ -166,7 +166,7 @@ policy:
     - name: r1
       subjects: [bob]
       resources: []
-identity: {}
+roles: {}
 ";
     assert_errors(
         &parse_err(text),
@@ -255,8 +255,8 @@ identity: {}
             (
                 37,
                 1,
-                "identity",
-                "unknown key \"identity\" (expected one of: listen, tls,",
+                "roles",
+                "unknown key \"roles\" (expected one of: listen, tls,",
             ),
         ],
     );

@@ -8,8 +8,8 @@ use sluice_shared::api::ResourceKind;
 
 use super::{at, loc, parse_ok};
 use crate::{
-    Config, CredentialRef, Policy, PostgresSpec, Resource, ResourceSpec, Rule, StoreConfig,
-    TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
+    Config, CredentialRef, IdentityConfig, Policy, PostgresSpec, Resource, ResourceSpec, Rule,
+    StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
 };
 
 pub(super) const FULL: &str = r#"# sluiced configuration.
@@ -178,6 +178,7 @@ fn full_example_parses_to_the_expected_model() {
                 },
             ],
         },
+        identity: IdentityConfig::default(),
     };
     assert_eq!(parse_ok(FULL), expected);
 }

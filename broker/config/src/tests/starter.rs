@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use super::{FILE, parse_ok};
-use crate::{ResourceSpec, StarterOptions, TlsMode, starter_config};
+use crate::{
+    IdentityConfig, ResourceSpec, StarterOptions, TlsMode, WorkloadPreset, starter_config,
+};
 
 fn options() -> StarterOptions {
     StarterOptions {
@@ -42,6 +44,7 @@ fn starter_config_parses_with_the_given_values() {
     );
     assert!(config.resources.is_empty());
     assert!(config.policy.rules.is_empty());
+    assert_eq!(config.identity, IdentityConfig::default());
 }
 
 #[test]
@@ -82,13 +85,17 @@ fn starter_config_quotes_values_that_need_it() {
 #[test]
 fn starter_examples_parse_once_uncommented() {
     let starter = starter_config(&options());
-    // Example lines are indented comments holding a key; prose comments hold none.
+    // Example lines are indented comments holding a key, plus the top-level `# identity:`;
+    // prose comments hold none.
     let uncommented: String = starter
         .lines()
         .map(|line| {
             let indent = line.len() - line.trim_start().len();
             match line.trim_start().strip_prefix("# ") {
-                Some(rest) if indent > 0 && (rest.contains(": ") || rest.ends_with(':')) => {
+                Some(rest)
+                    if (indent > 0 && (rest.contains(": ") || rest.ends_with(':')))
+                        || line == "# identity:" =>
+                {
                     format!("{}{rest}\n", &line[..indent])
                 }
                 _ => format!("{line}\n"),
@@ -107,4 +114,15 @@ fn starter_examples_parse_once_uncommented() {
     }
     assert_eq!(config.policy.rules.len(), 1);
     assert_eq!(config.policy.rules[0].name, "dba-all");
+    let identity = &config.identity;
+    assert_eq!(identity.oidc.len(), 1);
+    assert_eq!(identity.oidc[0].name, "corp");
+    assert_eq!(identity.oidc[0].group_mapping["idp-dba"], ["dba"]);
+    assert_eq!(identity.workload.len(), 1);
+    assert_eq!(identity.workload[0].preset, Some(WorkloadPreset::Github));
+    assert_eq!(
+        identity.workload[0].subject.as_deref(),
+        Some("github:{repository}:{workflow}")
+    );
+    assert_eq!(identity.workload[0].claims.len(), 2);
 }
