@@ -8,6 +8,7 @@
 //! - [`Cli`]: runs `sluice` with its own state directory, pointed at a broker.
 
 pub mod broker;
+pub mod ci_issuer;
 pub mod cli;
 pub mod oidc;
 pub mod postgres;
