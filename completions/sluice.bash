@@ -239,12 +239,16 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__login)
-            opts="-h --token-stdin --broker --ca --help"
+            opts="-h --token-stdin --issuer --broker --ca --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --broker)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -28,12 +28,13 @@ complete -c sluice -n "__fish_sluice_needs_command" -l broker -d 'Broker URL (ht
 complete -c sluice -n "__fish_sluice_needs_command" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_needs_command" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_needs_command" -s V -l version -d 'Print version'
-complete -c sluice -n "__fish_sluice_needs_command" -f -a "login" -d 'Log in to the broker and store the session token'
+complete -c sluice -n "__fish_sluice_needs_command" -f -a "login" -d 'Log in to the broker: approve a code at your identity provider (OIDC device flow), or pipe in a token with --token-stdin'
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "logout" -d 'Forget the stored session token'
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "whoami" -d 'Show who the broker thinks you are'
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "connect" -d 'Open a tunnel to a resource on 127.0.0.1 and keep it open until Ctrl-C (or until the `--exec` command exits)'
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sluice -n "__fish_sluice_using_subcommand login" -l issuer -d 'The identity provider to log in with, by the broker\'s name for it; needed only when the broker trusts more than one' -r
 complete -c sluice -n "__fish_sluice_using_subcommand login" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand login" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand login" -l token-stdin -d 'Read a session token (from `sluiced token issue`) from standard input'
@@ -56,7 +57,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connect" -s h -l help -d '
 complete -c sluice -n "__fish_sluice_using_subcommand completions" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand completions" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect completions help" -f -a "login" -d 'Log in to the broker and store the session token'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect completions help" -f -a "login" -d 'Log in to the broker: approve a code at your identity provider (OIDC device flow), or pipe in a token with --token-stdin'
 complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect completions help" -f -a "logout" -d 'Forget the stored session token'
 complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect completions help" -f -a "whoami" -d 'Show who the broker thinks you are'
 complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect completions help" -f -a "connect" -d 'Open a tunnel to a resource on 127.0.0.1 and keep it open until Ctrl-C (or until the `--exec` command exits)'

@@ -41,7 +41,11 @@ pub enum Output {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Log in to the broker and store the session token.
+    /// Log in to the broker: approve a code at your identity provider (OIDC device flow), or
+    /// pipe in a token with --token-stdin.
+    #[command(
+        after_help = "Examples:\n  sluice login --broker https://sluice.internal:8443   # prints a code to approve in a browser\n  sluice login --issuer corp                           # when the broker trusts several providers\n  sluiced token issue ... | sluice login --token-stdin"
+    )]
     Login(LoginArgs),
     /// Forget the stored session token.
     Logout,
@@ -69,6 +73,10 @@ pub struct LoginArgs {
     /// Read a session token (from `sluiced token issue`) from standard input.
     #[arg(long)]
     pub token_stdin: bool,
+    /// The identity provider to log in with, by the broker's name for it; needed only when the
+    /// broker trusts more than one.
+    #[arg(long, value_name = "NAME", conflicts_with = "token_stdin")]
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -117,6 +117,39 @@ impl Broker {
         }
     }
 
+    /// `POST path` with a JSON body and no token; the answer decoded as `T`, or the broker's
+    /// error.
+    pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> CliResult<T> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| CliError::new(Exit::Failure, format!("bad API path {path}: {e}")))?;
+        let resp = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                CliError::new(
+                    Exit::Failure,
+                    format!("the broker sent an unexpected answer: {e}"),
+                )
+                .hint("the CLI and broker versions may not match")
+            })
+        } else {
+            Err(api_error(status.as_u16(), &bytes).into())
+        }
+    }
+
     /// `POST path` with the bearer token and no body; success is any 2xx.
     pub async fn post_empty(&self, path: &str, token: &Secret<String>) -> CliResult<()> {
         let url = self
@@ -290,7 +323,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {
@@ -303,7 +336,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
-fn tls_config(ca: Option<&Path>) -> CliResult<rustls::ClientConfig> {
+pub(crate) fn tls_config(ca: Option<&Path>) -> CliResult<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -2,9 +2,11 @@
 //! a documented exit code.
 
 mod args;
+mod auth;
 mod client;
 mod commands;
 mod exit;
+mod keyring;
 mod pgerror;
 mod profile;
 mod tunnel;

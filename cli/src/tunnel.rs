@@ -4,7 +4,6 @@
 use crate::client::Broker;
 use crate::exit::CliError;
 use crate::pgerror;
-use crate::profile;
 use sluice_shared::Secret;
 use sluice_shared::api::ResourceKind;
 use std::sync::Arc;
@@ -50,7 +49,7 @@ pub async fn serve(listener: TcpListener, spec: Arc<TunnelSpec>) {
 async fn handle(mut local: TcpStream, peer: &str, spec: &TunnelSpec) -> Result<(), CliError> {
     let _ = local.set_nodelay(true);
     // Read the token per tunnel: a `sluice login` in another terminal fixes a running connect.
-    let opened = match profile::token() {
+    let opened = match crate::auth::session::token(&spec.broker).await {
         Ok(token) => {
             spec.broker
                 .open_tunnel(&spec.resource, &token, spec.secret.as_ref(), peer)

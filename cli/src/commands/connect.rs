@@ -3,7 +3,6 @@
 
 use crate::args::{ConnectArgs, GlobalArgs, Output};
 use crate::exit::{CliError, CliResult, Exit};
-use crate::profile;
 use crate::tunnel::{self, TunnelSpec};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,7 +25,7 @@ const PG_ENV_TO_CLEAR: &[&str] = &[
 
 pub async fn run(global: &GlobalArgs, args: ConnectArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
-    let token = profile::token()?;
+    let token = crate::auth::session::token(&broker).await?;
     let path = format!("/v1/resources/{}/check", encode_segment(&args.resource));
     let check: ResourceCheck = broker.get(&path, Some(&token)).await?;
 

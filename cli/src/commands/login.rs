@@ -1,19 +1,25 @@
 //! `sluice login` and `sluice logout`.
+//!
+//! `login` runs the OIDC device flow (RFC 8628) against the provider the broker names in
+//! `GET /v1/auth/config`, exchanges the ID token at `POST /v1/auth/token`, and stores the session
+//! token with what renewing it needs. `login --token-stdin` stores a token from
+//! `sluiced token issue` instead.
 
 use crate::args::{GlobalArgs, LoginArgs};
+use crate::auth::idp::{Idp, Prompt};
+use crate::auth::session;
+use crate::client::Broker;
 use crate::exit::{CliError, CliResult, Exit};
-use crate::profile::{self, Profile};
+use crate::profile::{self, OidcLogin, TokenStore};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sluice_shared::Secret;
-use sluice_shared::api::WhoAmI;
-use std::io::Read;
+use sluice_shared::api::{AuthConfig, OidcProvider, WhoAmI};
+use std::io::{IsTerminal, Read};
+use std::time::Duration;
 
 pub async fn login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
     if !args.token_stdin {
-        return Err(CliError::new(
-            Exit::Usage,
-            "interactive login (OIDC device flow) is not available in this version",
-        )
-        .hint("pipe a token from `sluiced token issue` into `sluice login --token-stdin`"));
+        return device_login(global, args).await;
     }
     let mut raw = String::new();
     std::io::stdin().read_to_string(&mut raw).map_err(|e| {
@@ -31,11 +37,10 @@ pub async fn login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
     // Check the token with the broker before storing it, so a bad paste fails here.
     let me: WhoAmI = broker.get("/v1/whoami", Some(&token)).await?;
     let mut stored = profile::load()?;
-    stored = Profile {
-        broker: Some(broker.url().to_string()),
-        ca: global.ca.clone().or(stored.ca.take()),
-    };
+    stored.broker = Some(broker.url().to_string());
+    stored.ca = global.ca.clone().or(stored.ca.take());
     profile::save(&stored)?;
+    profile::forget_oidc_session()?;
     let path = profile::store_token(&token)?;
     eprintln!(
         "Logged in to {} as {} (groups: {}); the token expires {}.",
@@ -50,6 +55,139 @@ pub async fn login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
     );
     eprintln!("Token stored in {} (file, mode 0600).", path.display());
     Ok(crate::exit::Exit::Ok as u8)
+}
+
+/// The device flow: pick the provider, show the code, wait, exchange, store.
+async fn device_login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
+    let broker = super::broker(global)?;
+    // Before the person approves anything: a store that cannot work fails now.
+    let store = TokenStore::choose()?;
+    let config: AuthConfig = broker.get("/v1/auth/config", None).await?;
+    let provider = pick_provider(&broker, config.oidc, args.issuer.as_deref())?;
+    let idp = Idp::discover(&provider.issuer, &provider.client_id).await?;
+    let device = idp.start_device_login(&provider.scopes).await?;
+    let prompt = device.prompt();
+    show_prompt(&provider, &prompt);
+    let tokens = {
+        let spinner = spinner(&prompt);
+        let tokens = device.wait().await;
+        if let Some(s) = spinner {
+            s.finish_and_clear();
+        }
+        tokens?
+    };
+    let session = session::exchange(&broker, &tokens.id_token).await?;
+
+    let mut stored = profile::load()?;
+    stored.broker = Some(broker.url().to_string());
+    stored.ca = global.ca.clone().or(stored.ca.take());
+    profile::save(&stored)?;
+    let login = OidcLogin {
+        provider: provider.name.clone(),
+        issuer: provider.issuer.clone(),
+        client_id: provider.client_id.clone(),
+        scopes: provider.scopes.clone(),
+        expires_at: session.expires_at,
+    };
+    let place = session::store(store, login, &session, tokens.refresh_token.as_ref())?;
+    eprintln!(
+        "Logged in to {} as {} (groups: {}) through {}; the session token expires {}.",
+        broker.url(),
+        session.subject,
+        if session.groups.is_empty() {
+            "none".to_string()
+        } else {
+            session.groups.join(", ")
+        },
+        provider.name,
+        super::whoami::describe_expiry(session.expires_at),
+    );
+    let renewal = if tokens.refresh_token.is_some() {
+        "; it is renewed silently with the provider's refresh token, stored beside it"
+    } else {
+        "; the provider gave no refresh token, so run `sluice login` again when it expires"
+    };
+    eprintln!("Token stored in {place}{renewal}.");
+    Ok(Exit::Ok as u8)
+}
+
+/// The only provider, or the one named with `--issuer`.
+fn pick_provider(
+    broker: &Broker,
+    providers: Vec<OidcProvider>,
+    wanted: Option<&str>,
+) -> CliResult<OidcProvider> {
+    let names = providers
+        .iter()
+        .map(|p| p.name.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let count = providers.len();
+    let mut matching = providers
+        .into_iter()
+        .filter(|p| wanted.is_none_or(|name| p.name == name));
+    match (matching.next(), wanted) {
+        (Some(p), Some(_)) => Ok(p),
+        (Some(p), None) if count == 1 => Ok(p),
+        (None, _) if count == 0 => Err(CliError::new(
+            Exit::Usage,
+            format!(
+                "the broker at {} has no identity provider for people configured",
+                broker.url()
+            ),
+        )
+        .hint("ask its administrator to add one under identity.oidc, or log in with `sluice login --token-stdin` and a token from `sluiced token issue`")),
+        (None, Some(name)) => Err(CliError::new(
+            Exit::Usage,
+            format!("the broker has no identity provider named '{name}'"),
+        )
+        .hint(format!("choose one of: {names}"))),
+        _ => Err(
+            CliError::new(Exit::Usage, "the broker trusts several identity providers")
+                .hint(format!("pick one with --issuer NAME: {names}")),
+        ),
+    }
+}
+
+fn show_prompt(provider: &OidcProvider, prompt: &Prompt) {
+    eprintln!(
+        "Logging in through {} ({}).",
+        provider.name, provider.issuer
+    );
+    match &prompt.verification_uri_complete {
+        Some(complete) => {
+            eprintln!("Open this page in a browser and approve the login:");
+            eprintln!("  {complete}");
+            eprintln!(
+                "or open {} and enter the code: {}",
+                prompt.verification_uri, prompt.user_code
+            );
+        }
+        None => {
+            eprintln!(
+                "Open {} in a browser and enter the code: {}",
+                prompt.verification_uri, prompt.user_code
+            );
+        }
+    }
+}
+
+/// A spinner on a terminal; a plain line otherwise (logs and pipes get no control codes).
+fn spinner(prompt: &Prompt) -> Option<ProgressBar> {
+    let minutes = prompt.expires_in.as_secs().div_ceil(60);
+    if !std::io::stderr().is_terminal() {
+        eprintln!("Waiting for the approval (the code expires in {minutes} min)...");
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.set_message(format!(
+        "Waiting for the approval (the code expires in {minutes} min)"
+    ));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    Some(bar)
 }
 
 pub async fn logout(global: &GlobalArgs) -> CliResult<u8> {

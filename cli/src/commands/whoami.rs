@@ -2,12 +2,11 @@
 
 use crate::args::{GlobalArgs, Output};
 use crate::exit::CliResult;
-use crate::profile;
 use sluice_shared::api::WhoAmI;
 
 pub async fn run(global: &GlobalArgs, output: Output) -> CliResult<u8> {
     let broker = super::broker(global)?;
-    let token = profile::token()?;
+    let token = crate::auth::session::token(&broker).await?;
     let me: WhoAmI = broker.get("/v1/whoami", Some(&token)).await?;
     match output {
         Output::Json => println!("{}", serde_json::to_string(&me).unwrap_or_default()),
