@@ -35,9 +35,12 @@ complete -c sluice -n "__fish_sluice_needs_command" -f -a "connect" -d 'Open a t
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sluice -n "__fish_sluice_using_subcommand login" -l issuer -d 'The identity provider to log in with, by the broker\'s name for it; needed only when the broker trusts more than one' -r
+complete -c sluice -n "__fish_sluice_using_subcommand login" -l workload -d 'Log in as a CI job or agent with the platform\'s identity token: github, gitlab, kubernetes, file:PATH or env:VAR. Prints the session token on stdout unless --store' -r
+complete -c sluice -n "__fish_sluice_using_subcommand login" -l audience -d 'The audience to request the workload token for (default: the broker\'s rule for the platform)' -r
 complete -c sluice -n "__fish_sluice_using_subcommand login" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand login" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand login" -l token-stdin -d 'Read a session token (from `sluiced token issue`) from standard input'
+complete -c sluice -n "__fish_sluice_using_subcommand login" -l store -d 'With --workload: store the session token like an interactive login instead of printing it'
 complete -c sluice -n "__fish_sluice_using_subcommand login" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand logout" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand logout" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
@@ -51,6 +54,8 @@ complete -c sluice -n "__fish_sluice_using_subcommand connect" -s p -l port -d '
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l output -d 'Output format of the connection details (not used with --exec)' -r -f -a "text\t'For people'
 json\t'One JSON document (JSON Lines for streams)'"
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l exec -d 'Run this command with the connection in its environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD for postgres; SLUICE_HOST, SLUICE_PORT for tcp), close the tunnel when it exits and exit with its code' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connect" -l workload -d 'Authenticate this one command with the platform\'s identity token instead of a stored login (CI steps): github, gitlab, kubernetes, file:PATH or env:VAR' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connect" -l audience -d 'The audience to request the workload token for' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -77,6 +77,17 @@ pub struct LoginArgs {
     /// broker trusts more than one.
     #[arg(long, value_name = "NAME", conflicts_with = "token_stdin")]
     pub issuer: Option<String>,
+    /// Log in as a CI job or agent with the platform's identity token: github, gitlab,
+    /// kubernetes, file:PATH or env:VAR. Prints the session token on stdout unless --store.
+    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["token_stdin", "issuer"])]
+    pub workload: Option<crate::workload::Source>,
+    /// The audience to request the workload token for (default: the broker's rule for the
+    /// platform).
+    #[arg(long, value_name = "AUD", requires = "workload")]
+    pub audience: Option<String>,
+    /// With --workload: store the session token like an interactive login instead of printing it.
+    #[arg(long, requires = "workload")]
+    pub store: bool,
 }
 
 #[derive(Debug, Args)]
@@ -94,4 +105,11 @@ pub struct ConnectArgs {
     /// when it exits and exit with its code.
     #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "CMD")]
     pub exec: Option<Vec<String>>,
+    /// Authenticate this one command with the platform's identity token instead of a stored
+    /// login (CI steps): github, gitlab, kubernetes, file:PATH or env:VAR.
+    #[arg(long, value_name = "SOURCE")]
+    pub workload: Option<crate::workload::Source>,
+    /// The audience to request the workload token for.
+    #[arg(long, value_name = "AUD", requires = "workload")]
+    pub audience: Option<String>,
 }

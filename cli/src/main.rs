@@ -10,6 +10,7 @@ mod keyring;
 mod pgerror;
 mod profile;
 mod tunnel;
+mod workload;
 
 use clap::Parser;
 use exit::Exit;

@@ -24,6 +24,9 @@ pub struct TunnelSpec {
     pub kind: ResourceKind,
     /// The one-time secret local postgres clients must present (the broker checks it).
     pub secret: Option<Secret<String>>,
+    /// A session token fixed for this connect (`--workload`); otherwise the stored login is
+    /// read, and renewed if needed, per tunnel.
+    pub token: Option<Secret<String>>,
 }
 
 /// Accepts local connections forever, one task (and one tunnel) each.
@@ -49,7 +52,11 @@ pub async fn serve(listener: TcpListener, spec: Arc<TunnelSpec>) {
 async fn handle(mut local: TcpStream, peer: &str, spec: &TunnelSpec) -> Result<(), CliError> {
     let _ = local.set_nodelay(true);
     // Read the token per tunnel: a `sluice login` in another terminal fixes a running connect.
-    let opened = match crate::auth::session::token(&spec.broker).await {
+    let token = match &spec.token {
+        Some(fixed) => Ok(fixed.clone()),
+        None => crate::auth::session::token(&spec.broker).await,
+    };
+    let opened = match token {
         Ok(token) => {
             spec.broker
                 .open_tunnel(&spec.resource, &token, spec.secret.as_ref(), peer)

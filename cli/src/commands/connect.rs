@@ -25,7 +25,18 @@ const PG_ENV_TO_CLEAR: &[&str] = &[
 
 pub async fn run(global: &GlobalArgs, args: ConnectArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
-    let token = crate::auth::session::token(&broker).await?;
+    let fixed = match &args.workload {
+        Some(source) => Some(Secret::new(
+            crate::workload::login(&broker, source, args.audience.as_deref())
+                .await?
+                .token,
+        )),
+        None => None,
+    };
+    let token = match &fixed {
+        Some(t) => t.clone(),
+        None => crate::auth::session::token(&broker).await?,
+    };
     let path = format!("/v1/resources/{}/check", encode_segment(&args.resource));
     let check: ResourceCheck = broker.get(&path, Some(&token)).await?;
 
@@ -49,6 +60,7 @@ pub async fn run(global: &GlobalArgs, args: ConnectArgs) -> CliResult<u8> {
         resource: check.name.clone(),
         kind: check.kind,
         secret: secret.clone(),
+        token: fixed,
     });
     let serving = tokio::spawn(tunnel::serve(listener, spec));
 

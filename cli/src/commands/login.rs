@@ -18,6 +18,9 @@ use std::io::{IsTerminal, Read};
 use std::time::Duration;
 
 pub async fn login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
+    if let Some(source) = &args.workload {
+        return workload_login(global, source, args).await;
+    }
     if !args.token_stdin {
         return device_login(global, args).await;
     }
@@ -54,6 +57,41 @@ pub async fn login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
         super::whoami::describe_expiry(me.expires_at),
     );
     eprintln!("Token stored in {} (file, mode 0600).", path.display());
+    Ok(crate::exit::Exit::Ok as u8)
+}
+
+/// A CI job or agent: exchange the platform's token; print the session token, or store it.
+async fn workload_login(
+    global: &GlobalArgs,
+    source: &crate::workload::Source,
+    args: &LoginArgs,
+) -> CliResult<u8> {
+    let broker = super::broker(global)?;
+    let session = crate::workload::login(&broker, source, args.audience.as_deref()).await?;
+    eprintln!(
+        "Logged in to {} as workload {} (groups: {}); the token expires {}.",
+        broker.url(),
+        session.subject,
+        if session.groups.is_empty() {
+            "none".to_string()
+        } else {
+            session.groups.join(", ")
+        },
+        super::whoami::describe_expiry(session.expires_at),
+    );
+    if args.store {
+        let mut stored = profile::load()?;
+        stored.broker = Some(broker.url().to_string());
+        stored.ca = global.ca.clone().or(stored.ca.take());
+        profile::save(&stored)?;
+        profile::forget_oidc_session()?;
+        let path = profile::store_token(&Secret::new(session.token))?;
+        eprintln!("Token stored in {} (file, mode 0600).", path.display());
+    } else {
+        // Nothing is written in this mode: the caller keeps the token for this job only.
+        println!("{}", session.token);
+        eprintln!("Use it for this job only: export SLUICE_TOKEN=$(sluice login --workload ...)");
+    }
     Ok(crate::exit::Exit::Ok as u8)
 }
 
