@@ -2,7 +2,7 @@
 //! (approving or denying the code as a browser would), the real broker exchanging the ID token;
 //! then silent renewal with the rotating refresh token once the session token is about to expire.
 
-use sluice_tests::{Broker, BrokerBuilder, Cli, OidcProvider};
+use sluice_tests::{Broker, BrokerBuilder, Cli, OidcProvider, Postgres};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -131,7 +131,16 @@ fn mode(path: &std::path::Path) -> u32 {
 #[test]
 fn device_login_approved_at_the_provider_logs_in_as_alice() {
     let op = OidcProvider::start();
-    let broker = broker_trusting(&op);
+    let pg = Postgres::start();
+    let identity = format!(
+        "  oidc:\n    - name: corp\n      issuer: {}\n      client_id: sluice-cli\n",
+        op.issuer()
+    );
+    let broker = BrokerBuilder::new()
+        .identity(&identity)
+        .postgres("pg-main", &pg)
+        .rule("dba", &[], &["dba"], &["*"])
+        .start();
     let cli = Cli::new(&broker);
 
     let mut login = Login::start(&cli, Some("file"));
@@ -170,6 +179,25 @@ fn device_login_approved_at_the_provider_logs_in_as_alice() {
     assert_eq!(who["auth_method"], "oidc");
     assert_eq!(who["provider"], "corp");
     assert_eq!(who["groups"], serde_json::json!(["dba", "dev"]));
+
+    // The device-flow session opens a tunnel; psql runs a query through it.
+    let out = cli.run(&[
+        "connect",
+        "pg-main",
+        "--exec",
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-c",
+        "select count(*) from customers",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "100");
 
     let out = cli.run(&["logout"]);
     assert!(out.status.success());
