@@ -1,8 +1,9 @@
 //! The Sluice demo: everything embedded, on 127.0.0.1, torn down at the end. Each step runs the
 //! real binaries and shows their output.
 
-use sluice_tests::{BrokerBuilder, Cli, Postgres};
-use std::process::Output;
+use sluice_tests::{BrokerBuilder, Cli, OidcProvider, Postgres};
+use std::io::{BufRead, BufReader};
+use std::process::{Output, Stdio};
 
 fn step(n: u32, title: &str) {
     println!("\n\x1b[1m== {n}. {title}\x1b[0m");
@@ -30,11 +31,18 @@ fn main() {
         pg.app_user
     );
 
+    println!("An OpenID provider for people (the `oidc-provider` package) starts too.");
+    let op = OidcProvider::start();
+
     step(
         2,
-        "The broker: `sluiced init`, one postgres resource, one policy rule",
+        "The broker: `sluiced init`, a postgres resource, an identity provider, a policy rule",
     );
     let broker = BrokerBuilder::new()
+        .identity(&format!(
+            "  oidc:\n    - name: corp\n      issuer: {}\n      client_id: sluice-cli\n",
+            op.issuer()
+        ))
         .postgres("pg-main", &pg)
         .rule("dba-can-use-everything", &[], &["dba"], &["*"])
         .start();
@@ -49,15 +57,28 @@ fn main() {
 
     step(
         3,
-        "An operator issues alice a short-lived session token; alice logs in",
+        "Alice logs in with her identity provider (OIDC device flow)",
     );
     let alice = Cli::new(&broker);
-    let token = broker.token("alice", &["dba"], "1h");
-    println!(
-        "$ sluiced token issue --subject alice --groups dba --ttl 1h | sluice login --token-stdin"
-    );
-    let out = alice.login(&token);
-    print!("{}", String::from_utf8_lossy(&out.stderr));
+    println!("$ sluice login");
+    let mut login = alice
+        .cmd()
+        .arg("login")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice login");
+    let stderr = login.stderr.take().expect("stderr");
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        println!("  {line}");
+        if let Some((_, code)) = line.split_once("enter the code: ") {
+            println!("  (the demo opens that page and approves as alice, as her browser would)");
+            op.approve(code.trim(), "alice");
+        }
+    }
+    let status = login.wait().expect("wait for sluice login");
+    println!("  (exit code {})", status.code().unwrap_or(-1));
     show("sluice whoami", &alice.run(&["whoami"]));
 
     step(
@@ -78,6 +99,9 @@ fn main() {
         "Someone policy does not cover is refused before any byte reaches the database",
     );
     let bob = Cli::new(&broker);
+    println!(
+        "(an operator issued bob, group marketing, a token: sluiced token issue ... | sluice login --token-stdin)"
+    );
     bob.login(&broker.token("bob", &["marketing"], "1h"));
     show(
         "sluice connect pg-main --exec psql -c 'select 1'   # as bob (group marketing)",
