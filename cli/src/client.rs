@@ -93,28 +93,11 @@ impl Broker {
         path: &str,
         token: Option<&Secret<String>>,
     ) -> CliResult<T> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|e| CliError::new(Exit::Failure, format!("bad API path {path}: {e}")))?;
-        let mut req = self.http.get(url);
+        let mut req = self.http.get(self.url_for(path)?);
         if let Some(t) = token {
             req = req.bearer_auth(t.expose());
         }
-        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
-        if status.is_success() {
-            serde_json::from_slice(&bytes).map_err(|e| {
-                CliError::new(
-                    Exit::Failure,
-                    format!("the broker sent an unexpected answer: {e}"),
-                )
-                .hint("the CLI and broker versions may not match")
-            })
-        } else {
-            Err(api_error(status.as_u16(), &bytes).into())
-        }
+        decode(&self.send(req).await?)
     }
 
     /// `POST path` with a JSON body and no token; the answer decoded as `T`, or the broker's
@@ -124,51 +107,38 @@ impl Broker {
         path: &str,
         body: &B,
     ) -> CliResult<T> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|e| CliError::new(Exit::Failure, format!("bad API path {path}: {e}")))?;
-        let resp = self
-            .http
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
-        if status.is_success() {
-            serde_json::from_slice(&bytes).map_err(|e| {
-                CliError::new(
-                    Exit::Failure,
-                    format!("the broker sent an unexpected answer: {e}"),
-                )
-                .hint("the CLI and broker versions may not match")
-            })
-        } else {
-            Err(api_error(status.as_u16(), &bytes).into())
-        }
+        decode(
+            &self
+                .send(self.http.post(self.url_for(path)?).json(body))
+                .await?,
+        )
     }
 
     /// `POST path` with the bearer token and no body; success is any 2xx.
     pub async fn post_empty(&self, path: &str, token: &Secret<String>) -> CliResult<()> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|e| CliError::new(Exit::Failure, format!("bad API path {path}: {e}")))?;
-        let resp = self
+        let req = self
             .http
-            .post(url)
-            .bearer_auth(token.expose())
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
+            .post(self.url_for(path)?)
+            .bearer_auth(token.expose());
+        self.send(req).await.map(drop)
+    }
+
+    fn url_for(&self, path: &str) -> CliResult<reqwest::Url> {
+        self.base
+            .join(path)
+            .map_err(|e| CliError::new(Exit::Failure, format!("bad API path {path}: {e}")))
+    }
+
+    /// Sends a request; a 2xx answer's body, or the broker's error.
+    async fn send(&self, req: reqwest::RequestBuilder) -> CliResult<bytes::Bytes> {
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
         if status.is_success() {
-            return Ok(());
+            Ok(body)
+        } else {
+            Err(api_error(status.as_u16(), &body).into())
         }
-        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
-        Err(api_error(status.as_u16(), &bytes).into())
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> CliError {
@@ -307,6 +277,17 @@ impl Broker {
         }
         Err(api_error(status, &body).into())
     }
+}
+
+/// A successful answer decoded as `T`.
+fn decode<T: DeserializeOwned>(body: &[u8]) -> CliResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        CliError::new(
+            Exit::Failure,
+            format!("the broker sent an unexpected answer: {e}"),
+        )
+        .hint("the CLI and broker versions may not match")
+    })
 }
 
 /// The broker's error body, or a generic one when the body is not an [`ApiError`].

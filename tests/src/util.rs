@@ -120,3 +120,24 @@ pub fn curl_json(args: &[String]) -> (u16, serde_json::Value) {
     };
     (status, value)
 }
+
+/// A TCP echo server on a free 127.0.0.1 port, one thread per connection; returns the port.
+pub fn echo_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}

@@ -2,33 +2,13 @@
 
 use sluice_tests::{BrokerBuilder, Cli, Postgres, workspace_bin};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-/// An echo server on a free port, one thread per connection.
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = conn.read(&mut buf) {
-                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn a_tcp_resource_relays_bytes_both_ways() {
-    let port = echo_server();
+    let port = sluice_tests::util::echo_server();
     let broker = BrokerBuilder::new()
         .tcp("echo", &format!("127.0.0.1:{port}"))
         .rule("ops", &[], &["ops"], &["echo"])

@@ -3,7 +3,7 @@
 
 use sluice_tests::ci_issuer::{CiIssuer, RSA_KID};
 use sluice_tests::{Broker, BrokerBuilder, Cli};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
@@ -14,31 +14,12 @@ fn broker_trusting(github: &CiIssuer) -> Broker {
         "  workload:\n    - name: gh-deploy\n      preset: github\n      issuer: {}\n      audience: {AUDIENCE}\n      claims:\n        repository: \"acme/*\"\n        ref: refs/heads/main\n      groups: [ci-deployers]\n",
         github.issuer()
     );
-    let echo = echo_server();
+    let echo = sluice_tests::util::echo_server();
     BrokerBuilder::new()
         .identity(&identity)
         .tcp("echo", &format!("127.0.0.1:{echo}"))
         .rule("ci", &[], &["ci-deployers"], &["echo"])
         .start()
-}
-
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = conn.read(&mut buf) {
-                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
 }
 
 /// A stand-in for GitHub's `ACTIONS_ID_TOKEN_REQUEST_URL`: answers `{"value": token}` to a
