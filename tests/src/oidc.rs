@@ -386,12 +386,7 @@ impl OidcProvider {
                 .to_string()
         };
         let form = |url: String, fields: &[(&str, &str)]| {
-            let mut args = vec![url];
-            for (k, v) in fields {
-                args.push("--data-urlencode".into());
-                args.push(format!("{k}={v}"));
-            }
-            crate::util::curl_json(&args)
+            crate::util::curl_json(&crate::util::form_args(&url, fields))
         };
         let (status, auth) = form(
             endpoint("device_authorization_endpoint"),

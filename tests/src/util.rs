@@ -96,9 +96,8 @@ pub fn recording_relay(target: u16) -> (u16, std::sync::Arc<std::sync::Mutex<Vec
     (port, captured)
 }
 
-/// Runs `curl -sS ARGS` and returns the HTTP status and the body parsed as JSON (`null` when the
-/// body is empty).
-pub fn curl_json(args: &[String]) -> (u16, serde_json::Value) {
+/// Runs `curl -sS ARGS` and returns the HTTP status and the body as text.
+pub fn curl_raw(args: &[String]) -> (u16, String) {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"])
         .args(args)
@@ -112,10 +111,17 @@ pub fn curl_json(args: &[String]) -> (u16, serde_json::Value) {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, status) = text.rsplit_once('\n').expect("status line");
     let status: u16 = status.trim().parse().expect("HTTP status");
+    (status, body.to_string())
+}
+
+/// Runs `curl -sS ARGS` and returns the HTTP status and the body parsed as JSON (`null` when the
+/// body is empty).
+pub fn curl_json(args: &[String]) -> (u16, serde_json::Value) {
+    let (status, body) = curl_raw(args);
     let value = if body.trim().is_empty() {
         serde_json::Value::Null
     } else {
-        serde_json::from_str(body)
+        serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("HTTP {status}: not JSON ({e}): {body}"))
     };
     (status, value)
@@ -140,4 +146,14 @@ pub fn echo_server() -> u16 {
         }
     });
     port
+}
+
+/// curl arguments that POST `form` (URL-encoded) to `url`.
+pub fn form_args(url: &str, form: &[(&str, &str)]) -> Vec<String> {
+    let mut args = vec![url.to_string()];
+    for (k, v) in form {
+        args.push("--data-urlencode".into());
+        args.push(format!("{k}={v}"));
+    }
+    args
 }

@@ -4,55 +4,23 @@
 use serde_json::Value;
 use sluice_tests::OidcProvider;
 use sluice_tests::oidc::{SCOPES, jwt_claims, jwt_header};
-use std::process::Command;
+use sluice_tests::util::{curl_json, curl_raw, form_args};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// GET with curl: (HTTP status, JSON body).
 fn get_json(url: &str) -> (u16, Value) {
-    curl(&[url.to_string()])
+    curl_json(&[url.to_string()])
 }
 
 /// POST a form with curl: (HTTP status, JSON body).
 fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    json(post_form_raw(url, form))
+    curl_json(&form_args(url, form))
 }
 
 /// POST a form with curl: (HTTP status, body).
 fn post_form_raw(url: &str, form: &[(&str, &str)]) -> (u16, String) {
-    let mut args = vec![url.to_string()];
-    for (k, v) in form {
-        args.push("--data-urlencode".into());
-        args.push(format!("{k}={v}"));
-    }
-    curl_raw(&args)
-}
-
-fn curl(args: &[String]) -> (u16, Value) {
-    json(curl_raw(args))
-}
-
-fn json((status, body): (u16, String)) -> (u16, Value) {
-    let value = serde_json::from_str(&body)
-        .unwrap_or_else(|e| panic!("HTTP {status}: not JSON ({e}): {body}"));
-    (status, value)
-}
-
-fn curl_raw(args: &[String]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("run curl (install the curl package)");
-    assert!(
-        out.status.success(),
-        "curl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, status) = text.rsplit_once('\n').expect("status line");
-    let status: u16 = status.trim().parse().expect("HTTP status");
-    (status, body.to_string())
+    curl_raw(&form_args(url, form))
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {

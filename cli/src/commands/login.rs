@@ -39,25 +39,31 @@ pub async fn login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
     // Check the token with the broker before storing it, so a bad paste fails here.
     let me: WhoAmI = broker.get("/v1/whoami", Some(&token)).await?;
+    let path = store_plain(global, &broker, &token)?;
+    eprintln!(
+        "Logged in to {} as {} (groups: {}); the token expires {}.",
+        broker.url(),
+        me.subject,
+        super::groups(&me.groups),
+        super::whoami::describe_expiry(me.expires_at),
+    );
+    eprintln!("Token stored in {} (file, mode 0600).", path.display());
+    Ok(crate::exit::Exit::Ok as u8)
+}
+
+/// Stores a session token that is not renewed (operator or workload), with the broker it is for;
+/// replaces any device-login state.
+fn store_plain(
+    global: &GlobalArgs,
+    broker: &Broker,
+    token: &Secret<String>,
+) -> CliResult<std::path::PathBuf> {
     let mut stored = profile::load()?;
     stored.broker = Some(broker.url().to_string());
     stored.ca = global.ca.clone().or(stored.ca.take());
     profile::save(&stored)?;
     profile::forget_oidc_session()?;
-    let path = profile::store_token(&token)?;
-    eprintln!(
-        "Logged in to {} as {} (groups: {}); the token expires {}.",
-        broker.url(),
-        me.subject,
-        if me.groups.is_empty() {
-            "none".to_string()
-        } else {
-            me.groups.join(", ")
-        },
-        super::whoami::describe_expiry(me.expires_at),
-    );
-    eprintln!("Token stored in {} (file, mode 0600).", path.display());
-    Ok(crate::exit::Exit::Ok as u8)
+    profile::store_token(token)
 }
 
 /// A CI job or agent: exchange the platform's token; print the session token, or store it.
@@ -72,20 +78,11 @@ async fn workload_login(
         "Logged in to {} as workload {} (groups: {}); the token expires {}.",
         broker.url(),
         session.subject,
-        if session.groups.is_empty() {
-            "none".to_string()
-        } else {
-            session.groups.join(", ")
-        },
+        super::groups(&session.groups),
         super::whoami::describe_expiry(session.expires_at),
     );
     if args.store {
-        let mut stored = profile::load()?;
-        stored.broker = Some(broker.url().to_string());
-        stored.ca = global.ca.clone().or(stored.ca.take());
-        profile::save(&stored)?;
-        profile::forget_oidc_session()?;
-        let path = profile::store_token(&Secret::new(session.token))?;
+        let path = store_plain(global, &broker, &Secret::new(session.token))?;
         eprintln!("Token stored in {} (file, mode 0600).", path.display());
     } else {
         // Nothing is written in this mode: the caller keeps the token for this job only.
@@ -132,11 +129,7 @@ async fn device_login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
         "Logged in to {} as {} (groups: {}) through {}; the session token expires {}.",
         broker.url(),
         session.subject,
-        if session.groups.is_empty() {
-            "none".to_string()
-        } else {
-            session.groups.join(", ")
-        },
+        super::groups(&session.groups),
         provider.name,
         super::whoami::describe_expiry(session.expires_at),
     );

@@ -31,3 +31,12 @@ pub fn broker(global: &GlobalArgs) -> CliResult<Broker> {
     let ca = global.ca.clone().or(stored.ca);
     Broker::new(&url, ca.as_deref())
 }
+
+/// Groups for a one-line message: `dba, dev`, or `none`.
+pub fn groups(groups: &[String]) -> String {
+    if groups.is_empty() {
+        "none".to_string()
+    } else {
+        groups.join(", ")
+    }
+}

@@ -12,14 +12,7 @@ pub async fn run(global: &GlobalArgs, output: Output) -> CliResult<u8> {
         Output::Json => println!("{}", serde_json::to_string(&me).unwrap_or_default()),
         Output::Text => {
             println!("subject:    {}", me.subject);
-            println!(
-                "groups:     {}",
-                if me.groups.is_empty() {
-                    "-".to_string()
-                } else {
-                    me.groups.join(", ")
-                }
-            );
+            println!("groups:     {}", super::groups(&me.groups));
             match &me.provider {
                 Some(p) => println!("logged in:  {} ({p})", me.auth_method),
                 None => println!("logged in:  {} token", me.auth_method),
