@@ -56,11 +56,35 @@ pub enum Command {
         output: Output,
     },
     /// Open a tunnel to a resource on 127.0.0.1 and keep it open until Ctrl-C (or until the
-    /// `--exec` command exits).
+    /// `--exec` command exits). Uses your active grant for the resource and role, or asks for
+    /// one and waits for its approval.
     #[command(
-        after_help = "Examples:\n  sluice connect pg-main                      # prints a psql command; Ctrl-C closes\n  sluice connect pg-main --exec psql -c 'select 1'\n  sluice connect cache --port 6380"
+        after_help = "Examples:\n  sluice connect pg-main                      # prints a psql command; Ctrl-C closes\n  sluice connect pg-main --role write --ttl 1h --reason 'fix invoice 4411'\n  sluice connect pg-main --exec psql -c 'select 1'\n  sluice connect cache --port 6380"
     )]
     Connect(ConnectArgs),
+    /// Run one command with a fresh grant: ask for it, wait for approval, connect, run CMD with
+    /// the connection in its environment, then revoke the grant when CMD exits (one CI step).
+    #[command(
+        after_help = "The grant is revoked when CMD exits, fails, or is stopped with Ctrl-C or SIGTERM (which are\npassed on to CMD first); `sluice run` exits with CMD's exit code.\n\nExamples:\n  sluice run pg-main --role read -- psql -c 'select count(*) from invoices'\n  sluice run pg-main --role write --ttl 15m --reason 'migration 42' -- ./migrate.sh\n  sluice run pg-main --role write --workload github -- sqitch deploy"
+    )]
+    Run(RunArgs),
+    /// Ask for, wait for, list and revoke just-in-time grants (a role on a resource for a time).
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Show the pending requests you may approve or deny; with --watch, wait for new ones and
+    /// prompt for each as it arrives.
+    #[command(
+        after_help = "Examples:\n  sluice approvals                  # what waits for you now\n  sluice approvals --watch          # prompt for each new request: approve, deny or skip\n  sluice approvals --watch --output json   # one JSON object per new request (no prompt)"
+    )]
+    Approvals(ApprovalsArgs),
+    /// Approve a pending request (one approver's yes; some roles need more than one).
+    #[command(
+        after_help = "Examples:\n  sluice approve g_7Kx2pQ\n  sluice approve g_7Kx2pQ --reason 'ticket OPS-12'"
+    )]
+    Approve(DecisionArgs),
+    /// Deny a pending request; the reason is shown to the requester.
+    #[command(after_help = "Example:\n  sluice deny g_7Kx2pQ --reason 'not during the freeze'")]
+    Deny(DenyArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -94,6 +118,16 @@ pub struct LoginArgs {
 pub struct ConnectArgs {
     /// The resource to connect to.
     pub resource: String,
+    /// The role to use; the policy's default role for you on the resource when left out.
+    #[arg(long, short)]
+    pub role: Option<String>,
+    /// How long a new grant should last (e.g. 30m, 8h); the role's default when left out. Capped
+    /// at the role's maximum. An active grant you already hold is used as it is.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub ttl: Option<u64>,
+    /// Why you need access, for the approvers and the audit trail [default: "sluice connect"].
+    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+    pub reason: Option<String>,
     /// Local port to listen on (127.0.0.1 only); a free one by default.
     #[arg(long, short)]
     pub port: Option<u16>,
@@ -112,4 +146,287 @@ pub struct ConnectArgs {
     /// The audience to request the workload token for.
     #[arg(long, value_name = "AUD", requires = "workload")]
     pub audience: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The resource to connect to.
+    pub resource: String,
+    /// The role to ask for.
+    #[arg(long, short)]
+    pub role: String,
+    /// How long the grant may last at most (e.g. 15m); the role's default when left out. It is
+    /// revoked as soon as CMD exits anyway.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub ttl: Option<u64>,
+    /// Why you need access, for the approvers and the audit trail [default: "sluice run: " and the program's name].
+    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+    pub reason: Option<String>,
+    /// Authenticate with the platform's identity token instead of a stored login (CI steps):
+    /// github, gitlab, kubernetes, file:PATH or env:VAR.
+    #[arg(long, value_name = "SOURCE")]
+    pub workload: Option<crate::workload::Source>,
+    /// The audience to request the workload token for.
+    #[arg(long, value_name = "AUD", requires = "workload")]
+    pub audience: Option<String>,
+    /// The command and its arguments, after `--`. It gets PGHOST, PGPORT, PGUSER, PGDATABASE,
+    /// PGPASSWORD for postgres, SLUICE_HOST and SLUICE_PORT for tcp.
+    #[arg(last = true, required = true, num_args = 1.., value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Ask for a role on a resource for a time. Policy grants it at once or sends it to
+    /// approvers; --wait waits for their decision.
+    #[command(
+        after_help = "Examples:\n  sluice grant request pg-main --role write --ttl 30m --reason 'fix invoice 4411'\n  sluice grant request pg-main --role write --reason 'incident 77' --wait\n\nWith --wait, exits 0 once the grant is active and 15 if it is denied or nobody approves it in time."
+    )]
+    Request(GrantRequestArgs),
+    /// Wait for the decision on a pending request of yours.
+    #[command(
+        after_help = "Example:\n  sluice grant wait g_7Kx2pQ && sluice connect pg-main --role write"
+    )]
+    Wait {
+        /// The grant id (from `sluice grant request` or `sluice grant list`).
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// List your active and pending grants (with --all, ended ones too).
+    #[command(
+        after_help = "Examples:\n  sluice grant list\n  sluice grant list --all --output json"
+    )]
+    List {
+        /// Include denied, expired and revoked grants.
+        #[arg(long)]
+        all: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// End a grant now (yours, or one you approve for); its open sessions are closed.
+    #[command(after_help = "Example:\n  sluice grant revoke g_7Kx2pQ --reason 'done'")]
+    Revoke {
+        /// The grant id.
+        id: String,
+        /// Why, for the audit trail.
+        #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+        reason: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GrantRequestArgs {
+    /// The resource.
+    pub resource: String,
+    /// The role to ask for.
+    #[arg(long, short)]
+    pub role: String,
+    /// How long the grant should last once active (e.g. 30m, 8h, 1h30m); the role's default
+    /// when left out. Capped at the role's maximum, and the answer says so.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub ttl: Option<u64>,
+    /// Why you need access, for the approvers and the audit trail.
+    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+    pub reason: String,
+    /// Wait until the request is approved, denied or lapses.
+    #[arg(long)]
+    pub wait: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    /// Keep running: wait for new requests and prompt for each (approve, deny or skip) on a
+    /// terminal; elsewhere, or with --output json, print each new request without prompting.
+    /// Ctrl-C stops.
+    #[arg(long)]
+    pub watch: bool,
+    /// Output format (JSON Lines with --watch).
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct DecisionArgs {
+    /// The grant id (from `sluice approvals`).
+    pub id: String,
+    /// Why, for the requester and the audit trail.
+    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+    pub reason: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct DenyArgs {
+    /// The grant id (from `sluice approvals`).
+    pub id: String,
+    /// Why, shown to the requester.
+    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+    pub reason: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// A TTL such as `30m`, `8h`, `1h30m` or `90s`, in whole seconds.
+fn parse_ttl(s: &str) -> Result<u64, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 30m, 8h or 1h30m"))?;
+    match d.as_secs() {
+        0 => Err("the TTL must be at least 1s".to_string()),
+        secs => Ok(secs),
+    }
+}
+
+/// A reason that says something.
+fn parse_reason(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        Err("the reason must not be empty".to_string())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sluice").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn grant_request_needs_a_role_and_a_reason() {
+        let cli = parse(&[
+            "grant",
+            "request",
+            "pg-main",
+            "--role",
+            "write",
+            "--ttl",
+            "1h30m",
+            "--reason",
+            "fix invoice",
+            "--wait",
+        ])
+        .expect("parses");
+        let Command::Grant(GrantCommand::Request(args)) = cli.command else {
+            panic!("not grant request");
+        };
+        assert_eq!(args.resource, "pg-main");
+        assert_eq!(args.role, "write");
+        assert_eq!(args.ttl, Some(5400));
+        assert_eq!(args.reason, "fix invoice");
+        assert!(args.wait);
+
+        assert!(parse(&["grant", "request", "pg-main", "--reason", "x"]).is_err());
+        assert!(parse(&["grant", "request", "pg-main", "--role", "write"]).is_err());
+        assert!(
+            parse(&[
+                "grant", "request", "pg-main", "--role", "w", "--reason", " "
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn ttls_are_durations() {
+        assert_eq!(parse_ttl("30m"), Ok(1800));
+        assert_eq!(parse_ttl("8h"), Ok(28_800));
+        assert_eq!(parse_ttl("90s"), Ok(90));
+        assert!(parse_ttl("30").is_err());
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("soon").is_err());
+    }
+
+    #[test]
+    fn deny_requires_a_reason_and_approve_does_not() {
+        assert!(parse(&["deny", "g_1"]).is_err());
+        let cli = parse(&["deny", "g_1", "--reason", "not now"]).expect("parses");
+        assert!(
+            matches!(cli.command, Command::Deny(DenyArgs { ref reason, .. }) if reason == "not now")
+        );
+        let cli = parse(&["approve", "g_1", "--output", "json"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Approve(DecisionArgs {
+                reason: None,
+                output: Output::Json,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn run_takes_the_command_after_a_double_dash() {
+        let cli = parse(&[
+            "run", "pg-main", "--role", "read", "--", "psql", "-c", "select 1",
+        ])
+        .expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(args.command, ["psql", "-c", "select 1"]);
+        assert_eq!(args.reason, None);
+        assert!(parse(&["run", "pg-main", "--role", "read"]).is_err());
+        assert!(parse(&["run", "pg-main", "--", "psql"]).is_err());
+    }
+
+    #[test]
+    fn connect_takes_an_optional_role_ttl_and_reason() {
+        let cli = parse(&["connect", "pg-main"]).expect("parses");
+        let Command::Connect(args) = cli.command else {
+            panic!("not connect");
+        };
+        assert_eq!((args.role, args.ttl, args.reason), (None, None, None));
+        let cli = parse(&[
+            "connect", "pg-main", "-r", "write", "--ttl", "2h", "--reason", "deploy", "--exec",
+            "psql", "-c", "select 1",
+        ])
+        .expect("parses");
+        let Command::Connect(args) = cli.command else {
+            panic!("not connect");
+        };
+        assert_eq!(args.role.as_deref(), Some("write"));
+        assert_eq!(args.ttl, Some(7200));
+        assert_eq!(args.exec.expect("exec"), ["psql", "-c", "select 1"]);
+    }
+
+    #[test]
+    fn approvals_watch_and_grant_list_flags() {
+        let cli = parse(&["approvals", "--watch", "--output", "json"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Approvals(ApprovalsArgs {
+                watch: true,
+                output: Output::Json
+            })
+        ));
+        let cli = parse(&["grant", "list", "--all"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Grant(GrantCommand::List {
+                all: true,
+                output: Output::Text
+            })
+        ));
+        assert!(parse(&["grant", "revoke"]).is_err());
+    }
 }

@@ -4,9 +4,11 @@
 //! profile), otherwise the platform's roots. Verification is never turned off.
 
 use crate::exit::{CliError, CliResult, Exit};
+use reqwest::Method;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde::de::DeserializeOwned;
+use sluice_shared::grants::{GRANT_HEADER, MAX_WAIT_SECS};
 use sluice_shared::{ApiError, ErrorCode, Secret, tunnel};
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +22,11 @@ use tokio_rustls::client::TlsStream;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest response head accepted from the broker on a tunnel upgrade.
 const MAX_HEAD: usize = 16 * 1024;
+/// How long an ordinary API call may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// What a long-poll may take beyond the wait it asked for: the broker answers when the wait
+/// runs out, so only a broker that stopped answering hits this.
+const LONG_POLL_SLACK: Duration = Duration::from_secs(20);
 
 /// A broker endpoint with its TLS trust.
 #[derive(Debug, Clone)]
@@ -59,7 +66,7 @@ impl Broker {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured((*tls).clone())
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(Duration::from_secs(60))
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| {
                 CliError::new(Exit::Failure, format!("cannot build the HTTP client: {e}"))
@@ -93,10 +100,46 @@ impl Broker {
         path: &str,
         token: Option<&Secret<String>>,
     ) -> CliResult<T> {
-        let mut req = self.http.get(self.url_for(path)?);
-        if let Some(t) = token {
-            req = req.bearer_auth(t.expose());
-        }
+        decode(&self.send(self.request(Method::GET, path, token)?).await?)
+    }
+
+    /// `GET path` on behalf of a grant (its id in the [`GRANT_HEADER`] header).
+    pub async fn get_for_grant<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &Secret<String>,
+        grant: &str,
+    ) -> CliResult<T> {
+        let req = self
+            .request(Method::GET, path, Some(token))?
+            .header(GRANT_HEADER, grant);
+        decode(&self.send(req).await?)
+    }
+
+    /// A long-poll: `GET path` where `path` carries `wait=wait_secs`. The broker holds the
+    /// request until something changes or the wait runs out, so this request's timeout is the
+    /// wait (at most [`MAX_WAIT_SECS`]) plus [`LONG_POLL_SLACK`], not the usual one.
+    pub async fn long_poll<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &Secret<String>,
+        wait_secs: u64,
+    ) -> CliResult<T> {
+        let req = self
+            .request(Method::GET, path, Some(token))?
+            .timeout(long_poll_timeout(wait_secs));
+        decode(&self.send(req).await?)
+    }
+
+    /// `POST path` with the bearer token and a JSON body; the answer decoded as `T`, or the
+    /// broker's error.
+    pub async fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &Secret<String>,
+        body: &B,
+    ) -> CliResult<T> {
+        let req = self.request(Method::POST, path, Some(token))?.json(body);
         decode(&self.send(req).await?)
     }
 
@@ -107,20 +150,28 @@ impl Broker {
         path: &str,
         body: &B,
     ) -> CliResult<T> {
-        decode(
-            &self
-                .send(self.http.post(self.url_for(path)?).json(body))
-                .await?,
-        )
+        let req = self.request(Method::POST, path, None)?.json(body);
+        decode(&self.send(req).await?)
     }
 
     /// `POST path` with the bearer token and no body; success is any 2xx.
     pub async fn post_empty(&self, path: &str, token: &Secret<String>) -> CliResult<()> {
-        let req = self
-            .http
-            .post(self.url_for(path)?)
-            .bearer_auth(token.expose());
+        let req = self.request(Method::POST, path, Some(token))?;
         self.send(req).await.map(drop)
+    }
+
+    /// The start of every API request: the URL, and the bearer token if there is one.
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&Secret<String>>,
+    ) -> CliResult<reqwest::RequestBuilder> {
+        let mut req = self.http.request(method, self.url_for(path)?);
+        if let Some(t) = token {
+            req = req.bearer_auth(t.expose());
+        }
+        Ok(req)
     }
 
     fn url_for(&self, path: &str) -> CliResult<reqwest::Url> {
@@ -161,12 +212,13 @@ impl Broker {
         }
     }
 
-    /// Opens one tunnel: TCP, TLS, `Upgrade`. Returns the stream after `101` and any bytes the
-    /// broker sent after the response head.
+    /// Opens one tunnel: TCP, TLS, `Upgrade`, naming the grant it uses. Returns the stream after
+    /// `101` and any bytes the broker sent after the response head.
     pub async fn open_tunnel(
         &self,
         resource: &str,
         token: &Secret<String>,
+        grant: Option<&str>,
         secret: Option<&Secret<String>>,
         client_addr: &str,
     ) -> CliResult<(TlsStream<TcpStream>, Vec<u8>)> {
@@ -215,6 +267,9 @@ impl Broker {
             tunnel::CLIENT_ADDR_HEADER,
             client_addr,
         );
+        if let Some(g) = grant {
+            head.push_str(&format!("{GRANT_HEADER}: {g}\r\n"));
+        }
         if let Some(s) = secret {
             head.push_str(&format!("{}: {}\r\n", tunnel::SECRET_HEADER, s.expose()));
         }
@@ -277,6 +332,12 @@ impl Broker {
         }
         Err(api_error(status, &body).into())
     }
+}
+
+/// The timeout of a long-poll that asks the broker to wait `wait_secs`: always longer than the
+/// wait the broker will honour.
+fn long_poll_timeout(wait_secs: u64) -> Duration {
+    Duration::from_secs(wait_secs.min(MAX_WAIT_SECS)) + LONG_POLL_SLACK
 }
 
 /// A successful answer decoded as `T`.
@@ -365,4 +426,17 @@ pub(crate) fn tls_config(ca: Option<&Path>) -> CliResult<rustls::ClientConfig> {
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_polls_outlast_the_wait_the_broker_honours() {
+        assert!(long_poll_timeout(25) > Duration::from_secs(25));
+        assert!(long_poll_timeout(MAX_WAIT_SECS) > Duration::from_secs(MAX_WAIT_SECS));
+        // A wait beyond the cap is cut by the broker, so the timeout need not grow with it.
+        assert_eq!(long_poll_timeout(3600), long_poll_timeout(MAX_WAIT_SECS));
+    }
 }

@@ -4,7 +4,8 @@
 use sluice_shared::{ApiError, ErrorCode};
 use std::fmt;
 
-/// The documented exit codes. `--exec` passes the command's own code through instead.
+/// The documented exit codes. `connect --exec` and `run` pass the command's own code through
+/// instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Exit {
@@ -20,10 +21,15 @@ pub enum Exit {
     NotAuthenticated = 11,
     /// Policy does not allow this.
     Forbidden = 12,
-    /// The resource does not exist on the broker.
-    ResourceUnknown = 13,
+    /// The resource (or grant) does not exist on the broker.
+    NotFound = 13,
     /// The broker could not reach the target behind the resource.
     TargetUnreachable = 14,
+    /// The grant was denied, nobody approved it in time, or it was revoked or expired (also: a
+    /// decision or tunnel that needed it pending or active came too late).
+    GrantEnded = 15,
+    /// Interrupted (Ctrl-C) while waiting for an approval, as a shell reports SIGINT.
+    Interrupted = 130,
 }
 
 /// An error for the person at the terminal.
@@ -35,6 +41,9 @@ pub struct CliError {
     pub message: String,
     /// What to do next, if there is something useful to say.
     pub hint: Option<String>,
+    /// The broker's error code when the broker refused, so callers can react to one refusal
+    /// (a `conflict` while approving) without matching message text.
+    pub code: Option<ErrorCode>,
 }
 
 impl CliError {
@@ -44,7 +53,19 @@ impl CliError {
             exit,
             message: message.into(),
             hint: None,
+            code: None,
         }
+    }
+
+    /// True when the broker refused with `code`.
+    pub fn is(&self, code: ErrorCode) -> bool {
+        self.code == Some(code)
+    }
+
+    /// True when trying again later may work: the broker could not be reached (restarting,
+    /// network) or said it is temporarily unavailable. Long-running loops retry these.
+    pub fn is_transient(&self) -> bool {
+        self.exit == Exit::BrokerUnreachable
     }
 
     /// Adds what to do next.
@@ -86,12 +107,34 @@ impl From<ApiError> for CliError {
                 Some("ask an administrator for access to this resource"),
             ),
             ErrorCode::ResourceUnknown => (
-                Exit::ResourceUnknown,
+                Exit::NotFound,
                 Some("check the name (resources are listed in the broker's config)"),
             ),
             ErrorCode::TargetUnreachable => (
                 Exit::TargetUnreachable,
                 Some("the target may be down; try again later or tell its owner"),
+            ),
+            ErrorCode::GrantNotFound => (
+                Exit::NotFound,
+                Some(
+                    "check the id: `sluice grant list --all` shows your grants, `sluice approvals` the requests you may decide",
+                ),
+            ),
+            ErrorCode::GrantInactive => (
+                Exit::GrantEnded,
+                Some(
+                    "request a new grant: run `sluice connect` again, or `sluice grant request RES --role ROLE --reason TEXT`",
+                ),
+            ),
+            ErrorCode::Conflict => (
+                Exit::GrantEnded,
+                Some(
+                    "someone else decided it or it ended meanwhile; `sluice grant list --all` (yours) or `sluice approvals` shows where things stand",
+                ),
+            ),
+            ErrorCode::Unavailable => (
+                Exit::BrokerUnreachable,
+                Some("the broker cannot reach its store just now; try again in a moment"),
             ),
             ErrorCode::BadRequest | ErrorCode::Internal | ErrorCode::Unknown => (
                 Exit::Failure,
@@ -99,6 +142,7 @@ impl From<ApiError> for CliError {
             ),
         };
         let mut err = CliError::new(exit, e.message);
+        err.code = Some(e.code);
         if let Some(h) = hint {
             err = err.hint(h);
         }
@@ -108,3 +152,27 @@ impl From<ApiError> for CliError {
 
 /// Result alias for commands.
 pub type CliResult<T> = Result<T, CliError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_refusals_map_to_documented_codes_with_hints() {
+        for (code, exit) in [
+            (ErrorCode::GrantNotFound, Exit::NotFound),
+            (ErrorCode::GrantInactive, Exit::GrantEnded),
+            (ErrorCode::Conflict, Exit::GrantEnded),
+            (ErrorCode::Unavailable, Exit::BrokerUnreachable),
+            (ErrorCode::ResourceUnknown, Exit::NotFound),
+        ] {
+            let err = CliError::from(ApiError::new(code, "refused"));
+            assert_eq!(err.exit, exit, "{code}");
+            assert!(err.is(code));
+            assert!(err.hint.is_some(), "{code} has a hint");
+        }
+        assert_eq!(Exit::GrantEnded as u8, 15);
+        assert!(CliError::from(ApiError::new(ErrorCode::Unavailable, "store down")).is_transient());
+        assert!(!CliError::from(ApiError::new(ErrorCode::Conflict, "decided")).is_transient());
+    }
+}

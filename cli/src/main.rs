@@ -6,9 +6,13 @@ mod auth;
 mod client;
 mod commands;
 mod exit;
+mod format;
 mod keyring;
 mod pgerror;
+mod present;
 mod profile;
+mod progress;
+mod retry;
 mod tunnel;
 mod workload;
 

@@ -1,11 +1,17 @@
 //! The local side of tunnels: a 127.0.0.1 listener whose every accepted connection becomes one
-//! tunnel to the broker.
+//! tunnel to the broker, opened under the grant `connect` holds.
+//!
+//! When the broker refuses a tunnel because that grant is no longer active (expired, revoked),
+//! the local client gets the reason (a FATAL error for postgres clients) and `connect` is told
+//! through [`TunnelSpec::ended`], so it can say the grant ended instead of failing tunnel by
+//! tunnel.
 
+use crate::auth::session::TokenSource;
 use crate::client::Broker;
 use crate::exit::CliError;
 use crate::pgerror;
-use sluice_shared::Secret;
 use sluice_shared::api::ResourceKind;
+use sluice_shared::{ErrorCode, Secret};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -24,9 +30,14 @@ pub struct TunnelSpec {
     pub kind: ResourceKind,
     /// The one-time secret local postgres clients must present (the broker checks it).
     pub secret: Option<Secret<String>>,
-    /// A session token fixed for this connect (`--workload`); otherwise the stored login is
-    /// read, and renewed if needed, per tunnel.
-    pub token: Option<Secret<String>>,
+    /// A session token fixed for this connect (`--workload`), or the stored login, read (and
+    /// renewed if needed) per tunnel.
+    pub tokens: TokenSource,
+    /// The grant every tunnel names in the grant header.
+    pub grant: String,
+    /// Set to the broker's explanation when it refuses a tunnel because the grant is no longer
+    /// active.
+    pub ended: tokio::sync::watch::Sender<Option<String>>,
 }
 
 /// Accepts local connections forever, one task (and one tunnel) each.
@@ -52,14 +63,16 @@ pub async fn serve(listener: TcpListener, spec: Arc<TunnelSpec>) {
 async fn handle(mut local: TcpStream, peer: &str, spec: &TunnelSpec) -> Result<(), CliError> {
     let _ = local.set_nodelay(true);
     // Read the token per tunnel: a `sluice login` in another terminal fixes a running connect.
-    let token = match &spec.token {
-        Some(fixed) => Ok(fixed.clone()),
-        None => crate::auth::session::token(&spec.broker).await,
-    };
-    let opened = match token {
+    let opened = match spec.tokens.get(&spec.broker).await {
         Ok(token) => {
             spec.broker
-                .open_tunnel(&spec.resource, &token, spec.secret.as_ref(), peer)
+                .open_tunnel(
+                    &spec.resource,
+                    &token,
+                    Some(&spec.grant),
+                    spec.secret.as_ref(),
+                    peer,
+                )
                 .await
         }
         Err(e) => Err(e),
@@ -71,6 +84,11 @@ async fn handle(mut local: TcpStream, peer: &str, spec: &TunnelSpec) -> Result<(
                 let _ = local.write_all(&pgerror::fatal("28000", &e.line())).await;
             }
             let _ = local.shutdown().await;
+            if e.is(ErrorCode::GrantInactive) {
+                // `connect` says it once, in its own words.
+                spec.ended.send_replace(Some(e.message));
+                return Ok(());
+            }
             return Err(e);
         }
     };

@@ -142,3 +142,44 @@ pub struct ExchangeResponse {
     /// Expiry, seconds since the Unix epoch (never after the exchanged token's own expiry).
     pub expires_at: u64,
 }
+
+/// `GET /v1/resources`: the resources the caller may request a role on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceList {
+    /// In configuration order.
+    pub resources: Vec<ResourceInfo>,
+}
+
+/// One resource and the roles the caller may request on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceInfo {
+    /// Resource name.
+    pub name: String,
+    /// Resource kind.
+    pub kind: ResourceKind,
+    /// Free text from the configuration.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Labels from the configuration.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Requestable roles, the default first.
+    pub roles: Vec<RoleInfo>,
+}
+
+/// A role as a requester sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleInfo {
+    /// Role name.
+    pub name: String,
+    /// The rule that makes it requestable.
+    pub rule: String,
+    /// The longest grant, seconds.
+    pub max_ttl_secs: u64,
+    /// Whether someone has to approve it, and who.
+    #[serde(default)]
+    pub approvers: Option<Vec<String>>,
+    /// Free text from the configuration.
+    #[serde(default)]
+    pub description: Option<String>,
+}

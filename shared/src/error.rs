@@ -26,6 +26,15 @@ pub enum ErrorCode {
     Forbidden,
     /// The broker could not reach the target behind the resource.
     TargetUnreachable,
+    /// No grant with that id exists (or it is not the caller's to see).
+    GrantNotFound,
+    /// The tunnel needs an active grant and the one named is pending, ended or for another
+    /// resource.
+    GrantInactive,
+    /// The grant is already decided, ended or expired, so this action no longer applies.
+    Conflict,
+    /// A dependency the broker fails closed on (its store) is unavailable; try again later.
+    Unavailable,
     /// The request was malformed (missing header, bad parameter).
     BadRequest,
     /// Something failed inside the broker; details are in the broker's log.
@@ -47,6 +56,10 @@ impl ErrorCode {
             Self::ResourceUnknown => "resource_unknown",
             Self::Forbidden => "forbidden",
             Self::TargetUnreachable => "target_unreachable",
+            Self::GrantNotFound => "grant_not_found",
+            Self::GrantInactive => "grant_inactive",
+            Self::Conflict => "conflict",
+            Self::Unavailable => "unavailable",
             Self::BadRequest => "bad_request",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
@@ -61,8 +74,10 @@ impl ErrorCode {
             | Self::TokenExpired
             | Self::TokenRevoked
             | Self::LoginRefused => 401,
-            Self::Forbidden => 403,
-            Self::ResourceUnknown => 404,
+            Self::Forbidden | Self::GrantInactive => 403,
+            Self::ResourceUnknown | Self::GrantNotFound => 404,
+            Self::Conflict => 409,
+            Self::Unavailable => 503,
             Self::BadRequest => 400,
             Self::TargetUnreachable => 502,
             Self::Internal | Self::Unknown => 500,
@@ -120,6 +135,10 @@ mod tests {
             ErrorCode::ResourceUnknown,
             ErrorCode::Forbidden,
             ErrorCode::TargetUnreachable,
+            ErrorCode::GrantNotFound,
+            ErrorCode::GrantInactive,
+            ErrorCode::Conflict,
+            ErrorCode::Unavailable,
             ErrorCode::BadRequest,
             ErrorCode::Internal,
         ] {
@@ -127,7 +146,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
         }
-        let newer: ErrorCode = serde_json::from_str("\"grant_pending\"").unwrap();
+        let newer: ErrorCode = serde_json::from_str("\"quota_exceeded\"").unwrap();
         assert_eq!(newer, ErrorCode::Unknown);
     }
 }

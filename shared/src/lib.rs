@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod error;
+pub mod grants;
 pub mod secret;
 pub mod tunnel;
 

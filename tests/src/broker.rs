@@ -12,6 +12,7 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 pub struct BrokerBuilder {
     resources: String,
+    roles: String,
     rules: String,
     identity: String,
     env: Vec<(String, String)>,
@@ -71,13 +72,27 @@ impl BrokerBuilder {
         self
     }
 
-    /// A policy rule.
-    pub fn rule(
+    /// A policy rule granting the auto-approved role `use` (max 12h) to subjects or groups.
+    pub fn rule(self, name: &str, subjects: &[&str], groups: &[&str], resources: &[&str]) -> Self {
+        self.rule_with(name, subjects, groups, resources, &["use"], "")
+    }
+
+    /// A role under `policy.roles`: `body` is its YAML, each line indented by six spaces,
+    /// e.g. `"      max_ttl: 1h\n      approval:\n        groups: [dba]\n"`.
+    pub fn role(mut self, name: &str, body: &str) -> Self {
+        let _ = write!(self.roles, "    {name}:\n{body}");
+        self
+    }
+
+    /// A policy rule with explicit roles and extra YAML lines (indented by six spaces).
+    pub fn rule_with(
         mut self,
         name: &str,
         subjects: &[&str],
         groups: &[&str],
         resources: &[&str],
+        roles: &[&str],
+        extra: &str,
     ) -> Self {
         let list = |items: &[&str]| {
             items
@@ -94,6 +109,8 @@ impl BrokerBuilder {
             let _ = writeln!(self.rules, "      groups: [{}]", list(groups));
         }
         let _ = writeln!(self.rules, "      resources: [{}]", list(resources));
+        let _ = writeln!(self.rules, "      roles: [{}]", list(roles));
+        self.rules.push_str(extra);
         self
     }
 
@@ -120,10 +137,14 @@ impl BrokerBuilder {
             format!("resources:\n{}", self.resources)
         };
         let rules = if self.rules.is_empty() {
-            "policy:\n  rules: []\n".to_string()
+            "  rules: []\n".to_string()
         } else {
-            format!("policy:\n  rules:\n{}", self.rules)
+            format!("  rules:\n{}", self.rules)
         };
+        let rules = format!(
+            "policy:\n  roles:\n    use:\n      max_ttl: 12h\n{}{rules}",
+            self.roles
+        );
         let identity = if self.identity.is_empty() {
             String::new()
         } else {

@@ -249,6 +249,20 @@ impl<'a> Cx<'a> {
         Some(text)
     }
 
+    /// `true` or `false` (also capitalised or upper case, as YAML 1.2 allows); nothing else, so
+    /// `yes`, `on` or `1` are errors rather than guesses.
+    pub fn boolean(&mut self, item: &Item<'_>) -> Option<bool> {
+        let text = self.text(item)?;
+        match text.as_str() {
+            "true" | "True" | "TRUE" => Some(true),
+            "false" | "False" | "FALSE" => Some(false),
+            other => {
+                self.invalid(item, format!("expected true or false, found \"{other}\""));
+                None
+            }
+        }
+    }
+
     /// A file path, resolved against the configuration file's directory.
     pub fn path(&mut self, item: &Item<'_>) -> Option<Located<PathBuf>> {
         let text = self.text(item)?;

@@ -4,7 +4,10 @@
 //! positioned YAML nodes (`tree.rs`, built from yaml-rust2's marked events rather than serde so
 //! that every value keeps its line and column), the schema (`schema.rs`) walks that tree with
 //! error-collecting readers (`extract.rs`) and builds the model (`model.rs`, `policy.rs`,
-//! `credential.rs`). Every problem is reported at once, as `file:line:col: key.path: message`.
+//! `credential.rs`); the `identity` and `policy` sections have their readers in `identity.rs` and
+//! `policy_schema.rs`. Every problem is reported at once, as `file:line:col: key.path: message`.
+//! [`Policy::decide`], [`may_decide`] and [`tally`] then evaluate requests and votes against the
+//! loaded policy, purely.
 //!
 //! The crate is pure apart from reading the configuration file and, on request, the files and
 //! environment variables it references ([`Config::check_environment`],
@@ -18,6 +21,7 @@ mod identity;
 mod location;
 mod model;
 mod policy;
+mod policy_schema;
 mod schema;
 mod starter;
 mod tree;
@@ -34,7 +38,10 @@ pub use model::{
     StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig, WorkloadIssuer,
     WorkloadPreset,
 };
-pub use policy::{Policy, Rule, glob_match};
+pub use policy::{
+    Approval, ApprovalOverride, Decision, Grantable, Policy, Principal, Refusal, RefusalKind, Role,
+    Rule, Tally, glob_match, may_decide, tally,
+};
 pub use starter::{StarterOptions, starter_config};
 
 /// Reads and parses the configuration file at `path`.

@@ -3,8 +3,8 @@
 //! Values here are already validated: addresses have a port, durations are ordered, rules name
 //! resources that exist, secrets are references rather than values. Anything the broker may still
 //! fail on later (a file, an environment variable) is kept [`Located`] so that failure can name the
-//! line that referenced it. New sections (identity, roles, approvals) are added as new fields and
-//! types here, with their readers in `schema.rs`.
+//! line that referenced it. New sections are added as new fields and types here (or, for the
+//! policy, in `policy.rs`), with their readers in `schema.rs` or a sibling module.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,7 +32,7 @@ pub struct Config {
     pub store: StoreConfig,
     /// The targets the broker can open tunnels to, in file order.
     pub resources: Vec<Resource>,
-    /// Who may use which resource.
+    /// Roles, and who may request which of them on which resources.
     pub policy: Policy,
     /// How people (OIDC) and workloads (CI, agents) prove who they are; empty when absent, so
     /// only operator tokens are accepted.
@@ -83,7 +83,7 @@ pub struct Resource {
     pub name: String,
     /// Free text shown in listings.
     pub description: Option<String>,
-    /// Free-form labels (environment, team) for listings and, later, policy matching.
+    /// Free-form labels (environment, team) for listings and for rules that select by label.
     pub labels: BTreeMap<String, String>,
     /// What the target is and how to reach it.
     pub spec: ResourceSpec,

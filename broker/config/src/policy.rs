@@ -1,55 +1,407 @@
-//! Who may use which resource: the rules from the `policy` section and their evaluation.
+//! Who may hold which role on which resource, and who must agree first: the `policy` section's
+//! model and its evaluation.
 //!
-//! Evaluation is pure and deny-by-default: [`Policy::allowing`] returns the first rule that lets a
-//! principal use a resource, or `None`. The returned rule is what audit records name as the reason
-//! access was granted. Rules only grant "may use" for now; roles and approvals will extend [`Rule`].
+//! Everything here is pure: no clock, no store, no I/O. The broker supplies the facts (who asks,
+//! for what, with which votes so far) and acts on the answer.
+//!
+//! - [`Policy::decide`] answers a request: the first rule (file order) that applies to the
+//!   principal, covers the resource and lists the role wins, and fixes the grant's rule, role,
+//!   TTL and effective approval. Nothing matching means a [`Refusal`] that says what the person
+//!   could request instead. Deny by default.
+//! - [`may_decide`] says whether someone may vote on a request that needs an [`Approval`].
+//! - [`tally`] turns the votes cast so far into approved, denied or still waiting.
+//!
+//! The rule and role names in a decision are what audit records name as the reason.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
 
 use crate::location::Location;
+use crate::model::Resource;
 
-/// The ordered rule list.
+/// The roles and the ordered rule list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
-    /// Rules in file order; the first match wins, so order is meaningful once rules carry more
-    /// than "may use".
+    /// What a grant may allow and how it is obtained, in file order; names are unique.
+    pub roles: Vec<Role>,
+    /// Rules in file order: the first match wins, so order is meaningful.
     pub rules: Vec<Rule>,
 }
 
-impl Policy {
-    /// The first rule that names `subject` or one of `groups` and covers `resource`; `None` means
-    /// access is denied.
-    pub fn allowing(&self, subject: &str, groups: &[String], resource: &str) -> Option<&Rule> {
-        self.rules
-            .iter()
-            .find(|rule| rule.applies_to(subject, groups) && rule.covers(resource))
-    }
+/// What a grant allows on a resource, for how long, and whether someone must agree first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// Unique name (`[a-z0-9][a-z0-9-_]{0,62}`), what users ask for with `--role`.
+    pub name: String,
+    /// Free text shown in listings.
+    pub description: Option<String>,
+    /// The longest a grant of this role lasts; longer requests are capped, not refused.
+    pub max_ttl: Duration,
+    /// The lifetime of a grant requested without a TTL; never above `max_ttl`.
+    pub default_ttl: Duration,
+    /// Who must agree before a grant starts; `None` grants at once. A rule may override it.
+    pub approval: Option<Approval>,
+    /// Name of the statement guardrail profile; carried, not yet enforced.
+    pub guardrails: Option<String>,
+    /// Name of the masking profile; carried, not yet enforced.
+    pub masking: Option<String>,
+    /// Where the role is written, for messages about it.
+    pub location: Location,
 }
 
-/// One grant of access.
+/// Who must agree before a grant starts, and how many of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// Members of any of these groups may vote; never empty in a loaded configuration.
+    pub groups: Vec<String>,
+    /// Distinct approvers needed; at least 1.
+    pub count: u32,
+    /// Whether the requester may approve their own request (never, unless written).
+    pub self_approve: bool,
+    /// An undecided request expires after this long.
+    pub timeout: Duration,
+}
+
+/// How a rule changes the approval its roles would otherwise need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalOverride {
+    /// `approval: none`: grants through this rule start at once.
+    None,
+    /// Grants through this rule need this approval instead of the role's.
+    Require(Approval),
+}
+
+/// Which roles a set of principals may request on a set of resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// Unique name, recorded in audit events as the reason for a decision.
     pub name: String,
-    /// Exact subjects (users or workloads) the rule applies to.
+    /// Subject patterns (exact, or globs with `*` and `?`, so workload subjects such as
+    /// `github:acme/api:refs/heads/main:*` can be matched); any match applies the rule.
     pub subjects: Vec<String>,
     /// Groups the rule applies to; a principal in any of them matches.
     pub groups: Vec<String>,
-    /// Resource names or globs (`*` any run of characters, `?` one character).
+    /// Resource names or globs; empty means "any name" (then `labels` is not empty).
     pub resources: Vec<String>,
+    /// Labels the resource must all carry with exactly these values; empty means no constraint.
+    pub labels: BTreeMap<String, String>,
+    /// Roles that may be requested through this rule; never empty, the first is the default.
+    pub roles: Vec<String>,
+    /// Replaces the roles' approval for grants through this rule.
+    pub approval: Option<ApprovalOverride>,
     /// Where the rule is written, for messages about it.
     pub location: Location,
 }
 
-impl Rule {
-    /// True when the rule names the subject or shares a group with it.
-    pub fn applies_to(&self, subject: &str, groups: &[String]) -> bool {
-        self.subjects.iter().any(|s| s == subject) || self.groups.iter().any(|g| groups.contains(g))
+/// Who is asking (or voting): the identity behind a session token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal<'a> {
+    /// The user or workload subject, e.g. `alice` or `github:acme/api:refs/heads/main:deploy`.
+    pub subject: &'a str,
+    /// The groups the identity provider or trust rule gave them.
+    pub groups: &'a [String],
+}
+
+/// The answer to a request for a role on a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A grant may be created (at once, or once approved when `approval` is set).
+    Grant(Grantable),
+    /// No rule allows it.
+    Refuse(Refusal),
+}
+
+/// What a grant would be: the facts the broker stores and audits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grantable {
+    /// The rule that allowed it.
+    pub rule: String,
+    /// The role granted.
+    pub role: String,
+    /// The grant's lifetime: the request's, the role's default, or the role's cap.
+    pub ttl: Duration,
+    /// The TTL asked for, only when it was longer than the role's `max_ttl` and was capped, so
+    /// the requester can be told.
+    pub requested_ttl: Option<Duration>,
+    /// The effective approval: the rule's override, else the role's; `None` grants at once.
+    pub approval: Option<Approval>,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What kind of refusal, for error codes (never classify by the message).
+    pub kind: RefusalKind,
+    /// A sentence for the requester, naming the roles they could request instead.
+    pub message: String,
+}
+
+/// Classifies a [`Refusal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefusalKind {
+    /// No rule gives the principal any role on the resource.
+    NoAccess,
+    /// Some rule gives the principal a role on the resource, but not the one asked for.
+    RoleNotAllowed,
+    /// The role asked for is not defined at all (probably a typo).
+    UnknownRole,
+}
+
+/// The state of an approval after the votes cast so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tally {
+    /// Enough distinct approvers said yes.
+    Approved,
+    /// Someone said no; one valid deny is enough.
+    Denied {
+        /// The first approver who denied.
+        by: String,
+    },
+    /// Not decided yet.
+    Waiting {
+        /// Distinct approvers who said yes so far.
+        have: u32,
+        /// Distinct approvers needed in total (the approval's `count`).
+        need: u32,
+    },
+}
+
+impl Policy {
+    /// Decides a request by `who` for `role` (or the default role when `None`) on `resource`,
+    /// lasting `ttl` (or the role's default when `None`).
+    ///
+    /// The first rule in file order that applies to the principal, covers the resource and lists
+    /// the role wins. Without a role, the first rule that applies and covers wins and its first
+    /// role is used. A TTL above the role's `max_ttl` is capped, not refused.
+    pub fn decide(
+        &self,
+        who: &Principal<'_>,
+        resource: &Resource,
+        role: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Decision {
+        for rule in self.matching(who, resource) {
+            let wanted = match role {
+                Some(role) if rule.roles.iter().any(|listed| listed == role) => role,
+                Some(_) => continue,
+                None => match rule.roles.first() {
+                    Some(first) => first.as_str(),
+                    None => continue,
+                },
+            };
+            // A loaded configuration defines every role a rule lists; a hand-built policy that
+            // does not cannot grant what it never defined.
+            let Some(definition) = self.role(wanted) else {
+                continue;
+            };
+            return Decision::Grant(grantable(rule, definition, ttl));
+        }
+        Decision::Refuse(self.refusal(who, resource, role))
     }
 
-    /// True when one of the rule's resource patterns matches `resource`.
-    pub fn covers(&self, resource: &str) -> bool {
+    /// Every `(role, rule name)` the principal could request on the resource, in rule order,
+    /// each role once (with the rule [`Policy::decide`] would pick for it).
+    pub fn requestable(&self, who: &Principal<'_>, resource: &Resource) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = Vec::new();
+        for rule in self.matching(who, resource) {
+            for role in &rule.roles {
+                if self.role(role).is_some() && !found.iter().any(|(seen, _)| seen == role) {
+                    found.push((role.clone(), rule.name.clone()));
+                }
+            }
+        }
+        found
+    }
+
+    /// The role with this name, if defined.
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.iter().find(|role| role.name == name)
+    }
+
+    /// The rule with this name, if defined (to show where a decision's rule is written).
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|rule| rule.name == name)
+    }
+
+    /// The first rule that applies to `subject` or one of `groups` and covers the resource
+    /// named `resource`, whatever its roles; `None` means no access.
+    ///
+    /// Superseded by [`Policy::decide`], kept until the broker asks for roles. Only the name is
+    /// known here, so a rule that constrains labels never matches: without the labels it cannot
+    /// be shown to cover the resource, and guessing would grant too much.
+    pub fn allowing(&self, subject: &str, groups: &[String], resource: &str) -> Option<&Rule> {
+        let who = Principal { subject, groups };
+        self.rules.iter().find(|rule| {
+            rule.applies_to(&who) && rule.labels.is_empty() && rule.covers_name(resource)
+        })
+    }
+
+    /// Rules that apply to `who` and cover `resource`, in file order.
+    fn matching<'p>(
+        &'p self,
+        who: &'p Principal<'_>,
+        resource: &'p Resource,
+    ) -> impl Iterator<Item = &'p Rule> {
+        self.rules
+            .iter()
+            .filter(move |rule| rule.applies_to(who) && rule.covers(resource))
+    }
+
+    /// The refusal for a request [`Policy::decide`] found no rule for.
+    fn refusal(&self, who: &Principal<'_>, resource: &Resource, role: Option<&str>) -> Refusal {
+        let options = self.requestable(who, resource);
+        let listed = options
+            .iter()
+            .map(|(role, _)| role.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let person = describe(who);
+        let name = &resource.name;
+        let no_access = format!("policy gives {person} no access to \"{name}\"");
+        match role {
+            Some(role) if self.role(role).is_none() => {
+                let mut message = format!("there is no role \"{role}\"");
+                let close =
+                    crate::extract::suggest(role, self.roles.iter().map(|r| r.name.as_str()));
+                if let Some(close) = close {
+                    // Infallible: writing to a String cannot fail.
+                    let _ = write!(message, " (did you mean \"{close}\"?)");
+                }
+                if options.is_empty() {
+                    let _ = write!(message, "; {no_access}");
+                } else {
+                    let _ = write!(message, "; roles you may request on \"{name}\": {listed}");
+                }
+                Refusal {
+                    kind: RefusalKind::UnknownRole,
+                    message,
+                }
+            }
+            Some(role) if !options.is_empty() => Refusal {
+                kind: RefusalKind::RoleNotAllowed,
+                message: format!(
+                    "no policy rule gives {person} the role \"{role}\" on \"{name}\"; roles you \
+                     may request there: {listed}"
+                ),
+            },
+            _ => Refusal {
+                kind: RefusalKind::NoAccess,
+                message: no_access,
+            },
+        }
+    }
+}
+
+/// The grant `rule` allows for `role`, with the TTL defaulted or capped.
+fn grantable(rule: &Rule, role: &Role, ttl: Option<Duration>) -> Grantable {
+    let (ttl, requested_ttl) = match ttl {
+        None => (role.default_ttl, None),
+        Some(asked) if asked > role.max_ttl => (role.max_ttl, Some(asked)),
+        Some(asked) => (asked, None),
+    };
+    let approval = match &rule.approval {
+        None => role.approval.clone(),
+        Some(ApprovalOverride::None) => None,
+        Some(ApprovalOverride::Require(approval)) => Some(approval.clone()),
+    };
+    Grantable {
+        rule: rule.name.clone(),
+        role: role.name.clone(),
+        ttl,
+        requested_ttl,
+        approval,
+    }
+}
+
+/// `alice (groups: dev, ops)`, or `(groups: none)`, as refusals name the principal.
+fn describe(who: &Principal<'_>) -> String {
+    let groups = if who.groups.is_empty() {
+        "none".to_owned()
+    } else {
+        who.groups.join(", ")
+    };
+    format!("{} (groups: {groups})", who.subject)
+}
+
+impl Rule {
+    /// True when a subject pattern matches the principal's subject or the rule shares a group
+    /// with them.
+    pub fn applies_to(&self, who: &Principal<'_>) -> bool {
+        self.subjects
+            .iter()
+            .any(|pattern| glob_match(pattern, who.subject))
+            || self.groups.iter().any(|group| who.groups.contains(group))
+    }
+
+    /// True when the resource's name matches `resources` (or `resources` is empty) and it
+    /// carries every label in `labels`. A rule with neither covers nothing.
+    pub fn covers(&self, resource: &Resource) -> bool {
+        let constrained = !self.resources.is_empty() || !self.labels.is_empty();
+        let name_ok = self.resources.is_empty() || self.covers_name(&resource.name);
+        let labels_ok = self
+            .labels
+            .iter()
+            .all(|(key, value)| resource.labels.get(key) == Some(value));
+        constrained && name_ok && labels_ok
+    }
+
+    /// True when one of the rule's resource patterns matches the name.
+    fn covers_name(&self, name: &str) -> bool {
         self.resources
             .iter()
-            .any(|pattern| glob_match(pattern, resource))
+            .any(|pattern| glob_match(pattern, name))
+    }
+}
+
+/// May `approver` vote on a request by `requester` that needs `approval`? `Err` says why not,
+/// in words for the approver.
+pub fn may_decide(
+    approval: &Approval,
+    approver: &Principal<'_>,
+    requester: &str,
+) -> Result<(), String> {
+    if !approval
+        .groups
+        .iter()
+        .any(|group| approver.groups.contains(group))
+    {
+        return Err(format!(
+            "you are not in any of the approver groups: {}",
+            approval.groups.join(", ")
+        ));
+    }
+    if !approval.self_approve && approver.subject == requester {
+        return Err("self-approval is not allowed for this role".to_owned());
+    }
+    Ok(())
+}
+
+/// The state of a request after `votes` (approver subject, approve?), in the order cast.
+///
+/// Votes must already have passed [`may_decide`]. Each approver counts once however often they
+/// vote; any deny denies (the first one is named); otherwise the request is approved once the
+/// distinct yes-votes reach `count`.
+pub fn tally(approval: &Approval, votes: &[(String, bool)]) -> Tally {
+    let mut approvers: Vec<&str> = Vec::new();
+    for (approver, approve) in votes {
+        if !approve {
+            return Tally::Denied {
+                by: approver.clone(),
+            };
+        }
+        if !approvers.contains(&approver.as_str()) {
+            approvers.push(approver);
+        }
+    }
+    let have = u32::try_from(approvers.len()).unwrap_or(u32::MAX);
+    if have >= approval.count {
+        Tally::Approved
+    } else {
+        Tally::Waiting {
+            have,
+            need: approval.count,
+        }
     }
 }
 

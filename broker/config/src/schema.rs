@@ -1,10 +1,12 @@
 //! The configuration schema: which keys exist, what they must hold, and how they depend on each
 //! other.
 //!
-//! This is the only place that knows the shape of `sluice.yaml`. It walks the marked tree with
-//! the readers from `extract.rs`, records every problem, and builds the [`Config`] only when there
-//! were none. Cross-checks that need more than one key (`default_ttl <= max_ttl`, rules naming
-//! existing resources, kind-specific keys) run after the keys they compare have been read.
+//! This is where the shape of `sluice.yaml` is defined; the `identity` and `policy` sections,
+//! which are large, have their readers in `identity.rs` and `policy_schema.rs`. It walks the
+//! marked tree with the readers from `extract.rs`, records every problem, and builds the
+//! [`Config`] only when there were none. Cross-checks that need more than one key
+//! (`default_ttl <= max_ttl`, rules naming existing resources and roles, kind-specific keys) run
+//! after the keys they compare have been read.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv6Addr, SocketAddr};
@@ -19,7 +21,7 @@ use crate::model::{
     Config, PostgresSpec, Resource, ResourceSpec, StoreConfig, TargetTls, TcpSpec, TlsConfig,
     TlsMode, TokensConfig,
 };
-use crate::policy::{Policy, Rule, is_glob};
+use crate::policy::Policy;
 use crate::tree::{Node, NodeKind};
 
 /// Top-level keys.
@@ -50,8 +52,6 @@ const POSTGRES_ONLY_KEYS: &[&str] = &["database", "user", "password", "tls"];
 const KINDS: &[&str] = &["postgres", "tcp"];
 const TARGET_TLS_KEYS: &[&str] = &["mode", "ca", "server_name"];
 const TLS_MODES: &[&str] = &["disable", "require", "verify-full"];
-const POLICY_KEYS: &[&str] = &["rules"];
-const RULE_KEYS: &[&str] = &["name", "subjects", "groups", "resources"];
 
 /// Default token lifetime: long enough for a working session, short enough to limit a leak.
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
@@ -120,7 +120,7 @@ pub(crate) fn config(cx: &mut Cx<'_>, source: &Path, root: Option<&Node>) -> Opt
         None => (Some(Vec::new()), Vec::new()),
     };
     let policy = match top.entry("policy") {
-        Some(item) => policy(cx, &item, &names),
+        Some(item) => crate::policy_schema::policy(cx, &item, &names),
         None => Some(Policy::default()),
     };
     let identity = match top.entry("identity") {
@@ -261,7 +261,7 @@ pub(crate) fn is_resource_name(name: &str) -> bool {
         && chars.all(is_resource_name_char)
 }
 
-fn is_resource_name_char(c: char) -> bool {
+pub(crate) fn is_resource_name_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
 }
 
@@ -376,7 +376,7 @@ fn check_address(text: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn labels(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<BTreeMap<String, String>> {
+pub(crate) fn labels(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<BTreeMap<String, String>> {
     let fields = cx.mapping(item, "a mapping of label names to values, e.g. {env: prod}")?;
     let mut labels = Some(BTreeMap::new());
     for (name, item) in fields.all() {
@@ -464,113 +464,4 @@ fn target_tls(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<TargetTls> {
         ca: ca?,
         server_name: server_name?,
     })
-}
-
-fn policy(cx: &mut Cx<'_>, item: &Item<'_>, resource_names: &[String]) -> Option<Policy> {
-    let fields = cx.fields(item, POLICY_KEYS)?;
-    let Some(rules_item) = fields.entry("rules") else {
-        return Some(Policy::default());
-    };
-    let items = cx.list(&rules_item, "a list of rules")?;
-    let mut rules = Some(Vec::new());
-    // Name and line of each rule read so far, to report duplicates against the first.
-    let mut seen: Vec<(String, usize)> = Vec::new();
-    for item in &items {
-        let rule = rule(cx, item, resource_names, &mut seen);
-        rules = rules.zip(rule).map(|(mut all, one)| {
-            all.push(one);
-            all
-        });
-    }
-    Some(Policy { rules: rules? })
-}
-
-fn rule(
-    cx: &mut Cx<'_>,
-    item: &Item<'_>,
-    resource_names: &[String],
-    seen: &mut Vec<(String, usize)>,
-) -> Option<Rule> {
-    let fields = cx.fields(item, RULE_KEYS)?;
-    let name = cx.required(&fields, "name").and_then(|name_item| {
-        let name = cx.text(&name_item)?;
-        if let Some((_, line)) = seen.iter().find(|(seen_name, _)| *seen_name == name) {
-            cx.invalid(
-                &name_item,
-                format!("duplicate rule name \"{name}\" (first used at line {line})"),
-            );
-            return None;
-        }
-        seen.push((name.clone(), name_item.pos.line));
-        Some(name)
-    });
-    let subjects = optional(fields.optional("subjects"), |item| cx.string_list(item))
-        .map(Option::unwrap_or_default);
-    let groups = optional(fields.optional("groups"), |item| cx.string_list(item))
-        .map(Option::unwrap_or_default);
-    if let (Some(subjects), Some(groups)) = (&subjects, &groups)
-        && subjects.is_empty()
-        && groups.is_empty()
-    {
-        cx.invalid(
-            item,
-            "a rule needs at least one entry in subjects or groups, otherwise it matches no one",
-        );
-    }
-    let resources = cx.required(&fields, "resources").and_then(|list_item| {
-        let patterns = cx.string_list(&list_item)?;
-        if patterns.is_empty() {
-            cx.invalid(
-                &list_item,
-                "list at least one resource name or glob, e.g. [\"*\"]",
-            );
-            return None;
-        }
-        let mut ok = true;
-        for pattern in &patterns {
-            if let Err(message) = check_pattern(&pattern.value, resource_names) {
-                ok = false;
-                cx.push(pattern.error(message));
-            }
-        }
-        ok.then(|| patterns.into_iter().map(|p| p.value).collect::<Vec<_>>())
-    });
-    let strings = |list: Vec<crate::location::Located<String>>| -> Vec<String> {
-        list.into_iter().map(|item| item.value).collect()
-    };
-    Some(Rule {
-        name: name?,
-        subjects: strings(subjects?),
-        groups: strings(groups?),
-        resources: resources?,
-        location: cx.location(item.pos),
-    })
-}
-
-/// A plain name must name a configured resource (a typo would otherwise silently grant nothing);
-/// a glob must be able to match some valid name.
-fn check_pattern(pattern: &str, resource_names: &[String]) -> Result<(), String> {
-    if is_glob(pattern) {
-        if pattern
-            .chars()
-            .all(|c| matches!(c, '*' | '?') || is_resource_name_char(c))
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "pattern \"{pattern}\" can never match: resource names use lowercase letters, \
-                 digits, '-', '_' and '.'"
-            ))
-        }
-    } else if resource_names.iter().any(|name| name == pattern) {
-        Ok(())
-    } else {
-        let close = suggest(pattern, resource_names.iter().map(String::as_str));
-        Err(match close {
-            Some(close) => {
-                format!("no resource named \"{pattern}\" in resources; did you mean \"{close}\"?")
-            }
-            None => format!("no resource named \"{pattern}\" in resources"),
-        })
-    }
 }

@@ -1,8 +1,10 @@
 //! The commented starter configuration that `sluiced init` writes.
 //!
 //! It is the first documentation most operators read, so every key is explained where it is set,
-//! and the resource and rule examples sit commented out in place, ready to be uncommented. The
-//! template must always load with [`crate::parse`]; a test holds it to that.
+//! and the resource and rule examples sit commented out in place, ready to be uncommented. Two
+//! roles (`read`, granted at once, and `write`, after approval) are written live: a role grants
+//! nothing until a rule names it. The template must always load with [`crate::parse`], as written
+//! and with its examples uncommented; tests hold it to both.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -114,14 +116,40 @@ resources:
   #   kind: tcp
   #   address: 127.0.0.1:6379
 
-# Who may use which resource. Nothing is allowed unless a rule allows it, and the first
-# rule that matches wins.
+# Who may do what (docs/policy.md). Roles say how long a grant lasts and whether someone must
+# approve it first; rules say who may request which roles on which resources. Nothing is
+# allowed unless a rule allows it, and the first rule that matches wins. Try a request with
+# `sluiced policy explain --config FILE --subject alice --groups dba --resource pg-main`.
 policy:
+  roles:
+    read:
+      description: Read-only queries
+      max_ttl: 8h                      # longer requests are capped to this
+      default_ttl: 1h                  # when a request names no TTL; at most max_ttl
+      # without approval, granted at once
+    write:
+      description: Changes, once a DBA lead agrees
+      max_ttl: 1h
+      approval:                        # remove to grant at once
+        groups: [dba-leads]            # members of any of these may approve or deny
+        count: 1                       # distinct approvers needed
+        self_approve: false            # requesters never approve themselves unless true
+        timeout: 15m                   # an undecided request expires after this
   rules:
-    # - name: dba-all                  # unique; recorded in the audit trail
-    #   subjects: [alice]              # exact subjects (users or workloads)
-    #   groups: [dba]                  # groups; a rule needs subjects, groups or both
+    # - name: engineers-read           # unique; recorded in the audit trail
+    #   groups: [engineering]          # a rule needs subjects, groups or both
     #   resources: ["*"]               # resource names, or globs using * and ?
+    #   roles: [read]                  # roles defined above; the first is the default
+    # - name: dba-write
+    #   subjects: [alice]              # user or workload subjects; globs using * and ?
+    #   groups: [dba]
+    #   labels: {{env: prod}}            # only resources with all these labels
+    #   roles: [read, write]
+    # - name: ci-migrate
+    #   subjects: ["github:acme/api:refs/heads/main:*"]   # a GitHub workflow, only on main
+    #   resources: [pg-main]
+    #   roles: [write]
+    #   approval: none                 # replaces the role's approval: a CI job cannot wait
 "#
     )
 }

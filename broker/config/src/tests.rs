@@ -6,6 +6,7 @@ mod errors;
 mod identity;
 mod model;
 mod policy;
+mod policy_config;
 mod robustness;
 mod starter;
 

@@ -1,6 +1,8 @@
-//! The broker's HTTPS API: health, version, whoami, resource check and the tunnel endpoint.
+//! The broker's HTTPS API: health, version, whoami, login, resource check, grants and the tunnel
+//! endpoint.
 
 use crate::gate::Gate;
+use crate::grants::Grants;
 use crate::login::Exchanger;
 use crate::tokens::Revocations;
 use crate::tunnel;
@@ -12,7 +14,8 @@ use axum::routing::{get, post};
 use sluice_engine::LeaseHandle;
 use sluice_engine_postgres::CancelRegistry;
 use sluice_shared::api::{
-    AuthConfig, ExchangeRequest, ExchangeResponse, Health, ResourceCheck, VersionInfo, WhoAmI,
+    AuthConfig, ExchangeRequest, ExchangeResponse, Health, ResourceCheck, ResourceList, VersionInfo,
+    WhoAmI,
 };
 use sluice_shared::{ApiError, ErrorCode};
 use std::sync::Arc;
@@ -32,6 +35,8 @@ pub struct AppState {
     pub exchanger: Arc<Exchanger>,
     /// Session tokens revoked by logout.
     pub revocations: Arc<Revocations>,
+    /// Grants and approvals.
+    pub grants: Arc<Grants>,
 }
 
 /// An [`ApiError`] as an HTTP response with the code's status and a JSON body.
@@ -61,8 +66,10 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/v1/auth/config", get(auth_config))
         .route("/v1/auth/token", post(exchange))
         .route("/v1/auth/logout", post(logout))
+        .route("/v1/resources", get(list_resources))
         .route("/v1/resources/{name}/check", get(check_resource))
         .route(sluice_shared::tunnel::PATH, get(tunnel::open))
+        .merge(crate::grants_api::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -127,8 +134,7 @@ async fn check_resource(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<ResourceCheck>, Failure> {
-    let authz = app.gate.authorize(&headers, &name)?;
-    let resource = authz.resource();
+    let (identity, resource) = app.gate.may_request(&headers, &name)?;
     if let Err(e) = sluice_engine::tcp::connect(resource.address()).await {
         return Err(ApiError::new(
             ErrorCode::TargetUnreachable,
@@ -143,8 +149,17 @@ async fn check_resource(
             sluice_config::ResourceSpec::Postgres(pg) => Some(pg.database.clone()),
             sluice_config::ResourceSpec::Tcp(_) => None,
         },
-        subject: authz.identity().subject.clone(),
+        subject: identity.subject,
     }))
+}
+
+/// The resources the caller may request a role on, with those roles.
+async fn list_resources(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<ResourceList>, Failure> {
+    let id = app.gate.identify(&headers)?;
+    Ok(Json(app.gate.requestable(&id)))
 }
 
 async fn not_found() -> Failure {

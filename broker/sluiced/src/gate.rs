@@ -1,13 +1,16 @@
 //! The gate: the one security entry point every API call and tunnel passes through.
 //!
-//! Token check, resource lookup and policy decision happen here and nowhere else. What it hands
+//! Token check, resource lookup and the grant check happen here and nowhere else. What it hands
 //! on is an [`Authorized`] value that only this module can construct, so the tunnel code cannot
-//! reach an engine without having passed the gate.
+//! reach an engine without an active grant.
 
+use crate::grants::{GrantLease, Grants};
 use crate::tokens::{Claims, Revocations, TokenError, TokenService};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use sluice_config::{Config, Resource};
+use sluice_config::{Config, Decision, Principal, Resource};
+use sluice_shared::api::{ResourceInfo, ResourceList, RoleInfo};
+use sluice_shared::grants::GRANT_HEADER;
 use sluice_shared::{ApiError, ErrorCode};
 use std::sync::Arc;
 
@@ -44,12 +47,14 @@ impl From<Claims> for Identity {
     }
 }
 
-/// Proof that an identity may use a resource. Only [`Gate::authorize`] makes one.
-#[derive(Debug, Clone)]
+/// Proof that an identity holds an active grant on a resource. Only [`Gate::authorize`] makes
+/// one.
+#[derive(Debug)]
 pub struct Authorized {
     identity: Identity,
     resource: Resource,
-    rule: String,
+    grant_id: String,
+    grant: GrantLease,
 }
 
 impl Authorized {
@@ -61,9 +66,17 @@ impl Authorized {
     pub fn resource(&self) -> &Resource {
         &self.resource
     }
-    /// The policy rule that allowed it.
-    pub fn rule(&self) -> &str {
-        &self.rule
+    /// The grant the tunnel rides on.
+    pub fn grant_id(&self) -> &str {
+        &self.grant_id
+    }
+    /// The grant's role.
+    pub fn role(&self) -> &str {
+        &self.grant.role
+    }
+    /// The grant's lease and end, which bound the tunnel's life.
+    pub fn into_grant(self) -> GrantLease {
+        self.grant
     }
 }
 
@@ -73,6 +86,7 @@ pub struct Gate {
     config: Arc<Config>,
     tokens: Arc<TokenService>,
     revocations: Arc<Revocations>,
+    grants: Arc<Grants>,
 }
 
 impl Gate {
@@ -81,11 +95,13 @@ impl Gate {
         config: Arc<Config>,
         tokens: Arc<TokenService>,
         revocations: Arc<Revocations>,
+        grants: Arc<Grants>,
     ) -> Self {
         Self {
             config,
             tokens,
             revocations,
+            grants,
         }
     }
 
@@ -126,24 +142,24 @@ impl Gate {
         Ok(identity)
     }
 
-    /// The identity behind the request, if policy lets it use `resource`.
-    pub fn authorize(&self, headers: &HeaderMap, resource: &str) -> Result<Authorized, ApiError> {
+    /// The identity behind the request and the resource, if policy lets it request at least one
+    /// role there (what `sluice connect` checks before it listens).
+    pub fn may_request(
+        &self,
+        headers: &HeaderMap,
+        resource: &str,
+    ) -> Result<(Identity, Resource), ApiError> {
         let identity = self.identify(headers)?;
-        let Some(found) = self.config.resource(resource) else {
-            return Err(ApiError::new(
-                ErrorCode::ResourceUnknown,
-                format!("this broker has no resource named '{resource}'"),
-            ));
+        let found = self.resource(resource)?;
+        let principal = Principal {
+            subject: &identity.subject,
+            groups: &identity.groups,
         };
-        let Some(rule) = self
-            .config
-            .policy
-            .allowing(&identity.subject, &identity.groups, resource)
-        else {
+        if self.config.policy.requestable(&principal, found).is_empty() {
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
                 format!(
-                    "policy gives {} (groups: {}) no access to '{resource}'",
+                    "policy gives {} (groups: {}) no role on '{resource}'",
                     identity.subject,
                     if identity.groups.is_empty() {
                         "none".to_string()
@@ -152,11 +168,93 @@ impl Gate {
                     }
                 ),
             ));
+        }
+        Ok((identity, found.clone()))
+    }
+
+    /// The identity behind a tunnel request, if it names an active grant of theirs on
+    /// `resource`. Fails closed when the grant store is unavailable.
+    pub async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        resource: &str,
+    ) -> Result<Authorized, ApiError> {
+        let identity = self.identify(headers)?;
+        let found = self.resource(resource)?.clone();
+        let Some(grant_id) = headers
+            .get(GRANT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+        else {
+            return Err(ApiError::new(
+                ErrorCode::GrantInactive,
+                format!(
+                    "a tunnel needs a grant: `sluice grant request {resource} --role ROLE` \
+                     (or `sluice connect {resource}`, which asks for one)"
+                ),
+            ));
         };
+        let grant = self
+            .grants
+            .lease_for_tunnel(&identity, grant_id, resource)
+            .await?;
         Ok(Authorized {
-            rule: rule.name.clone(),
-            resource: found.clone(),
             identity,
+            resource: found,
+            grant_id: grant_id.to_string(),
+            grant,
+        })
+    }
+
+    /// Every resource the identity may request a role on, with the roles (the default first).
+    pub fn requestable(&self, identity: &Identity) -> ResourceList {
+        let principal = Principal {
+            subject: &identity.subject,
+            groups: &identity.groups,
+        };
+        let policy = &self.config.policy;
+        let resources = self
+            .config
+            .resources
+            .iter()
+            .filter_map(|resource| {
+                let roles: Vec<RoleInfo> = policy
+                    .requestable(&principal, resource)
+                    .into_iter()
+                    .filter_map(|(role, rule)| {
+                        let Decision::Grant(grantable) =
+                            policy.decide(&principal, resource, Some(&role), None)
+                        else {
+                            return None;
+                        };
+                        let spec = policy.role(&role)?;
+                        Some(RoleInfo {
+                            name: role,
+                            rule,
+                            max_ttl_secs: spec.max_ttl.as_secs(),
+                            approvers: grantable.approval.map(|a| a.groups),
+                            description: spec.description.clone(),
+                        })
+                    })
+                    .collect();
+                (!roles.is_empty()).then(|| ResourceInfo {
+                    name: resource.name.clone(),
+                    kind: resource.kind(),
+                    description: resource.description.clone(),
+                    labels: resource.labels.clone(),
+                    roles,
+                })
+            })
+            .collect();
+        ResourceList { resources }
+    }
+
+    fn resource(&self, name: &str) -> Result<&Resource, ApiError> {
+        self.config.resource(name).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ResourceUnknown,
+                format!("this broker has no resource named '{name}'"),
+            )
         })
     }
 }

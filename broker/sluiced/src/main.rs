@@ -1,7 +1,10 @@
 //! `sluiced`, the Sluice broker. `main` parses arguments, sets up logging and runs one command.
 
 mod api;
+mod explain;
 mod gate;
+mod grants;
+mod grants_api;
 mod init;
 mod login;
 mod server;
@@ -59,6 +62,9 @@ enum Command {
     /// Session tokens (operator bootstrap).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Try the policy: what a request would get, without a running broker.
+    #[command(subcommand)]
+    Policy(explain::PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +154,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(server::run(loaded))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Policy(explain::PolicyCommand::Explain(args)) => explain::run(&args),
         Command::Token(TokenCommand::Issue {
             config,
             subject,

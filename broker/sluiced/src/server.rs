@@ -45,9 +45,16 @@ pub async fn run(config: Config) -> Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let store = sluice_store::Store::open(&config.store.sqlite.value)
+        .await
+        .with_context(|| format!("{}: store.sqlite", config.store.sqlite.location))?;
     let config = Arc::new(config);
+    let grants = crate::grants::Grants::start(store, config.clone())
+        .await
+        .context("cannot load the live grants from the store")?;
     let state = AppState {
-        gate: Gate::new(config.clone(), tokens, revocations.clone()),
+        gate: Gate::new(config.clone(), tokens, revocations.clone(), grants.clone()),
+        grants,
         cancels: CancelRegistry::default(),
         shutdown: Arc::new(LeaseHandle::new()),
         targets,

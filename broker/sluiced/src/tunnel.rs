@@ -9,7 +9,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use sluice_config::{Config, ResourceSpec, TlsMode};
-use sluice_engine::{Lease, RelayEnd, RelayOutcome};
+use sluice_engine::{Lease, LeaseHandle, RelayEnd, RelayOutcome};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sluice_engine_postgres::{SessionParams, Target, TargetTls};
 use sluice_shared::tunnel::{CLIENT_ADDR_HEADER, PROTOCOL, RESOURCE_HEADER, SECRET_HEADER};
 use sluice_shared::{ApiError, ErrorCode, Secret};
@@ -72,7 +73,7 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown")
         .to_string();
-    let authz = app.gate.authorize(headers, &resource)?;
+    let authz = app.gate.authorize(headers, &resource).await?;
     let engine = match &authz.resource().spec {
         ResourceSpec::Tcp(tcp) => Engine::Tcp {
             address: tcp.address.clone(),
@@ -115,19 +116,20 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
     };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let lease = app.shutdown.lease();
     let session_id = crate::tokens::random_id();
     let span = tracing::info_span!(
         "session",
         id = %session_id,
         subject = %authz.identity().subject,
         resource = %resource,
+        grant = %authz.grant_id(),
+        role = %authz.role(),
         client = %client_addr,
     );
     tokio::spawn(
         async move {
             match on_upgrade.await {
-                Ok(upgraded) => run(TokioIo::new(upgraded), engine, &authz, &app, lease).await,
+                Ok(upgraded) => run(TokioIo::new(upgraded), engine, authz, &app).await,
                 Err(e) => warn!(error = %e, "the tunnel upgrade failed"),
             }
         }
@@ -155,27 +157,57 @@ enum Engine {
     Postgres(Box<SessionParams>),
 }
 
-async fn run<S>(mut stream: S, engine: Engine, authz: &Authorized, app: &AppState, lease: Lease)
+/// Runs the engine under a lease of its own that ends when the grant ends, when the broker
+/// shuts down, or when the grant's end time passes, whichever comes first: a tunnel never
+/// outlives its grant even if a timer or a store write failed.
+async fn run<S>(mut stream: S, engine: Engine, authz: Authorized, app: &AppState)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
-    info!(rule = %authz.rule(), kind = %authz.resource().kind().as_str(), "session started");
-    match engine {
-        Engine::Tcp { address } => {
-            match sluice_engine::tcp::serve(&mut stream, &address, lease).await {
-                Ok(outcome) => log_end(&outcome),
-                Err(e) => warn!(error = %e, "session refused: target unreachable"),
+    info!(kind = %authz.resource().kind().as_str(), "session started");
+    let subject_lease = LeaseHandle::new();
+    let lease = subject_lease.lease();
+    let grant = authz.into_grant();
+    let bound = bound(grant.lease, app.shutdown.lease(), grant.expires_at);
+    let session = async {
+        match engine {
+            Engine::Tcp { address } => {
+                match sluice_engine::tcp::serve(&mut stream, &address, lease).await {
+                    Ok(outcome) => log_end(&outcome),
+                    Err(e) => warn!(error = %e, "session refused: target unreachable"),
+                }
+            }
+            Engine::Postgres(params) => {
+                match sluice_engine_postgres::serve(&mut stream, *params, &app.cancels, lease).await
+                {
+                    Ok(summary) => match summary.relay {
+                        Some(outcome) => log_end(&outcome),
+                        None => info!("cancel request forwarded"),
+                    },
+                    Err(e) => warn!(error = %e, "session ended with an error"),
+                }
             }
         }
-        Engine::Postgres(params) => {
-            match sluice_engine_postgres::serve(&mut stream, *params, &app.cancels, lease).await {
-                Ok(summary) => match summary.relay {
-                    Some(outcome) => log_end(&outcome),
-                    None => info!("cancel request forwarded"),
-                },
-                Err(e) => warn!(error = %e, "session ended with an error"),
-            }
+    };
+    tokio::pin!(session);
+    tokio::select! {
+        () = &mut session => {}
+        reason = bound => {
+            subject_lease.end(reason);
+            session.await;
         }
+    }
+}
+
+/// Resolves with the reason the first of the grant's lease, the broker's lease and the grant's
+/// end time ends.
+async fn bound(mut grant: Lease, mut broker: Lease, expires_at: u64) -> String {
+    let end = UNIX_EPOCH + Duration::from_secs(expires_at);
+    let left = end.duration_since(SystemTime::now()).unwrap_or_default();
+    tokio::select! {
+        reason = grant.revoked() => reason,
+        reason = broker.revoked() => reason,
+        () = tokio::time::sleep(left) => "the grant's time ran out".to_string(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The session token for a command, renewed first when it is about to expire.
 //!
 //! Every command that presents the token (whoami, connect before it starts and before each new
-//! tunnel) calls [`token`]. When the stored token came from a device-flow login, expires within
+//! tunnel, and every call of the long-running waits: `approvals --watch`, waiting for an
+//! approval) calls [`token`], usually through [`TokenSource`]. When the stored token came from a device-flow login, expires within
 //! [`RENEW_BEFORE`] and a refresh token is stored, the refresh-token grant gets a new ID token
 //! from the provider, the broker exchanges it for a new session token, and both new tokens are
 //! stored (providers rotate refresh tokens, so the old one is dead after use).
@@ -19,6 +20,26 @@ pub const RENEW_BEFORE: u64 = 120;
 /// One renewal at a time in this process: concurrent tunnels must not both spend the same
 /// (rotating) refresh token.
 static RENEWING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Where a command gets its session token each time it presents one.
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    /// A token fixed for this command (`--workload` exchanged one for this command only).
+    Fixed(Secret<String>),
+    /// `SLUICE_TOKEN` or the stored login, read (and renewed if needed) on every use, so a
+    /// command that runs for hours keeps working and a `sluice login` elsewhere fixes it.
+    Stored,
+}
+
+impl TokenSource {
+    /// The token to present now.
+    pub async fn get(&self, broker: &Broker) -> CliResult<Secret<String>> {
+        match self {
+            Self::Fixed(token) => Ok(token.clone()),
+            Self::Stored => token(broker).await,
+        }
+    }
+}
 
 /// The session token to present, renewed first if it is about to expire.
 pub async fn token(broker: &Broker) -> CliResult<Secret<String>> {

@@ -1,16 +1,25 @@
-//! `sluice connect RES`: check access, listen on 127.0.0.1, tunnel every local connection, and
-//! either print how to connect or run `--exec` with the connection in its environment.
+//! `sluice connect RES`: get an active grant (reusing the one you hold, or asking and waiting
+//! for approval), check access with it, listen on 127.0.0.1, tunnel every local connection under
+//! that grant, and either print how to connect or run `--exec` with the connection in its
+//! environment. `sluice run` uses the same [`Tunnel`].
 
+use super::grant;
 use crate::args::{ConnectArgs, GlobalArgs, Output};
+use crate::auth::session::TokenSource;
+use crate::client::Broker;
 use crate::exit::{CliError, CliResult, Exit};
+use crate::format::{self, clean};
+use crate::present;
 use crate::tunnel::{self, TunnelSpec};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sluice_shared::Secret;
 use sluice_shared::api::{ResourceCheck, ResourceKind};
+use sluice_shared::grants::{Grant, GrantRequest};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// Environment variables that would make a launched libpq client ignore or fight the tunnel.
 const PG_ENV_TO_CLEAR: &[&str] = &[
@@ -23,71 +32,238 @@ const PG_ENV_TO_CLEAR: &[&str] = &[
     "PGSSLROOTCERT",
 ];
 
+/// The reason `connect` gives when the person gives none.
+const DEFAULT_REASON: &str = "sluice connect";
+
 pub async fn run(global: &GlobalArgs, args: ConnectArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
-    let fixed = match &args.workload {
-        Some(source) => Some(Secret::new(
-            crate::workload::login(&broker, source, args.audience.as_deref())
+    let tokens = token_source(&broker, args.workload.as_ref(), args.audience.as_deref()).await?;
+    let request = GrantRequest {
+        resource: args.resource.clone(),
+        role: args.role.clone(),
+        ttl_secs: args.ttl,
+        reason: args
+            .reason
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REASON.to_string()),
+        reuse: true,
+    };
+    let response = grant::ask(&broker, &tokens, &request).await?;
+    for line in grant::report(&response.grant, response.reused, true, format::now()) {
+        eprintln!("{line}");
+    }
+    let grant = grant::until_active(&broker, &tokens, response.grant).await?;
+    let tunnel = Tunnel::open(&broker, &tokens, grant, args.port).await?;
+    match args.exec {
+        Some(command) => tunnel.exec(&command).await,
+        None => tunnel.serve(args.output).await,
+    }
+}
+
+/// The session token for this command: exchanged from the platform's token with `--workload`,
+/// else the stored login (renewed as needed).
+pub async fn token_source(
+    broker: &Broker,
+    workload: Option<&crate::workload::Source>,
+    audience: Option<&str>,
+) -> CliResult<TokenSource> {
+    Ok(match workload {
+        Some(source) => TokenSource::Fixed(Secret::new(
+            crate::workload::login(broker, source, audience)
                 .await?
                 .token,
         )),
-        None => None,
-    };
-    let token = match &fixed {
-        Some(t) => t.clone(),
-        None => crate::auth::session::token(&broker).await?,
-    };
-    let path = format!("/v1/resources/{}/check", encode_segment(&args.resource));
-    let check: ResourceCheck = broker.get(&path, Some(&token)).await?;
+        None => TokenSource::Stored,
+    })
+}
 
-    let secret = (check.kind == ResourceKind::Postgres).then(one_time_secret);
-    let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port.unwrap_or(0)));
-    let listener = TcpListener::bind(bind).await.map_err(|e| {
-        CliError::new(Exit::Failure, format!("cannot listen on {bind}: {e}"))
-            .hint("choose another --port, or leave it out to get a free one")
-    })?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?
-        .port();
-    let details = Details {
-        check: &check,
-        port,
-        secret: secret.as_ref(),
-    };
-    let spec = Arc::new(TunnelSpec {
-        broker,
-        resource: check.name.clone(),
-        kind: check.kind,
-        secret: secret.clone(),
-        token: fixed,
-    });
-    let serving = tokio::spawn(tunnel::serve(listener, spec));
+/// An open listener on 127.0.0.1 whose connections are tunnelled under one grant. Dropping it
+/// stops accepting.
+#[derive(Debug)]
+pub struct Tunnel {
+    /// What a local client needs to use it.
+    details: Details,
+    /// The accept loop.
+    serving: tokio::task::JoinHandle<()>,
+    /// Set when the broker refused a tunnel because the grant is no longer active.
+    ended: watch::Receiver<Option<String>>,
+}
 
-    let code = match args.exec {
-        Some(command) => exec(&command, &details).await?,
-        None => {
-            details.print(args.output);
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("sluice: tunnel to {} closed", check.name);
-            Exit::Ok as u8
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.serving.abort();
+    }
+}
+
+impl Tunnel {
+    /// Checks access with the grant (and that the target answers), then listens.
+    pub async fn open(
+        broker: &Broker,
+        tokens: &TokenSource,
+        grant: Grant,
+        port: Option<u16>,
+    ) -> CliResult<Self> {
+        let token = tokens.get(broker).await?;
+        let path = format!(
+            "/v1/resources/{}/check",
+            super::encode_segment(&grant.resource)
+        );
+        let check: ResourceCheck = broker.get_for_grant(&path, &token, &grant.id).await?;
+
+        let secret = (check.kind == ResourceKind::Postgres).then(one_time_secret);
+        let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
+        let listener = TcpListener::bind(bind).await.map_err(|e| {
+            CliError::new(Exit::Failure, format!("cannot listen on {bind}: {e}"))
+                .hint("choose another --port, or leave it out to get a free one")
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?
+            .port();
+        let (ended_tx, ended) = watch::channel(None);
+        let spec = Arc::new(TunnelSpec {
+            broker: broker.clone(),
+            resource: check.name.clone(),
+            kind: check.kind,
+            secret: secret.clone(),
+            tokens: tokens.clone(),
+            grant: grant.id.clone(),
+            ended: ended_tx,
+        });
+        let serving = tokio::spawn(tunnel::serve(listener, spec));
+        Ok(Self {
+            details: Details {
+                check,
+                port,
+                secret,
+                grant,
+            },
+            serving,
+            ended,
+        })
+    }
+
+    /// Prints the connection details and keeps tunnelling until Ctrl-C (exit 0) or until the
+    /// broker refuses a tunnel because the grant ended (exit 15).
+    async fn serve(mut self, output: Output) -> CliResult<u8> {
+        self.details.print(output);
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("sluice: tunnel to {} closed", clean(&self.details.check.name));
+                Ok(Exit::Ok as u8)
+            }
+            why = ended(&mut self.ended) => Err(CliError::new(
+                Exit::GrantEnded,
+                format!(
+                    "grant {} for {} has ended, so the tunnel is closed ({why})",
+                    clean(&self.details.grant.id),
+                    clean(&self.details.check.name)
+                ),
+            )
+            .hint(format!(
+                "run `sluice connect {}` again to request a new one",
+                clean(&self.details.check.name)
+            ))),
         }
-    };
-    serving.abort();
-    Ok(code)
+    }
+
+    /// Runs the command with the connection in its environment and returns its exit code
+    /// (128+N if a signal N killed it).
+    ///
+    /// While it runs, SIGTERM is passed on to it, and so is SIGINT unless it came from the
+    /// terminal (which sends it to the command too); the CLI waits for the command to decide
+    /// what to do instead of dying first and cutting its tunnels. If the grant ends meanwhile,
+    /// that is said once; the command sees its connections refused.
+    pub async fn exec(mut self, command: &[String]) -> CliResult<u8> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (program, rest) = command
+            .split_first()
+            .ok_or_else(|| CliError::new(Exit::Usage, "no command to run"))?;
+        let signals = signal(SignalKind::interrupt())
+            .and_then(|int| Ok((int, signal(SignalKind::terminate())?)));
+        let (mut int, mut term) = signals
+            .map_err(|e| CliError::new(Exit::Failure, format!("cannot handle signals: {e}")))?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(rest);
+        for var in PG_ENV_TO_CLEAR {
+            cmd.env_remove(var);
+        }
+        // The command gets a tunnel, not the identity behind it.
+        cmd.env_remove("SLUICE_TOKEN");
+        cmd.envs(self.details.env());
+        let mut child = cmd.spawn().map_err(|e| {
+            CliError::new(Exit::Failure, format!("cannot run {program}: {e}"))
+                .hint("check that the program is installed and on PATH")
+        })?;
+        let pid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(rustix::process::Pid::from_raw);
+        let forward = |signal| {
+            if let Some(pid) = pid {
+                let _ = rustix::process::kill_process(pid, signal);
+            }
+        };
+        let mut told = false;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                _ = int.recv() => {
+                    if !sigint_reached_the_command() {
+                        forward(rustix::process::Signal::INT);
+                    }
+                }
+                _ = term.recv() => forward(rustix::process::Signal::TERM),
+                why = ended(&mut self.ended), if !told => {
+                    told = true;
+                    eprintln!(
+                        "sluice: grant {} for {} has ended ({why}); new connections are refused",
+                        clean(&self.details.grant.id),
+                        clean(&self.details.check.name)
+                    );
+                }
+            }
+        }
+        .map_err(|e| CliError::new(Exit::Failure, format!("waiting for {program} failed: {e}")))?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(match (status.code(), status.signal()) {
+            (Some(code), _) => code.clamp(0, 255) as u8,
+            (None, Some(signal)) => (128 + signal).clamp(0, 255) as u8,
+            _ => Exit::Failure as u8,
+        })
+    }
+}
+
+/// Resolves with the broker's explanation once a tunnel was refused because the grant ended;
+/// never, if the listener stopped without that.
+async fn ended(rx: &mut watch::Receiver<Option<String>>) -> String {
+    match rx.wait_for(Option::is_some).await {
+        Ok(why) => why.clone().unwrap_or_default(),
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Whether a SIGINT was typed at the terminal and so reached the command as well: the terminal
+/// sends it to its foreground process group, which the command shares with this process.
+fn sigint_reached_the_command() -> bool {
+    std::fs::File::open("/dev/tty")
+        .and_then(|tty| rustix::termios::tcgetpgrp(&tty).map_err(Into::into))
+        .is_ok_and(|foreground| foreground == rustix::process::getpgrp())
 }
 
 /// What a local client needs to use the tunnel.
-struct Details<'a> {
-    check: &'a ResourceCheck,
+#[derive(Debug)]
+struct Details {
+    check: ResourceCheck,
     port: u16,
-    secret: Option<&'a Secret<String>>,
+    secret: Option<Secret<String>>,
+    grant: Grant,
 }
 
-impl Details<'_> {
+impl Details {
     fn env(&self) -> Vec<(&'static str, String)> {
         let port = self.port.to_string();
-        match (self.check.kind, self.secret) {
+        match (self.check.kind, &self.secret) {
             (ResourceKind::Postgres, Some(secret)) => vec![
                 ("PGHOST", "127.0.0.1".into()),
                 ("PGPORT", port),
@@ -105,13 +281,13 @@ impl Details<'_> {
     }
 
     fn uri(&self) -> Option<String> {
-        let secret = self.secret?;
+        let secret = self.secret.as_ref()?;
         Some(format!(
             "postgresql://{}:{}@127.0.0.1:{}/{}?sslmode=disable",
-            encode_segment(&self.check.subject),
+            super::encode_segment(&self.check.subject),
             secret.expose(),
             self.port,
-            encode_segment(self.check.database.as_deref().unwrap_or_default()),
+            super::encode_segment(self.check.database.as_deref().unwrap_or_default()),
         ))
     }
 
@@ -128,16 +304,33 @@ impl Details<'_> {
                     obj.insert("database".into(), self.check.database.clone().into());
                     obj.insert("uri".into(), uri.into());
                 }
+                obj.insert("grant".into(), self.grant.id.clone().into());
+                obj.insert("role".into(), self.grant.role.clone().into());
+                obj.insert("expires_at".into(), self.grant.expires_at.into());
                 println!("{}", serde_json::Value::Object(obj));
             }
             Output::Text => {
                 println!(
                     "Tunnel to {} ({}) open on 127.0.0.1:{} as {}.",
-                    self.check.name,
+                    clean(&self.check.name),
                     self.check.kind.as_str(),
                     self.port,
-                    self.check.subject
+                    clean(&self.check.subject)
                 );
+                let now = format::now();
+                match self.grant.expires_at {
+                    Some(at) => println!(
+                        "Grant {} ({}) is active until {}.",
+                        clean(&self.grant.id),
+                        clean(&self.grant.role),
+                        present::until(at, now)
+                    ),
+                    None => println!(
+                        "Grant {} ({}) is active.",
+                        clean(&self.grant.id),
+                        clean(&self.grant.role)
+                    ),
+                }
                 match self.uri() {
                     Some(uri) => {
                         println!("Connect with:");
@@ -154,55 +347,8 @@ impl Details<'_> {
     }
 }
 
-/// Runs the command with the connection environment and returns its exit code.
-async fn exec(command: &[String], details: &Details<'_>) -> CliResult<u8> {
-    let (program, rest) = command
-        .split_first()
-        .ok_or_else(|| CliError::new(Exit::Usage, "--exec needs a command"))?;
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(rest);
-    for var in PG_ENV_TO_CLEAR {
-        cmd.env_remove(var);
-    }
-    // The command gets a tunnel, not the identity behind it.
-    cmd.env_remove("SLUICE_TOKEN");
-    cmd.envs(details.env());
-    let mut child = cmd.spawn().map_err(|e| {
-        CliError::new(Exit::Failure, format!("cannot run {program}: {e}"))
-            .hint("check that the program is installed and on PATH")
-    })?;
-    // Ctrl-C reaches the child through the terminal's process group; the CLI waits for the child
-    // to decide what to do with it instead of dying first and cutting its tunnels.
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            _ = tokio::signal::ctrl_c() => continue,
-        }
-    }
-    .map_err(|e| CliError::new(Exit::Failure, format!("waiting for {program} failed: {e}")))?;
-    use std::os::unix::process::ExitStatusExt;
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => code.clamp(0, 255) as u8,
-        (None, Some(signal)) => (128 + signal).clamp(0, 255) as u8,
-        _ => Exit::Failure as u8,
-    })
-}
-
 /// 256 random bits, URL-safe: fits a libpq password and a URI without escaping.
 fn one_time_secret() -> Secret<String> {
     let bytes: [u8; 32] = rand::random();
     Secret::new(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// Percent-encodes everything outside the URI "unreserved" set.
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -11,11 +11,10 @@ use crate::auth::session;
 use crate::client::Broker;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::profile::{self, OidcLogin, TokenStore};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use crate::progress::Progress;
 use sluice_shared::Secret;
 use sluice_shared::api::{AuthConfig, OidcProvider, WhoAmI};
-use std::io::{IsTerminal, Read};
-use std::time::Duration;
+use std::io::Read;
 
 pub async fn login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
     if let Some(source) = &args.workload {
@@ -104,11 +103,12 @@ async fn device_login(global: &GlobalArgs, args: &LoginArgs) -> CliResult<u8> {
     let prompt = device.prompt();
     show_prompt(&provider, &prompt);
     let tokens = {
-        let spinner = spinner(&prompt);
+        let minutes = prompt.expires_in.as_secs().div_ceil(60);
+        let progress = Progress::start(format!(
+            "Waiting for the approval (the code expires in {minutes} min)"
+        ));
         let tokens = device.wait().await;
-        if let Some(s) = spinner {
-            s.finish_and_clear();
-        }
+        progress.finish();
         tokens?
     };
     let session = session::exchange(&broker, &tokens.id_token).await?;
@@ -201,24 +201,6 @@ fn show_prompt(provider: &OidcProvider, prompt: &Prompt) {
             );
         }
     }
-}
-
-/// A spinner on a terminal; a plain line otherwise (logs and pipes get no control codes).
-fn spinner(prompt: &Prompt) -> Option<ProgressBar> {
-    let minutes = prompt.expires_in.as_secs().div_ceil(60);
-    if !std::io::stderr().is_terminal() {
-        eprintln!("Waiting for the approval (the code expires in {minutes} min)...");
-        return None;
-    }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-        bar.set_style(style);
-    }
-    bar.set_message(format!(
-        "Waiting for the approval (the code expires in {minutes} min)"
-    ));
-    bar.enable_steady_tick(Duration::from_millis(120));
-    Some(bar)
 }
 
 pub async fn logout(global: &GlobalArgs) -> CliResult<u8> {

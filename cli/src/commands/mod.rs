@@ -1,8 +1,12 @@
 //! One module per command; [`run`] dispatches.
 
+mod approvals;
 mod completions;
 mod connect;
+mod decide;
+mod grant;
 mod login;
+mod run;
 mod whoami;
 
 use crate::args::{Cli, Command, GlobalArgs};
@@ -17,6 +21,15 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Logout => login::logout(&cli.global).await,
         Command::Whoami { output } => whoami::run(&cli.global, output).await,
         Command::Connect(args) => connect::run(&cli.global, args).await,
+        Command::Run(args) => run::run(&cli.global, args).await,
+        Command::Grant(command) => grant::run(&cli.global, command).await,
+        Command::Approvals(args) => approvals::run(&cli.global, args).await,
+        Command::Approve(args) => {
+            decide::run(&cli.global, &args.id, true, args.reason, args.output).await
+        }
+        Command::Deny(args) => {
+            decide::run(&cli.global, &args.id, false, Some(args.reason), args.output).await
+        }
         Command::Completions { shell } => completions::run(shell),
     }
 }
@@ -39,4 +52,22 @@ pub fn groups(groups: &[String]) -> String {
     } else {
         groups.join(", ")
     }
+}
+
+/// Prints an API value as one line of JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    println!("{}", serde_json::to_string(value).unwrap_or_default());
+}
+
+/// Percent-encodes everything outside the URI "unreserved" set.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -27,23 +27,7 @@ pub async fn run(global: &GlobalArgs, output: Output) -> CliResult<u8> {
     Ok(crate::exit::Exit::Ok as u8)
 }
 
-/// "in 59m" / "expired 3m ago", from seconds since the epoch.
+/// "in 59m" / "3m ago", from seconds since the epoch.
 pub fn describe_expiry(expires_at: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    if expires_at >= now {
-        format!("in {}", humanize(expires_at - now))
-    } else {
-        format!("{} ago", humanize(now - expires_at))
-    }
-}
-
-fn humanize(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
+    crate::format::relative(expires_at, crate::format::now())
 }

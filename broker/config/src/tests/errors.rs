@@ -56,10 +56,12 @@ resources:
     kind: tcp
     address: 127.0.0.1:1
 policy:
+  roles: {read: {max_ttl: 1h}}
   rules:
     - name: devs
       groups: [dev]
       resources: [pg-mian, \"cache*\"]
+      roles: [read]
 ";
 
 #[test]
@@ -100,7 +102,7 @@ fn reports_every_problem_at_once() {
                 "duplicate key \"pg-main\" (first defined at line 11)",
             ),
             (
-                29,
+                30,
                 19,
                 "policy.rules[0].resources[0]",
                 "no resource named \"pg-mian\" in resources; did you mean \"pg-main\"?",
@@ -240,12 +242,14 @@ roles: {}
                 "policy.rules[0]",
                 "a rule needs at least one entry in subjects or groups",
             ),
+            (32, 7, "policy.rules[0].roles", "missing required key"),
             (
                 34,
                 7,
                 "policy.rules[1].name",
                 "duplicate rule name \"r1\" (first used at line 32)",
             ),
+            (34, 7, "policy.rules[1].roles", "missing required key"),
             (
                 36,
                 7,

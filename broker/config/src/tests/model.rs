@@ -8,8 +8,9 @@ use sluice_shared::api::ResourceKind;
 
 use super::{at, loc, parse_ok};
 use crate::{
-    Config, CredentialRef, IdentityConfig, Policy, PostgresSpec, Resource, ResourceSpec, Rule,
-    StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
+    Approval, ApprovalOverride, Config, CredentialRef, IdentityConfig, Policy, PostgresSpec,
+    Resource, ResourceSpec, Role, Rule, StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode,
+    TokensConfig,
 };
 
 pub(super) const FULL: &str = r#"# sluiced configuration.
@@ -49,15 +50,37 @@ resources:
     kind: tcp
     address: 127.0.0.1:6379
 policy:
+  roles:
+    read:
+      description: Read-only queries
+      max_ttl: 8h
+    write:
+      max_ttl: 1h
+      default_ttl: 30m
+      guardrails: read-write
+      masking: pii
+      approval:
+        groups: [dba-leads, sre]
+        count: 2
+        self_approve: true
+        timeout: 30m
   rules:
     - name: dba-all
-      subjects: [alice]
+      subjects: [alice, "github:acme/*:refs/heads/main:*"]
       groups: [dba]
       resources: ["*"]
+      roles: [read, write]
+      approval: none
     - name: devs-cache
       groups:
         - dev
       resources: [cache, "pg-r*"]
+      roles: [read]
+      approval: {groups: [leads]}
+    - name: prod-by-label
+      groups: [oncall]
+      labels: {env: prod}
+      roles: [write]
 "#;
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -161,20 +184,70 @@ fn full_example_parses_to_the_expected_model() {
             },
         ],
         policy: Policy {
+            roles: vec![
+                Role {
+                    name: "read".into(),
+                    description: Some("Read-only queries".into()),
+                    max_ttl: Duration::from_secs(8 * 3600),
+                    // Defaults to an hour when max_ttl allows it.
+                    default_ttl: Duration::from_secs(3600),
+                    approval: None,
+                    guardrails: None,
+                    masking: None,
+                    location: loc(39, 5),
+                },
+                Role {
+                    name: "write".into(),
+                    description: None,
+                    max_ttl: Duration::from_secs(3600),
+                    default_ttl: Duration::from_secs(30 * 60),
+                    approval: Some(Approval {
+                        groups: strings(&["dba-leads", "sre"]),
+                        count: 2,
+                        self_approve: true,
+                        timeout: Duration::from_secs(30 * 60),
+                    }),
+                    guardrails: Some("read-write".into()),
+                    masking: Some("pii".into()),
+                    location: loc(42, 5),
+                },
+            ],
             rules: vec![
                 Rule {
                     name: "dba-all".into(),
-                    subjects: strings(&["alice"]),
+                    subjects: strings(&["alice", "github:acme/*:refs/heads/main:*"]),
                     groups: strings(&["dba"]),
                     resources: strings(&["*"]),
-                    location: loc(39, 7),
+                    labels: BTreeMap::new(),
+                    roles: strings(&["read", "write"]),
+                    approval: Some(ApprovalOverride::None),
+                    location: loc(53, 7),
                 },
                 Rule {
                     name: "devs-cache".into(),
                     subjects: Vec::new(),
                     groups: strings(&["dev"]),
                     resources: strings(&["cache", "pg-r*"]),
-                    location: loc(43, 7),
+                    labels: BTreeMap::new(),
+                    roles: strings(&["read"]),
+                    // Defaults: one approver, no self-approval, 15 minutes.
+                    approval: Some(ApprovalOverride::Require(Approval {
+                        groups: strings(&["leads"]),
+                        count: 1,
+                        self_approve: false,
+                        timeout: Duration::from_secs(15 * 60),
+                    })),
+                    location: loc(59, 7),
+                },
+                Rule {
+                    name: "prod-by-label".into(),
+                    subjects: Vec::new(),
+                    groups: strings(&["oncall"]),
+                    resources: Vec::new(),
+                    labels: BTreeMap::from([("env".to_owned(), "prod".to_owned())]),
+                    roles: strings(&["write"]),
+                    approval: None,
+                    location: loc(65, 7),
                 },
             ],
         },

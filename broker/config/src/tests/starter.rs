@@ -1,6 +1,7 @@
 //! The starter configuration is valid as written and once its examples are uncommented.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::{FILE, parse_ok};
 use crate::{
@@ -44,6 +45,20 @@ fn starter_config_parses_with_the_given_values() {
     );
     assert!(config.resources.is_empty());
     assert!(config.policy.rules.is_empty());
+    // The roles are live: read is granted at once, write only after a DBA lead approves.
+    let read = config
+        .policy
+        .role("read")
+        .expect("the starter defines read");
+    assert_eq!(read.approval, None);
+    assert_eq!(read.max_ttl, Duration::from_secs(8 * 3600));
+    let write = config
+        .policy
+        .role("write")
+        .expect("the starter defines write");
+    let approval = write.approval.as_ref().expect("write needs approval");
+    assert_eq!(approval.groups, ["dba-leads"]);
+    assert_eq!((approval.count, approval.self_approve), (1, false));
     assert_eq!(config.identity, IdentityConfig::default());
 }
 
@@ -112,8 +127,24 @@ fn starter_examples_parse_once_uncommented() {
         }
         ResourceSpec::Tcp(_) => panic!("pg-main should be postgres"),
     }
-    assert_eq!(config.policy.rules.len(), 1);
-    assert_eq!(config.policy.rules[0].name, "dba-all");
+    let rules: Vec<(&str, &[String])> = config
+        .policy
+        .rules
+        .iter()
+        .map(|rule| (rule.name.as_str(), rule.roles.as_slice()))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("engineers-read", &["read".to_owned()][..]),
+            ("dba-write", &["read".to_owned(), "write".to_owned()][..]),
+            ("ci-migrate", &["write".to_owned()][..]),
+        ]
+    );
+    assert_eq!(
+        config.policy.rules[2].approval,
+        Some(crate::ApprovalOverride::None)
+    );
     let identity = &config.identity;
     assert_eq!(identity.oidc.len(), 1);
     assert_eq!(identity.oidc[0].name, "corp");

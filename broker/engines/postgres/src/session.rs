@@ -23,7 +23,7 @@ use crate::codec::{
 use crate::upstream::{self, Target, Upstream, UpstreamError};
 use crate::wire;
 use bytes::BytesMut;
-use sluice_engine::{Lease, RelayOutcome};
+use sluice_engine::{Lease, RelayEnd, RelayOutcome};
 use sluice_shared::Secret;
 use std::io;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -211,6 +211,16 @@ where
     );
 
     let outcome = sluice_engine::relay(client, &mut upstream.stream, lease).await;
+    if let (RelayEnd::Revoked(reason), Some(guard)) = (&outcome.end, &guard) {
+        // Closing the socket does not stop a running query: PostgreSQL only notices a gone
+        // client when it next reads or writes. Cancel it so access really ends now, after
+        // closing the client's side so its disconnect does not wait for the cancel.
+        let _ = client.shutdown().await;
+        match cancels.cancel(&params.subject, guard.pid(), guard.key()).await {
+            Ok(_) => tracing::debug!(%reason, "cancelled the running statement after revocation"),
+            Err(e) => tracing::warn!(error = %e, "cannot cancel the target's statement after revocation"),
+        }
+    }
     drop(guard);
     Ok(SessionSummary {
         kind: SessionKind::Query,

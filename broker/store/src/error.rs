@@ -1,0 +1,79 @@
+//! What can go wrong in the store, split so the broker can answer each case differently:
+//! races lost on a transition ([`StoreError::NotInState`], [`StoreError::AlreadyVoted`]) are
+//! ordinary answers for the API, while [`StoreError::Corrupt`] and [`StoreError::Database`] are
+//! operator problems.
+//!
+//! Display strings do not repeat their source: print errors with their cause chain
+//! (`{err:#}` through anyhow).
+
+use sluice_shared::grants::GrantState;
+use std::path::PathBuf;
+
+/// An error from [`Store`](crate::Store).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or brought up to the current schema.
+    #[error("cannot open the grant store {}", path.display())]
+    Open {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: OpenError,
+    },
+    /// No grant has that id.
+    #[error("no such grant")]
+    NotFound,
+    /// A compare-and-set transition or a vote found the grant in another state: someone else
+    /// (another approver, the expiry timer, a revoke) got there first.
+    #[error("the grant is {actual}")]
+    NotInState {
+        /// The state the grant is in now.
+        actual: GrantState,
+    },
+    /// This approver has already voted on this grant.
+    #[error("this approver has already voted on the grant")]
+    AlreadyVoted,
+    /// A grant with this id is already stored.
+    #[error("a grant with id {id} already exists")]
+    Duplicate {
+        /// The id.
+        id: String,
+    },
+    /// The caller passed something the store cannot keep (a time beyond `i64::MAX`, the
+    /// `unknown` state, a non-final target for `finish`). A bug in the caller, not in the data.
+    #[error("cannot store {what}")]
+    Invalid {
+        /// What was wrong, in words.
+        what: String,
+    },
+    /// A stored row cannot be read back as a grant (an unknown state string, a negative time,
+    /// malformed JSON). Never papered over: the database was edited or damaged.
+    #[error("stored grant {id} is corrupt: {what}")]
+    Corrupt {
+        /// The grant's id.
+        id: String,
+        /// What was wrong, in words.
+        what: String,
+    },
+    /// SQLite failed (I/O error, disk full, lock wait beyond the busy timeout, ...).
+    #[error("grant store query failed")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Why [`Store::open`](crate::Store::open) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// SQLite creates the file but not its directory.
+    #[error("its directory {} does not exist (create it, or fix `store.sqlite`)", dir.display())]
+    MissingDirectory {
+        /// The missing directory.
+        dir: PathBuf,
+    },
+    /// SQLite refused the file (not a database, permissions, locked, ...).
+    #[error("SQLite could not open it")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed, or the file was migrated by a newer (or modified) build.
+    #[error("its schema could not be brought up to date")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}

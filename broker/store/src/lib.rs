@@ -1,0 +1,29 @@
+//! The broker's grant store: the only crate that speaks SQL to the broker's own database.
+//!
+//! Grants and approvers' votes live in one SQLite file (`store.sqlite` in the broker's
+//! configuration), kept as the wire types of [`sluice_shared::grants`], so the API hands out what
+//! it reads without a conversion layer.
+//!
+//! The store decides no policy. It persists, and it makes state changes compare-and-set
+//! ([`Store::activate`], [`Store::finish`], [`Store::add_vote`]) so that races between the
+//! broker's tasks resolve in the database: of two approvers, an approval and the approval
+//! timeout, or a revoke and the expiry timer, exactly one wins and the others get
+//! [`StoreError::NotInState`] with the state the winner left.
+//!
+//! ```text
+//! sluiced API / timers ──► Store ──(sqlx pool, WAL, BEGIN IMMEDIATE)──► grants, grant_votes
+//! ```
+//!
+//! Layout: `store.rs` the operations, `codec.rs` grants to columns and back, `migrations.rs`
+//! the embedded schema, `error.rs` the error types.
+
+mod codec;
+mod error;
+mod migrations;
+mod store;
+
+pub use error::{OpenError, StoreError};
+pub use store::{GrantFilter, Store};
+
+#[cfg(test)]
+mod tests;

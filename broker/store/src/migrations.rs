@@ -1,0 +1,31 @@
+//! The schema, embedded in the binary and applied by sqlx's runtime migrator (no `macros`
+//! feature, so no second build of sqlx for a proc-macro).
+//!
+//! Applied versions and their checksums are kept in `_sqlx_migrations`; opening runs whatever
+//! is missing, so opening again is a no-op. A file migrated by a newer build (a version this
+//! one does not know) or whose applied migration text differs is refused at open.
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// Every migration, oldest first: (version, description, SQL). Append only.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "grants", include_str!("../migrations/0001_grants.sql"))];
+
+/// The migrator for [`MIGRATIONS`].
+pub(crate) fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
