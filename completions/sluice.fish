@@ -31,7 +31,12 @@ complete -c sluice -n "__fish_sluice_needs_command" -s V -l version -d 'Print ve
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "login" -d 'Log in to the broker: approve a code at your identity provider (OIDC device flow), or pipe in a token with --token-stdin'
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "logout" -d 'Forget the stored session token'
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "whoami" -d 'Show who the broker thinks you are'
-complete -c sluice -n "__fish_sluice_needs_command" -f -a "connect" -d 'Open a tunnel to a resource on 127.0.0.1 and keep it open until Ctrl-C (or until the `--exec` command exits)'
+complete -c sluice -n "__fish_sluice_needs_command" -f -a "connect" -d 'Open a tunnel to a resource on 127.0.0.1 and keep it open until Ctrl-C (or until the `--exec` command exits). Uses your active grant for the resource and role, or asks for one and waits for its approval'
+complete -c sluice -n "__fish_sluice_needs_command" -f -a "run" -d 'Run one command with a fresh grant: ask for it, wait for approval, connect, run CMD with the connection in its environment, then revoke the grant when CMD exits (one CI step)'
+complete -c sluice -n "__fish_sluice_needs_command" -f -a "grant" -d 'Ask for, wait for, list and revoke just-in-time grants (a role on a resource for a time)'
+complete -c sluice -n "__fish_sluice_needs_command" -f -a "approvals" -d 'Show the pending requests you may approve or deny; with --watch, wait for new ones and prompt for each as it arrives'
+complete -c sluice -n "__fish_sluice_needs_command" -f -a "approve" -d 'Approve a pending request (one approver\'s yes; some roles need more than one)'
+complete -c sluice -n "__fish_sluice_needs_command" -f -a "deny" -d 'Deny a pending request; the reason is shown to the requester'
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c sluice -n "__fish_sluice_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sluice -n "__fish_sluice_using_subcommand login" -l issuer -d 'The identity provider to log in with, by the broker\'s name for it; needed only when the broker trusts more than one' -r
@@ -50,6 +55,9 @@ json\t'One JSON document (JSON Lines for streams)'"
 complete -c sluice -n "__fish_sluice_using_subcommand whoami" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand whoami" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand whoami" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sluice -n "__fish_sluice_using_subcommand connect" -s r -l role -d 'The role to use; the policy\'s default role for you on the resource when left out' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connect" -l ttl -d 'How long a new grant should last (e.g. 30m, 8h); the role\'s default when left out. Capped at the role\'s maximum. An active grant you already hold is used as it is' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connect" -l reason -d 'Why you need access, for the approvers and the audit trail [default: "sluice connect"]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -s p -l port -d 'Local port to listen on (127.0.0.1 only); a free one by default' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l output -d 'Output format of the connection details (not used with --exec)' -r -f -a "text\t'For people'
 json\t'One JSON document (JSON Lines for streams)'"
@@ -59,12 +67,86 @@ complete -c sluice -n "__fish_sluice_using_subcommand connect" -l audience -d 'T
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sluice -n "__fish_sluice_using_subcommand run" -s r -l role -d 'The role to ask for' -r
+complete -c sluice -n "__fish_sluice_using_subcommand run" -l ttl -d 'How long the grant may last at most (e.g. 15m); the role\'s default when left out. It is revoked as soon as CMD exits anyway' -r
+complete -c sluice -n "__fish_sluice_using_subcommand run" -l reason -d 'Why you need access, for the approvers and the audit trail [default: "sluice run: " and the program\'s name]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand run" -l workload -d 'Authenticate with the platform\'s identity token instead of a stored login (CI steps): github, gitlab, kubernetes, file:PATH or env:VAR' -r
+complete -c sluice -n "__fish_sluice_using_subcommand run" -l audience -d 'The audience to request the workload token for' -r
+complete -c sluice -n "__fish_sluice_using_subcommand run" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand run" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand run" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and not __fish_seen_subcommand_from request wait list revoke help" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and not __fish_seen_subcommand_from request wait list revoke help" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and not __fish_seen_subcommand_from request wait list revoke help" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and not __fish_seen_subcommand_from request wait list revoke help" -f -a "request" -d 'Ask for a role on a resource for a time. Policy grants it at once or sends it to approvers; --wait waits for their decision'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and not __fish_seen_subcommand_from request wait list revoke help" -f -a "wait" -d 'Wait for the decision on a pending request of yours'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and not __fish_seen_subcommand_from request wait list revoke help" -f -a "list" -d 'List your active and pending grants (with --all, ended ones too)'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and not __fish_seen_subcommand_from request wait list revoke help" -f -a "revoke" -d 'End a grant now (yours, or one you approve for); its open sessions are closed'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and not __fish_seen_subcommand_from request wait list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from request" -s r -l role -d 'The role to ask for' -r
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from request" -l ttl -d 'How long the grant should last once active (e.g. 30m, 8h, 1h30m); the role\'s default when left out. Capped at the role\'s maximum, and the answer says so' -r
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from request" -l reason -d 'Why you need access, for the approvers and the audit trail' -r
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from request" -l output -d 'Output format' -r -f -a "text\t'For people'
+json\t'One JSON document (JSON Lines for streams)'"
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from request" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from request" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from request" -l wait -d 'Wait until the request is approved, denied or lapses'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from request" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from wait" -l output -d 'Output format' -r -f -a "text\t'For people'
+json\t'One JSON document (JSON Lines for streams)'"
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from wait" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from wait" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from wait" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from list" -l output -d 'Output format' -r -f -a "text\t'For people'
+json\t'One JSON document (JSON Lines for streams)'"
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from list" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from list" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from list" -l all -d 'Include denied, expired and revoked grants'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from revoke" -l reason -d 'Why, for the audit trail' -r
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from revoke" -l output -d 'Output format' -r -f -a "text\t'For people'
+json\t'One JSON document (JSON Lines for streams)'"
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from revoke" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from revoke" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from help" -f -a "request" -d 'Ask for a role on a resource for a time. Policy grants it at once or sends it to approvers; --wait waits for their decision'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from help" -f -a "wait" -d 'Wait for the decision on a pending request of yours'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from help" -f -a "list" -d 'List your active and pending grants (with --all, ended ones too)'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'End a grant now (yours, or one you approve for); its open sessions are closed'
+complete -c sluice -n "__fish_sluice_using_subcommand grant; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sluice -n "__fish_sluice_using_subcommand approvals" -l output -d 'Output format (JSON Lines with --watch)' -r -f -a "text\t'For people'
+json\t'One JSON document (JSON Lines for streams)'"
+complete -c sluice -n "__fish_sluice_using_subcommand approvals" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand approvals" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand approvals" -l watch -d 'Keep running: wait for new requests and prompt for each (approve, deny or skip) on a terminal; elsewhere, or with --output json, print each new request without prompting. Ctrl-C stops'
+complete -c sluice -n "__fish_sluice_using_subcommand approvals" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sluice -n "__fish_sluice_using_subcommand approve" -l reason -d 'Why, for the requester and the audit trail' -r
+complete -c sluice -n "__fish_sluice_using_subcommand approve" -l output -d 'Output format' -r -f -a "text\t'For people'
+json\t'One JSON document (JSON Lines for streams)'"
+complete -c sluice -n "__fish_sluice_using_subcommand approve" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand approve" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand approve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sluice -n "__fish_sluice_using_subcommand deny" -l reason -d 'Why, shown to the requester' -r
+complete -c sluice -n "__fish_sluice_using_subcommand deny" -l output -d 'Output format' -r -f -a "text\t'For people'
+json\t'One JSON document (JSON Lines for streams)'"
+complete -c sluice -n "__fish_sluice_using_subcommand deny" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand deny" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand deny" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand completions" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand completions" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect completions help" -f -a "login" -d 'Log in to the broker: approve a code at your identity provider (OIDC device flow), or pipe in a token with --token-stdin'
-complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect completions help" -f -a "logout" -d 'Forget the stored session token'
-complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect completions help" -f -a "whoami" -d 'Show who the broker thinks you are'
-complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect completions help" -f -a "connect" -d 'Open a tunnel to a resource on 127.0.0.1 and keep it open until Ctrl-C (or until the `--exec` command exits)'
-complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect completions help" -f -a "completions" -d 'Print shell completions'
-complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect run grant approvals approve deny completions help" -f -a "login" -d 'Log in to the broker: approve a code at your identity provider (OIDC device flow), or pipe in a token with --token-stdin'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect run grant approvals approve deny completions help" -f -a "logout" -d 'Forget the stored session token'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect run grant approvals approve deny completions help" -f -a "whoami" -d 'Show who the broker thinks you are'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect run grant approvals approve deny completions help" -f -a "connect" -d 'Open a tunnel to a resource on 127.0.0.1 and keep it open until Ctrl-C (or until the `--exec` command exits). Uses your active grant for the resource and role, or asks for one and waits for its approval'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect run grant approvals approve deny completions help" -f -a "run" -d 'Run one command with a fresh grant: ask for it, wait for approval, connect, run CMD with the connection in its environment, then revoke the grant when CMD exits (one CI step)'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect run grant approvals approve deny completions help" -f -a "grant" -d 'Ask for, wait for, list and revoke just-in-time grants (a role on a resource for a time)'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect run grant approvals approve deny completions help" -f -a "approvals" -d 'Show the pending requests you may approve or deny; with --watch, wait for new ones and prompt for each as it arrives'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect run grant approvals approve deny completions help" -f -a "approve" -d 'Approve a pending request (one approver\'s yes; some roles need more than one)'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect run grant approvals approve deny completions help" -f -a "deny" -d 'Deny a pending request; the reason is shown to the requester'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect run grant approvals approve deny completions help" -f -a "completions" -d 'Print shell completions'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connect run grant approvals approve deny completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and __fish_seen_subcommand_from grant" -f -a "request" -d 'Ask for a role on a resource for a time. Policy grants it at once or sends it to approvers; --wait waits for their decision'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and __fish_seen_subcommand_from grant" -f -a "wait" -d 'Wait for the decision on a pending request of yours'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and __fish_seen_subcommand_from grant" -f -a "list" -d 'List your active and pending grants (with --all, ended ones too)'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and __fish_seen_subcommand_from grant" -f -a "revoke" -d 'End a grant now (yours, or one you approve for); its open sessions are closed'

@@ -103,19 +103,6 @@ impl Broker {
         decode(&self.send(self.request(Method::GET, path, token)?).await?)
     }
 
-    /// `GET path` on behalf of a grant (its id in the [`GRANT_HEADER`] header).
-    pub async fn get_for_grant<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        token: &Secret<String>,
-        grant: &str,
-    ) -> CliResult<T> {
-        let req = self
-            .request(Method::GET, path, Some(token))?
-            .header(GRANT_HEADER, grant);
-        decode(&self.send(req).await?)
-    }
-
     /// A long-poll: `GET path` where `path` carries `wait=wait_secs`. The broker holds the
     /// request until something changes or the wait runs out, so this request's timeout is the
     /// wait (at most [`MAX_WAIT_SECS`]) plus [`LONG_POLL_SLACK`], not the usual one.
@@ -218,7 +205,7 @@ impl Broker {
         &self,
         resource: &str,
         token: &Secret<String>,
-        grant: Option<&str>,
+        grant: &str,
         secret: Option<&Secret<String>>,
         client_addr: &str,
     ) -> CliResult<(TlsStream<TcpStream>, Vec<u8>)> {
@@ -257,7 +244,7 @@ impl Broker {
             .map_err(|_| unreachable("no answer within 10s".into()))??;
 
         let mut head = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: {}\r\nAuthorization: Bearer {}\r\n{}: {}\r\n{}: {}\r\n",
+            "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: {}\r\nAuthorization: Bearer {}\r\n{}: {}\r\n{}: {}\r\n{}: {}\r\n",
             tunnel::PATH,
             self.authority(),
             tunnel::PROTOCOL,
@@ -266,10 +253,9 @@ impl Broker {
             resource,
             tunnel::CLIENT_ADDR_HEADER,
             client_addr,
+            GRANT_HEADER,
+            grant,
         );
-        if let Some(g) = grant {
-            head.push_str(&format!("{GRANT_HEADER}: {g}\r\n"));
-        }
         if let Some(s) = secret {
             head.push_str(&format!("{}: {}\r\n", tunnel::SECRET_HEADER, s.expose()));
         }

@@ -69,7 +69,7 @@ async fn handle(mut local: TcpStream, peer: &str, spec: &TunnelSpec) -> Result<(
                 .open_tunnel(
                     &spec.resource,
                     &token,
-                    Some(&spec.grant),
+                    &spec.grant,
                     spec.secret.as_ref(),
                     peer,
                 )

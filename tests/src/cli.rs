@@ -76,9 +76,15 @@ impl Cli {
 
     /// Starts `sluice connect RESOURCE --output json` and reads the connection details.
     pub fn connect(&self, resource: &str) -> Connect {
+        self.connect_with(resource, &[])
+    }
+
+    /// Like [`Self::connect`] with extra arguments (`--role`, `--ttl`, ...).
+    pub fn connect_with(&self, resource: &str, extra: &[&str]) -> Connect {
         let mut child = self
             .cmd()
             .args(["connect", resource, "--output", "json"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

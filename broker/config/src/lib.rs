@@ -40,7 +40,7 @@ pub use model::{
 };
 pub use policy::{
     Approval, ApprovalOverride, Decision, Grantable, Policy, Principal, Refusal, RefusalKind, Role,
-    Rule, Tally, glob_match, may_decide, tally,
+    Rule, Tally, glob_match, may_decide, subject_match, tally,
 };
 pub use starter::{StarterOptions, starter_config};
 

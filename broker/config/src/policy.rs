@@ -330,7 +330,7 @@ impl Rule {
     pub fn applies_to(&self, who: &Principal<'_>) -> bool {
         self.subjects
             .iter()
-            .any(|pattern| glob_match(pattern, who.subject))
+            .any(|pattern| subject_match(pattern, who.subject))
             || self.groups.iter().any(|group| who.groups.contains(group))
     }
 
@@ -408,6 +408,23 @@ pub fn tally(approval: &Approval, votes: &[(String, bool)]) -> Tally {
 /// True when a pattern contains glob characters (otherwise it must name an existing resource).
 pub(crate) fn is_glob(pattern: &str) -> bool {
     pattern.contains(['*', '?'])
+}
+
+/// Matches a subject against a pattern part by part: both are split at `:` and must have the
+/// same number of parts, each matched with [`glob_match`]. So `*` and `?` never match a `:`,
+/// and free text inside a workload subject (a GitHub workflow name such as
+/// `x:refs/heads/main:y`) cannot shift the parts a pattern pins, such as the branch in
+/// `github:acme/api:refs/heads/main:*`.
+pub fn subject_match(pattern: &str, subject: &str) -> bool {
+    let mut patterns = pattern.split(':');
+    let mut parts = subject.split(':');
+    loop {
+        match (patterns.next(), parts.next()) {
+            (Some(p), Some(s)) if glob_match(p, s) => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
 }
 
 /// Matches `text` against a pattern where `*` is any run of characters and `?` exactly one.

@@ -14,8 +14,8 @@ use axum::routing::{get, post};
 use sluice_engine::LeaseHandle;
 use sluice_engine_postgres::CancelRegistry;
 use sluice_shared::api::{
-    AuthConfig, ExchangeRequest, ExchangeResponse, Health, ResourceCheck, ResourceList, VersionInfo,
-    WhoAmI,
+    AuthConfig, ExchangeRequest, ExchangeResponse, Health, ResourceCheck, ResourceList,
+    VersionInfo, WhoAmI,
 };
 use sluice_shared::{ApiError, ErrorCode};
 use std::sync::Arc;

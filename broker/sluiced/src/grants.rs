@@ -103,19 +103,20 @@ impl Grants {
             groups: &who.groups,
         };
         let ttl = req.ttl_secs.map(Duration::from_secs);
-        let grantable = match self
-            .config
-            .policy
-            .decide(&principal, resource, req.role.as_deref(), ttl)
-        {
-            Decision::Grant(grantable) => grantable,
-            Decision::Refuse(refusal) => {
-                info!(target: "audit", event = "grant.refused.v1", subject = %who.subject,
+        let grantable =
+            match self
+                .config
+                .policy
+                .decide(&principal, resource, req.role.as_deref(), ttl)
+            {
+                Decision::Grant(grantable) => grantable,
+                Decision::Refuse(refusal) => {
+                    info!(target: "audit", event = "grant.refused.v1", subject = %who.subject,
                     resource = %req.resource, role = req.role.as_deref().unwrap_or("(default)"),
                     reason = %refusal.message);
-                return Err(ApiError::new(ErrorCode::Forbidden, refusal.message));
-            }
-        };
+                    return Err(ApiError::new(ErrorCode::Forbidden, refusal.message));
+                }
+            };
         let now = now_secs();
         if req.reuse
             && let Some(existing) = self
@@ -350,11 +351,7 @@ impl Grants {
         let now = now_secs();
         let result = match sluice_config::tally(&approval_of(rule), &votes) {
             Tally::Waiting { .. } => return Ok(refreshed),
-            Tally::Approved => {
-                self.store
-                    .activate(id, now, now + refreshed.ttl_secs)
-                    .await
-            }
+            Tally::Approved => self.store.activate(id, now, now + refreshed.ttl_secs).await,
             Tally::Denied { by } => {
                 let why = refreshed
                     .votes
@@ -503,11 +500,7 @@ impl Grants {
                 None => return,
             },
             GrantState::Pending => match &grant.approval {
-                Some(rule) => (
-                    rule.expires_at,
-                    GrantState::Pending,
-                    APPROVAL_TIMEOUT,
-                ),
+                Some(rule) => (rule.expires_at, GrantState::Pending, APPROVAL_TIMEOUT),
                 None => return,
             },
             _ => return,

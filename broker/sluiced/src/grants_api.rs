@@ -84,9 +84,7 @@ async fn show(
 ) -> Result<Json<Grant>, Failure> {
     let who = app.gate.identify(&headers)?;
     Ok(Json(
-        app.grants
-            .wait(&who, &id, q.state, wait_of(q.wait))
-            .await?,
+        app.grants.wait(&who, &id, q.state, wait_of(q.wait)).await?,
     ))
 }
 

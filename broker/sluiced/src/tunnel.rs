@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use sluice_config::{Config, ResourceSpec, TlsMode};
 use sluice_engine::{Lease, LeaseHandle, RelayEnd, RelayOutcome};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sluice_engine_postgres::{SessionParams, Target, TargetTls};
 use sluice_shared::tunnel::{CLIENT_ADDR_HEADER, PROTOCOL, RESOURCE_HEADER, SECRET_HEADER};
 use sluice_shared::{ApiError, ErrorCode, Secret};
 use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{Instrument, info, warn};
 
 /// The shortest one-time secret the broker accepts: the CLI sends 43 characters (256 bits).

@@ -1,11 +1,12 @@
 //! The session token for a command, renewed first when it is about to expire.
 //!
 //! Every command that presents the token (whoami, connect before it starts and before each new
-//! tunnel, and every call of the long-running waits: `approvals --watch`, waiting for an
-//! approval) calls [`token`], usually through [`TokenSource`]. When the stored token came from a device-flow login, expires within
-//! [`RENEW_BEFORE`] and a refresh token is stored, the refresh-token grant gets a new ID token
-//! from the provider, the broker exchanges it for a new session token, and both new tokens are
-//! stored (providers rotate refresh tokens, so the old one is dead after use).
+//! tunnel, every call of the long waits: `approvals --watch`, waiting for an approval) calls
+//! [`token`], usually through [`TokenSource`]. When the stored token came from a device-flow
+//! login, expires within [`RENEW_BEFORE`] and a refresh token is stored, the refresh-token grant
+//! gets a new ID token from the provider, the broker exchanges it for a new session token, and
+//! both new tokens are stored (providers rotate refresh tokens, so the old one is dead after
+//! use).
 
 use super::idp::Idp;
 use crate::client::Broker;

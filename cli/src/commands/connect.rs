@@ -1,7 +1,8 @@
-//! `sluice connect RES`: get an active grant (reusing the one you hold, or asking and waiting
-//! for approval), check access with it, listen on 127.0.0.1, tunnel every local connection under
-//! that grant, and either print how to connect or run `--exec` with the connection in its
-//! environment. `sluice run` uses the same [`Tunnel`].
+//! `sluice connect RES`: check that the resource exists, that you may ask for it and that its
+//! target answers (before anyone is asked to approve anything), get an active grant (reusing the
+//! one you hold, or asking and waiting for approval), listen on 127.0.0.1, tunnel every local
+//! connection under that grant, and either print how to connect or run `--exec` with the
+//! connection in its environment. `sluice run` uses the same [`check`] and [`Tunnel`].
 
 use super::grant;
 use crate::args::{ConnectArgs, GlobalArgs, Output};
@@ -38,8 +39,9 @@ const DEFAULT_REASON: &str = "sluice connect";
 pub async fn run(global: &GlobalArgs, args: ConnectArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
     let tokens = token_source(&broker, args.workload.as_ref(), args.audience.as_deref()).await?;
+    let check = check(&broker, &tokens, &args.resource).await?;
     let request = GrantRequest {
-        resource: args.resource.clone(),
+        resource: check.name.clone(),
         role: args.role.clone(),
         ttl_secs: args.ttl,
         reason: args
@@ -53,7 +55,7 @@ pub async fn run(global: &GlobalArgs, args: ConnectArgs) -> CliResult<u8> {
         eprintln!("{line}");
     }
     let grant = grant::until_active(&broker, &tokens, response.grant).await?;
-    let tunnel = Tunnel::open(&broker, &tokens, grant, args.port).await?;
+    let tunnel = Tunnel::open(&broker, &tokens, check, grant, args.port).await?;
     match args.exec {
         Some(command) => tunnel.exec(&command).await,
         None => tunnel.serve(args.output).await,
@@ -77,6 +79,18 @@ pub async fn token_source(
     })
 }
 
+/// `GET /v1/resources/{name}/check`: the resource exists, the caller may ask for a role on it,
+/// and its target answered just now.
+pub async fn check(
+    broker: &Broker,
+    tokens: &TokenSource,
+    resource: &str,
+) -> CliResult<ResourceCheck> {
+    let token = tokens.get(broker).await?;
+    let path = format!("/v1/resources/{}/check", super::encode_segment(resource));
+    broker.get(&path, Some(&token)).await
+}
+
 /// An open listener on 127.0.0.1 whose connections are tunnelled under one grant. Dropping it
 /// stops accepting.
 #[derive(Debug)]
@@ -96,20 +110,14 @@ impl Drop for Tunnel {
 }
 
 impl Tunnel {
-    /// Checks access with the grant (and that the target answers), then listens.
+    /// Listens on 127.0.0.1 (`port`, or a free one) and tunnels every connection under `grant`.
     pub async fn open(
         broker: &Broker,
         tokens: &TokenSource,
+        check: ResourceCheck,
         grant: Grant,
         port: Option<u16>,
     ) -> CliResult<Self> {
-        let token = tokens.get(broker).await?;
-        let path = format!(
-            "/v1/resources/{}/check",
-            super::encode_segment(&grant.resource)
-        );
-        let check: ResourceCheck = broker.get_for_grant(&path, &token, &grant.id).await?;
-
         let secret = (check.kind == ResourceKind::Postgres).then(one_time_secret);
         let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
         let listener = TcpListener::bind(bind).await.map_err(|e| {

@@ -1,11 +1,11 @@
-//! `sluice run RES --role ROLE -- CMD ARGS...`: one CI step with least privilege. Asks for a
-//! fresh grant, waits for its approval, opens the tunnel as `connect --exec` does, runs CMD, and
-//! revokes the grant when CMD exits, whichever way it exits: success, failure, a signal passed
-//! on from Ctrl-C or SIGTERM, or the CLI being interrupted while still waiting for approval
-//! (then the request is withdrawn). The exit code is CMD's; a failed revocation is a warning,
-//! since the grant still expires on its own.
+//! `sluice run RES --role ROLE -- CMD ARGS...`: one CI step with least privilege. Checks the
+//! resource as `connect` does, asks for a fresh grant, waits for its approval, opens the tunnel
+//! as `connect --exec` does, runs CMD, and revokes the grant when CMD exits, whichever way it
+//! exits: success, failure, a signal passed on from Ctrl-C or SIGTERM, or the CLI being
+//! interrupted while still waiting for approval (then the request is withdrawn). The exit code
+//! is CMD's; a failed revocation is a warning, since the grant still expires on its own.
 
-use super::connect::{Tunnel, token_source};
+use super::connect::{Tunnel, check, token_source};
 use super::grant;
 use crate::args::{GlobalArgs, RunArgs};
 use crate::auth::session::TokenSource;
@@ -13,6 +13,7 @@ use crate::client::Broker;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::format::{self, clean};
 use sluice_shared::ErrorCode;
+use sluice_shared::api::ResourceCheck;
 use sluice_shared::grants::{Grant, GrantRequest};
 
 /// Why the grant is revoked once the command is done.
@@ -23,12 +24,14 @@ const WITHDRAW_REASON: &str = "sluice run was interrupted before approval";
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
     let tokens = token_source(&broker, args.workload.as_ref(), args.audience.as_deref()).await?;
+    // Before asking anyone to approve: the resource exists, may be asked for, and answers.
+    let check = check(&broker, &tokens, &args.resource).await?;
     let reason = args
         .reason
         .clone()
         .unwrap_or_else(|| default_reason(&args.command));
     let request = GrantRequest {
-        resource: args.resource.clone(),
+        resource: check.name.clone(),
         role: Some(args.role.clone()),
         ttl_secs: args.ttl,
         reason,
@@ -39,7 +42,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> CliResult<u8> {
         eprintln!("{line}");
     }
     let id = response.grant.id.clone();
-    let outcome = use_grant(&broker, &tokens, response.grant, &args.command).await;
+    let outcome = use_grant(&broker, &tokens, check, response.grant, &args.command).await;
     let interrupted = outcome.as_ref().is_err_and(|e| e.exit == Exit::Interrupted);
     let why = if interrupted {
         WITHDRAW_REASON
@@ -70,11 +73,12 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> CliResult<u8> {
 async fn use_grant(
     broker: &Broker,
     tokens: &TokenSource,
+    check: ResourceCheck,
     grant: Grant,
     command: &[String],
 ) -> CliResult<u8> {
     let grant = grant::until_active(broker, tokens, grant).await?;
-    let tunnel = Tunnel::open(broker, tokens, grant, None).await?;
+    let tunnel = Tunnel::open(broker, tokens, check, grant, None).await?;
     tunnel.exec(command).await
 }
 

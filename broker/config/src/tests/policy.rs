@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::loc;
 use crate::{
     Approval, ApprovalOverride, Decision, Grantable, Policy, Principal, RefusalKind, Resource,
-    ResourceSpec, Role, Rule, Tally, TcpSpec, glob_match, may_decide, tally,
+    ResourceSpec, Role, Rule, Tally, TcpSpec, glob_match, may_decide, subject_match, tally,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -378,6 +378,21 @@ fn workload_subjects_match_by_glob() {
                 RefusalKind::NoAccess,
                 "policy gives github:acme/api-docs:refs/heads/main:deploy (groups: none) no \
                  access to \"pg-prod\"",
+            ),
+        ),
+        (
+            "a workflow name that smuggles the branch in: `*` never crosses a `:`",
+            (
+                "github:acme/api:refs/heads/feature:x:refs/heads/main:y",
+                &[],
+                "pg-prod",
+                None,
+                None,
+            ),
+            Want::Refuse(
+                RefusalKind::NoAccess,
+                "policy gives github:acme/api:refs/heads/feature:x:refs/heads/main:y (groups: \
+                 none) no access to \"pg-prod\"",
             ),
         ),
         (
@@ -800,6 +815,34 @@ fn glob_matching() {
     ];
     for (pattern, text, expected) in cases {
         assert_eq!(glob_match(pattern, text), expected, "{pattern} vs {text}");
+    }
+    let subjects = [
+        (
+            "github:acme/*:refs/heads/main:*",
+            "github:acme/api:refs/heads/main:deploy",
+            true,
+        ),
+        (
+            "github:acme/*:refs/heads/main:*",
+            "github:acme/evil:refs/heads/dev:x:refs/heads/main:y",
+            false,
+        ),
+        (
+            "github:acme/*:refs/heads/main:*",
+            "github:acme/a:b:refs/heads/main:deploy",
+            false,
+        ),
+        ("*", "alice@example.com", true),
+        ("*", "github:acme/api:refs/heads/main:deploy", false),
+        ("*:*:*:*", "github:acme/api:refs/heads/main:deploy", true),
+        ("alice", "alice", true),
+    ];
+    for (pattern, subject, expected) in subjects {
+        assert_eq!(
+            subject_match(pattern, subject),
+            expected,
+            "{pattern} vs {subject}"
+        );
     }
     // A pathological pattern still completes quickly.
     let text = "a".repeat(2000);

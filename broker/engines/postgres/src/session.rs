@@ -216,9 +216,14 @@ where
         // client when it next reads or writes. Cancel it so access really ends now, after
         // closing the client's side so its disconnect does not wait for the cancel.
         let _ = client.shutdown().await;
-        match cancels.cancel(&params.subject, guard.pid(), guard.key()).await {
+        match cancels
+            .cancel(&params.subject, guard.pid(), guard.key())
+            .await
+        {
             Ok(_) => tracing::debug!(%reason, "cancelled the running statement after revocation"),
-            Err(e) => tracing::warn!(error = %e, "cannot cancel the target's statement after revocation"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot cancel the target's statement after revocation")
+            }
         }
     }
     drop(guard);
