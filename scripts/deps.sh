@@ -9,6 +9,9 @@ command -v pgbench >/dev/null 2>&1 || sluice_need_apt+=(postgresql-contrib)
 # The OIDC tests run a real OpenID provider (the npm package oidc-provider) with Node.js >= 20.
 command -v node >/dev/null 2>&1 || sluice_need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || sluice_need_apt+=(npm)
+# `sluice approvals --watch` is answered through a real terminal in the tests.
+command -v tmux >/dev/null 2>&1 || sluice_need_apt+=(tmux)
+command -v curl >/dev/null 2>&1 || sluice_need_apt+=(curl)
 
 if [ "${#sluice_need_apt[@]}" -gt 0 ]; then
   echo "==> installing ${sluice_need_apt[*]} (apt)" >&2

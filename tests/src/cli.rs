@@ -32,6 +32,19 @@ impl Cli {
         self.dir.path()
     }
 
+    /// The environment variables that make `sluice` this user (for commands started through a
+    /// shell or a terminal multiplexer rather than [`Self::cmd`]).
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "SLUICE_CONFIG_DIR".into(),
+                self.dir.path().display().to_string(),
+            ),
+            ("SLUICE_BROKER".into(), self.broker.clone()),
+            ("SLUICE_CA".into(), self.ca.display().to_string()),
+        ]
+    }
+
     /// `sluice` with this user's environment and nothing inherited that could change it.
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(workspace_bin("sluice"));
