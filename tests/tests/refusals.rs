@@ -129,7 +129,7 @@ fn a_resource_policy_does_not_allow() {
     assert_refused(
         &cli.run(&["connect", "secret-store"]),
         12,
-        &["no access to 'secret-store'", "alice"],
+        &["no role on 'secret-store'", "alice"],
     );
 }
 
