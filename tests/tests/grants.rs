@@ -9,7 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Roles: `read` (auto, 8h), `write` (one dba approves, 1h), `break-glass` (two dbas, 30m),
-/// `short` (auto, 3s). Engineers may ask for read, write and short; dbas for break-glass.
+/// `short` (auto, 3s), `hasty` (one dba must decide within 2s). Engineers may ask for all but
+/// break-glass; dbas for break-glass.
 fn setup() -> (Postgres, Broker) {
     let pg = Postgres::start();
     let broker = BrokerBuilder::new()
@@ -24,12 +25,16 @@ fn setup() -> (Postgres, Broker) {
             "      max_ttl: 30m\n      approval:\n        groups: [dba]\n        count: 2\n",
         )
         .role("short", "      max_ttl: 3s\n")
+        .role(
+            "hasty",
+            "      max_ttl: 1h\n      approval:\n        groups: [dba]\n        timeout: 2s\n",
+        )
         .rule_with(
             "eng",
             &[],
             &["eng"],
             &["pg"],
-            &["read", "write", "short"],
+            &["read", "write", "short", "hasty"],
             "",
         )
         .rule_with("dba-glass", &[], &["dba"], &["pg"], &["break-glass"], "")
@@ -453,4 +458,31 @@ fn grants_and_requests_survive_a_broker_restart() {
     );
     let out = psql_query(&conn.uri(), "select 1");
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_request_nobody_decides_in_time_expires_and_cannot_be_approved_later() {
+    let (_pg, broker) = setup();
+    let alice = user(&broker, "alice", &["eng"]);
+    let bob = user(&broker, "bob", &["dba"]);
+    let grant = request(&alice, "hasty", &["--reason", "quick fix"]);
+    let id = grant["id"].as_str().expect("id").to_string();
+    assert_eq!(grant["state"], "pending");
+    wait_for("the request to lapse", Duration::from_secs(30), || {
+        show_grant(&alice, &id)["state"] == "expired"
+    });
+    let shown = show_grant(&alice, &id);
+    assert!(
+        shown["end_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("approval timeout")),
+        "{shown}"
+    );
+    assert!(pending_of(&json(&bob, &["approvals", "--output", "json"])).is_empty());
+    let out = bob.run(&["approve", &id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+    // Nothing to connect with: connect asks anew rather than using the lapsed request.
+    let out = alice.run(&["connect", "pg", "--role", "hasty", "--exec", "true"]);
+    assert!(!out.status.success());
 }

@@ -9,8 +9,14 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// Every migration, oldest first: (version, description, SQL). Append only.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "grants", include_str!("../migrations/0001_grants.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "grants", include_str!("../migrations/0001_grants.sql")),
+    (
+        2,
+        "revoked tokens",
+        include_str!("../migrations/0002_revoked_tokens.sql"),
+    ),
+];
 
 /// The migrator for [`MIGRATIONS`].
 pub(crate) fn migrator() -> Migrator {

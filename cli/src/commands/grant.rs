@@ -185,7 +185,8 @@ pub fn report(grant: &Grant, reused: bool, will_wait: bool, now: u64) -> Vec<Str
         )),
         _ => lines.push(format!("{}.", present::outcome(grant, now))),
     }
-    if let Some(note) = present::cap_note(grant) {
+    // A reused grant was capped when it was asked for, maybe with another --ttl.
+    if let Some(note) = present::cap_note(grant).filter(|_| !reused) {
         lines.push(format!("TTL capped: {note}."));
     }
     if grant.state == GrantState::Pending {

@@ -36,7 +36,7 @@ fn main() {
 
     step(
         2,
-        "The broker: `sluiced init`, a postgres resource, an identity provider, a policy rule",
+        "The broker: `sluiced init`, a postgres resource, an identity provider, roles and a rule",
     );
     let broker = BrokerBuilder::new()
         .identity(&format!(
@@ -44,7 +44,12 @@ fn main() {
             op.issuer()
         ))
         .postgres("pg-main", &pg)
-        .rule("dba-can-use-everything", &[], &["dba"], &["*"])
+        .role("read", "      description: look, don't touch\n      max_ttl: 8h\n")
+        .role(
+            "write",
+            "      description: change data, with a lead's approval\n      max_ttl: 1h\n      approval:\n        groups: [dba-leads]\n",
+        )
+        .rule_with("dbas", &[], &["dba"], &["*"], &["read", "write"], "")
         .start();
     println!(
         "sluiced serves https://127.0.0.1:{} (TLS with its own development CA)",
@@ -85,6 +90,9 @@ fn main() {
         4,
         "A tunnel and a query: psql runs unchanged against 127.0.0.1",
     );
+    println!(
+        "connect asks the broker for a grant of alice's default role (read: granted at once by policy)."
+    );
     let sql = "select id, name, email from customers order by id limit 5";
     show(
         &format!("sluice connect pg-main --exec psql -c \"{sql}\""),
@@ -93,9 +101,111 @@ fn main() {
     println!(
         "psql got a one-time secret for this tunnel (PGPASSWORD); the broker logged in to PostgreSQL with the real password, which never left the broker."
     );
+    show("sluice grant list", &alice.run(&["grant", "list"]));
 
     step(
         5,
+        "Write access is just in time: alice asks, a lead approves from the terminal",
+    );
+    let out = alice.run(&[
+        "grant",
+        "request",
+        "pg-main",
+        "--role",
+        "write",
+        "--ttl",
+        "10h",
+        "--reason",
+        "INC-42: correct a customer's email",
+        "--output",
+        "json",
+    ]);
+    let requested: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let grant = requested.get("grant").unwrap_or(&requested);
+    let id = grant["id"].as_str().unwrap_or("?").to_string();
+    println!(
+        "$ sluice grant request pg-main --role write --ttl 10h --reason \"INC-42: correct a customer's email\""
+    );
+    println!(
+        "  -> {id}: {} (TTL {} s; asked for {} s, capped at the role's max_ttl), waiting for dba-leads",
+        grant["state"].as_str().unwrap_or("?"),
+        grant["ttl_secs"],
+        grant["requested_ttl_secs"]
+    );
+    let carol = Cli::new(&broker);
+    println!("(carol, group dba-leads, logs in with an operator token)");
+    carol.login(&broker.token("carol", &["dba-leads"], "1h"));
+    show("sluice approvals   # as carol", &carol.run(&["approvals"]));
+    show(
+        &format!("sluice approve {id} --reason \"checked INC-42\"   # as carol"),
+        &carol.run(&["approve", &id, "--reason", "checked INC-42"]),
+    );
+    println!(
+        "(`sluice approvals --watch` does the same live: each new request pops an approve/deny/skip prompt.)"
+    );
+    let update = "update customers set email = 'ada@new.example' where id = 1";
+    show(
+        &format!("sluice connect pg-main --role write --exec psql -c \"{update}\""),
+        &alice.run(&[
+            "connect", "pg-main", "--role", "write", "--exec", "psql", "-X", "-c", update,
+        ]),
+    );
+
+    step(
+        6,
+        "Revocation is live: a running query is cut the moment its grant is revoked",
+    );
+    let conn = alice.connect_with("pg-main", &["--role", "write"]);
+    let sleeper = std::process::Command::new(sluice_tests::postgres::psql())
+        .args(["-X", "-d", &conn.uri(), "-c", "select pg_sleep(60)"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn psql");
+    println!("$ psql -c 'select pg_sleep(60)'   # alice, through the tunnel, in the background");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    show(
+        &format!("sluice grant revoke {id} --reason \"INC-42 done\"   # as carol"),
+        &carol.run(&["grant", "revoke", &id, "--reason", "INC-42 done"]),
+    );
+    let out = sleeper.wait_with_output().expect("psql");
+    println!(
+        "psql ended {} ms after the revoke command started (pg_sleep had 59 s to go), exit code {}:",
+        started.elapsed().as_millis(),
+        out.status.code().unwrap_or(-1)
+    );
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        println!("  {line}");
+    }
+    drop(conn);
+    show(
+        "sluice grant list --all",
+        &alice.run(&["grant", "list", "--all"]),
+    );
+
+    step(
+        7,
+        "One CI step: `sluice run` asks, connects, runs, and revokes when the command exits",
+    );
+    show(
+        "sluice run pg-main --role read -- psql -c 'select count(*) from customers'",
+        &alice.run(&[
+            "run",
+            "pg-main",
+            "--role",
+            "read",
+            "--",
+            "psql",
+            "-X",
+            "-c",
+            "select count(*) from customers",
+        ]),
+    );
+
+    step(
+        8,
         "Someone policy does not cover is refused before any byte reaches the database",
     );
     let bob = Cli::new(&broker);
@@ -108,7 +218,7 @@ fn main() {
         &bob.run(&["connect", "pg-main", "--exec", "psql", "-c", "select 1"]),
     );
 
-    step(6, "A forged token is refused");
+    step(9, "A forged token is refused");
     let other = BrokerBuilder::new().start();
     let forged = other.token("alice", &["dba"], "1h");
     show(
