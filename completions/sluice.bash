@@ -43,6 +43,9 @@ _sluice() {
             sluice,logout)
                 cmd="sluice__subcmd__logout"
                 ;;
+            sluice,resources)
+                cmd="sluice__subcmd__resources"
+                ;;
             sluice,run)
                 cmd="sluice__subcmd__run"
                 ;;
@@ -106,6 +109,9 @@ _sluice() {
             sluice__subcmd__help,logout)
                 cmd="sluice__subcmd__help__subcmd__logout"
                 ;;
+            sluice__subcmd__help,resources)
+                cmd="sluice__subcmd__help__subcmd__resources"
+                ;;
             sluice__subcmd__help,run)
                 cmd="sluice__subcmd__help__subcmd__run"
                 ;;
@@ -131,7 +137,7 @@ _sluice() {
 
     case "${cmd}" in
         sluice)
-            opts="-h -V --broker --ca --help --version login logout whoami connect run grant approvals approve deny completions help"
+            opts="-h -V --broker --ca --help --version login logout whoami resources connect run grant approvals approve deny completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -553,7 +559,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__help)
-            opts="login logout whoami connect run grant approvals approve deny completions help"
+            opts="login logout whoami resources connect run grant approvals approve deny completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -748,6 +754,20 @@ _sluice() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sluice__subcmd__help__subcmd__resources)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sluice__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -817,6 +837,32 @@ _sluice() {
                 return 0
             fi
             case "${prev}" in
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__resources)
+            opts="-h --output --broker --ca --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --broker)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

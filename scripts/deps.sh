@@ -9,6 +9,8 @@ command -v pgbench >/dev/null 2>&1 || sluice_need_apt+=(postgresql-contrib)
 # The OIDC tests run a real OpenID provider (the npm package oidc-provider) with Node.js >= 20.
 command -v node >/dev/null 2>&1 || sluice_need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || sluice_need_apt+=(npm)
+# pg_query (PostgreSQL's own parser, used by the SQL guard) runs bindgen at build time.
+ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so >/dev/null 2>&1 || sluice_need_apt+=(libclang-dev)
 # `sluice approvals --watch` is answered through a real terminal in the tests.
 command -v tmux >/dev/null 2>&1 || sluice_need_apt+=(tmux)
 command -v curl >/dev/null 2>&1 || sluice_need_apt+=(curl)

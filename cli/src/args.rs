@@ -55,6 +55,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+    /// List the resources you may ask for, with the roles policy lets you request on each.
+    ///
+    /// Each role shows how long a grant of it may last at most and, if someone has to approve
+    /// it, who. The first role of a resource is your default there: the one `connect` asks for
+    /// without --role.
+    #[command(
+        after_help = "Examples:\n  sluice resources                 # NAME, KIND, ROLES, DESCRIPTION\n  sluice resources --output json   # every field, labels and role descriptions too\n\nA role reads `write (1h, approval: dba-leads)`: at most 1h, approved by someone in dba-leads.\nAn empty list means policy gives you no role anywhere; exit 0 all the same."
+    )]
+    Resources {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
     /// Open a tunnel to a resource on 127.0.0.1 and keep it open until Ctrl-C (or until the
     /// `--exec` command exits). Uses your active grant for the resource and role, or asks for
     /// one and waits for its approval.
@@ -407,6 +420,18 @@ mod tests {
         assert_eq!(args.role.as_deref(), Some("write"));
         assert_eq!(args.ttl, Some(7200));
         assert_eq!(args.exec.expect("exec"), ["psql", "-c", "select 1"]);
+    }
+
+    #[test]
+    fn resources_takes_only_an_output_format() {
+        let cli = parse(&["resources", "--output", "json"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Resources {
+                output: Output::Json
+            }
+        ));
+        assert!(parse(&["resources", "pg-main"]).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! ```text
 //! POST /v1/grants                      GrantRequest -> GrantResponse      request a role on a resource
 //! GET  /v1/grants?all=true             -> GrantList                       mine (all: ended ones too)
-//! GET  /v1/grants/{id}?wait=25&state=pending -> Grant                     long-poll until the state changes
+//! GET  /v1/grants/{id}?wait=25&state=pending&votes=N -> Grant            long-poll while it is pending with N votes
 //! POST /v1/grants/{id}/revoke          Decision -> Grant                  end it now (owner or an approver)
 //! POST /v1/grants/{id}/approve         Decision -> Grant                  one approver's yes
 //! POST /v1/grants/{id}/deny            Decision -> Grant                  one approver's no (reason required)
@@ -11,7 +11,11 @@
 //! ```
 //!
 //! Long-polls (`wait`, seconds, at most [`MAX_WAIT_SECS`]) answer as soon as something changed
-//! or when the wait runs out, whichever is first; clients simply ask again. A broker restart
+//! or when the wait runs out, whichever is first; clients simply ask again. A grant long-poll
+//! holds while the grant still matches every part of what the client says it last saw:
+//! `state` (its state) and `votes` (how many votes it had), so a requester waiting for approval
+//! hears of each vote as it is cast. Both are optional (with neither it answers at once);
+//! brokers older than `votes` ignore it and answer only on a state change. A broker restart
 //! changes [`ApprovalQueue::version`], so a watcher that reconnects sees the queue at once.
 //! Times are seconds since the Unix epoch.
 

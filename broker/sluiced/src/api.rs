@@ -119,10 +119,26 @@ async fn exchange(
     Ok(Json(app.exchanger.exchange(&req).await?))
 }
 
-/// Revokes the presented session token.
+/// Revokes the presented session token, in the store first so the logout survives a restart.
+///
+/// Fails closed: if the store cannot record it, the answer is 503 `unavailable` and the token is
+/// not revoked anywhere, so nobody believes in a logout that a restart would undo, and the
+/// caller can retry with the same token.
 async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<StatusCode, Failure> {
     let id = app.gate.identify(&headers)?;
-    app.revocations.revoke(&id.token_id, id.expires_at);
+    if let Err(e) = app
+        .revocations
+        .revoke(&id.token_id, &id.subject, id.expires_at)
+        .await
+    {
+        tracing::warn!(subject = %id.subject, token_id = %id.token_id, error = %e,
+            "cannot record a logout in the store");
+        return Err(Failure(ApiError::new(
+            ErrorCode::Unavailable,
+            "the broker cannot record the logout in its store, so the session token was not \
+             revoked and stays valid until it expires; try again shortly",
+        )));
+    }
     tracing::info!(target: "audit", event = "auth.logout.v1", subject = %id.subject, token_id = %id.token_id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -50,6 +50,26 @@ pub struct Grants {
     changes: watch::Sender<u64>,
 }
 
+/// How the caller of a grant long-poll last saw the grant; the poll answers once the grant
+/// differs in any part given. With neither part it answers at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The state it was in (`state=`).
+    pub state: Option<GrantState>,
+    /// How many votes it had (`votes=`), so a requester hears of each vote, not only of the
+    /// decision.
+    pub votes: Option<usize>,
+}
+
+impl Seen {
+    /// True while `grant` still matches everything the caller saw.
+    fn unchanged(&self, grant: &Grant) -> bool {
+        (self.state.is_some() || self.votes.is_some())
+            && self.state.is_none_or(|state| state == grant.state)
+            && self.votes.is_none_or(|votes| votes == grant.votes.len())
+    }
+}
+
 /// What a tunnel needs from its grant: the lease to race and the moment it must end by.
 #[derive(Debug)]
 pub struct GrantLease {
@@ -208,20 +228,23 @@ impl Grants {
         }
     }
 
-    /// Like [`Self::get`], but waits up to `wait` while the grant is still in `while_state`.
+    /// Like [`Self::get`], but waits up to `wait` while the grant still looks the way the
+    /// caller last [`Seen`] it.
     pub async fn wait(
         &self,
         who: &Identity,
         id: &str,
-        while_state: Option<GrantState>,
+        seen: Seen,
         wait: Duration,
     ) -> Result<Grant, ApiError> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut changes = self.changes.subscribe();
         loop {
+            // Marked seen before the read: a change landing between the read and the wait
+            // below still wakes it.
             changes.borrow_and_update();
             let grant = self.get(who, id).await?;
-            if while_state != Some(grant.state) {
+            if !seen.unchanged(&grant) {
                 return Ok(grant);
             }
             match tokio::time::timeout_at(deadline, changes.changed()).await {
@@ -654,5 +677,178 @@ mod tests {
     fn reasons_are_trimmed_flattened_and_bounded() {
         assert_eq!(clean_reason("  fix\nINC-1\t "), "fix INC-1");
         assert_eq!(clean_reason(&"x".repeat(900)).len(), MAX_REASON);
+    }
+
+    /// One tcp resource; `glass` needs two yeses from `dba`, and dbas may ask for it.
+    const CONFIG: &str = "\
+listen: 127.0.0.1:8443
+tls: {cert: tls/server.crt, key: tls/server.key, ca: tls/ca.crt}
+tokens: {signing_key: keys/session-signing.pem}
+store: {sqlite: sluice.db}
+resources:
+  svc: {kind: tcp, address: 127.0.0.1:9}
+policy:
+  roles:
+    glass:
+      max_ttl: 30m
+      approval: {groups: [dba], count: 2}
+  rules:
+    - {name: dba-glass, groups: [dba], resources: [svc], roles: [glass]}
+";
+
+    fn dba(subject: &str) -> Identity {
+        Identity {
+            subject: subject.to_string(),
+            groups: vec!["dba".to_string()],
+            auth_method: "operator".to_string(),
+            token_id: format!("t_{subject}"),
+            expires_at: now_secs() + 3600,
+            provider: None,
+            ci: Default::default(),
+        }
+    }
+
+    async fn grants() -> Arc<Grants> {
+        let config = sluice_config::parse(CONFIG, std::path::Path::new("/etc/sluice/sluice.yaml"))
+            .unwrap_or_else(|e| panic!("test config: {e}"));
+        let store = Store::open_in_memory().await.expect("in-memory store");
+        Grants::start(store, Arc::new(config)).await.expect("start")
+    }
+
+    async fn pending(grants: &Arc<Grants>, who: &Identity) -> Grant {
+        let request = GrantRequest {
+            resource: "svc".into(),
+            role: Some("glass".into()),
+            ttl_secs: None,
+            reason: "prod is down".into(),
+            reuse: false,
+        };
+        let grant = grants.request(who, request).await.expect("request").grant;
+        assert_eq!(grant.state, GrantState::Pending);
+        grant
+    }
+
+    #[test]
+    fn a_long_poll_waits_only_while_the_grant_looks_as_seen() {
+        let mut grant: Grant = serde_json::from_value(serde_json::json!({
+            "id": "g_1", "state": "pending", "resource": "svc", "role": "glass",
+            "rule": "r", "reason": "x", "ttl_secs": 60, "created_at": 1,
+            "requester": {"subject": "carol", "groups": [], "auth_method": "operator"},
+        }))
+        .expect("grant");
+        let seen = |state, votes| Seen { state, votes };
+        let pending = Some(GrantState::Pending);
+        assert!(seen(pending, None).unchanged(&grant));
+        assert!(seen(pending, Some(0)).unchanged(&grant));
+        assert!(seen(None, Some(0)).unchanged(&grant));
+        assert!(!seen(None, None).unchanged(&grant), "nothing to wait on");
+        grant.votes.push(Vote {
+            approver: "bob".into(),
+            approve: true,
+            reason: None,
+            at: 2,
+        });
+        assert!(seen(pending, None).unchanged(&grant), "old clients");
+        assert!(!seen(pending, Some(0)).unchanged(&grant));
+        assert!(seen(pending, Some(1)).unchanged(&grant));
+        grant.state = GrantState::Active;
+        assert!(!seen(pending, Some(1)).unchanged(&grant));
+    }
+
+    #[tokio::test]
+    async fn a_requester_waiting_with_votes_hears_of_each_vote() {
+        let grants = grants().await;
+        let (carol, bob, dave) = (dba("carol"), dba("bob"), dba("dave"));
+        let grant = pending(&grants, &carol).await;
+
+        // Waits far longer than the test may run: only the vote can end it.
+        let forever = Duration::from_secs(3600);
+        let seen = Seen {
+            state: Some(GrantState::Pending),
+            votes: Some(0),
+        };
+        let waiter = tokio::spawn({
+            let (grants, carol, id) = (Arc::clone(&grants), carol.clone(), grant.id.clone());
+            async move { grants.wait(&carol, &id, seen, forever).await }
+        });
+        grants
+            .vote(&bob, &grant.id, true, None)
+            .await
+            .expect("bob approves");
+        // A hang guard, not a latency threshold.
+        let seen_by_carol = tokio::time::timeout(Duration::from_secs(30), waiter)
+            .await
+            .expect("the vote answers the long-poll")
+            .expect("join")
+            .expect("wait");
+        assert_eq!(seen_by_carol.state, GrantState::Pending, "one of two");
+        assert_eq!(seen_by_carol.votes.len(), 1);
+        assert_eq!(seen_by_carol.votes[0].approver, "bob");
+
+        // Having seen bob's vote, the next poll waits for the decision.
+        let seen = Seen {
+            state: Some(GrantState::Pending),
+            votes: Some(1),
+        };
+        let waiter = tokio::spawn({
+            let (grants, carol, id) = (Arc::clone(&grants), carol.clone(), grant.id.clone());
+            async move { grants.wait(&carol, &id, seen, forever).await }
+        });
+        grants
+            .vote(&dave, &grant.id, true, None)
+            .await
+            .expect("dave approves");
+        let mut latest = tokio::time::timeout(Duration::from_secs(30), waiter)
+            .await
+            .expect("the vote answers the long-poll")
+            .expect("join")
+            .expect("wait");
+        // Dave's vote and the activation are two changes; the poll may answer between them.
+        if latest.state == GrantState::Pending {
+            assert_eq!(latest.votes.len(), 2);
+            let seen = Seen {
+                state: Some(GrantState::Pending),
+                votes: Some(2),
+            };
+            latest = grants
+                .wait(&carol, &grant.id, seen, forever)
+                .await
+                .expect("wait");
+        }
+        assert_eq!(latest.state, GrantState::Active);
+    }
+
+    #[tokio::test]
+    async fn without_votes_a_long_poll_ignores_votes_as_before() {
+        let grants = grants().await;
+        let (carol, bob) = (dba("carol"), dba("bob"));
+        let grant = pending(&grants, &carol).await;
+        grants
+            .vote(&bob, &grant.id, true, None)
+            .await
+            .expect("bob approves");
+        // `state=pending` alone: still pending, so it waits until the (short) wait runs out.
+        let seen = Seen {
+            state: Some(GrantState::Pending),
+            votes: None,
+        };
+        let polled = grants
+            .wait(&carol, &grant.id, seen, Duration::from_millis(50))
+            .await
+            .expect("wait");
+        assert_eq!((polled.state, polled.votes.len()), (GrantState::Pending, 1));
+        // A stale vote count answers at once, however long the wait.
+        let seen = Seen {
+            state: Some(GrantState::Pending),
+            votes: Some(0),
+        };
+        let polled = tokio::time::timeout(
+            Duration::from_secs(30),
+            grants.wait(&carol, &grant.id, seen, Duration::from_secs(3600)),
+        )
+        .await
+        .expect("answers at once")
+        .expect("wait");
+        assert_eq!(polled.votes.len(), 1);
     }
 }

@@ -2,6 +2,7 @@
 //! [`crate::grants`].
 
 use crate::api::{AppState, Failure};
+use crate::grants::Seen;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -71,9 +72,12 @@ async fn list(
 
 #[derive(Debug, Deserialize)]
 struct ShowQuery {
-    /// Seconds to wait while the grant is in `state`.
+    /// Seconds to wait while the grant is still in `state` with `votes` votes.
     wait: Option<u64>,
+    /// The state the caller last saw.
     state: Option<GrantState>,
+    /// How many votes the caller last saw.
+    votes: Option<usize>,
 }
 
 async fn show(
@@ -83,8 +87,12 @@ async fn show(
     Query(q): Query<ShowQuery>,
 ) -> Result<Json<Grant>, Failure> {
     let who = app.gate.identify(&headers)?;
+    let seen = Seen {
+        state: q.state,
+        votes: q.votes,
+    };
     Ok(Json(
-        app.grants.wait(&who, &id, q.state, wait_of(q.wait)).await?,
+        app.grants.wait(&who, &id, seen, wait_of(q.wait)).await?,
     ))
 }
 

@@ -3,7 +3,7 @@
 
 use crate::api::{self, AppState};
 use crate::gate::Gate;
-use crate::tokens::TokenService;
+use crate::tokens::{Revocations, TokenService, now_secs};
 use crate::tunnel::Targets;
 use anyhow::{Context, Result, bail};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -26,6 +26,8 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for sessions to close after their leases end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often revocations of tokens that have since expired are dropped (memory and store).
+const REVOCATION_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Runs the broker until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<()> {
@@ -40,7 +42,6 @@ pub async fn run(config: Config) -> Result<()> {
     let tls = crate::tls::server_config(&config.tls.cert.value, &config.tls.key.value)?;
     let tokens = Arc::new(TokenService::load(&config.tokens.signing_key.value)?);
     let exchanger = Arc::new(crate::login::Exchanger::new(&config, tokens.clone())?);
-    let revocations = Arc::new(crate::tokens::Revocations::default());
     let targets = Arc::new(Targets::load(&config)?);
     let listener = TcpListener::bind(config.listen)
         .await
@@ -48,6 +49,11 @@ pub async fn run(config: Config) -> Result<()> {
     let store = sluice_store::Store::open(&config.store.sqlite.value)
         .await
         .with_context(|| format!("{}: store.sqlite", config.store.sqlite.location))?;
+    let revocations = Arc::new(
+        Revocations::load(store.clone(), now_secs())
+            .await
+            .context("cannot load the logout revocations from the store")?,
+    );
     let config = Arc::new(config);
     let grants = crate::grants::Grants::start(store, config.clone())
         .await
@@ -61,6 +67,7 @@ pub async fn run(config: Config) -> Result<()> {
         exchanger,
         revocations,
     };
+    tokio::spawn(prune_revocations(state.revocations.clone()));
     info!(
         listen = %listener.local_addr()?,
         resources = config.resources.len(),
@@ -143,6 +150,23 @@ pub async fn serve(
         tasks.abort_all();
     }
     Ok(())
+}
+
+/// Drops expired revocations every [`REVOCATION_PRUNE_INTERVAL`] for the broker's life, so
+/// neither the map nor the table grows with uptime. A failure only delays the cleanup: the
+/// entries are harmless, and the next round (or the next start) retries.
+async fn prune_revocations(revocations: Arc<Revocations>) {
+    let mut every = tokio::time::interval(REVOCATION_PRUNE_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate, and `load` has just pruned.
+    every.tick().await;
+    loop {
+        every.tick().await;
+        match revocations.prune(now_secs()).await {
+            Ok(deleted) => debug!(deleted, "pruned expired logout revocations"),
+            Err(e) => warn!(error = %e, "cannot prune expired logout revocations"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

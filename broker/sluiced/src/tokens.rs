@@ -7,6 +7,7 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
+use sluice_store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
@@ -193,28 +194,62 @@ impl TokenService {
     }
 }
 
-/// Token ids revoked before their expiry (logout). Kept in memory: a broker restart forgets them,
-/// which the short token lifetime bounds (see docs/decisions.md).
-#[derive(Debug, Default)]
+/// Session tokens revoked before their expiry (logout).
+///
+/// The store is the record and this map its copy in memory: the gate asks [`Self::is_revoked`]
+/// on every request without a database round trip. [`Self::load`] fills the map from the store
+/// at start, and [`Self::revoke`] writes to the store before the map, so a token is only
+/// reported revoked once a restart cannot undo it. An entry is needed only until the token's own
+/// expiry, after which the token is refused as expired anyway; [`Self::prune`] drops those.
+#[derive(Debug)]
 pub struct Revocations {
+    /// Where revocations persist across restarts.
+    store: Store,
+    /// Revoked token id → the token's expiry (seconds since the epoch).
     revoked: Mutex<HashMap<String, u64>>,
 }
 
 impl Revocations {
-    /// Revokes `jti` until `exp` (after which the token is expired anyway).
-    pub fn revoke(&self, jti: &str, exp: u64) {
+    /// Prunes the revocations of tokens expired by `now` from the store, then loads the rest.
+    pub async fn load(store: Store, now: u64) -> Result<Self, StoreError> {
+        store.prune_revoked_tokens(now).await?;
+        let revoked = store.revoked_tokens(now).await?.into_iter().collect();
+        Ok(Self {
+            store,
+            revoked: Mutex::new(revoked),
+        })
+    }
+
+    /// Revokes token `jti` of `subject` until its expiry `exp`: in the store first, then here.
+    ///
+    /// When the store fails, nothing changes and the error is returned: the caller must not
+    /// report a logout that a restart would undo, and the token stays usable so the logout can
+    /// be retried with it.
+    pub async fn revoke(&self, jti: &str, subject: &str, exp: u64) -> Result<(), StoreError> {
         let now = now_secs();
-        let mut map = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        self.store.revoke_token(jti, subject, exp, now).await?;
+        let mut map = self.lock();
         map.retain(|_, until| *until >= now);
         map.insert(jti.to_string(), exp);
+        Ok(())
     }
 
     /// Whether `jti` was revoked.
     pub fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(jti)
+        self.lock().contains_key(jti)
+    }
+
+    /// Forgets the revocations of tokens expired by `now`, here and in the store. Returns how
+    /// many rows the store deleted.
+    pub async fn prune(&self, now: u64) -> Result<u64, StoreError> {
+        // A token is still accepted during its `exp` second (no leeway, `exp < now` is
+        // expired), so its entry stays until then.
+        self.lock().retain(|_, until| *until >= now);
+        self.store.prune_revoked_tokens(now).await
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.revoked.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -316,6 +351,84 @@ mod tests {
             Err(TokenError::Invalid(_))
         ));
         assert!(matches!(svc.verify(""), Err(TokenError::Invalid(_))));
+    }
+
+    #[tokio::test]
+    async fn revocations_are_written_through_and_loaded_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.db");
+        let now = now_secs();
+        let store = Store::open(&path).await.unwrap();
+        // What an earlier run left: one still valid, one long expired.
+        store
+            .revoke_token("old", "alice", now - 60, now - 120)
+            .await
+            .unwrap();
+        store
+            .revoke_token("earlier", "alice", now + 600, now - 10)
+            .await
+            .unwrap();
+
+        let revocations = Revocations::load(store.clone(), now).await.unwrap();
+        assert!(revocations.is_revoked("earlier"));
+        assert!(!revocations.is_revoked("old"));
+        assert_eq!(
+            store.revoked_tokens(0).await.unwrap(),
+            [("earlier".to_string(), now + 600)],
+            "loading prunes expired rows"
+        );
+
+        revocations.revoke("t1", "bob", now + 600).await.unwrap();
+        assert!(revocations.is_revoked("t1"));
+        assert!(!revocations.is_revoked("t2"));
+        store.close().await;
+
+        // A restart: a fresh broker process over the same file.
+        let store = Store::open(&path).await.unwrap();
+        let again = Revocations::load(store, now).await.unwrap();
+        assert!(again.is_revoked("t1"));
+        assert!(again.is_revoked("earlier"));
+    }
+
+    #[tokio::test]
+    async fn a_revocation_the_store_cannot_record_is_not_made() {
+        let store = Store::open_in_memory().await.unwrap();
+        let revocations = Revocations::load(store.clone(), now_secs()).await.unwrap();
+        store.close().await;
+        assert!(
+            revocations
+                .revoke("t1", "alice", now_secs() + 600)
+                .await
+                .is_err()
+        );
+        // Not revoked in memory either: the caller answers 503 and the token still works for
+        // a retry, rather than a logout that a restart would silently undo.
+        assert!(!revocations.is_revoked("t1"));
+    }
+
+    #[tokio::test]
+    async fn pruning_forgets_expired_tokens_only() {
+        let store = Store::open_in_memory().await.unwrap();
+        let now = now_secs();
+        let revocations = Revocations::load(store.clone(), now).await.unwrap();
+        revocations
+            .revoke("short", "alice", now + 10)
+            .await
+            .unwrap();
+        revocations
+            .revoke("long", "alice", now + 600)
+            .await
+            .unwrap();
+        // Still valid during its `exp` second: kept.
+        assert_eq!(revocations.prune(now + 10).await.unwrap(), 0);
+        assert!(revocations.is_revoked("short"));
+        assert_eq!(revocations.prune(now + 11).await.unwrap(), 1);
+        assert!(!revocations.is_revoked("short"));
+        assert!(revocations.is_revoked("long"));
+        assert_eq!(
+            store.revoked_tokens(0).await.unwrap(),
+            [("long".to_string(), now + 600)]
+        );
     }
 
     #[test]

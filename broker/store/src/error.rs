@@ -56,6 +56,15 @@ pub enum StoreError {
         /// What was wrong, in words.
         what: String,
     },
+    /// A stored token revocation cannot be read back (a negative time). Never papered over:
+    /// the database was edited or damaged.
+    #[error("stored revocation of session token {token_id} is corrupt: {what}")]
+    CorruptRevocation {
+        /// The revoked token's id.
+        token_id: String,
+        /// What was wrong, in words.
+        what: String,
+    },
     /// SQLite failed (I/O error, disk full, lock wait beyond the busy timeout, ...).
     #[error("grant store query failed")]
     Database(#[from] sqlx::Error),

@@ -2,7 +2,8 @@
 //!
 //! Grants and approvers' votes live in one SQLite file (`store.sqlite` in the broker's
 //! configuration), kept as the wire types of [`sluice_shared::grants`], so the API hands out what
-//! it reads without a conversion layer.
+//! it reads without a conversion layer. The same file keeps the session tokens revoked by logout
+//! until they expire ([`Store::revoke_token`]), so a logout survives a restart.
 //!
 //! The store decides no policy. It persists, and it makes state changes compare-and-set
 //! ([`Store::activate`], [`Store::finish`], [`Store::add_vote`]) so that races between the
@@ -11,7 +12,8 @@
 //! [`StoreError::NotInState`] with the state the winner left.
 //!
 //! ```text
-//! sluiced API / timers ──► Store ──(sqlx pool, WAL, BEGIN IMMEDIATE)──► grants, grant_votes
+//! sluiced API / timers ──► Store ──(sqlx pool, WAL, BEGIN IMMEDIATE)──► grants, grant_votes,
+//!                                                                         revoked_tokens
 //! ```
 //!
 //! Layout: `store.rs` the operations, `codec.rs` grants to columns and back, `migrations.rs`

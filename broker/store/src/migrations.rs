@@ -20,9 +20,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 /// The migrator for [`MIGRATIONS`].
 pub(crate) fn migrator() -> Migrator {
+    migrator_up_to(i64::MAX)
+}
+
+/// The migrator for the migrations up to `last` (tests: a file an older build created).
+pub(crate) fn migrator_up_to(last: i64) -> Migrator {
     Migrator::with_migrations(
         MIGRATIONS
             .iter()
+            .filter(|&&(version, _, _)| version <= last)
             .map(|&(version, description, sql)| {
                 Migration::new(
                     version,

@@ -1,4 +1,5 @@
-//! [`Store`]: the grant operations, each one SQL round trip or one short transaction.
+//! [`Store`]: the grant and token-revocation operations, each one SQL round trip or one short
+//! transaction.
 //!
 //! Every change is a compare-and-set in SQL (`UPDATE .. WHERE id = ? AND state IN (..)`,
 //! `INSERT .. SELECT .. WHERE state = 'pending'`) inside a `BEGIN IMMEDIATE` transaction, so the
@@ -338,6 +339,67 @@ impl Store {
             now,
         };
         Ok(fetch(&self.pool, select, 1).await?.pop())
+    }
+
+    /// Records that the session token `token_id` of `subject`, valid until `expires_at`, was
+    /// revoked at `now` (logout). Idempotent: revoking a token again keeps the first record.
+    ///
+    /// On disk when this returns (`synchronous = FULL`), so a broker killed right after its
+    /// answer still refuses the token when it starts again.
+    pub async fn revoke_token(
+        &self,
+        token_id: &str,
+        subject: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let expires_at = codec::to_db("expires_at", expires_at)?;
+        let now = codec::to_db("revoked_at", now)?;
+        sqlx::query(
+            "INSERT INTO revoked_tokens (token_id, subject, expires_at, revoked_at) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (token_id) DO NOTHING",
+        )
+        .bind(token_id)
+        .bind(subject)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The revoked tokens still valid at `now` (`expires_at >= now`: a token is accepted up to
+    /// and including its `exp` second), as (token id, expires_at), in no particular order.
+    pub async fn revoked_tokens(&self, now: u64) -> Result<Vec<(String, u64)>, StoreError> {
+        let now = codec::to_db("now", now)?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT token_id, expires_at FROM revoked_tokens WHERE expires_at >= ?")
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(token_id, expires_at)| {
+                // `expires_at >= now >= 0` in SQL, so this fails only if that invariant breaks.
+                match u64::try_from(expires_at) {
+                    Ok(expires_at) => Ok((token_id, expires_at)),
+                    Err(_) => Err(StoreError::CorruptRevocation {
+                        what: format!("negative expires_at ({expires_at})"),
+                        token_id,
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// Deletes the revocations of tokens expired at `now` (`expires_at < now`), which the
+    /// broker refuses as expired anyway. Returns how many rows went.
+    pub async fn prune_revoked_tokens(&self, now: u64) -> Result<u64, StoreError> {
+        let now = codec::to_db("now", now)?;
+        let deleted = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
     }
 
     /// The pool, for tests that need to look under the API.

@@ -642,7 +642,7 @@ async fn reopening_keeps_data_and_migrates_once() {
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        assert_eq!(applied, [(1, true)]);
+        assert_eq!(applied, [(1, true), (2, true)]);
         store.close().await;
     }
 }
@@ -805,4 +805,135 @@ async fn concurrent_votes_by_one_approver_count_once() {
     }
     assert_eq!(ok, 1);
     assert_eq!(store.get("g1").await.unwrap().unwrap().votes.len(), 1);
+}
+
+/// The rows of `revoked_tokens` as (token id, subject, expires_at, revoked_at), by token id.
+async fn revocation_rows(store: &Store) -> Vec<(String, String, i64, i64)> {
+    sqlx::query_as(
+        "SELECT token_id, subject, expires_at, revoked_at FROM revoked_tokens ORDER BY token_id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+}
+
+fn sorted(mut list: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    list.sort();
+    list
+}
+
+#[tokio::test]
+async fn revoked_tokens_survive_reopening() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).await.unwrap();
+    store.revoke_token("t1", "alice", 2000, 1000).await.unwrap();
+    store.revoke_token("t2", "bob", 3000, 1001).await.unwrap();
+    store.close().await;
+    drop(store);
+
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(
+        sorted(store.revoked_tokens(1500).await.unwrap()),
+        [("t1".to_string(), 2000), ("t2".to_string(), 3000)]
+    );
+    assert_eq!(
+        revocation_rows(&store).await,
+        [
+            ("t1".to_string(), "alice".to_string(), 2000, 1000),
+            ("t2".to_string(), "bob".to_string(), 3000, 1001),
+        ]
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn revoking_a_token_again_keeps_the_first_record() {
+    let store = Store::open_in_memory().await.unwrap();
+    store.revoke_token("t1", "alice", 2000, 1000).await.unwrap();
+    // A retried logout, or a second broker task racing the first: no error, no second row.
+    store.revoke_token("t1", "alice", 2000, 1200).await.unwrap();
+    assert_eq!(
+        revocation_rows(&store).await,
+        [("t1".to_string(), "alice".to_string(), 2000, 1000)]
+    );
+    assert_eq!(
+        store.revoked_tokens(1000).await.unwrap(),
+        [("t1".to_string(), 2000)]
+    );
+}
+
+#[tokio::test]
+async fn only_unexpired_revocations_are_listed_and_kept() {
+    let store = Store::open_in_memory().await.unwrap();
+    store.revoke_token("gone", "alice", 999, 900).await.unwrap();
+    // A token is still accepted during its `exp` second, so its revocation must stay too.
+    store
+        .revoke_token("edge", "alice", 1000, 900)
+        .await
+        .unwrap();
+    store.revoke_token("live", "bob", 5000, 900).await.unwrap();
+
+    assert_eq!(
+        sorted(store.revoked_tokens(1000).await.unwrap()),
+        [("edge".to_string(), 1000), ("live".to_string(), 5000)]
+    );
+    assert_eq!(store.prune_revoked_tokens(1000).await.unwrap(), 1);
+    let kept: Vec<String> = revocation_rows(&store)
+        .await
+        .into_iter()
+        .map(|row| row.0)
+        .collect();
+    assert_eq!(kept, ["edge", "live"]);
+    // Pruning again changes nothing; a second later the edge one goes too.
+    assert_eq!(store.prune_revoked_tokens(1000).await.unwrap(), 0);
+    assert_eq!(store.prune_revoked_tokens(1001).await.unwrap(), 1);
+    assert_eq!(
+        store.revoked_tokens(1001).await.unwrap(),
+        [("live".to_string(), 5000)]
+    );
+    assert_eq!(store.prune_revoked_tokens(u64::MAX >> 1).await.unwrap(), 1);
+    assert_eq!(store.revoked_tokens(0).await.unwrap(), []);
+}
+
+#[tokio::test]
+async fn revocation_times_beyond_sqlite_are_refused() {
+    let store = Store::open_in_memory().await.unwrap();
+    let err = store
+        .revoke_token("t1", "alice", u64::MAX, 1000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    assert!(revocation_rows(&store).await.is_empty());
+    let err = store.revoked_tokens(u64::MAX).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    let err = store.prune_revoked_tokens(u64::MAX).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_store_from_before_revocations_is_upgraded_at_open() {
+    let (_dir, path) = temp_db();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    crate::migrations::migrator_up_to(1)
+        .run(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = Store::open(&path).await.unwrap();
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(applied, [1, 2]);
+    store.revoke_token("t1", "alice", 2000, 1000).await.unwrap();
+    assert_eq!(
+        store.revoked_tokens(1000).await.unwrap(),
+        [("t1".to_string(), 2000)]
+    );
+    store.close().await;
 }

@@ -1,9 +1,11 @@
 //! `sluice grant request | wait | list | revoke`, and the ask-then-wait that `connect` and `run`
 //! share.
 //!
-//! Waiting is a long-poll: `GET /v1/grants/{id}?wait=25&state=pending` answers as soon as the
-//! grant leaves `pending` (or after 25 s, and the CLI asks again). Each new vote is reported as
-//! it arrives; a broker restart meanwhile is ridden out ([`crate::retry`]).
+//! Waiting is a long-poll: `GET /v1/grants/{id}?wait=25&state=pending&votes=N` answers as soon
+//! as the grant leaves `pending` or gets a vote beyond the N already seen (or after 25 s, and the
+//! CLI asks again). Each new vote is reported as it arrives; a broker that predates `votes`
+//! ignores it, and its votes are then reported with the next answer. A broker restart meanwhile
+//! is ridden out ([`crate::retry`]).
 
 use crate::args::{GlobalArgs, GrantCommand, GrantRequestArgs, Output};
 use crate::auth::session::TokenSource;
@@ -271,13 +273,14 @@ async fn wait_decision(
     mut grant: Grant,
     progress: &Progress,
 ) -> CliResult<Grant> {
-    let path = format!(
+    let base = format!(
         "{GRANTS_PATH}/{}?wait={WAIT_SECS}&state=pending",
         super::encode_segment(&grant.id)
     );
     let mut retry = Retry::new();
     let mut votes_seen = grant.votes.len();
     while grant.state == GrantState::Pending {
+        let path = format!("{base}&votes={votes_seen}");
         let polled = match tokens.get(broker).await {
             Ok(token) => broker.long_poll::<Grant>(&path, &token, WAIT_SECS).await,
             Err(e) => Err(e),
@@ -286,17 +289,7 @@ async fn wait_decision(
             Ok(next) => {
                 retry.succeeded(|l| progress.line(l));
                 let next = checked(next)?;
-                let (_, need) = present::votes(&next);
-                for (i, vote) in next.votes.iter().enumerate().skip(votes_seen) {
-                    let have = next.votes[..=i].iter().filter(|v| v.approve).count();
-                    let mut line = if vote.approve {
-                        format!("{} approved ({have} of {need})", clean(&vote.approver))
-                    } else {
-                        format!("{} denied", clean(&vote.approver))
-                    };
-                    if let Some(reason) = vote.reason.as_deref().filter(|r| !r.is_empty()) {
-                        line.push_str(&format!(": {}", clean(reason)));
-                    }
+                for line in new_votes(&next, votes_seen) {
                     progress.line(&line);
                 }
                 votes_seen = next.votes.len();
@@ -307,6 +300,27 @@ async fn wait_decision(
         }
     }
     Ok(grant)
+}
+
+/// One line per vote after the first `seen`: `bob approved (1 of 2): looks fine`,
+/// `dave denied: not during the freeze`.
+fn new_votes(grant: &Grant, seen: usize) -> Vec<String> {
+    let (_, need) = present::votes(grant);
+    let mut have = grant.votes.iter().take(seen).filter(|v| v.approve).count();
+    let mut lines = Vec::new();
+    for vote in grant.votes.iter().skip(seen) {
+        let mut line = if vote.approve {
+            have += 1;
+            format!("{} approved ({have} of {need})", clean(&vote.approver))
+        } else {
+            format!("{} denied", clean(&vote.approver))
+        };
+        if let Some(reason) = vote.reason.as_deref().filter(|r| !r.is_empty()) {
+            line.push_str(&format!(": {}", clean(reason)));
+        }
+        lines.push(line);
+    }
+    lines
 }
 
 /// `POST /v1/grants/{id}/revoke`.
@@ -465,6 +479,29 @@ mod tests {
             Some(
                 "request again and ask someone in dba-leads to decide it (they see it in `sluice approvals`)"
             )
+        );
+    }
+
+    #[test]
+    fn each_vote_is_reported_once_with_the_count_so_far() {
+        use sluice_shared::grants::Vote;
+        let vote = |approver: &str, approve, reason: Option<&str>| Vote {
+            approver: approver.into(),
+            approve,
+            reason: reason.map(Into::into),
+            at: NOW,
+        };
+        let mut g = grant(GrantState::Pending);
+        g.approval.as_mut().expect("approval").count = 2;
+        g.votes = vec![vote("bob", true, None)];
+        assert_eq!(new_votes(&g, 0), ["bob approved (1 of 2)"]);
+        assert!(new_votes(&g, 1).is_empty());
+        g.votes.push(vote("dave", true, Some("ok\x1b[2J")));
+        assert_eq!(new_votes(&g, 1), ["dave approved (2 of 2): ok\\u{1b}[2J"]);
+        g.votes[1] = vote("dave", false, Some("not now"));
+        assert_eq!(
+            new_votes(&g, 0),
+            ["bob approved (1 of 2)", "dave denied: not now"]
         );
     }
 

@@ -209,6 +209,11 @@ pub async fn logout(global: &GlobalArgs) -> CliResult<u8> {
     if let (Ok(token), Ok(broker)) = (profile::token(), super::broker(global)) {
         match broker.post_empty("/v1/auth/logout", &token).await {
             Ok(()) => eprintln!("The broker revoked the session token."),
+            // The broker is up but could not record the revocation: the token stays valid
+            // there, so keep it here too and let the user retry rather than pretend.
+            Err(e) if e.is(sluice_shared::ErrorCode::Unavailable) => {
+                return Err(e);
+            }
             Err(e) => eprintln!(
                 "sluice: the broker did not revoke the token ({}); removing it here anyway",
                 e.message

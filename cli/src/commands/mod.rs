@@ -6,6 +6,7 @@ mod connect;
 mod decide;
 mod grant;
 mod login;
+mod resources;
 mod run;
 mod whoami;
 
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Login(args) => login::login(&cli.global, &args).await,
         Command::Logout => login::logout(&cli.global).await,
         Command::Whoami { output } => whoami::run(&cli.global, output).await,
+        Command::Resources { output } => resources::run(&cli.global, output).await,
         Command::Connect(args) => connect::run(&cli.global, args).await,
         Command::Run(args) => run::run(&cli.global, args).await,
         Command::Grant(command) => grant::run(&cli.global, command).await,
