@@ -111,6 +111,7 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
                     password,
                     tls,
                 },
+                enforcement: Default::default(),
             }))
         }
     };

@@ -24,6 +24,8 @@
 pub mod cancel;
 pub mod client;
 pub mod codec;
+pub mod hooks;
+pub mod proxy;
 pub mod session;
 mod tls;
 pub mod upstream;

@@ -37,6 +37,8 @@ pub struct SessionParams {
     pub tunnel_secret: Secret<String>,
     /// The server and credential behind the resource.
     pub target: Target,
+    /// Guard, approvals and masking for the session; empty for a plain relay.
+    pub enforcement: crate::hooks::Enforcement,
 }
 
 /// What kind of connection the tunnel carried.
@@ -210,7 +212,11 @@ where
         "postgres session logged in, relaying"
     );
 
-    let outcome = sluice_engine::relay(client, &mut upstream.stream, lease).await;
+    let outcome = if params.enforcement.is_passthrough() {
+        sluice_engine::relay(client, &mut upstream.stream, lease).await
+    } else {
+        crate::proxy::proxy(client, &mut upstream.stream, &params.enforcement, lease).await
+    };
     if let (RelayEnd::Revoked(reason), Some(guard)) = (&outcome.end, &guard) {
         // Closing the socket does not stop a running query: PostgreSQL only notices a gone
         // client when it next reads or writes. Cancel it so access really ends now, after

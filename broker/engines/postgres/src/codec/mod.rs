@@ -30,6 +30,7 @@ pub mod frontend;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod oracle;
+pub mod query;
 pub mod startup;
 pub mod status;
 

@@ -25,6 +25,7 @@ fn params(address: &str) -> SessionParams {
             password: Secret::new(PASSWORD.into()),
             tls: TargetTls::Disable,
         },
+        enforcement: Default::default(),
     }
 }
 

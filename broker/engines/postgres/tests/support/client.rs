@@ -7,6 +7,7 @@ use sluice_engine_postgres::codec::{
     self, BackendKeyData, BackendMessage, ErrorFields, PasswordMessage, Query, StartupPacket,
     Terminate,
 };
+use sluice_engine_postgres::hooks::Enforcement;
 use sluice_engine_postgres::{
     CancelRegistry, SessionError, SessionParams, SessionSummary, Target, serve,
 };
@@ -33,15 +34,33 @@ pub fn open(
     target: Target,
     cancels: &CancelRegistry,
 ) -> (TestClient, JoinHandle<Result<SessionSummary, SessionError>>) {
+    open_with(
+        subject,
+        target,
+        cancels,
+        Enforcement::default(),
+        Lease::unbounded(),
+    )
+}
+
+/// Like [`open`], with enforcement and a lease.
+#[allow(dead_code, reason = "not every test binary uses it")]
+pub fn open_with(
+    subject: &str,
+    target: Target,
+    cancels: &CancelRegistry,
+    enforcement: Enforcement,
+    lease: Lease,
+) -> (TestClient, JoinHandle<Result<SessionSummary, SessionError>>) {
     let (app, mut broker) = tokio::io::duplex(64 * 1024);
     let params = SessionParams {
         subject: subject.to_owned(),
         tunnel_secret: Secret::new(TUNNEL_SECRET.to_owned()),
         target,
+        enforcement,
     };
     let cancels = cancels.clone();
-    let task =
-        tokio::spawn(async move { serve(&mut broker, params, &cancels, Lease::unbounded()).await });
+    let task = tokio::spawn(async move { serve(&mut broker, params, &cancels, lease).await });
     (
         TestClient {
             stream: app,

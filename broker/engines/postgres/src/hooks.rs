@@ -1,0 +1,166 @@
+//! The interfaces through which the broker enforces policy inside a PostgreSQL session: a
+//! [`Guard`] that decides on each SQL text, [`Approvals`] that hold a statement for a person, and
+//! a [`Masker`] that rewrites values on their way to the client.
+//!
+//! The engine knows the protocol and nothing about policy; the broker implements these traits
+//! with the SQL classifier, the grant store and the masking rules. Every method is cheap and
+//! synchronous except asking a person, which returns a future.
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// What to do with one SQL text (which may hold several statements).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Send it to the database.
+    Allow,
+    /// Refuse it: the client gets an ERROR (SQLSTATE 42501) with `message`; nothing reaches the
+    /// database.
+    Block {
+        /// The rule that refused it (named in the message and the audit trail).
+        rule: String,
+        /// What the person at psql reads.
+        message: String,
+    },
+    /// Hold it until a person approves or denies it.
+    Hold {
+        /// The rule that asks for approval.
+        rule: String,
+        /// Why, for the approver and the waiting client.
+        reason: String,
+    },
+}
+
+/// Decides on every SQL text a client sends.
+pub trait Guard: Send + Sync {
+    /// A simple Query (`Q`) or an extended-protocol Parse (`P`).
+    fn check_sql(&self, sql: &str) -> Check;
+
+    /// A FunctionCall (`F`): the legacy fast path that calls a function by OID without any
+    /// SQL (libpq's large-object API uses it). Guards that cannot tell what it calls refuse it.
+    fn check_function_call(&self, function_oid: u32) -> Check;
+}
+
+/// A statement held for approval, as the approver sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRequest {
+    /// The exact SQL text.
+    pub sql: String,
+    /// The rule that asked for approval.
+    pub rule: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// How a hold ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldOutcome {
+    /// Run it; `by` approved.
+    Approved {
+        /// Who approved.
+        by: String,
+    },
+    /// Do not run it; the client gets `message` as an ERROR.
+    Denied {
+        /// Who denied (or "timeout") and why, for the client.
+        message: String,
+    },
+}
+
+/// A pending hold: its id (told to the waiting client) and the decision to come.
+pub struct Hold {
+    /// The approval request id (`sluice approve ID`).
+    pub id: String,
+    /// Who may decide, for the client's notice (e.g. "dba-leads").
+    pub approvers: String,
+    /// Resolves when someone decides or the hold times out.
+    pub decision: Pin<Box<dyn Future<Output = HoldOutcome> + Send>>,
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hold")
+            .field("id", &self.id)
+            .field("approvers", &self.approvers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Asks people to approve held statements.
+pub trait Approvals: Send + Sync {
+    /// Files the request. An `Err` (the approval service is unavailable) refuses the statement
+    /// with that message: fail closed.
+    fn request(&self, hold: HoldRequest) -> Result<Hold, String>;
+}
+
+/// One result column, from a RowDescription and, in the extended protocol, the Bind that set
+/// its format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnInfo {
+    /// Column name (or alias) as the server reports it.
+    pub name: String,
+    /// OID of the table the column comes from, 0 for computed columns.
+    pub table_oid: u32,
+    /// Attribute number in that table, 0 for computed columns.
+    pub column: i16,
+    /// OID of the column's type.
+    pub type_oid: u32,
+    /// True for binary format, false for text.
+    pub binary: bool,
+}
+
+/// A value after masking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Masked {
+    /// Send it as it is.
+    Unchanged,
+    /// Send these bytes instead.
+    Replace(Vec<u8>),
+    /// Send SQL NULL instead (for binary values that cannot be rewritten in their type).
+    Null,
+}
+
+/// Masking for one result shape (one RowDescription).
+pub trait RowMask: Send {
+    /// Value `index` of a DataRow (`None` is SQL NULL, never passed).
+    fn mask(&mut self, index: usize, value: &[u8]) -> Masked;
+}
+
+/// Rewrites what the database sends before the client sees it.
+pub trait Masker: Send + Sync {
+    /// Called once per result shape; `None` means no column of it is masked (rows pass through
+    /// untouched, the fast path).
+    fn plan(&self, columns: &[ColumnInfo]) -> Option<Box<dyn RowMask>>;
+
+    /// Free text the server echoes values in: NOTICE and ERROR fields (a unique violation's
+    /// DETAIL quotes the duplicate value) and COPY TO STDOUT data. `None` when unchanged.
+    fn mask_text(&self, text: &str) -> Option<String>;
+}
+
+/// What the engine enforces in a session; `None` everywhere is a plain relay.
+#[derive(Default, Clone)]
+pub struct Enforcement {
+    /// Decides on statements.
+    pub guard: Option<std::sync::Arc<dyn Guard>>,
+    /// Asks people about held statements; without it a hold is a block.
+    pub approvals: Option<std::sync::Arc<dyn Approvals>>,
+    /// Masks results.
+    pub masker: Option<std::sync::Arc<dyn Masker>>,
+}
+
+impl std::fmt::Debug for Enforcement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enforcement")
+            .field("guard", &self.guard.is_some())
+            .field("approvals", &self.approvals.is_some())
+            .field("masker", &self.masker.is_some())
+            .finish()
+    }
+}
+
+impl Enforcement {
+    /// True when nothing is enforced and the byte relay can be used.
+    pub fn is_passthrough(&self) -> bool {
+        self.guard.is_none() && self.masker.is_none()
+    }
+}
