@@ -84,19 +84,28 @@ pub enum Command {
     /// Ask for, wait for, list and revoke just-in-time grants (a role on a resource for a time).
     #[command(subcommand)]
     Grant(GrantCommand),
-    /// Show the pending requests you may approve or deny; with --watch, wait for new ones and
-    /// prompt for each as it arrives.
+    /// Show the pending requests and held statements you may approve or deny; with --watch,
+    /// wait for new ones and prompt for each as it arrives.
+    ///
+    /// Grant requests (ids `g_…`) ask for a role on a resource for a time. Held statements (ids
+    /// `s_…`) are single SQL statements a guardrail rule stopped inside someone's live session:
+    /// the person waits in psql until you decide, and the broker denies the statement if nobody
+    /// does in time. Nobody may decide a statement held in their own session.
     #[command(
-        after_help = "Examples:\n  sluice approvals                  # what waits for you now\n  sluice approvals --watch          # prompt for each new request: approve, deny or skip\n  sluice approvals --watch --output json   # one JSON object per new request (no prompt)"
+        after_help = "Examples:\n  sluice approvals                  # what waits for you now\n  sluice approvals --watch          # prompt for each new request or statement: approve, deny or skip\n  sluice approvals --watch --output json   # one JSON object per new request or statement (no prompt)"
     )]
     Approvals(ApprovalsArgs),
-    /// Approve a pending request (one approver's yes; some roles need more than one).
+    /// Approve a pending request (one approver's yes; some roles need more than one), or a
+    /// statement held in a live session (an `s_…` id), which then runs at once.
     #[command(
-        after_help = "Examples:\n  sluice approve g_7Kx2pQ\n  sluice approve g_7Kx2pQ --reason 'ticket OPS-12'"
+        after_help = "Examples:\n  sluice approve g_7Kx2pQ\n  sluice approve g_7Kx2pQ --reason 'ticket OPS-12'\n  sluice approve s_3fQ9LmT          # a held statement: it runs now in its session"
     )]
     Approve(DecisionArgs),
-    /// Deny a pending request; the reason is shown to the requester.
-    #[command(after_help = "Example:\n  sluice deny g_7Kx2pQ --reason 'not during the freeze'")]
+    /// Deny a pending request, or a statement held in a live session (an `s_…` id); the reason
+    /// is shown to the requester.
+    #[command(
+        after_help = "Examples:\n  sluice deny g_7Kx2pQ --reason 'not during the freeze'\n  sluice deny s_3fQ9LmT --reason 'use a batch job for this'"
+    )]
     Deny(DenyArgs),
     /// Print shell completions.
     Completions {
@@ -257,9 +266,9 @@ pub struct GrantRequestArgs {
 
 #[derive(Debug, Args)]
 pub struct ApprovalsArgs {
-    /// Keep running: wait for new requests and prompt for each (approve, deny or skip) on a
-    /// terminal; elsewhere, or with --output json, print each new request without prompting.
-    /// Ctrl-C stops.
+    /// Keep running: wait for new requests and held statements and prompt for each (approve,
+    /// deny or skip) on a terminal; elsewhere, or with --output json, print each new one without
+    /// prompting. Ctrl-C stops.
     #[arg(long)]
     pub watch: bool,
     /// Output format (JSON Lines with --watch).
@@ -269,7 +278,7 @@ pub struct ApprovalsArgs {
 
 #[derive(Debug, Args)]
 pub struct DecisionArgs {
-    /// The grant id (from `sluice approvals`).
+    /// The grant id (`g_…`) or held statement id (`s_…`), from `sluice approvals`.
     pub id: String,
     /// Why, for the requester and the audit trail.
     #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
@@ -281,7 +290,7 @@ pub struct DecisionArgs {
 
 #[derive(Debug, Args)]
 pub struct DenyArgs {
-    /// The grant id (from `sluice approvals`).
+    /// The grant id (`g_…`) or held statement id (`s_…`), from `sluice approvals`.
     pub id: String,
     /// Why, shown to the requester.
     #[arg(long, value_name = "TEXT", value_parser = parse_reason)]

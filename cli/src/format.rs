@@ -88,15 +88,16 @@ fn utc(secs: u64) -> Option<DateTime<chrono::Utc>> {
 }
 
 /// Text from elsewhere made safe for a terminal: control characters (escape sequences, carriage
-/// returns, new lines) are shown as `\u{..}` instead of being interpreted.
+/// returns, new lines) and invisible characters that change how the rest reads (bidirectional
+/// overrides, zero-width characters) are shown as `\u{..}` instead of being interpreted.
 pub fn clean(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    if !s.chars().any(unsafe_char) {
         return Cow::Borrowed(s);
     }
     Cow::Owned(
         s.chars()
             .map(|c| {
-                if c.is_control() {
+                if unsafe_char(c) {
                     c.escape_unicode().to_string()
                 } else {
                     c.to_string()
@@ -104,6 +105,22 @@ pub fn clean(s: &str) -> Cow<'_, str> {
             })
             .collect(),
     )
+}
+
+/// Characters a terminal would act on, or that would make the text read differently from what
+/// it is: controls, and the invisible bidi and zero-width ones ("Trojan Source" tricks, which
+/// matter most in SQL an approver is asked to let run).
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
 }
 
 /// At most `max` characters of `s` (cleaned), ending in `…` when cut.
@@ -189,6 +206,13 @@ mod tests {
             clean("ok\x1b[2J\r\nApproved"),
             "ok\\u{1b}[2J\\u{d}\\u{a}Approved"
         );
+        // A right-to-left override would make `where id = 1` display as something else.
+        assert_eq!(
+            clean("where a = 1 \u{202e}-- x"),
+            "where a = 1 \\u{202e}-- x"
+        );
+        assert_eq!(clean("a\u{200b}b\u{feff}"), "a\\u{200b}b\\u{feff}");
+        assert_eq!(clean("héllo 日本"), "héllo 日本");
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
         assert_eq!(truncate("ab cdef", 4), "ab…");

@@ -1,13 +1,23 @@
-//! How grants and approval requests read to a person: a grant's state in one line, the TTL with
-//! its cap, the requester as an approver needs to judge them, and the `grant list` table.
-//! Pure (the clock is passed in) and unit-tested; commands only choose where the text goes.
-//! Every string that came from the broker is [`clean`]ed first.
+//! How grants, approval requests and held statements read to a person: a grant's state in one
+//! line, the TTL with its cap, the requester as an approver needs to judge them, the SQL a
+//! session is waiting to run, and the `grant list` table. Pure (the clock is passed in) and
+//! unit-tested; commands only choose where the text goes. Every string that came from the broker
+//! is [`clean`]ed first.
 
 use crate::format::{self, clean};
-use sluice_shared::grants::{ApprovalRule, Grant, GrantState, Requester};
+use sluice_shared::grants::{
+    ApprovalRule, Grant, GrantState, HoldDecision, Requester, StatementHold,
+};
 
 /// Longest reason shown in a table cell.
 const REASON_WIDTH: usize = 40;
+/// Most characters of a held statement's SQL shown in text; the JSON output has all of it.
+const SQL_MAX_CHARS: usize = 2_000;
+/// Most lines of a held statement's SQL shown in text.
+const SQL_MAX_LINES: usize = 20;
+/// Where a block's values start: `  requester  ` is 13 columns. Continuation lines of the SQL
+/// are indented this far, so nothing in the SQL can pass for a field or a new block.
+const VALUE_INDENT: &str = "             ";
 
 /// Approvals so far, and how many are needed.
 pub fn votes(grant: &Grant) -> (usize, u32) {
@@ -141,6 +151,139 @@ pub fn request_block(grant: &Grant, now: u64) -> String {
     out.push_str(&asked);
     out.push('\n');
     out
+}
+
+/// What `sluice approvals` shows for one statement held in a live session.
+///
+/// ```text
+/// s_3fQ9: a statement in alice's session on pg-main (role write, grant g_7Kx2)
+///   rule       approve-deletes: deletes need a second pair of eyes
+///   requester  alice (a person, logged in through corp; groups: dba)
+///   held       12s ago; denied automatically in 4m48s if undecided
+///   sql        delete from orders where created_at < now() - interval '5 years'
+/// ```
+pub fn statement_block(hold: &StatementHold, now: u64) -> String {
+    let mut out = format!(
+        "{}: a statement in {}'s session on {} (role {}, grant {})\n",
+        clean(&hold.id),
+        clean(&hold.requester.subject),
+        clean(&hold.resource),
+        clean(&hold.role),
+        clean(&hold.grant),
+    );
+    let rule = if hold.reason.trim().is_empty() {
+        clean(&hold.rule).into_owned()
+    } else {
+        format!("{}: {}", clean(&hold.rule), clean(&hold.reason))
+    };
+    out.push_str(&format!("  rule       {rule}\n"));
+    out.push_str(&format!("  requester  {}\n", requester(&hold.requester)));
+    if let Some(ci) = ci_claims(&hold.requester) {
+        out.push_str(&format!("  ci         {ci}\n"));
+    }
+    // Exact to the second: holds time out in minutes, and the person in psql is waiting.
+    let timeout = if hold.expires_at > now {
+        format!(
+            "denied automatically in {} if undecided",
+            format::duration(hold.expires_at - now)
+        )
+    } else {
+        "its time is up: it is being denied".to_string()
+    };
+    out.push_str(&format!(
+        "  held       {}; {timeout}\n",
+        format::ago(hold.created_at, now)
+    ));
+    let sql = sql_text(&hold.sql);
+    for (i, line) in sql.lines.iter().enumerate() {
+        let label = if i == 0 {
+            "  sql        "
+        } else {
+            VALUE_INDENT
+        };
+        out.push_str(label);
+        out.push_str(line);
+        out.push('\n');
+    }
+    if let Some(cut) = sql.cut {
+        out.push_str(&format!("  cut        {cut}\n"));
+    }
+    out
+}
+
+/// SQL as a block shows it: one cleaned string per line, and what was left out.
+#[derive(Debug, PartialEq, Eq)]
+struct SqlText {
+    /// The lines shown, control characters escaped.
+    lines: Vec<String>,
+    /// Present when the SQL was too long to show whole: how much was left out.
+    cut: Option<String>,
+}
+
+/// Splits `sql` into lines (on `\n` only: a `\r` is shown, as it is part of what runs) and
+/// keeps at most [`SQL_MAX_LINES`] lines and [`SQL_MAX_CHARS`] characters of the original text.
+/// Trailing new lines are left out; they change nothing about what runs.
+fn sql_text(sql: &str) -> SqlText {
+    let sql = sql.trim_end_matches('\n');
+    if sql.is_empty() {
+        return SqlText {
+            lines: vec!["(empty)".to_string()],
+            cut: None,
+        };
+    }
+    let total_chars = sql.chars().count();
+    let total_lines = sql.split('\n').count();
+    let mut lines = Vec::new();
+    // Characters of the original shown so far, counting the new lines between shown lines.
+    let mut shown = 0;
+    for line in sql.split('\n') {
+        if lines.len() == SQL_MAX_LINES || shown >= SQL_MAX_CHARS {
+            break;
+        }
+        let len = line.chars().count();
+        let room = SQL_MAX_CHARS - shown;
+        if len <= room {
+            lines.push(clean(line).into_owned());
+            shown += len + 1;
+        } else {
+            let part: String = line.chars().take(room).collect();
+            lines.push(clean(&part).into_owned());
+            shown += room;
+            break;
+        }
+    }
+    // The last shown line's new line was counted but is not part of the text when nothing
+    // follows it.
+    let shown = shown.min(total_chars);
+    let left_chars = total_chars - shown;
+    let left_lines = total_lines - lines.len();
+    let cut = (left_chars > 0).then(|| {
+        let lines_note = match left_lines {
+            0 => String::new(),
+            n => format!(" ({})", count(n, "more line")),
+        };
+        format!(
+            "{}{lines_note} not shown; `sluice approvals --output json` prints the whole statement",
+            count(left_chars, "more character")
+        )
+    });
+    SqlText { lines, cut }
+}
+
+/// `1 more line`, `3 more lines`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The answer to deciding a held statement: `approved s_1; it runs now in alice's session`,
+/// `denied s_1`. `whose` is the session's owner when known (`sluice approvals --watch`).
+pub fn hold_decision(decided: &HoldDecision, whose: Option<&str>) -> String {
+    let id = clean(&decided.id);
+    match (decided.approved, whose) {
+        (true, Some(who)) => format!("approved {id}; it runs now in {}'s session", clean(who)),
+        (true, None) => format!("approved {id}; it runs now in its session"),
+        (false, _) => format!("denied {id}"),
+    }
 }
 
 /// `14:32 (in 2h)`.
@@ -474,6 +617,172 @@ mod tests {
         assert!(line.ends_with("(in 1h00m)"), "{line}");
         g.state = GrantState::Denied;
         assert_eq!(decision(&g, false, NOW), "denied g_7Kx2");
+    }
+
+    fn hold(sql: &str) -> StatementHold {
+        StatementHold {
+            id: "s_3fQ9".into(),
+            requester: Requester {
+                groups: vec!["dba".into()],
+                ..person()
+            },
+            resource: "pg-main".into(),
+            role: "write".into(),
+            grant: "g_7Kx2".into(),
+            sql: sql.into(),
+            rule: "approve-deletes".into(),
+            reason: "deletes need a second pair of eyes".into(),
+            approvers: vec!["dba-leads".into()],
+            created_at: NOW - 12,
+            expires_at: NOW + 4 * 60 + 48,
+        }
+    }
+
+    #[test]
+    fn a_held_statement_shows_whose_session_the_rule_and_the_sql() {
+        assert_eq!(
+            statement_block(
+                &hold("delete from orders where created_at < now() - interval '5 years'"),
+                NOW
+            ),
+            "s_3fQ9: a statement in alice's session on pg-main (role write, grant g_7Kx2)\n\
+             \x20 rule       approve-deletes: deletes need a second pair of eyes\n\
+             \x20 requester  alice (a person, logged in through corp; groups: dba)\n\
+             \x20 held       12s ago; denied automatically in 4m48s if undecided\n\
+             \x20 sql        delete from orders where created_at < now() - interval '5 years'\n"
+        );
+        let mut late = hold("delete from orders");
+        late.expires_at = NOW - 1;
+        late.reason = String::new();
+        let block = statement_block(&late, NOW);
+        assert!(block.contains("  rule       approve-deletes\n"), "{block}");
+        assert!(
+            block.contains("  held       12s ago; its time is up: it is being denied\n"),
+            "{block}"
+        );
+    }
+
+    #[test]
+    fn multi_line_sql_is_indented_under_its_first_line() {
+        let block = statement_block(
+            &hold("delete from orders\n\nwhere id in (\n  select id from old\n);\n"),
+            NOW,
+        );
+        assert!(
+            block.ends_with(
+                "  sql        delete from orders\n\
+                 \x20            \n\
+                 \x20            where id in (\n\
+                 \x20              select id from old\n\
+                 \x20            );\n"
+            ),
+            "{block}"
+        );
+        // The empty line inside the statement does not end the block.
+        assert!(!block.contains("\n\n"), "{block}");
+    }
+
+    #[test]
+    fn hostile_sql_is_shown_escaped_and_cannot_forge_fields() {
+        let block = statement_block(
+            &hold("select 1; \x1b[2K\r-- harmless\r\n  held       approved by security\u{202e}"),
+            NOW,
+        );
+        assert!(!block.contains('\x1b') && !block.contains('\r'), "{block}");
+        assert!(!block.contains('\u{202e}'), "{block}");
+        assert!(
+            block.contains("  sql        select 1; \\u{1b}[2K\\u{d}-- harmless\\u{d}\n"),
+            "{block}"
+        );
+        // Every SQL line stays indented as a value, so it cannot pass for a `held` field.
+        assert!(
+            block.ends_with("\n             \x20 held       approved by security\\u{202e}\n"),
+            "{block}"
+        );
+        assert_eq!(block.matches("\n  held ").count(), 1, "{block}");
+        let mut header = hold("select 1");
+        header.requester.subject = "mallory\n  rule       fine".into();
+        let block = statement_block(&header, NOW);
+        assert!(
+            block.starts_with("s_3fQ9: a statement in mallory\\u{a}  rule "),
+            "{block}"
+        );
+    }
+
+    #[test]
+    fn long_sql_is_cut_with_a_note_of_how_much() {
+        // 30 lines of 9 characters: 20 are shown, and the note counts the rest.
+        let sql: Vec<String> = (0..30).map(|i| format!("select {i:02}")).collect();
+        let text = sql_text(&sql.join("\n"));
+        assert_eq!(text.lines.len(), SQL_MAX_LINES);
+        assert_eq!(text.lines[19], "select 19");
+        assert_eq!(
+            text.cut.as_deref(),
+            Some(
+                "99 more characters (10 more lines) not shown; \
+                 `sluice approvals --output json` prints the whole statement"
+            )
+        );
+        // One line of 2,500 characters: 2,000 are shown.
+        let text = sql_text(&"x".repeat(2_500));
+        assert_eq!(text.lines, ["x".repeat(SQL_MAX_CHARS)]);
+        assert!(
+            text.cut
+                .as_deref()
+                .is_some_and(|c| c.starts_with("500 more characters not shown;")),
+            "{:?}",
+            text.cut
+        );
+        // Cut inside the third line of three (new lines count: 999 + 1 + 998 + 1 + 1 = 2,000).
+        let long = format!(
+            "{}\n{}\n{}",
+            "a".repeat(999),
+            "b".repeat(998),
+            "c".repeat(100)
+        );
+        let text = sql_text(&long);
+        assert_eq!(text.lines.len(), 3);
+        assert_eq!(text.lines[2], "c");
+        assert!(
+            text.cut
+                .as_deref()
+                .is_some_and(|c| c.starts_with("99 more characters not shown;")),
+            "{:?}",
+            text.cut
+        );
+        // Exactly at the limits: nothing is cut.
+        let exact: Vec<&str> = vec!["y"; SQL_MAX_LINES];
+        assert_eq!(sql_text(&exact.join("\n")).cut, None);
+        assert_eq!(sql_text(&"z".repeat(SQL_MAX_CHARS)).cut, None);
+        assert_eq!(sql_text("select 1\n").lines, ["select 1"]);
+        assert_eq!(sql_text("").lines, ["(empty)"]);
+        // The note is its own field in the block.
+        let block = statement_block(&hold(&"x".repeat(2_001)), NOW);
+        assert!(
+            block.contains("\n  cut        1 more character not shown;"),
+            "{block}"
+        );
+    }
+
+    #[test]
+    fn hold_decisions_say_whether_it_runs() {
+        let approved = HoldDecision {
+            id: "s_3fQ9".into(),
+            approved: true,
+        };
+        assert_eq!(
+            hold_decision(&approved, Some("alice")),
+            "approved s_3fQ9; it runs now in alice's session"
+        );
+        assert_eq!(
+            hold_decision(&approved, None),
+            "approved s_3fQ9; it runs now in its session"
+        );
+        let denied = HoldDecision {
+            approved: false,
+            ..approved
+        };
+        assert_eq!(hold_decision(&denied, Some("alice")), "denied s_3fQ9");
     }
 
     #[test]

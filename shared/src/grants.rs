@@ -8,6 +8,7 @@
 //! POST /v1/grants/{id}/approve         Decision -> Grant                  one approver's yes
 //! POST /v1/grants/{id}/deny            Decision -> Grant                  one approver's no (reason required)
 //! GET  /v1/approvals?wait=25&version=V -> ApprovalQueue                   pending requests I may decide
+//! POST /v1/holds/{id}/approve|deny     Decision -> HoldDecision           a statement held in a session
 //! ```
 //!
 //! Long-polls (`wait`, seconds, at most [`MAX_WAIT_SECS`]) answer as soon as something changed
@@ -222,4 +223,47 @@ pub struct ApprovalQueue {
     pub version: u64,
     /// Pending grants the caller may decide and has not voted on, oldest first.
     pub pending: Vec<Grant>,
+    /// Statements held inside live sessions that the caller may decide, oldest first.
+    #[serde(default)]
+    pub statements: Vec<StatementHold>,
+}
+
+/// Path prefix of held statements: `POST /v1/holds/{id}/approve|deny` with a [`Decision`].
+pub const HOLDS_PATH: &str = "/v1/holds";
+
+/// One statement held for approval inside a live session. Ids start with `s_` (grants with
+/// `g_`), so `sluice approve ID` knows which to call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementHold {
+    /// Hold id (`s_` + random).
+    pub id: String,
+    /// Whose session it is.
+    pub requester: Requester,
+    /// Resource of the session.
+    pub resource: String,
+    /// Role the session runs under.
+    pub role: String,
+    /// The grant the session rides on.
+    pub grant: String,
+    /// The exact SQL text, as the client sent it.
+    pub sql: String,
+    /// The guardrail rule that asked for approval.
+    pub rule: String,
+    /// Why the rule holds it.
+    pub reason: String,
+    /// Groups whose members may decide.
+    pub approvers: Vec<String>,
+    /// When it was held.
+    pub created_at: u64,
+    /// When it is denied if nobody decides.
+    pub expires_at: u64,
+}
+
+/// The answer to a decision on a held statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldDecision {
+    /// Hold id.
+    pub id: String,
+    /// `true` approved (the statement runs now), `false` denied.
+    pub approved: bool,
 }

@@ -14,8 +14,9 @@ impl Config {
     /// Checks every referenced file and environment variable; empty when all is in place.
     ///
     /// Checked: the TLS certificate, key and CA, the token signing key, each target's CA and
-    /// `file:` credential (readable), each `env:` credential (set, non-empty), and the directory
-    /// of the SQLite database (exists), and each identity issuer's `jwks_file` (readable).
+    /// `file:` credential (readable), each `env:` credential (set, non-empty), each masking
+    /// profile's `key` (like a credential), the directory of the SQLite database (exists), and
+    /// each identity issuer's `jwks_file` (readable).
     pub fn check_environment(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         let check_file = |errors: &mut Vec<ConfigError>, path: &Located<PathBuf>| {
@@ -39,6 +40,16 @@ impl Config {
                 if let Err(error) = spec.password.value.resolve() {
                     errors.push(spec.password.error(error.to_string()));
                 }
+            }
+        }
+        for key in self
+            .policy
+            .masking
+            .iter()
+            .filter_map(|profile| profile.key.as_ref())
+        {
+            if let Err(error) = key.value.resolve() {
+                errors.push(key.error(error.to_string()));
             }
         }
         let jwks_sources = self

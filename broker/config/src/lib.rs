@@ -4,8 +4,9 @@
 //! positioned YAML nodes (`tree.rs`, built from yaml-rust2's marked events rather than serde so
 //! that every value keeps its line and column), the schema (`schema.rs`) walks that tree with
 //! error-collecting readers (`extract.rs`) and builds the model (`model.rs`, `policy.rs`,
-//! `credential.rs`); the `identity` and `policy` sections have their readers in `identity.rs` and
-//! `policy_schema.rs`. Every problem is reported at once, as `file:line:col: key.path: message`.
+//! `credential.rs`, `profiles.rs`); the `identity` and `policy` sections have their readers in
+//! `identity.rs` and `policy_schema.rs`, the guardrail and masking profiles in
+//! `profile_schema.rs`. Every problem is reported at once, as `file:line:col: key.path: message`.
 //! [`Policy::decide`], [`may_decide`] and [`tally`] then evaluate requests and votes against the
 //! loaded policy, purely.
 //!
@@ -22,6 +23,8 @@ mod location;
 mod model;
 mod policy;
 mod policy_schema;
+mod profile_schema;
+mod profiles;
 mod schema;
 mod starter;
 mod tree;
@@ -41,6 +44,10 @@ pub use model::{
 pub use policy::{
     Approval, ApprovalOverride, Decision, Grantable, Policy, Principal, Refusal, RefusalKind, Role,
     Rule, Tally, glob_match, may_decide, subject_match, tally,
+};
+pub use profiles::{
+    ColumnMaskSpec, DetectorKind, DetectorSpec, GuardAction, GuardBase, GuardRuleSpec,
+    GuardrailProfile, GuardrailsRef, MaskStyle, MaskingProfile,
 };
 pub use starter::{StarterOptions, starter_config};
 

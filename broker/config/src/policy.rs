@@ -19,14 +19,20 @@ use std::time::Duration;
 
 use crate::location::Location;
 use crate::model::Resource;
+use crate::profiles::{GuardrailProfile, GuardrailsRef, MaskingProfile};
 
-/// The roles and the ordered rule list.
+/// The roles, the ordered rule list, and the profiles roles refer to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     /// What a grant may allow and how it is obtained, in file order; names are unique.
     pub roles: Vec<Role>,
     /// Rules in file order: the first match wins, so order is meaningful.
     pub rules: Vec<Rule>,
+    /// Statement guardrail profiles (`policy.guardrails`), in file order; names are unique and
+    /// never a built-in's. A profile no role names is allowed.
+    pub guardrails: Vec<GuardrailProfile>,
+    /// Masking profiles (`policy.masking`), in file order; names are unique.
+    pub masking: Vec<MaskingProfile>,
 }
 
 /// What a grant allows on a resource, for how long, and whether someone must agree first.
@@ -42,9 +48,12 @@ pub struct Role {
     pub default_ttl: Duration,
     /// Who must agree before a grant starts; `None` grants at once. A rule may override it.
     pub approval: Option<Approval>,
-    /// Name of the statement guardrail profile; carried, not yet enforced.
-    pub guardrails: Option<String>,
-    /// Name of the masking profile; carried, not yet enforced.
+    /// What sessions of this role may run: a built-in profile or one under
+    /// `policy.guardrails` (always defined in a loaded configuration). `None` sets no statement
+    /// guardrails: the database account's own privileges are the limit.
+    pub guardrails: Option<GuardrailsRef>,
+    /// The name of the masking profile under `policy.masking` (always defined in a loaded
+    /// configuration) applied to what sessions of this role see; `None` masks nothing.
     pub masking: Option<String>,
     /// Where the role is written, for messages about it.
     pub location: Location,
@@ -222,6 +231,17 @@ impl Policy {
     /// The rule with this name, if defined (to show where a decision's rule is written).
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|rule| rule.name == name)
+    }
+
+    /// The guardrail profile with this name under `policy.guardrails`, if defined; built-ins
+    /// are not profiles here (see [`GuardrailsRef`]).
+    pub fn guardrail_profile(&self, name: &str) -> Option<&GuardrailProfile> {
+        self.guardrails.iter().find(|profile| profile.name == name)
+    }
+
+    /// The masking profile with this name, if defined.
+    pub fn masking_profile(&self, name: &str) -> Option<&MaskingProfile> {
+        self.masking.iter().find(|profile| profile.name == name)
     }
 
     /// The first rule that applies to `subject` or one of `groups` and covers the resource

@@ -4,19 +4,22 @@
 //! the section is only built when there were none. Roles are read first, wherever they are
 //! written, so rules can be checked against them. Cross-checks: a role's `default_ttl` is not
 //! above its `max_ttl`; a rule names who (`subjects` or `groups`) and what (`resources` or
-//! `labels`); plain resource names exist; every role a rule lists is defined. Names are checked
-//! against everything written under `resources` and `policy.roles`, valid or not, so one broken
-//! role or resource is reported once rather than again by every rule that names it.
+//! `labels`); plain resource names exist; every role a rule lists is defined; a role's
+//! `guardrails` is a built-in or a profile and its `masking` a profile (those sections are read
+//! by `profile_schema.rs`, before the roles). Names are checked against everything written under
+//! `resources`, `policy.roles`, `policy.guardrails` and `policy.masking`, valid or not, so one
+//! broken definition is reported once rather than again by everything that names it.
 
 use std::time::Duration;
 
 use crate::extract::{Cx, Item, join_key, suggest};
 use crate::location::Located;
 use crate::policy::{Approval, ApprovalOverride, Policy, Role, Rule, is_glob};
+use crate::profile_schema::{self, ProfileNames};
 use crate::schema::{duration, is_resource_name_char, labels, optional};
 use crate::tree::NodeKind;
 
-const POLICY_KEYS: &[&str] = &["roles", "rules"];
+const POLICY_KEYS: &[&str] = &["guardrails", "masking", "roles", "rules"];
 const ROLE_KEYS: &[&str] = &[
     "description",
     "max_ttl",
@@ -42,13 +45,14 @@ const DEFAULT_ROLE_TTL: Duration = Duration::from_secs(60 * 60);
 /// How long a request waits for its approvers before it expires.
 const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
-/// The role names written under `policy.roles`, as far as rules can be checked against them.
+/// The names written under a section of name-keyed definitions (`policy.roles`,
+/// `policy.guardrails`, `policy.masking`), as far as references can be checked against them.
 #[derive(Debug)]
-enum RoleNames {
-    /// `policy.roles` is not written at all.
+pub(crate) enum Names {
+    /// The section is not written at all.
     Absent,
-    /// `policy.roles` is written but is not a mapping (already reported): rules are not checked
-    /// against it, which would only repeat that error.
+    /// The section is written but is not a mapping (already reported): references are not
+    /// checked against it, which would only repeat that error.
     Unreadable,
     /// Every name written, valid or not.
     Written(Vec<String>),
@@ -61,9 +65,21 @@ pub(crate) fn policy(
     resource_names: &[String],
 ) -> Option<Policy> {
     let fields = cx.fields(item, POLICY_KEYS)?;
+    let (guardrails, guardrail_names) = match fields.entry("guardrails") {
+        Some(item) => profile_schema::guardrails(cx, &item),
+        None => (Some(Vec::new()), Names::Absent),
+    };
+    let (masking, masking_names) = match fields.entry("masking") {
+        Some(item) => profile_schema::masking(cx, &item),
+        None => (Some(Vec::new()), Names::Absent),
+    };
+    let profiles = ProfileNames {
+        guardrails: guardrail_names,
+        masking: masking_names,
+    };
     let (roles, role_names) = match fields.entry("roles") {
-        Some(item) => roles(cx, &item),
-        None => (Some(Vec::new()), RoleNames::Absent),
+        Some(item) => roles(cx, &item, &profiles),
+        None => (Some(Vec::new()), Names::Absent),
     };
     let rules = match fields.entry("rules") {
         None => Some(Vec::new()),
@@ -84,40 +100,42 @@ pub(crate) fn policy(
     Some(Policy {
         roles: roles?,
         rules: rules?,
+        guardrails: guardrails?,
+        masking: masking?,
     })
 }
 
 /// Reads every role, and returns the names written for checking rules.
-fn roles(cx: &mut Cx<'_>, item: &Item<'_>) -> (Option<Vec<Role>>, RoleNames) {
+fn roles(cx: &mut Cx<'_>, item: &Item<'_>, profiles: &ProfileNames) -> (Option<Vec<Role>>, Names) {
     let Some(fields) = cx.mapping(
         item,
         "a mapping of role names to roles, e.g. {read: {max_ttl: 8h}}",
     ) else {
-        return (None, RoleNames::Unreadable);
+        return (None, Names::Unreadable);
     };
     let mut names = Vec::new();
     let mut roles = Some(Vec::new());
     for (name, item) in fields.all() {
         names.push(name.to_owned());
-        let role = role(cx, name, &item);
+        let role = role(cx, name, &item, profiles);
         roles = roles.zip(role).map(|(mut all, one)| {
             all.push(one);
             all
         });
     }
-    (roles, RoleNames::Written(names))
+    (roles, Names::Written(names))
 }
 
 /// `[a-z0-9][a-z0-9-_]{0,62}`: resource names without the dot, so a role can follow a resource
-/// name after a dot in messages and identifiers without ambiguity.
-fn is_role_name(name: &str) -> bool {
+/// name after a dot in messages and identifiers without ambiguity. Profile names follow it too.
+pub(crate) fn is_role_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.len() <= 63
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'))
 }
 
-fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>) -> Option<Role> {
+fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -> Option<Role> {
     let name_ok = is_role_name(name);
     if !name_ok {
         cx.invalid(
@@ -147,8 +165,12 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>) -> Option<Role> {
         }
         Some(item) => approval(cx, &item).map(Some),
     };
-    let guardrails = optional(fields.optional("guardrails"), |item| cx.text(item));
-    let masking = optional(fields.optional("masking"), |item| cx.text(item));
+    let guardrails = optional(fields.optional("guardrails"), |item| {
+        profile_schema::guardrails_ref(cx, item, &profiles.guardrails)
+    });
+    let masking = optional(fields.optional("masking"), |item| {
+        profile_schema::masking_ref(cx, item, &profiles.masking)
+    });
     let max_ttl = max_ttl?;
     let default_ttl = match (default_ttl?, &default_item) {
         (Some(default), Some(default_item)) if default > max_ttl => {
@@ -260,7 +282,7 @@ fn rule(
     cx: &mut Cx<'_>,
     item: &Item<'_>,
     resource_names: &[String],
-    role_names: &RoleNames,
+    role_names: &Names,
     seen: &mut Vec<(String, usize)>,
 ) -> Option<Rule> {
     let fields = cx.fields(item, RULE_KEYS)?;
@@ -372,23 +394,23 @@ fn rule(
 }
 
 /// The values of located strings, once their locations have served for errors.
-fn values(list: Vec<Located<String>>) -> Vec<String> {
+pub(crate) fn values(list: Vec<Located<String>>) -> Vec<String> {
     list.into_iter().map(|item| item.value).collect()
 }
 
 /// A role a rule lists must be defined under `policy.roles`.
-fn check_role(role: &str, role_names: &RoleNames) -> Result<(), String> {
+fn check_role(role: &str, role_names: &Names) -> Result<(), String> {
     match role_names {
-        RoleNames::Unreadable => Ok(()),
-        RoleNames::Absent => Err(format!(
+        Names::Unreadable => Ok(()),
+        Names::Absent => Err(format!(
             "no role named \"{role}\": policy.roles is missing; define it there, e.g. \
              roles: {{{role}: {{max_ttl: 8h}}}}"
         )),
-        RoleNames::Written(names) if names.iter().any(|name| name == role) => Ok(()),
-        RoleNames::Written(names) if names.is_empty() => Err(format!(
+        Names::Written(names) if names.iter().any(|name| name == role) => Ok(()),
+        Names::Written(names) if names.is_empty() => Err(format!(
             "no role named \"{role}\": policy.roles defines none"
         )),
-        RoleNames::Written(names) => Err(match suggest(role, names.iter().map(String::as_str)) {
+        Names::Written(names) => Err(match suggest(role, names.iter().map(String::as_str)) {
             Some(close) => {
                 format!("no role named \"{role}\" in policy.roles; did you mean \"{close}\"?")
             }

@@ -396,7 +396,7 @@ fn postgres(cx: &mut Cx<'_>, fields: &Fields<'_>, address: Option<String>) -> Op
     let user = cx.required(fields, "user").and_then(|item| cx.text(&item));
     let password = cx
         .required(fields, "password")
-        .and_then(|item| password(cx, &item));
+        .and_then(|item| credential(cx, &item));
     let tls = optional(fields.optional("tls"), |item| target_tls(cx, item));
     Some(PostgresSpec {
         address: address?,
@@ -407,12 +407,16 @@ fn postgres(cx: &mut Cx<'_>, fields: &Fields<'_>, address: Option<String>) -> Op
     })
 }
 
-fn password(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<crate::location::Located<CredentialRef>> {
+/// A credential reference (`env:NAME` or `file:PATH`): a resource's password, a masking key.
+pub(crate) fn credential(
+    cx: &mut Cx<'_>,
+    item: &Item<'_>,
+) -> Option<crate::location::Located<CredentialRef>> {
     let text = cx.text(item)?;
     match CredentialRef::parse(text.trim(), cx.base) {
         Ok(credential) => Some(cx.located(item, credential)),
         Err(why) => {
-            // `why` never includes the text: it is probably the password itself.
+            // `why` never includes the text: it is probably the secret itself.
             cx.invalid(item, why);
             None
         }

@@ -1,10 +1,10 @@
 //! The commented starter configuration that `sluiced init` writes.
 //!
 //! It is the first documentation most operators read, so every key is explained where it is set,
-//! and the resource and rule examples sit commented out in place, ready to be uncommented. Two
-//! roles (`read`, granted at once, and `write`, after approval) are written live: a role grants
-//! nothing until a rule names it. The template must always load with [`crate::parse`], as written
-//! and with its examples uncommented; tests hold it to both.
+//! and the resource, rule and profile examples sit commented out in place, ready to be
+//! uncommented. Two roles (`read`, granted at once, and `write`, after approval) are written
+//! live: a role grants nothing until a rule names it. The template must always load with
+//! [`crate::parse`], as written and with its examples uncommented; tests hold it to both.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -126,6 +126,8 @@ policy:
       description: Read-only queries
       max_ttl: 8h                      # longer requests are capped to this
       default_ttl: 1h                  # when a request names no TTL; at most max_ttl
+      # guardrails: analyst            # a profile below, or read-only, guarded-write, admin
+      # masking: pii                   # a masking profile below
       # without approval, granted at once
     write:
       description: Changes, once a DBA lead agrees
@@ -150,6 +152,34 @@ policy:
     #   resources: [pg-main]
     #   roles: [write]
     #   approval: none                 # replaces the role's approval: a CI job cannot wait
+  # What a session may run (docs/guardrails.md). A role's guardrails names a built-in
+  # (read-only, guarded-write or admin) or one of these profiles, which extend a built-in
+  # with rules checked first, in order; the first rule that matches a statement wins.
+  # guardrails:
+  #   analyst:
+  #     base: read-only                # read-only, guarded-write or admin
+  #     approvers: [dba-leads]         # who may release held statements; default the role's
+  #     approval_timeout: 5m           # a held statement nobody decides in time is denied
+  #     rules:
+  #       - name: no-payroll           # unique in the profile; named in the audit trail
+  #         action: block              # block, or approve to hold until an approver decides
+  #         tables: ["payroll.*"]      # also classes, schemas, functions, commands, pattern
+  #         message: Payroll is off limits here; ask the DBA team
+  #       - name: hold-drops
+  #         action: approve
+  #         commands: [DROP TABLE, TRUNCATE]
+  # Which values a session sees (docs/masking.md). A role's masking names one of these.
+  # masking:
+  #   pii:
+  #     key: env:SLUICE_MASK_KEY       # keys the hash style; env:NAME or file:PATH
+  #     columns:                       # whole columns, by name
+  #       - name: emails               # unique in the profile; audit counts name it
+  #         column: "*.email"          # column, table.column, schema.table.column or re:REGEX
+  #         style: hash                # redact, last4 or hash (equal values stay equal)
+  #     detectors:                     # values found anywhere, whatever the column
+  #       - name: cards
+  #         detector: card             # card, email, ssn, iban, phone or secret
+  #         style: last4
 "#
     )
 }

@@ -7,6 +7,7 @@ mod identity;
 mod model;
 mod policy;
 mod policy_config;
+mod profiles;
 mod robustness;
 mod starter;
 

@@ -37,6 +37,8 @@ pub struct AppState {
     pub revocations: Arc<Revocations>,
     /// Grants and approvals.
     pub grants: Arc<Grants>,
+    /// Statements held for approval in live sessions.
+    pub holds: Arc<crate::holds::Holds>,
 }
 
 /// An [`ApiError`] as an HTTP response with the code's status and a JSON body.

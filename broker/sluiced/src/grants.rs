@@ -47,7 +47,7 @@ pub struct Grants {
     /// Lease of every active grant, by id; ending one closes every tunnel using it.
     leases: Mutex<HashMap<String, Arc<LeaseHandle>>>,
     /// Bumped on every change; long-polls wait for it to move.
-    changes: watch::Sender<u64>,
+    changes: Arc<watch::Sender<u64>>,
 }
 
 /// How the caller of a grant long-poll last saw the grant; the poll answers once the grant
@@ -90,12 +90,17 @@ impl Grants {
             config,
             leases: Mutex::new(HashMap::new()),
             // Random per start, so a watcher that reconnects after a restart sees a change.
-            changes: watch::channel(rand::random::<u64>()).0,
+            changes: Arc::new(watch::channel(rand::random::<u64>()).0),
         });
         for grant in grants.store.live().await? {
             grants.schedule(&grant);
         }
         Ok(grants)
+    }
+
+    /// The version channel: anything long-polls wait on (held statements too) bumps it.
+    pub fn changes(&self) -> Arc<watch::Sender<u64>> {
+        Arc::clone(&self.changes)
     }
 
     /// The current change version.
@@ -298,7 +303,11 @@ impl Grants {
                 && !grant.votes.iter().any(|v| v.approver == who.subject)
         });
         pending.reverse();
-        Ok(ApprovalQueue { version, pending })
+        Ok(ApprovalQueue {
+            version,
+            pending,
+            statements: Vec::new(),
+        })
     }
 
     /// One approver's yes or no.

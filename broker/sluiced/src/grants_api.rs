@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use sluice_shared::grants::{
     APPROVALS_PATH, ApprovalQueue, Decision, GRANTS_PATH, Grant, GrantList, GrantRequest,
-    GrantResponse, GrantState, MAX_WAIT_SECS,
+    GrantResponse, GrantState, HOLDS_PATH, HoldDecision, MAX_WAIT_SECS,
 };
 use sluice_shared::{ApiError, ErrorCode};
 use std::time::Duration;
@@ -25,6 +25,8 @@ pub fn routes() -> axum::Router<AppState> {
         .route(&format!("{GRANTS_PATH}/{{id}}/deny"), post(deny))
         .route(&format!("{GRANTS_PATH}/{{id}}/revoke"), post(revoke))
         .route(APPROVALS_PATH, get(approvals))
+        .route(&format!("{HOLDS_PATH}/{{id}}/approve"), post(approve_hold))
+        .route(&format!("{HOLDS_PATH}/{{id}}/deny"), post(deny_hold))
 }
 
 fn body<T>(body: Result<Json<T>, JsonRejection>, shape: &str) -> Result<T, Failure> {
@@ -147,9 +149,32 @@ async fn approvals(
     Query(q): Query<ApprovalsQuery>,
 ) -> Result<Json<ApprovalQueue>, Failure> {
     let who = app.gate.identify(&headers)?;
-    Ok(Json(
-        app.grants
-            .approvals(&who, q.version, wait_of(q.wait))
-            .await?,
-    ))
+    let mut queue = app
+        .grants
+        .approvals(&who, q.version, wait_of(q.wait))
+        .await?;
+    queue.statements = app.holds.pending_for(&who);
+    Ok(Json(queue))
+}
+
+async fn approve_hold(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    decision: Result<Json<Decision>, JsonRejection>,
+) -> Result<Json<HoldDecision>, Failure> {
+    let who = app.gate.identify(&headers)?;
+    let decision = body(decision, "{\"reason\": \"...\"}")?;
+    Ok(Json(app.holds.decide(&who, &id, true, decision.reason)?))
+}
+
+async fn deny_hold(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    decision: Result<Json<Decision>, JsonRejection>,
+) -> Result<Json<HoldDecision>, Failure> {
+    let who = app.gate.identify(&headers)?;
+    let decision = body(decision, "{\"reason\": \"...\"}")?;
+    Ok(Json(app.holds.decide(&who, &id, false, decision.reason)?))
 }

@@ -5,6 +5,7 @@ mod explain;
 mod gate;
 mod grants;
 mod grants_api;
+mod holds;
 mod init;
 mod login;
 mod server;

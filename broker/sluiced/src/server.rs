@@ -60,6 +60,7 @@ pub async fn run(config: Config) -> Result<()> {
         .context("cannot load the live grants from the store")?;
     let state = AppState {
         gate: Gate::new(config.clone(), tokens, revocations.clone(), grants.clone()),
+        holds: crate::holds::Holds::new(grants.changes()),
         grants,
         cancels: CancelRegistry::default(),
         shutdown: Arc::new(LeaseHandle::new()),

@@ -38,6 +38,8 @@ policy:
       resources: [pg-prod]
       roles: [migrate]
       approval: none
+  guardrails:
+    ddl-only: {base: guarded-write}
 ";
 
 struct Fixture {

@@ -1,18 +1,25 @@
-//! `sluice approvals [--watch]`: the pending requests the caller may decide.
+//! `sluice approvals [--watch]`: the pending requests and held statements the caller may
+//! decide.
+//!
+//! Two kinds of things wait for an approver: grant requests (`g_…`, a role on a resource for a
+//! time) and statements held inside live sessions (`s_…`, one SQL statement a guardrail rule
+//! stopped until a person decides; the psql user sits waiting, and the broker denies it when its
+//! timeout passes). Both come in the one [`ApprovalQueue`] and are shown, prompted for and
+//! remembered the same way; only the decision's endpoint differs ([`super::decide`]).
 //!
 //! `--watch` long-polls `GET /v1/approvals?wait=25&version=V`: the broker answers when the
-//! queue's version moves on (a new request, a vote, a decision, an expiry, or a broker restart,
-//! which picks a new random version) or after 25 s. Each request not shown before is printed and,
-//! on a terminal, decided through a prompt; ids that left the queue are forgotten, so memory stays
-//! bounded by the queue however long the watch runs. The session token is read (and renewed) per
-//! poll, and a broker that goes away is waited for ([`crate::retry`]).
+//! queue's version moves on (a new request or held statement, a vote, a decision, an expiry, or a
+//! broker restart, which picks a new random version) or after 25 s. Each item not shown before is
+//! printed and, on a terminal, decided through a prompt; ids that left the queue are forgotten,
+//! so memory stays bounded by the queue however long the watch runs. The session token is read
+//! (and renewed) per poll, and a broker that goes away is waited for ([`crate::retry`]).
 //!
 //! The prompt is the same every time, for people and for tests that drive a terminal: a select
 //! titled `Decide ID` with `approve` (the default: Enter approves), `deny` and `skip`, in that
 //! order; `deny` then asks `Reason for denying` and will not take an empty answer.
 
-use super::decide::decide;
-use super::grant::{WAIT_SECS, checked};
+use super::decide::{HOLD_PREFIX, decide, decide_hold};
+use super::grant::{WAIT_SECS, well_formed_id};
 use crate::args::{ApprovalsArgs, GlobalArgs, Output};
 use crate::auth::session::TokenSource;
 use crate::client::Broker;
@@ -23,7 +30,7 @@ use crate::retry::Retry;
 use dialoguer::console::Term;
 use dialoguer::{Input, Select};
 use sluice_shared::ErrorCode;
-use sluice_shared::grants::{APPROVALS_PATH, ApprovalQueue, Grant};
+use sluice_shared::grants::{APPROVALS_PATH, ApprovalQueue, Grant, StatementHold};
 use std::collections::HashSet;
 use std::io::IsTerminal;
 
@@ -39,17 +46,11 @@ pub async fn run(global: &GlobalArgs, args: ApprovalsArgs) -> CliResult<u8> {
     let queue: ApprovalQueue = broker.get(APPROVALS_PATH, Some(&token)).await?;
     match args.output {
         Output::Json => super::print_json(&queue),
-        Output::Text if queue.pending.is_empty() => {
+        Output::Text if queue.pending.is_empty() && queue.statements.is_empty() => {
             eprintln!("Nothing is waiting for your decision.")
         }
         Output::Text => {
-            let now = format::now();
-            for (i, grant) in queue.pending.iter().enumerate() {
-                if i > 0 {
-                    println!();
-                }
-                print!("{}", present::request_block(grant, now));
-            }
+            print!("{}", listing(&queue, format::now()));
             eprintln!(
                 "Decide with `sluice approve ID` or `sluice deny ID --reason TEXT`, or prompt by prompt with `sluice approvals --watch`."
             );
@@ -58,20 +59,86 @@ pub async fn run(global: &GlobalArgs, args: ApprovalsArgs) -> CliResult<u8> {
     Ok(Exit::Ok as u8)
 }
 
-/// The ids already shown, limited to what is still pending.
+/// The text listing: grant requests, then held statements, a blank line between blocks.
+fn listing(queue: &ApprovalQueue, now: u64) -> String {
+    let blocks = queue
+        .pending
+        .iter()
+        .map(|g| present::request_block(g, now))
+        .chain(
+            queue
+                .statements
+                .iter()
+                .map(|h| present::statement_block(h, now)),
+        );
+    blocks.collect::<Vec<_>>().join("\n")
+}
+
+/// One thing waiting for the caller's decision.
+#[derive(Debug, Clone, Copy)]
+enum Waiting<'a> {
+    /// A statement held inside a live session (`s_…`).
+    Statement(&'a StatementHold),
+    /// A pending grant request (`g_…`).
+    Request(&'a Grant),
+}
+
+impl Waiting<'_> {
+    fn id(&self) -> &str {
+        match self {
+            Self::Statement(h) => &h.id,
+            Self::Request(g) => &g.id,
+        }
+    }
+
+    /// The id is safe to show, prompt with and put in a path, and names the right kind: a
+    /// statement id without `s_` would be routed to grants by `sluice approve`.
+    fn check(&self) -> CliResult<()> {
+        let (ok, kind) = match self {
+            Self::Statement(h) => (
+                well_formed_id(&h.id) && h.id.starts_with(HOLD_PREFIX),
+                "statement",
+            ),
+            Self::Request(g) => (well_formed_id(&g.id), "grant"),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(CliError::new(
+                Exit::Failure,
+                format!(
+                    "the broker sent a malformed {kind} id '{}'",
+                    clean(self.id())
+                ),
+            )
+            .hint("the CLI and broker versions may not match"))
+        }
+    }
+}
+
+/// The ids already shown, limited to what is still waiting. Grant and statement ids share the
+/// set: their prefixes (`g_`, `s_`) keep them apart.
 #[derive(Debug, Default)]
 struct Seen {
-    /// Ids of pending requests already printed (and prompted for).
+    /// Ids of requests and held statements already printed (and prompted for).
     ids: HashSet<String>,
 }
 
 impl Seen {
-    /// The requests in `pending` not shown before; forgets ids that are no longer pending.
-    fn fresh<'a>(&mut self, pending: &'a [Grant]) -> Vec<&'a Grant> {
-        self.ids.retain(|id| pending.iter().any(|g| &g.id == id));
-        pending
+    /// What in `queue` was not shown before; forgets ids no longer waiting. Held statements come
+    /// first: someone sits waiting in psql, and the hold is denied after minutes, not an hour.
+    fn fresh<'a>(&mut self, queue: &'a ApprovalQueue) -> Vec<Waiting<'a>> {
+        let waiting: Vec<Waiting<'a>> = queue
+            .statements
             .iter()
-            .filter(|g| self.ids.insert(g.id.clone()))
+            .map(Waiting::Statement)
+            .chain(queue.pending.iter().map(Waiting::Request))
+            .collect();
+        let current: HashSet<&str> = waiting.iter().map(|w| w.id()).collect();
+        self.ids.retain(|id| current.contains(id.as_str()));
+        waiting
+            .into_iter()
+            .filter(|w| self.ids.insert(w.id().to_string()))
             .collect()
     }
 
@@ -102,7 +169,7 @@ async fn watch(broker: &Broker, output: Output) -> CliResult<u8> {
             .map_err(|e| CliError::new(Exit::Failure, format!("cannot handle Ctrl-C: {e}")))?;
     if output == Output::Text {
         eprintln!(
-            "Watching for requests you may decide{}; Ctrl-C stops.",
+            "Watching for requests and held statements you may decide{}; Ctrl-C stops.",
             if interactive {
                 ""
             } else {
@@ -153,51 +220,90 @@ async fn watch_loop(broker: &Broker, output: Output, interactive: bool) -> CliRe
             Err(e) => return Err(e),
         };
         version = Some(queue.version);
-        for grant in seen.fresh(&queue.pending) {
-            let grant = match checked(grant.clone()) {
-                Ok(g) => g,
-                Err(e) => {
-                    eprintln!("{}", e.line());
-                    continue;
-                }
-            };
-            match output {
-                Output::Json => super::print_json(&grant),
-                Output::Text => {
+        for item in seen.fresh(&queue) {
+            if let Err(e) = item.check() {
+                eprintln!("{}", e.line());
+                continue;
+            }
+            match (output, item) {
+                (Output::Json, Waiting::Request(grant)) => super::print_json(grant),
+                (Output::Json, Waiting::Statement(hold)) => super::print_json(hold),
+                (Output::Text, Waiting::Request(grant)) => {
                     println!();
-                    print!("{}", present::request_block(&grant, format::now()));
+                    print!("{}", present::request_block(grant, format::now()));
+                }
+                (Output::Text, Waiting::Statement(hold)) => {
+                    println!();
+                    print!("{}", present::statement_block(hold, format::now()));
                 }
             }
             if !interactive {
                 continue;
             }
-            let (approve, reason) = match prompt(&grant.id).await? {
+            let id = item.id();
+            let (approve, reason) = match prompt(id).await? {
                 Choice::Approve => (true, None),
                 Choice::Deny(reason) => (false, Some(reason)),
                 Choice::Skip => {
-                    eprintln!("Skipped {}; it stays pending.", clean(&grant.id));
+                    let stays = match item {
+                        Waiting::Request(_) => "it stays pending",
+                        Waiting::Statement(_) => {
+                            "it stays held until someone else decides or it times out"
+                        }
+                    };
+                    eprintln!("Skipped {}; {stays}.", clean(id));
                     continue;
                 }
                 Choice::Quit => return Ok(()),
             };
-            match decide(broker, &tokens, &grant.id, approve, reason).await {
-                Ok(decided) => println!("{}", present::decision(&decided, approve, format::now())),
-                Err(e) if e.is(ErrorCode::Conflict) || e.is(ErrorCode::GrantNotFound) => eprintln!(
-                    "sluice: {} was decided by someone else or has expired meanwhile ({}); carrying on",
-                    clean(&grant.id),
-                    e.message
-                ),
+            match settle(broker, &tokens, item, approve, reason).await {
+                Ok(line) => println!("{line}"),
+                Err(e) if e.is(ErrorCode::Conflict) || e.is(ErrorCode::GrantNotFound) => {
+                    let gone = match item {
+                        Waiting::Request(_) => {
+                            "was decided by someone else or has expired meanwhile"
+                        }
+                        Waiting::Statement(_) => {
+                            "was decided elsewhere, timed out or its session ended"
+                        }
+                    };
+                    eprintln!("sluice: {} {gone} ({}); carrying on", clean(id), e.message)
+                }
                 Err(e) if e.is_transient() => {
                     eprintln!(
                         "sluice: your decision on {} did not reach the broker ({}); it will be shown again",
-                        clean(&grant.id),
+                        clean(id),
                         e.message
                     );
-                    seen.forget(&grant.id);
+                    seen.forget(id);
                 }
-                // Refused for this request only (e.g. approving your own); the watch goes on.
+                // Refused for this item only (e.g. approving your own); the watch goes on.
                 Err(e) => eprintln!("{}", e.line()),
             }
+        }
+    }
+}
+
+/// Sends the decision on `item` and says what it did: `approved g_1 (1 of 2); still pending`,
+/// `approved s_1; it runs now in alice's session`.
+async fn settle(
+    broker: &Broker,
+    tokens: &TokenSource,
+    item: Waiting<'_>,
+    approve: bool,
+    reason: Option<String>,
+) -> CliResult<String> {
+    match item {
+        Waiting::Request(grant) => {
+            let decided = decide(broker, tokens, &grant.id, approve, reason).await?;
+            Ok(present::decision(&decided, approve, format::now()))
+        }
+        Waiting::Statement(hold) => {
+            let decided = decide_hold(broker, tokens, &hold.id, approve, reason).await?;
+            Ok(present::hold_decision(
+                &decided,
+                Some(&hold.requester.subject),
+            ))
         }
     }
 }
@@ -252,17 +358,21 @@ mod tests {
     use super::*;
     use sluice_shared::grants::{GrantState, Requester};
 
+    fn alice() -> Requester {
+        Requester {
+            subject: "alice".into(),
+            groups: vec![],
+            auth_method: "oidc".into(),
+            provider: None,
+            ci: Default::default(),
+        }
+    }
+
     fn pending(id: &str) -> Grant {
         Grant {
             id: id.into(),
             state: GrantState::Pending,
-            requester: Requester {
-                subject: "alice".into(),
-                groups: vec![],
-                auth_method: "oidc".into(),
-                provider: None,
-                ci: Default::default(),
-            },
+            requester: alice(),
             resource: "pg-main".into(),
             role: "write".into(),
             rule: "r".into(),
@@ -280,22 +390,115 @@ mod tests {
         }
     }
 
-    fn ids(grants: Vec<&Grant>) -> Vec<&str> {
-        grants.iter().map(|g| g.id.as_str()).collect()
+    fn held(id: &str) -> StatementHold {
+        StatementHold {
+            id: id.into(),
+            requester: alice(),
+            resource: "pg-main".into(),
+            role: "write".into(),
+            grant: "g_a".into(),
+            sql: "delete from orders".into(),
+            rule: "approve-deletes".into(),
+            reason: "deletes need a second pair of eyes".into(),
+            approvers: vec!["dba".into()],
+            created_at: 0,
+            expires_at: 300,
+        }
+    }
+
+    /// A queue holding the grant requests and held statements with these ids.
+    fn queue(grants: &[&str], statements: &[&str]) -> ApprovalQueue {
+        ApprovalQueue {
+            version: 1,
+            pending: grants.iter().map(|id| pending(id)).collect(),
+            statements: statements.iter().map(|id| held(id)).collect(),
+        }
+    }
+
+    fn ids(waiting: Vec<Waiting<'_>>) -> Vec<String> {
+        waiting.iter().map(|w| w.id().to_string()).collect()
     }
 
     #[test]
     fn each_request_is_shown_once_and_forgotten_when_it_leaves() {
         let mut seen = Seen::default();
-        let (a, b, c) = (pending("g_a"), pending("g_b"), pending("g_c"));
-        assert_eq!(ids(seen.fresh(&[a.clone(), b.clone()])), ["g_a", "g_b"]);
-        assert_eq!(ids(seen.fresh(&[a.clone(), b.clone(), c.clone()])), ["g_c"]);
+        assert_eq!(
+            ids(seen.fresh(&queue(&["g_a", "g_b"], &[]))),
+            ["g_a", "g_b"]
+        );
+        assert_eq!(
+            ids(seen.fresh(&queue(&["g_a", "g_b", "g_c"], &[]))),
+            ["g_c"]
+        );
         // g_a and g_b were decided: nothing new, and they are no longer remembered.
-        assert!(seen.fresh(std::slice::from_ref(&c)).is_empty());
+        assert!(seen.fresh(&queue(&["g_c"], &[])).is_empty());
         assert_eq!(seen.ids.len(), 1);
         // A decision that did not reach the broker is shown again.
         seen.forget("g_c");
-        assert_eq!(ids(seen.fresh(&[c])), ["g_c"]);
+        assert_eq!(ids(seen.fresh(&queue(&["g_c"], &[]))), ["g_c"]);
+    }
+
+    #[test]
+    fn held_statements_share_the_seen_set_and_come_first() {
+        let mut seen = Seen::default();
+        assert_eq!(ids(seen.fresh(&queue(&["g_a"], &["s_1"]))), ["s_1", "g_a"]);
+        let q = queue(&["g_a"], &["s_1", "s_2"]);
+        assert!(matches!(
+            seen.fresh(&q)[..],
+            [Waiting::Statement(StatementHold { id, .. })] if id == "s_2"
+        ));
+        // s_1 ran (or timed out): forgotten; the grant is still remembered.
+        assert!(seen.fresh(&queue(&["g_a"], &["s_2"])).is_empty());
+        let mut remembered: Vec<&str> = seen.ids.iter().map(String::as_str).collect();
+        remembered.sort_unstable();
+        assert_eq!(remembered, ["g_a", "s_2"]);
+        // A statement decision that did not reach the broker is shown again, alone.
+        seen.forget("s_2");
+        assert_eq!(ids(seen.fresh(&queue(&["g_a"], &["s_2"]))), ["s_2"]);
+    }
+
+    #[test]
+    fn malformed_ids_are_refused_and_statements_need_their_prefix() {
+        let ok = held("s_1");
+        assert!(Waiting::Statement(&ok).check().is_ok());
+        // Without `s_`, `sluice approve` would send it to grants.
+        let unprefixed = held("g_1");
+        let err = Waiting::Statement(&unprefixed)
+            .check()
+            .expect_err("refused");
+        assert!(
+            err.message.contains("malformed statement id"),
+            "{}",
+            err.message
+        );
+        let hostile = held("s_1/../x");
+        assert!(Waiting::Statement(&hostile).check().is_err());
+        let grant = pending("g_1\x1b[2J");
+        let err = Waiting::Request(&grant).check().expect_err("refused");
+        assert!(!err.message.contains('\x1b'));
+        assert!(Waiting::Request(&pending("g_1")).check().is_ok());
+    }
+
+    #[test]
+    fn the_listing_shows_requests_then_held_statements() {
+        let text = listing(&queue(&["g_a"], &["s_1"]), 12);
+        let blocks: Vec<&str> = text.split("\n\n").collect();
+        assert_eq!(blocks.len(), 2, "{text}");
+        assert!(
+            blocks[0].starts_with("g_a: write on pg-main for 1h\n"),
+            "{text}"
+        );
+        assert!(
+            blocks[1].starts_with(
+                "s_1: a statement in alice's session on pg-main (role write, grant g_a)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("  sql        delete from orders\n"),
+            "{text}"
+        );
+        assert_eq!(listing(&queue(&[], &[]), 12), "");
     }
 
     #[test]

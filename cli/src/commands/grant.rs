@@ -370,16 +370,19 @@ pub fn interrupted(id: &str) -> CliError {
     ))
 }
 
-/// A grant whose id is safe to put in a URL path and a header: the broker makes them from
-/// `g_` and random letters, so anything else means a confused or hostile broker.
-pub fn checked(grant: Grant) -> CliResult<Grant> {
-    let ok = !grant.id.is_empty()
-        && grant.id.len() <= 128
-        && grant
-            .id
+/// An id safe to put in a URL path, a header and a prompt: the broker makes them from a prefix
+/// (`g_`, `s_`) and random letters, so anything else means a confused or hostile broker.
+pub fn well_formed_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+/// A grant whose id is [well formed](well_formed_id).
+pub fn checked(grant: Grant) -> CliResult<Grant> {
+    if well_formed_id(&grant.id) {
         Ok(grant)
     } else {
         Err(CliError::new(

@@ -119,3 +119,58 @@ fn a_complete_environment_has_no_errors() {
             .all(|error| error.key != "store.sqlite")
     );
 }
+
+#[test]
+fn masking_keys_are_checked_like_credentials() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in ["c.pem", "k.pem", "s.pem", "mask-key"] {
+        std::fs::write(dir.path().join(name), "x").expect("write fixture");
+    }
+    let text = "\
+listen: 127.0.0.1:8443
+tls: {cert: c.pem, key: k.pem}
+tokens: {signing_key: s.pem}
+store: {sqlite: sluice.db}
+policy:
+  masking:
+    from-env:
+      key: env:PATH
+      columns: [{name: emails, column: email, style: hash}]
+    from-file:
+      key: file:mask-key
+    unset:
+      key: env:SLUICE_CONFIG_TEST_SURELY_UNSET
+      columns: [{name: emails, column: email, style: hash}]
+    missing:
+      key: file:no-such-key
+    keyless:
+      detectors: [{name: cards, detector: card, style: last4}]
+";
+    let config = parse(text, &dir.path().join("sluice.yaml")).expect("valid configuration");
+    let errors = config.check_environment();
+    let found: Vec<(usize, &str, &str)> = errors
+        .iter()
+        .map(|error| {
+            (
+                error.location.line,
+                error.key.as_str(),
+                error.message.as_str(),
+            )
+        })
+        .collect();
+    let missing = format!(
+        "cannot read credential file {}: ",
+        dir.path().join("no-such-key").display()
+    );
+    assert_eq!(found.len(), 2, "{errors:#?}");
+    assert_eq!(
+        found[0],
+        (
+            13,
+            "policy.masking.unset.key",
+            "environment variable SLUICE_CONFIG_TEST_SURELY_UNSET is not set"
+        )
+    );
+    assert_eq!((found[1].0, found[1].1), (16, "policy.masking.missing.key"));
+    assert!(found[1].2.starts_with(&missing), "{}", found[1].2);
+}

@@ -8,9 +8,10 @@ use sluice_shared::api::ResourceKind;
 
 use super::{at, loc, parse_ok};
 use crate::{
-    Approval, ApprovalOverride, Config, CredentialRef, IdentityConfig, Policy, PostgresSpec,
-    Resource, ResourceSpec, Role, Rule, StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode,
-    TokensConfig,
+    Approval, ApprovalOverride, ColumnMaskSpec, Config, CredentialRef, DetectorKind, DetectorSpec,
+    GuardAction, GuardBase, GuardRuleSpec, GuardrailProfile, GuardrailsRef, IdentityConfig,
+    MaskStyle, MaskingProfile, Policy, PostgresSpec, Resource, ResourceSpec, Role, Rule,
+    StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
 };
 
 pub(super) const FULL: &str = r#"# sluiced configuration.
@@ -54,10 +55,11 @@ policy:
     read:
       description: Read-only queries
       max_ttl: 8h
+      guardrails: read-only
     write:
       max_ttl: 1h
       default_ttl: 30m
-      guardrails: read-write
+      guardrails: analyst
       masking: pii
       approval:
         groups: [dba-leads, sre]
@@ -81,6 +83,33 @@ policy:
       groups: [oncall]
       labels: {env: prod}
       roles: [write]
+  guardrails:
+    analyst:
+      base: guarded-write
+      approvers: [dba-leads]
+      approval_timeout: 10m
+      rules:
+        - name: no-payroll
+          action: block
+          classes: [write, ddl]
+          tables: ["payroll.*", "*.salaries", users]
+          message: Payroll is read-only here
+        - name: hold-drops
+          action: approve
+          commands: [drop table, "TRUNCATE"]
+          schemas: [payroll]
+          functions: ["pg_read_*"]
+          pattern: "*pg_sleep*"
+  masking:
+    pii:
+      key: env:SLUICE_MASK_KEY
+      columns:
+        - {name: emails, column: "*.email", style: hash}
+        - {name: ssn, column: "re:^(ssn|tax_id)$", style: redact}
+      detectors:
+        - name: cards
+          detector: card
+          style: last4
 "#;
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -192,7 +221,7 @@ fn full_example_parses_to_the_expected_model() {
                     // Defaults to an hour when max_ttl allows it.
                     default_ttl: Duration::from_secs(3600),
                     approval: None,
-                    guardrails: None,
+                    guardrails: Some(GuardrailsRef::Builtin(GuardBase::ReadOnly)),
                     masking: None,
                     location: loc(39, 5),
                 },
@@ -207,9 +236,9 @@ fn full_example_parses_to_the_expected_model() {
                         self_approve: true,
                         timeout: Duration::from_secs(30 * 60),
                     }),
-                    guardrails: Some("read-write".into()),
+                    guardrails: Some(GuardrailsRef::Profile("analyst".into())),
                     masking: Some("pii".into()),
-                    location: loc(42, 5),
+                    location: loc(43, 5),
                 },
             ],
             rules: vec![
@@ -221,7 +250,7 @@ fn full_example_parses_to_the_expected_model() {
                     labels: BTreeMap::new(),
                     roles: strings(&["read", "write"]),
                     approval: Some(ApprovalOverride::None),
-                    location: loc(53, 7),
+                    location: loc(54, 7),
                 },
                 Rule {
                     name: "devs-cache".into(),
@@ -237,7 +266,7 @@ fn full_example_parses_to_the_expected_model() {
                         self_approve: false,
                         timeout: Duration::from_secs(15 * 60),
                     })),
-                    location: loc(59, 7),
+                    location: loc(60, 7),
                 },
                 Rule {
                     name: "prod-by-label".into(),
@@ -247,9 +276,73 @@ fn full_example_parses_to_the_expected_model() {
                     labels: BTreeMap::from([("env".to_owned(), "prod".to_owned())]),
                     roles: strings(&["write"]),
                     approval: None,
-                    location: loc(65, 7),
+                    location: loc(66, 7),
                 },
             ],
+            guardrails: vec![GuardrailProfile {
+                name: "analyst".into(),
+                base: GuardBase::GuardedWrite,
+                approvers: strings(&["dba-leads"]),
+                approval_timeout: Duration::from_secs(10 * 60),
+                rules: vec![
+                    GuardRuleSpec {
+                        name: "no-payroll".into(),
+                        action: GuardAction::Block,
+                        classes: strings(&["write", "ddl"]),
+                        tables: strings(&["payroll.*", "*.salaries", "users"]),
+                        schemas: Vec::new(),
+                        functions: Vec::new(),
+                        commands: Vec::new(),
+                        pattern: None,
+                        message: Some("Payroll is read-only here".into()),
+                        location: loc(76, 11),
+                    },
+                    GuardRuleSpec {
+                        name: "hold-drops".into(),
+                        action: GuardAction::Approve,
+                        classes: Vec::new(),
+                        tables: Vec::new(),
+                        schemas: strings(&["payroll"]),
+                        functions: strings(&["pg_read_*"]),
+                        // Stored upper case, as the guard compares command tags.
+                        commands: strings(&["DROP TABLE", "TRUNCATE"]),
+                        pattern: Some("*pg_sleep*".into()),
+                        message: None,
+                        location: loc(81, 11),
+                    },
+                ],
+                location: loc(71, 5),
+            }],
+            masking: vec![MaskingProfile {
+                name: "pii".into(),
+                key: Some(at(
+                    CredentialRef::Env("SLUICE_MASK_KEY".into()),
+                    89,
+                    7,
+                    "policy.masking.pii.key",
+                )),
+                columns: vec![
+                    ColumnMaskSpec {
+                        name: "emails".into(),
+                        column: "*.email".into(),
+                        style: MaskStyle::Hash,
+                        location: loc(91, 12),
+                    },
+                    ColumnMaskSpec {
+                        name: "ssn".into(),
+                        column: "re:^(ssn|tax_id)$".into(),
+                        style: MaskStyle::Redact,
+                        location: loc(92, 12),
+                    },
+                ],
+                detectors: vec![DetectorSpec {
+                    name: "cards".into(),
+                    detector: DetectorKind::Card,
+                    style: MaskStyle::Last4,
+                    location: loc(94, 11),
+                }],
+                location: loc(88, 5),
+            }],
         },
         identity: IdentityConfig::default(),
     };
@@ -277,6 +370,21 @@ fn accessors_answer_from_the_model() {
         .collect();
     // Defaults to the address host (brackets removed), unless set explicitly.
     assert_eq!(server_names, ["db.internal", "replica.internal"]);
+
+    let policy = &config.policy;
+    let write = policy.role("write").expect("write is defined");
+    let guardrails = write.guardrails.as_ref().expect("write has guardrails");
+    let profile = policy
+        .guardrail_profile(guardrails.name())
+        .expect("a role names only defined profiles");
+    assert_eq!(profile.rules.len(), 2);
+    let masking = write.masking.as_deref().expect("write is masked");
+    assert_eq!(
+        policy.masking_profile(masking).map(|p| p.columns.len()),
+        Some(2)
+    );
+    assert!(policy.guardrail_profile("read-only").is_none());
+    assert!(policy.masking_profile("analyst").is_none());
 }
 
 #[test]

@@ -169,6 +169,7 @@ fn policy() -> Policy {
             }
             .build(),
         ],
+        ..Policy::default()
     }
 }
 
@@ -658,6 +659,7 @@ fn rules_naming_undefined_roles_grant_nothing() {
             }
             .build(),
         ],
+        ..Policy::default()
     };
     let who = Principal {
         subject: "alice",

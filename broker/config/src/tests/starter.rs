@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::{FILE, parse_ok};
 use crate::{
-    IdentityConfig, ResourceSpec, StarterOptions, TlsMode, WorkloadPreset, starter_config,
+    DetectorKind, GuardAction, GuardBase, GuardrailsRef, IdentityConfig, MaskStyle, ResourceSpec,
+    StarterOptions, TlsMode, WorkloadPreset, starter_config,
 };
 
 fn options() -> StarterOptions {
@@ -59,6 +60,9 @@ fn starter_config_parses_with_the_given_values() {
     let approval = write.approval.as_ref().expect("write needs approval");
     assert_eq!(approval.groups, ["dba-leads"]);
     assert_eq!((approval.count, approval.self_approve), (1, false));
+    // Profiles are examples only: nothing is guarded or masked until the operator opts in.
+    assert_eq!((&read.guardrails, &read.masking), (&None, &None));
+    assert!(config.policy.guardrails.is_empty() && config.policy.masking.is_empty());
     assert_eq!(config.identity, IdentityConfig::default());
 }
 
@@ -145,6 +149,47 @@ fn starter_examples_parse_once_uncommented() {
         config.policy.rules[2].approval,
         Some(crate::ApprovalOverride::None)
     );
+    let read = config
+        .policy
+        .role("read")
+        .expect("the starter defines read");
+    assert_eq!(
+        read.guardrails,
+        Some(GuardrailsRef::Profile("analyst".into()))
+    );
+    assert_eq!(read.masking.as_deref(), Some("pii"));
+    let analyst = config
+        .policy
+        .guardrail_profile("analyst")
+        .expect("the example profile");
+    assert_eq!(analyst.base, GuardBase::ReadOnly);
+    let rules: Vec<(&str, GuardAction)> = analyst
+        .rules
+        .iter()
+        .map(|rule| (rule.name.as_str(), rule.action))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("no-payroll", GuardAction::Block),
+            ("hold-drops", GuardAction::Approve)
+        ]
+    );
+    assert_eq!(analyst.rules[1].commands, ["DROP TABLE", "TRUNCATE"]);
+    assert_eq!(
+        analyst.rules[0].message.as_deref(),
+        Some("Payroll is off limits here; ask the DBA team")
+    );
+    let pii = config
+        .policy
+        .masking_profile("pii")
+        .expect("the example profile");
+    assert_eq!(
+        pii.key.as_ref().map(|key| key.value.to_string()),
+        Some("env:SLUICE_MASK_KEY".to_owned())
+    );
+    assert_eq!(pii.columns[0].style, MaskStyle::Hash);
+    assert_eq!(pii.detectors[0].detector, DetectorKind::Card);
     let identity = &config.identity;
     assert_eq!(identity.oidc.len(), 1);
     assert_eq!(identity.oidc[0].name, "corp");
