@@ -13,6 +13,7 @@ use std::time::Duration;
 pub struct BrokerBuilder {
     resources: String,
     roles: String,
+    policy_extra: String,
     rules: String,
     identity: String,
     env: Vec<(String, String)>,
@@ -84,6 +85,13 @@ impl BrokerBuilder {
         self
     }
 
+    /// Extra YAML inside `policy:` (indented by two spaces), e.g. `guardrails:` and `masking:`
+    /// profiles.
+    pub fn policy_extra(mut self, yaml: &str) -> Self {
+        self.policy_extra.push_str(yaml);
+        self
+    }
+
     /// A policy rule with explicit roles and extra YAML lines (indented by six spaces).
     pub fn rule_with(
         mut self,
@@ -142,8 +150,8 @@ impl BrokerBuilder {
             format!("  rules:\n{}", self.rules)
         };
         let rules = format!(
-            "policy:\n  roles:\n    use:\n      max_ttl: 12h\n{}{rules}",
-            self.roles
+            "policy:\n  roles:\n    use:\n      max_ttl: 12h\n{}{}{rules}",
+            self.roles, self.policy_extra
         );
         let identity = if self.identity.is_empty() {
             String::new()

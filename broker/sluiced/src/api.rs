@@ -39,6 +39,8 @@ pub struct AppState {
     pub grants: Arc<Grants>,
     /// Statements held for approval in live sessions.
     pub holds: Arc<crate::holds::Holds>,
+    /// Each role's guard, masking and approvals, for sessions.
+    pub enforcer: Arc<crate::enforce::Enforcer>,
 }
 
 /// An [`ApiError`] as an HTTP response with the code's status and a JSON body.

@@ -1,6 +1,7 @@
 //! `sluiced`, the Sluice broker. `main` parses arguments, sets up logging and runs one command.
 
 mod api;
+mod enforce;
 mod explain;
 mod gate;
 mod grants;

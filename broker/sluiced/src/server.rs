@@ -58,9 +58,12 @@ pub async fn run(config: Config) -> Result<()> {
     let grants = crate::grants::Grants::start(store, config.clone())
         .await
         .context("cannot load the live grants from the store")?;
+    let holds = crate::holds::Holds::new(grants.changes());
+    let enforcer = Arc::new(crate::enforce::Enforcer::load(&config, holds.clone())?);
     let state = AppState {
         gate: Gate::new(config.clone(), tokens, revocations.clone(), grants.clone()),
-        holds: crate::holds::Holds::new(grants.changes()),
+        holds: holds.clone(),
+        enforcer,
         grants,
         cancels: CancelRegistry::default(),
         shutdown: Arc::new(LeaseHandle::new()),

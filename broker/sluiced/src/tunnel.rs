@@ -11,6 +11,7 @@ use hyper_util::rt::TokioIo;
 use sluice_config::{Config, ResourceSpec, TlsMode};
 use sluice_engine::{Lease, LeaseHandle, RelayEnd, RelayOutcome};
 use sluice_engine_postgres::{SessionParams, Target, TargetTls};
+use sluice_shared::grants::Requester;
 use sluice_shared::tunnel::{CLIENT_ADDR_HEADER, PROTOCOL, RESOURCE_HEADER, SECRET_HEADER};
 use sluice_shared::{ApiError, ErrorCode, Secret};
 use std::collections::HashMap;
@@ -101,18 +102,38 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
                 .get(&resource)
                 .cloned()
                 .unwrap_or(TargetTls::Disable);
-            Engine::Postgres(Box::new(SessionParams {
-                subject: authz.identity().subject.clone(),
-                tunnel_secret: Secret::new(secret.to_string()),
-                target: Target {
-                    address: pg.address.clone(),
-                    database: pg.database.clone(),
-                    user: pg.user.clone(),
-                    password,
-                    tls,
+            let who = authz.identity();
+            let session = crate::holds::Session {
+                requester: Requester {
+                    subject: who.subject.clone(),
+                    groups: who.groups.clone(),
+                    auth_method: who.auth_method.clone(),
+                    provider: who.provider.clone(),
+                    ci: who.ci.clone(),
                 },
-                enforcement: Default::default(),
-            }))
+                resource: resource.clone(),
+                role: authz.role().to_string(),
+                grant: authz.grant_id().to_string(),
+                approvers: Vec::new(),
+                timeout: std::time::Duration::ZERO,
+            };
+            let enforced = app.enforcer.for_session(authz.role(), session);
+            Engine::Postgres(
+                Box::new(SessionParams {
+                    subject: who.subject.clone(),
+                    tunnel_secret: Secret::new(secret.to_string()),
+                    target: Target {
+                        address: pg.address.clone(),
+                        database: pg.database.clone(),
+                        user: pg.user.clone(),
+                        password,
+                        tls,
+                        settings: enforced.settings,
+                    },
+                    enforcement: enforced.enforcement,
+                }),
+                enforced.counts,
+            )
         }
     };
 
@@ -154,8 +175,13 @@ fn bad_request(message: String) -> Failure {
 /// Which engine serves a tunnel, with what it needs.
 #[derive(Debug)]
 enum Engine {
-    Tcp { address: String },
-    Postgres(Box<SessionParams>),
+    Tcp {
+        address: String,
+    },
+    Postgres(
+        Box<SessionParams>,
+        std::sync::Arc<std::sync::Mutex<sluice_mask::MaskCounts>>,
+    ),
 }
 
 /// Runs the engine under a lease of its own that ends when the grant ends, when the broker
@@ -178,7 +204,7 @@ where
                     Err(e) => warn!(error = %e, "session refused: target unreachable"),
                 }
             }
-            Engine::Postgres(params) => {
+            Engine::Postgres(params, counts) => {
                 match sluice_engine_postgres::serve(&mut stream, *params, &app.cancels, lease).await
                 {
                     Ok(summary) => match summary.relay {
@@ -186,6 +212,11 @@ where
                         None => info!("cancel request forwarded"),
                     },
                     Err(e) => warn!(error = %e, "session ended with an error"),
+                }
+                // Rule names and counts only, never a value.
+                let counts = counts.lock().unwrap_or_else(|p| p.into_inner()).take();
+                for (rule, count) in counts.iter() {
+                    info!(target: "audit", event = "masking.applied.v1", rule, count);
                 }
             }
         }

@@ -68,6 +68,10 @@ pub struct Target {
     pub password: Secret<String>,
     /// Whether and how to encrypt the connection.
     pub tls: TargetTls,
+    /// Settings the broker imposes at login, over any the client asked for (a read-only role
+    /// gets `default_transaction_read_only=on`; guarded roles pin `client_encoding=UTF8` so the
+    /// server reads SQL exactly as the guard did).
+    pub settings: Vec<(String, String)>,
 }
 
 /// TLS toward the target.
@@ -378,8 +382,15 @@ fn startup_params(target: &Target, client_params: &[(String, String)]) -> Vec<(S
                     .iter()
                     .any(|f| f.eq_ignore_ascii_case(name))
             })
+            .filter(|(name, _)| {
+                !target
+                    .settings
+                    .iter()
+                    .any(|(imposed, _)| imposed.eq_ignore_ascii_case(name))
+            })
             .cloned(),
     );
+    params.extend(target.settings.iter().cloned());
     params
 }
 

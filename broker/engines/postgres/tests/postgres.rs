@@ -30,6 +30,7 @@ fn target(cluster: &Cluster, user: &str, password: &str, tls: TargetTls) -> Targ
         user: user.to_owned(),
         password: Secret::new(password.to_owned()),
         tls,
+        settings: Vec::new(),
     }
 }
 
@@ -270,6 +271,7 @@ async fn a_target_that_is_down_is_08001() {
             user: "app".into(),
             password: Secret::new(APP_PASSWORD.into()),
             tls: TargetTls::Disable,
+            settings: Vec::new(),
         };
         let (mut c, task) = client::open("alice", t, &cancels);
         let e = c.login(TUNNEL_SECRET, DATABASE).await.unwrap_err();

@@ -31,6 +31,7 @@ fn target(cluster: &Cluster) -> Target {
         user: "app".to_owned(),
         password: Secret::new(APP_PASSWORD.to_owned()),
         tls: TargetTls::Disable,
+        settings: Vec::new(),
     }
 }
 

@@ -77,6 +77,55 @@ pub fn messages(data: &[u8]) {
     assert_eq!(back, Some(msg), "round trip");
 }
 
+/// Query-phase messages (what the enforcing proxy reads and rewrites): no decoder panics on
+/// any body; a DataRow that decodes re-encodes to the same bytes; rewriting some of its values
+/// (as masking does: a longer or shorter value, or NULL) gives a frame that decodes to exactly
+/// the rewritten values.
+pub fn query_messages(data: &[u8]) {
+    use super::query;
+    let Ok(Some(frame)) = parse(data, super::MAX_MESSAGE) else {
+        return;
+    };
+    let body = frame.body;
+    let _ = query::Parse::decode(body);
+    let _ = query::Bind::decode(body);
+    let _ = query::Target::decode(body, "Describe");
+    let _ = query::execute_portal(body);
+    let _ = query::function_call_oid(body);
+    let _ = query::row_description(body);
+    let Ok(values) = query::data_row(body) else {
+        return;
+    };
+    let mut buf = BytesMut::new();
+    assert!(
+        query::encode_data_row(values.iter().copied(), &mut buf).is_ok(),
+        "a decoded row re-encodes"
+    );
+    assert_eq!(&buf[5..], body, "a row re-encodes to the same bytes");
+    // Mask every other value: lengthen it, or turn it into NULL.
+    let longer: Vec<Vec<u8>> = values
+        .iter()
+        .map(|v| v.map(|v| [v, b"***"].concat()).unwrap_or_default())
+        .collect();
+    let rewritten: Vec<Option<&[u8]>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match (i % 3, v) {
+            (0, Some(_)) => Some(longer[i].as_slice()),
+            (1, Some(_)) => None,
+            _ => *v,
+        })
+        .collect();
+    let mut out = BytesMut::new();
+    assert!(query::encode_data_row(rewritten.iter().copied(), &mut out).is_ok());
+    let frame = parse(&out, super::MAX_MESSAGE)
+        .ok()
+        .flatten()
+        .expect("a rewritten row is one whole frame");
+    assert_eq!(frame.total_len, out.len(), "the length field counts the new values");
+    assert_eq!(query::data_row(frame.body).ok(), Some(rewritten), "rewritten values read back");
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -133,6 +182,15 @@ mod tests {
                 .encode_error(b)
                 .unwrap();
         });
+        push(&|b| crate::codec::query::Parse::encode("s1", "select $1", b).unwrap());
+        push(&|b| {
+            let values: [Option<&[u8]>; 4] = [Some(b"42"), None, Some(b""), Some(b"ada@x.io")];
+            crate::codec::query::encode_data_row(values.into_iter(), b).unwrap();
+        });
+        push(&|b| {
+            // RowDescription with one text column `email` of table 16384.
+            b.extend_from_slice(b"T\0\0\0\x1e\0\x01email\0\0\0\x40\0\0\x02\0\0\0\x19\xff\xff\xff\xff\xff\xff\0\0");
+        });
         out
     }
 
@@ -158,6 +216,7 @@ mod tests {
             };
             startup(&data);
             messages(&data);
+            query_messages(&data);
         }
     }
 }

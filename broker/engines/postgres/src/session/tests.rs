@@ -24,6 +24,7 @@ fn params(address: &str) -> SessionParams {
             user: "app".into(),
             password: Secret::new(PASSWORD.into()),
             tls: TargetTls::Disable,
+            settings: Vec::new(),
         },
         enforcement: Default::default(),
     }

@@ -15,6 +15,7 @@ fn target(address: &str) -> Target {
         user: "app".into(),
         password: Secret::new(PASSWORD.to_owned()),
         tls: TargetTls::Disable,
+        settings: Vec::new(),
     }
 }
 

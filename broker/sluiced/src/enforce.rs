@@ -1,0 +1,421 @@
+//! What a session enforces, built from its role: the SQL guard (classifier + guardrail
+//! profile), result masking (masking profile) and approvals of held statements.
+//!
+//! Everything that can fail (masking keys, rule patterns) is built once at start-up, so a
+//! broken profile stops the broker with a located error instead of failing sessions later.
+
+use crate::holds::{Holds, Session, SessionApprovals};
+use anyhow::{Context, Result};
+use sluice_config::{
+    Config, DetectorKind, GuardAction, GuardBase, GuardRuleSpec, GuardrailsRef, MaskStyle,
+};
+use sluice_engine_postgres::hooks::{
+    Check, ColumnInfo, Enforcement, Guard, Masked, Masker, RowMask,
+};
+use sluice_mask::{MaskCounts, MaskPolicy};
+use sluice_sql::{
+    Action, Classifier, GuardPolicy, GuardRule, PreparedRef, Profile, StatementClass,
+    StatementFacts, Verdict,
+};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::info;
+
+/// Classified texts kept per broker; repeated statements cost a lookup.
+const CLASSIFIER_CACHE: usize = 4096;
+/// How long a held statement waits when the role's profile does not say.
+const DEFAULT_HOLD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Per-role enforcement, ready to hand to sessions.
+pub struct Enforcer {
+    classifier: Arc<Classifier>,
+    roles: HashMap<String, RolePlan>,
+    holds: Arc<Holds>,
+}
+
+impl std::fmt::Debug for Enforcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enforcer")
+            .field("roles", &self.roles.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one role enforces.
+struct RolePlan {
+    guard: Option<Arc<GuardPolicy>>,
+    base: Option<GuardBase>,
+    masking: Option<MaskPolicy>,
+    approvers: Vec<String>,
+    hold_timeout: Duration,
+}
+
+impl Enforcer {
+    /// Builds every role's guard and masking policy.
+    pub fn load(config: &Config, holds: Arc<Holds>) -> Result<Self> {
+        let mut masks = HashMap::new();
+        for profile in &config.policy.masking {
+            let key = match &profile.key {
+                Some(key) => {
+                    let secret = key.value.resolve().map_err(|e| {
+                        anyhow::anyhow!(
+                            "{}: policy.masking.{}.key: {e}",
+                            key.location,
+                            profile.name
+                        )
+                    })?;
+                    let digest = aws_lc_rs::digest::digest(
+                        &aws_lc_rs::digest::SHA256,
+                        secret.expose().as_bytes(),
+                    );
+                    let mut key = [0u8; 32];
+                    key.copy_from_slice(digest.as_ref());
+                    key
+                }
+                // No `hash` style uses it (the config checks that): any key will do.
+                None => rand::random(),
+            };
+            let columns = profile
+                .columns
+                .iter()
+                .map(|rule| sluice_mask::ColumnRule {
+                    name: rule.name.clone(),
+                    column: rule.column.clone(),
+                    style: style(rule.style),
+                })
+                .collect();
+            let detectors = profile
+                .detectors
+                .iter()
+                .map(|rule| sluice_mask::DetectorRule {
+                    name: rule.name.clone(),
+                    detector: detector(rule.detector),
+                    style: style(rule.style),
+                })
+                .collect();
+            let policy = MaskPolicy::new(columns, detectors, key).with_context(|| {
+                format!("{}: policy.masking.{}", profile.location, profile.name)
+            })?;
+            masks.insert(profile.name.clone(), policy);
+        }
+
+        let mut roles = HashMap::new();
+        for role in &config.policy.roles {
+            let approvers_of_role = role
+                .approval
+                .as_ref()
+                .map(|a| a.groups.clone())
+                .unwrap_or_default();
+            let (guard, base, approvers, hold_timeout) = match &role.guardrails {
+                None => (None, None, approvers_of_role, DEFAULT_HOLD_TIMEOUT),
+                Some(GuardrailsRef::Builtin(base)) => (
+                    Some(Arc::new(GuardPolicy::new(profile(*base)))),
+                    Some(*base),
+                    approvers_of_role,
+                    DEFAULT_HOLD_TIMEOUT,
+                ),
+                Some(GuardrailsRef::Profile(name)) => {
+                    let spec = config
+                        .policy
+                        .guardrail_profile(name)
+                        .with_context(|| format!("guardrail profile {name} is missing"))?;
+                    let rules = spec.rules.iter().map(rule).collect();
+                    let approvers = if spec.approvers.is_empty() {
+                        approvers_of_role
+                    } else {
+                        spec.approvers.clone()
+                    };
+                    (
+                        Some(Arc::new(GuardPolicy {
+                            profile: profile(spec.base),
+                            rules,
+                        })),
+                        Some(spec.base),
+                        approvers,
+                        spec.approval_timeout,
+                    )
+                }
+            };
+            let masking = role
+                .masking
+                .as_ref()
+                .and_then(|name| masks.get(name).cloned());
+            roles.insert(
+                role.name.clone(),
+                RolePlan {
+                    guard,
+                    base,
+                    masking,
+                    approvers,
+                    hold_timeout,
+                },
+            );
+        }
+        Ok(Self {
+            classifier: Arc::new(Classifier::new(CLASSIFIER_CACHE)),
+            roles,
+            holds,
+        })
+    }
+
+    /// The enforcement of a session of `role`, and the settings its upstream login imposes.
+    pub fn for_session(&self, role: &str, mut session: Session) -> SessionEnforcement {
+        let Some(plan) = self.roles.get(role) else {
+            return SessionEnforcement::default();
+        };
+        let counts = Arc::new(Mutex::new(MaskCounts::new()));
+        let mut settings = Vec::new();
+        if plan.guard.is_some() {
+            // The server must read the bytes as the guard did.
+            settings.push(("client_encoding".to_owned(), "UTF8".to_owned()));
+        }
+        if plan.base == Some(GuardBase::ReadOnly) {
+            settings.push(("default_transaction_read_only".to_owned(), "on".to_owned()));
+        }
+        session.approvers = plan.approvers.clone();
+        session.timeout = plan.hold_timeout;
+        let guard = plan.guard.as_ref().map(|policy| {
+            Arc::new(SessionGuard {
+                classifier: Arc::clone(&self.classifier),
+                policy: Arc::clone(policy),
+                prepared: Mutex::new(HashMap::new()),
+                subject: session.requester.subject.clone(),
+                grant: session.grant.clone(),
+            }) as Arc<dyn Guard>
+        });
+        let masker = plan
+            .masking
+            .as_ref()
+            .filter(|m| !m.is_empty())
+            .map(|policy| {
+                Arc::new(SessionMasker {
+                    policy: policy.clone(),
+                    counts: Arc::clone(&counts),
+                }) as Arc<dyn Masker>
+            });
+        let approvals = guard.as_ref().map(|_| {
+            Arc::new(SessionApprovals {
+                holds: Arc::clone(&self.holds),
+                session,
+            }) as Arc<dyn sluice_engine_postgres::hooks::Approvals>
+        });
+        SessionEnforcement {
+            enforcement: Enforcement {
+                guard,
+                approvals,
+                masker,
+            },
+            settings,
+            counts,
+        }
+    }
+}
+
+/// One session's hooks, the settings for its upstream login, and its masking counts.
+#[derive(Debug, Default)]
+pub struct SessionEnforcement {
+    /// For the engine.
+    pub enforcement: Enforcement,
+    /// For the upstream login.
+    pub settings: Vec<(String, String)>,
+    /// How many values each masking rule rewrote, for the audit record at the end.
+    pub counts: Arc<Mutex<MaskCounts>>,
+}
+
+fn profile(base: GuardBase) -> Profile {
+    match base {
+        GuardBase::ReadOnly => Profile::ReadOnly,
+        GuardBase::GuardedWrite => Profile::GuardedWrite,
+        GuardBase::Admin => Profile::Admin,
+    }
+}
+
+fn rule(spec: &GuardRuleSpec) -> GuardRule {
+    GuardRule {
+        name: spec.name.clone(),
+        action: match spec.action {
+            GuardAction::Block => Action::Block,
+            GuardAction::Approve => Action::RequireApproval,
+        },
+        // The config validated the names against the same list.
+        classes: spec
+            .classes
+            .iter()
+            .filter_map(|c| StatementClass::from_name(c))
+            .collect(),
+        tables: spec.tables.clone(),
+        schemas: spec.schemas.clone(),
+        functions: spec.functions.clone(),
+        commands: spec.commands.clone(),
+        pattern: spec.pattern.clone(),
+    }
+}
+
+fn style(style: MaskStyle) -> sluice_mask::Style {
+    match style {
+        MaskStyle::Redact => sluice_mask::Style::Redact,
+        MaskStyle::Last4 => sluice_mask::Style::Last4,
+        MaskStyle::Hash => sluice_mask::Style::Hash,
+    }
+}
+
+fn detector(kind: DetectorKind) -> sluice_mask::Detector {
+    match kind {
+        DetectorKind::Card => sluice_mask::Detector::CardNumber,
+        DetectorKind::Email => sluice_mask::Detector::Email,
+        DetectorKind::Ssn => sluice_mask::Detector::UsSsn,
+        DetectorKind::Iban => sluice_mask::Detector::Iban,
+        DetectorKind::Phone => sluice_mask::Detector::Phone,
+        DetectorKind::Secret => sluice_mask::Detector::Secret,
+    }
+}
+
+/// The guard of one session: classifies, decides, and remembers what `PREPARE` defined so an
+/// `EXECUTE` is decided on what it runs.
+struct SessionGuard {
+    classifier: Arc<Classifier>,
+    policy: Arc<GuardPolicy>,
+    prepared: Mutex<HashMap<String, StatementFacts>>,
+    subject: String,
+    grant: String,
+}
+
+impl Guard for SessionGuard {
+    fn check_sql(&self, sql: &str) -> Check {
+        let facts = self.classifier.classify(sql);
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let verdict = self.policy.decide_with(&facts, &*prepared);
+        match verdict {
+            Verdict::Allow => {
+                for statement in facts.iter() {
+                    remember(&mut prepared, statement);
+                }
+                Check::Allow
+            }
+            Verdict::Block { rule, reason } => {
+                info!(target: "audit", event = "statement.blocked.v1", subject = %self.subject,
+                    grant = %self.grant, rule = %rule,
+                    commands = %commands(&facts));
+                Check::Block {
+                    rule,
+                    message: reason,
+                }
+            }
+            Verdict::Hold { rule, reason } => Check::Hold { rule, reason },
+        }
+    }
+
+    fn check_function_call(&self, oid: u32) -> Check {
+        if self.policy.profile == Profile::Admin && self.policy.rules.is_empty() {
+            return Check::Allow;
+        }
+        info!(target: "audit", event = "statement.blocked.v1", subject = %self.subject,
+            grant = %self.grant, rule = "function-call", function_oid = oid);
+        Check::Block {
+            rule: "function-call".into(),
+            message: format!(
+                "a FunctionCall message (function OID {oid}) cannot be inspected; call the \
+                 function from SQL instead"
+            ),
+        }
+    }
+}
+
+/// Keeps the prepared-statement table in step with what ran.
+fn remember(prepared: &mut HashMap<String, StatementFacts>, statement: &StatementFacts) {
+    match &statement.prepared {
+        Some(PreparedRef::Prepare { name, statement }) => {
+            prepared.insert(name.clone(), (**statement).clone());
+        }
+        Some(PreparedRef::Deallocate { name: Some(name) }) => {
+            prepared.remove(name);
+        }
+        Some(PreparedRef::Deallocate { name: None }) => prepared.clear(),
+        _ if statement.command == "DISCARD ALL" => prepared.clear(),
+        _ => {}
+    }
+}
+
+/// `SELECT, DELETE` — command tags only: statement text can carry values and stays out of the
+/// audit trail.
+fn commands(facts: &[StatementFacts]) -> String {
+    facts
+        .iter()
+        .map(|f| f.command.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Masking of one session.
+struct SessionMasker {
+    policy: MaskPolicy,
+    counts: Arc<Mutex<MaskCounts>>,
+}
+
+impl Masker for SessionMasker {
+    fn plan(&self, columns: &[ColumnInfo]) -> Option<Box<dyn RowMask>> {
+        let described: Vec<sluice_mask::Column<'_>> = columns
+            .iter()
+            .map(|c| sluice_mask::Column {
+                name: &c.name,
+                // Table names are not resolved from OIDs yet: table-qualified rules match on
+                // their column part (over-masking, never under-masking).
+                table: None,
+                type_oid: c.type_oid,
+                binary: c.binary,
+            })
+            .collect();
+        let plan = self.policy.plan(&described);
+        (!plan.is_noop()).then(|| {
+            Box::new(PlanMask {
+                plan,
+                counts: MaskCounts::new(),
+                sink: Arc::clone(&self.counts),
+            }) as Box<dyn RowMask>
+        })
+    }
+
+    fn mask_text(&self, text: &str) -> Option<String> {
+        let mut counts = MaskCounts::new();
+        match self.policy.mask_text(text, &mut counts) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(masked) => {
+                self.counts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .merge(&counts);
+                Some(masked)
+            }
+        }
+    }
+}
+
+/// One result shape's masking; its counts join the session's when the result is done.
+struct PlanMask {
+    plan: sluice_mask::RowPlan,
+    counts: MaskCounts,
+    sink: Arc<Mutex<MaskCounts>>,
+}
+
+impl RowMask for PlanMask {
+    fn mask(&mut self, index: usize, value: &[u8]) -> Masked {
+        match self.plan.mask_value(index, value, &mut self.counts) {
+            sluice_mask::Masked::Unchanged => Masked::Unchanged,
+            sluice_mask::Masked::Replace(bytes) => Masked::Replace(bytes),
+            sluice_mask::Masked::Null => Masked::Null,
+        }
+    }
+}
+
+impl Drop for PlanMask {
+    fn drop(&mut self) {
+        if !self.counts.is_empty() {
+            self.sink
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .merge(&self.counts);
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Conformance over PostgreSQL 17's regression suite (44,547 statements, 44,243 valid):
+//! every statement PostgreSQL accepts must get a class other than `unknown` (an `unknown`
+//! valid statement is a false block under a guarded profile), and every statement it
+//! rejects must be `unknown` (and so refused).
+//!
+//! The corpus lives outside the crate, in the shared data next to the repository
+//! (`shared/data/pg-regress-statements.jsonl`). A missing corpus fails the test: a
+//! conformance check that silently skips is no check.
+//!
+//! Also here, `#[ignore]`d: a micro-benchmark of classification time per statement, run with
+//! `cargo test -p sluice-sql --release --test conformance -- --ignored --nocapture`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use sluice_sql::{StatementClass, classify};
+
+struct Case {
+    file: String,
+    line: u64,
+    valid: bool,
+    sql: String,
+}
+
+fn corpus() -> Vec<Case> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/pg-regress-statements.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the conformance corpus is missing: cannot read {} ({e}). It is part of the shared \
+             test data (shared/data/README.md) and must be present where the repository is \
+             checked out; this test fails rather than skips without it",
+            path.display()
+        )
+    });
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            let v: serde_json::Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("corpus line {}: not JSON: {e}", n + 1));
+            Case {
+                file: v["file"].as_str().unwrap_or_default().to_owned(),
+                line: v["line"].as_u64().unwrap_or_default(),
+                valid: v["valid"]
+                    .as_bool()
+                    .unwrap_or_else(|| panic!("corpus line {}: no `valid`", n + 1)),
+                sql: v["sql"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("corpus line {}: no `sql`", n + 1))
+                    .to_owned(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_valid_statement_is_classified_and_every_invalid_one_is_unknown() {
+    let started = Instant::now();
+    let cases = corpus();
+    assert!(
+        cases.len() > 40_000,
+        "corpus truncated: {} statements",
+        cases.len()
+    );
+    let mut per_class: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut per_command: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut valid, mut invalid, mut empty) = (0usize, 0usize, 0usize);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let facts = classify(&case.sql);
+        if case.valid {
+            valid += 1;
+            if facts.is_empty() {
+                empty += 1;
+            }
+            for f in &facts {
+                *per_class.entry(f.class.as_str()).or_default() += 1;
+                *per_command.entry(f.command.clone()).or_default() += 1;
+                if f.class == StatementClass::Unknown {
+                    failures.push(format!(
+                        "{}:{} valid but unknown ({}): {}",
+                        case.file,
+                        case.line,
+                        f.parse_error.as_deref().unwrap_or(""),
+                        case.sql.chars().take(200).collect::<String>()
+                    ));
+                }
+            }
+        } else {
+            invalid += 1;
+            let refused = facts.len() == 1 && facts[0].class == StatementClass::Unknown;
+            if !refused {
+                failures.push(format!(
+                    "{}:{} invalid but classified as {:?}: {}",
+                    case.file,
+                    case.line,
+                    facts.iter().map(|f| f.class).collect::<Vec<_>>(),
+                    case.sql.chars().take(200).collect::<String>()
+                ));
+            }
+        }
+    }
+    println!(
+        "conformance: {} statements ({valid} valid, {invalid} invalid) in {:.1?}",
+        cases.len(),
+        started.elapsed()
+    );
+    println!("  statements per class (valid input; a string may hold several):");
+    for (class, n) in &per_class {
+        println!("    {class:<12} {n:>6}");
+    }
+    println!("  valid texts without any statement (comments only): {empty}");
+    let mut commands: Vec<_> = per_command.into_iter().collect();
+    commands.sort_by_key(|c| std::cmp::Reverse(c.1));
+    println!(
+        "  most frequent commands: {}",
+        commands
+            .iter()
+            .take(15)
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert!(
+        failures.is_empty(),
+        "{} conformance failures, first ones:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Classification time per statement over the corpus (no cache), p50/p99/max.
+#[test]
+#[ignore = "benchmark: run with --release --ignored --nocapture"]
+fn classification_time_per_statement() {
+    let cases: Vec<Case> = corpus().into_iter().filter(|c| c.valid).collect();
+    // Warm up (allocator, page faults, libpg_query's memory contexts).
+    for case in cases.iter().take(2_000) {
+        std::hint::black_box(classify(&case.sql));
+    }
+    let mut times: Vec<Duration> = Vec::with_capacity(cases.len());
+    let started = Instant::now();
+    for case in &cases {
+        let t = Instant::now();
+        std::hint::black_box(classify(&case.sql));
+        times.push(t.elapsed());
+    }
+    let total = started.elapsed();
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    println!(
+        "classify over {} valid statements: total {:.3?}, mean {:.1?}, p50 {:.1?}, p90 {:.1?}, \
+         p99 {:.1?}, max {:.1?}",
+        times.len(),
+        total,
+        total / times.len() as u32,
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        at(1.0)
+    );
+    let sizes: Vec<usize> = cases.iter().map(|c| c.sql.len()).collect();
+    let mut sorted = sizes.clone();
+    sorted.sort_unstable();
+    println!(
+        "statement length: p50 {} bytes, p99 {} bytes",
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() * 99 / 100]
+    );
+}

@@ -1,0 +1,206 @@
+//! Guardrails and masking end to end: real psql through the broker to real PostgreSQL, under
+//! roles with the built-in profiles, a custom approval rule and a masking profile.
+
+use serde_json::Value;
+use sluice_tests::postgres::psql;
+use sluice_tests::util::wait_for;
+use sluice_tests::{Broker, BrokerBuilder, Cli, Postgres};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// Roles: `read` (read-only), `write` (guarded-write), `careful` (guarded-write, deletes held
+/// for a dba), `masked` (read-only with masking).
+fn setup() -> (Postgres, Broker, Cli) {
+    let pg = Postgres::start();
+    pg.admin_sql(
+        &pg.database,
+        "alter table customers add column note text; \
+         update customers set note = 'paid with 4111 1111 1111 1111' where id = 7",
+    );
+    let broker = BrokerBuilder::new()
+        .postgres("pg", &pg)
+        .role("read", "      max_ttl: 1h\n      guardrails: read-only\n")
+        .role("write", "      max_ttl: 1h\n      guardrails: guarded-write\n")
+        .role("careful", "      max_ttl: 1h\n      guardrails: careful\n")
+        .role(
+            "masked",
+            "      max_ttl: 1h\n      guardrails: read-only\n      masking: pii\n",
+        )
+        .policy_extra(
+            "  guardrails:\n    careful:\n      base: guarded-write\n      approvers: [dba]\n      rules:\n        - name: deletes-need-a-dba\n          action: approve\n          commands: [DELETE]\n  masking:\n    pii:\n      columns:\n        - {name: emails, column: email, style: redact}\n      detectors:\n        - {name: cards, detector: card, style: last4}\n",
+        )
+        .rule_with(
+            "eng",
+            &[],
+            &["eng"],
+            &["pg"],
+            &["read", "write", "careful", "masked"],
+            "",
+        )
+        .start();
+    let cli = Cli::new(&broker);
+    cli.login(&broker.token("alice", &["eng"], "1h"));
+    (pg, broker, cli)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Runs psql statements (one `-c` each, in one session) through a tunnel of `role`.
+fn run(cli: &Cli, role: &str, statements: &[&str]) -> Output {
+    let mut args = vec![
+        "connect", "pg", "--role", role, "--exec", "psql", "-X", "-A", "-t",
+    ];
+    for s in statements {
+        args.push("-c");
+        args.push(s);
+    }
+    cli.run(&args)
+}
+
+fn count(pg: &Postgres) -> String {
+    pg.admin_sql(&pg.database, "select count(*) from customers")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn read_only_refuses_writes_and_the_session_stays_usable() {
+    let (pg, _broker, cli) = setup();
+    let out = run(
+        &cli,
+        "read",
+        &[
+            "select count(*) from customers",
+            "delete from customers",
+            "select 1; drop table customers",
+            "set default_transaction_read_only = off",
+            "select 'still here'",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(stdout(&out).contains("100"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("still here"), "{}{err}", stdout(&out));
+    assert!(err.contains("read-only"), "{err}");
+    assert_eq!(err.matches("ERROR").count(), 3, "{err}");
+    assert_eq!(count(&pg), "100");
+    // The server side is read-only too (defence in depth).
+    let out = run(&cli, "read", &["show default_transaction_read_only"]);
+    assert_eq!(stdout(&out).trim(), "on", "{}", stderr(&out));
+}
+
+#[test]
+fn guarded_write_needs_a_real_where() {
+    let (pg, _broker, cli) = setup();
+    let out = run(
+        &cli,
+        "write",
+        &[
+            "update customers set name = 'x'",
+            "delete from customers where 1 = 1",
+            "update customers set name = 'renamed' where id = 1",
+            "truncate customers",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(err.matches("ERROR").count(), 3, "{err}");
+    assert!(err.contains("WHERE"), "{err}");
+    assert_eq!(count(&pg), "100");
+    assert_eq!(
+        pg.admin_sql(&pg.database, "select name from customers where id = 1")
+            .trim(),
+        "renamed"
+    );
+    assert_eq!(
+        pg.admin_sql(
+            &pg.database,
+            "select count(*) from customers where name = 'x'"
+        )
+        .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn masked_columns_and_planted_values_never_reach_psql() {
+    let (_pg, _broker, cli) = setup();
+    let out = run(
+        &cli,
+        "masked",
+        &[
+            "select email, note from customers where id = 7",
+            "select note from customers where id = 7",
+        ],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!text.contains("c7@example.com"), "{text}");
+    assert!(!text.contains("4111 1111 1111 1111"), "{text}");
+    assert!(
+        text.contains("1111"),
+        "last4 keeps the last four digits: {text}"
+    );
+}
+
+#[test]
+fn a_held_delete_runs_once_a_dba_approves_it_from_another_cli() {
+    let (pg, broker, alice) = setup();
+    let bob = Cli::new(&broker);
+    bob.login(&broker.token("bob", &["dba"], "1h"));
+    let waiting = alice
+        .cmd()
+        .args([
+            "connect",
+            "pg",
+            "--role",
+            "careful",
+            "--exec",
+            psql().to_str().expect("utf8"),
+            "-X",
+            "-c",
+            "delete from customers where id = 42",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn psql");
+    let mut hold = Value::Null;
+    wait_for(
+        "the held statement to reach bob",
+        Duration::from_secs(30),
+        || {
+            let out = bob.run(&["approvals", "--output", "json"]);
+            let queue: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            match queue["statements"].as_array().and_then(|s| s.first()) {
+                Some(h) => {
+                    hold = h.clone();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    assert_eq!(hold["sql"], "delete from customers where id = 42");
+    assert_eq!(hold["rule"], "deletes-need-a-dba");
+    assert_eq!(hold["requester"]["subject"], "alice");
+    // Alice may not approve her own statement.
+    let id = hold["id"].as_str().expect("id");
+    let out = alice.run(&["approve", id]);
+    assert!(!out.status.success());
+    let out = bob.run(&["approve", id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = waiting.wait_with_output().expect("psql");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("DELETE 1"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("approval"),
+        "the NOTICE: {}",
+        stderr(&out)
+    );
+    assert_eq!(count(&pg), "99");
+    let _ = Command::new("true").status();
+}
