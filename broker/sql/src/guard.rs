@@ -5,9 +5,9 @@
 //! of several statements gets the strictest verdict of its statements, so one refused
 //! statement refuses the whole string and the engine never runs half of it.
 //!
-//! Statements that carry another statement are decided on both: `PREPARE x AS s` and
-//! `COPY (s) TO` on `s` as well, `EXECUTE x` on what `PREPARE x` defined (looked up through
-//! [`PreparedLookup`]; unknown names are refused under guarded profiles).
+//! Statements that carry another statement are decided on both, strictest wins: `PREPARE x
+//! AS s` and `COPY (s) TO` on `s` as well, `EXECUTE x` on what `PREPARE x` defined (looked up
+//! through [`PreparedLookup`]; unknown names are refused under guarded profiles).
 //!
 //! Every built-in refusal names a rule of the form `<profile>` or `<profile>:<reason>`
 //! (`read-only`, `guarded-write:no-where`), and its reason is written for the person at the
@@ -336,9 +336,6 @@ impl GuardPolicy {
         prepared: &dyn PreparedLookup,
         depth: usize,
     ) -> Verdict {
-        if let Some(verdict) = self.rule_verdict(facts) {
-            return verdict;
-        }
         let profile = self.profile.as_str();
         if depth > MAX_NESTING {
             return Verdict::block(
@@ -346,7 +343,11 @@ impl GuardPolicy {
                 "statements nest too deeply through PREPARE/EXECUTE/COPY for sluice to follow; refused",
             );
         }
-        let mut verdict = self.profile_verdict(facts);
+        // A matching rule replaces the profile's verdict on this statement; the statements it
+        // carries are still decided, so approving `EXECUTE p` cannot release a refused `p`.
+        let mut verdict = self
+            .rule_verdict(facts)
+            .unwrap_or_else(|| self.profile_verdict(facts));
         if let Some(copy) = &facts.copy
             && let Some(query) = &copy.query
         {

@@ -55,6 +55,33 @@ fn corpus() -> Vec<Case> {
         .collect()
 }
 
+fn measure(cases: &[Case], mut run: impl FnMut(&str)) -> Vec<Duration> {
+    let mut times: Vec<Duration> = Vec::with_capacity(cases.len());
+    for case in cases {
+        let t = Instant::now();
+        run(&case.sql);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times
+}
+
+fn report(what: &str, times: &[Duration]) {
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    let total: Duration = times.iter().sum();
+    println!(
+        "{what:<24} {} statements: total {:.3?}, mean {:.1?}, p50 {:.1?}, p90 {:.1?}, p99 {:.1?}, \
+         max {:.1?}",
+        times.len(),
+        total,
+        total / times.len() as u32,
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        at(1.0)
+    );
+}
+
 #[test]
 fn every_valid_statement_is_classified_and_every_invalid_one_is_unknown() {
     let started = Instant::now();
@@ -136,7 +163,8 @@ fn every_valid_statement_is_classified_and_every_invalid_one_is_unknown() {
     );
 }
 
-/// Classification time per statement over the corpus (no cache), p50/p99/max.
+/// Classification time per statement over the corpus, p50/p99/max: uncached `classify`,
+/// libpg_query's parse alone for comparison, and a `Classifier` cache hit.
 #[test]
 #[ignore = "benchmark: run with --release --ignored --nocapture"]
 fn classification_time_per_statement() {
@@ -145,29 +173,23 @@ fn classification_time_per_statement() {
     for case in cases.iter().take(2_000) {
         std::hint::black_box(classify(&case.sql));
     }
-    let mut times: Vec<Duration> = Vec::with_capacity(cases.len());
-    let started = Instant::now();
+    let parse = measure(&cases, |sql| {
+        std::hint::black_box(pg_query::parse(sql, 0).ok());
+    });
+    report("pg_query::parse alone", &parse);
+    let uncached = measure(&cases, |sql| {
+        std::hint::black_box(classify(sql));
+    });
+    report("classify (uncached)", &uncached);
+    let classifier = sluice_sql::Classifier::new(cases.len() * 2);
     for case in &cases {
-        let t = Instant::now();
-        std::hint::black_box(classify(&case.sql));
-        times.push(t.elapsed());
+        classifier.classify(&case.sql);
     }
-    let total = started.elapsed();
-    times.sort();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
-    println!(
-        "classify over {} valid statements: total {:.3?}, mean {:.1?}, p50 {:.1?}, p90 {:.1?}, \
-         p99 {:.1?}, max {:.1?}",
-        times.len(),
-        total,
-        total / times.len() as u32,
-        at(0.50),
-        at(0.90),
-        at(0.99),
-        at(1.0)
-    );
-    let sizes: Vec<usize> = cases.iter().map(|c| c.sql.len()).collect();
-    let mut sorted = sizes.clone();
+    let cached = measure(&cases, |sql| {
+        std::hint::black_box(classifier.classify(sql));
+    });
+    report("Classifier (cache hit)", &cached);
+    let mut sorted: Vec<usize> = cases.iter().map(|c| c.sql.len()).collect();
     sorted.sort_unstable();
     println!(
         "statement length: p50 {} bytes, p99 {} bytes",

@@ -1023,7 +1023,7 @@ fn random_input_never_panics() {
         "is",
     ];
     let mut rng = StdRng::seed_from_u64(0x5105_cafe);
-    for round in 0..3_000 {
+    for round in 0..20_000 {
         let sql = if round % 2 == 0 {
             let len = rng.random_range(0..64);
             let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
