@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Sluice's throughput benchmark: direct vs socat vs PgBouncer (session mode) vs `sluice connect`,
+# Sluice's throughput benchmark: direct vs socat vs PgBouncer (session mode) vs `sluice connect`
+# (plain tunnel) vs `sluice connect` under a role with guardrails and masking (sluice-guarded),
 # with pgbench -S (-c 1, -c 8, -M extended -c 8) and a \copy of pgbench_accounts, on this machine.
 # See bench/README.md and docs/benchmarks.md.
 #
-#   bench/run.sh                       # 20 s runs, 3 reps, scale 20 (about 20 minutes)
+#   bench/run.sh                       # 20 s runs, 3 reps, scale 20 (about 25 minutes)
 #   BENCH_SECONDS=5 BENCH_REPS=1 bench/run.sh --workloads c8
+#   bench/run.sh --paths direct,sluice,sluice-guarded --workloads c8,copy
 #   BENCH_PROFILE=1 bench/run.sh       # also perf-record sluiced + sluice during one extra run
 #
 # Arguments are passed to sluice-bench (`bench/run.sh --help`). Environment: BENCH_SECONDS (20),

@@ -10,6 +10,7 @@
 pub mod broker;
 pub mod ci_issuer;
 pub mod cli;
+pub mod guard;
 pub mod oidc;
 pub mod postgres;
 pub mod util;

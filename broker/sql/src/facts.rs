@@ -326,7 +326,8 @@ pub enum SideEffectKind {
     LargeObject,
     /// Server files: `pg_read_file`, `pg_ls_dir`, `lo_import`, `lo_export`, adminpack.
     File,
-    /// SQL sent elsewhere: `dblink*`.
+    /// SQL the guard cannot see: sent elsewhere (`dblink*`) or run from a string
+    /// (`query_to_xml*`, `ts_stat`, `ts_rewrite`).
     Remote,
     /// The server itself: signalling backends, configuration reloads, WAL, backups,
     /// replication slots and origins, statistics resets.
@@ -360,6 +361,12 @@ const SIDE_EFFECT_FUNCTIONS: &[(&str, SideEffectKind)] = &[
     ("lo_truncate", SideEffectKind::LargeObject),
     ("lo_truncate64", SideEffectKind::LargeObject),
     ("lowrite", SideEffectKind::LargeObject),
+    // Run the SQL text they are given, which the guard never sees.
+    ("query_to_xml", SideEffectKind::Remote),
+    ("query_to_xmlschema", SideEffectKind::Remote),
+    ("query_to_xml_and_xmlschema", SideEffectKind::Remote),
+    ("ts_stat", SideEffectKind::Remote),
+    ("ts_rewrite", SideEffectKind::Remote),
     ("lo_import", SideEffectKind::File),
     ("lo_export", SideEffectKind::File),
     ("pg_read_file", SideEffectKind::File),
@@ -455,6 +462,11 @@ mod tests {
             side_effect_kind("pg_advisory_xact_lock"),
             Some(SideEffectKind::Coordination)
         );
+        assert_eq!(
+            side_effect_kind("pg_catalog.query_to_xml"),
+            Some(SideEffectKind::Remote)
+        );
+        assert_eq!(side_effect_kind("ts_stat"), Some(SideEffectKind::Remote));
         assert_eq!(side_effect_kind("PG_READ_FILE"), None);
         assert_eq!(side_effect_kind("lower"), None);
         assert_eq!(side_effect_kind("currval"), None);

@@ -541,7 +541,9 @@ impl GuardPolicy {
             SideEffectKind::Config => "changes session settings",
             SideEffectKind::LargeObject => "changes large objects",
             SideEffectKind::File => "reads or writes files on the database server",
-            SideEffectKind::Remote => "runs SQL on another server",
+            SideEffectKind::Remote => {
+                "runs SQL that sluice cannot inspect (sent elsewhere or given as a string)"
+            }
             SideEffectKind::Server => "acts on the database server itself",
         };
         Some(Verdict::block(

@@ -116,7 +116,7 @@ impl Hints {
     /// load and one OR per byte; long ones through a loop the compiler vectorises, where the
     /// per-call cost of reducing the vector accumulators is paid back.
     fn of(bytes: &[u8]) -> Hints {
-        if bytes.len() < 64 {
+        if bytes.len() < 32 {
             let mut digits = 0u32;
             let mut flags = 0u8;
             for &b in bytes {
@@ -129,33 +129,25 @@ impl Hints {
             };
         }
         let mut digits = 0u32;
-        let (mut at, mut underscore, mut j, mut x) = (0u8, 0u8, 0u8, 0u8);
-        let (mut a, mut k_or_s, mut dash, mut upper) = (0u8, 0u8, 0u8, 0u8);
-        // Each flag is its own byte-wide OR and digits are summed in byte-wide lanes per
-        // 255-byte block, so the loop runs 16–32 bytes per step.
+        let mut flags = 0u8;
+        // One byte-wide OR of all flags and digits summed in byte-wide lanes per 255-byte
+        // block, so the loop runs 16–32 bytes per step with a single reduction at the end.
         for block in bytes.chunks(255) {
             let mut block_digits = 0u8;
             for &b in block {
                 block_digits += u8::from(b.wrapping_sub(b'0') < 10);
-                at |= u8::from(b == b'@');
-                underscore |= u8::from(b == b'_');
-                j |= u8::from(b == b'J');
-                x |= u8::from(b == b'x');
-                a |= u8::from(b == b'A');
-                k_or_s |= u8::from(b == b'K') | u8::from(b == b'S');
-                dash |= u8::from(b == b'-');
-                upper |= u8::from(b.wrapping_sub(b'A') < 26);
+                flags |= u8::from(b == b'@')
+                    | u8::from(b == b'_') << 1
+                    | u8::from(b == b'J') << 2
+                    | u8::from(b == b'x') << 3
+                    | u8::from(b == b'A') << 4
+                    | (u8::from(b == b'K') | u8::from(b == b'S')) << 5
+                    | u8::from(b == b'-') << 6
+                    | u8::from(b.wrapping_sub(b'A') < 26) << 7;
             }
             digits += u32::from(block_digits);
         }
-        let flags = u32::from(at)
-            | u32::from(underscore) << 1
-            | u32::from(j) << 2
-            | u32::from(x) << 3
-            | u32::from(a) << 4
-            | u32::from(k_or_s) << 5
-            | u32::from(dash) << 6
-            | u32::from(upper) << 7;
+        let flags = u32::from(flags);
         Hints { digits, flags }
     }
 
@@ -345,12 +337,25 @@ fn digits_end(text: &[u8], from: usize) -> usize {
         .map_or(text.len(), |len| from + len)
 }
 
-/// Offset of the next ASCII digit at or after `from`.
+/// Offset of the next ASCII digit at or after `from`. Skips eight bytes at a time while a
+/// word holds no digit (long runs of text or padding between numbers).
 fn next_digit(text: &[u8], from: usize) -> Option<usize> {
-    text[from..]
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut at = from;
+    for chunk in text[from..].chunks_exact(8) {
+        let word = <[u8; 8]>::try_from(chunk).map_or(u64::MAX, u64::from_le_bytes);
+        // Bytes 0x30..=0x39 become 0..=9; "some byte below 10" is exact for a whole word.
+        let x = word ^ (ONES * 0x30);
+        if x.wrapping_sub(ONES * 10) & !x & HIGHS != 0 {
+            break;
+        }
+        at += 8;
+    }
+    text[at..]
         .iter()
         .position(u8::is_ascii_digit)
-        .map(|offset| from + offset)
+        .map(|offset| at + offset)
 }
 
 /// A number may start at `start`: not glued to a letter or digit, and not the fraction of a

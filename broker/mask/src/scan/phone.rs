@@ -15,7 +15,7 @@
 //! change of separator (`01.02.2023 10`). Dates fail the shapes: `2024-01-15` is neither North
 //! American nor trunk-prefixed, `01-02-2023` has eight digits.
 
-use super::{Hit, digits_end, is_alnum, number_ends};
+use super::{Hit, digits_end, is_alnum, next_digit, number_ends};
 use crate::policy::Detector;
 
 /// Groups read per candidate. A longer run is read again from its last `OVERLAP` groups, so a
@@ -49,11 +49,18 @@ pub(super) fn find(text: &[u8], hits: &mut Vec<Hit>) {
     // Filled afresh for each candidate; only `..count` is read.
     let mut buffer = [Group::default(); MAX_GROUPS];
     while at < text.len() {
-        let b = text[at];
-        if !(b.is_ascii_digit() || b == b'+' || b == b'(') {
-            at += 1;
-            continue;
+        if !matches!(text[at], b'0'..=b'9' | b'+' | b'(') {
+            // Every candidate has a digit at its start or right after its `+` or `(`.
+            let Some(digit) = next_digit(text, at) else {
+                break;
+            };
+            at = if digit > at && matches!(text[digit - 1], b'+' | b'(') {
+                digit - 1
+            } else {
+                digit
+            };
         }
+        let b = text[at];
         if at != resume && !starts(text, at) {
             at = if b.is_ascii_digit() {
                 digits_end(text, at)

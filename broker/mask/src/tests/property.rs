@@ -60,3 +60,30 @@ fn planted_values_never_survive_whatever_surrounds_them() {
         }
     }
 }
+
+#[test]
+fn adversarial_inputs_stay_linear() {
+    // Shapes that make each scanner do the most work per byte. Quadratic behaviour on 200 kB
+    // would take minutes; linear takes milliseconds, even unoptimised.
+    let policy = oracle::policy(Style::Redact);
+    for unit in [
+        "1 2 3 4 5 6 7 8 9 0 ",
+        "12-34-56-78-90-",
+        "(1)(2)(3)+4+5 ",
+        "a@a@a.a@",
+        "a.a.a.a.a.a@",
+        "eyJeyJ.eyJ.",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "DE89 DE89 ",
+        "ghp_gho_github_",
+        "AKIAAKIAASIA",
+        "4111 1111 1111 1111 ",
+    ] {
+        let text = unit.repeat(200_000 / unit.len());
+        let start = std::time::Instant::now();
+        let mut counts = crate::MaskCounts::new();
+        let _ = policy.mask_text(&text, &mut counts);
+        let elapsed = start.elapsed();
+        assert!(elapsed.as_secs() < 20, "{unit:?}: {elapsed:?} for 200 kB");
+    }
+}

@@ -55,10 +55,11 @@ const TABLE: &[(&str, &str, &str, &str)] = &[
     ("close c", "allow", "allow", "allow"),
     ("select \"PG_READ_FILE\"('x')", "allow", "allow", "allow"),
     ("select currval('s')", "allow", "allow", "allow"),
+    // Runs the SQL in its string, which the guard does not see: refused (fail closed).
     (
         "select query_to_xml('select 1', true, false, '')",
-        "allow",
-        "allow",
+        "read-only:side-effect-function",
+        "guarded-write:side-effect-function",
         "allow",
     ),
     // Writes.

@@ -19,7 +19,7 @@ use pg_query::protobuf::{
     ObjectType, RangeVar, TransactionStmtKind, VariableSetKind, WithClause, a_const,
 };
 
-use super::filter::{parse_bool, shape};
+use super::filter::{parse_bool, shape, shape_for};
 use super::walk::for_each_child;
 use crate::facts::{
     CopyDirection, CopyFacts, CopyTarget, PreparedRef, SideEffectKind, StatementClass,
@@ -382,12 +382,12 @@ impl<'a> Collector<'a> {
                 self.scoped(node, insert.with_clause.as_ref());
             }
             NodeRef::UpdateStmt(update) => {
-                let filter = shape(update.where_clause.as_deref());
+                let filter = shape_for(update.where_clause.as_deref(), update.relation.as_ref());
                 self.dml("UPDATE", update.relation.as_ref(), Some(filter));
                 self.scoped(node, update.with_clause.as_ref());
             }
             NodeRef::DeleteStmt(delete) => {
-                let filter = shape(delete.where_clause.as_deref());
+                let filter = shape_for(delete.where_clause.as_deref(), delete.relation.as_ref());
                 self.dml("DELETE", delete.relation.as_ref(), Some(filter));
                 self.scoped(node, delete.with_clause.as_ref());
             }

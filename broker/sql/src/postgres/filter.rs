@@ -15,8 +15,8 @@
 use pg_query::NodeEnum;
 use pg_query::NodeRef;
 use pg_query::protobuf::{
-    AExpr, AExprKind, BoolExprType, BoolTestType, ColumnRef, Node, NullTestType, SubLinkType,
-    a_const,
+    AExpr, AExprKind, BoolExprType, BoolTestType, ColumnRef, Node, NullTestType, RangeVar,
+    SubLinkType, a_const,
 };
 
 use super::walk::for_each_child;
@@ -24,6 +24,70 @@ use crate::facts::WhereFacts;
 
 /// The shape of an optional `WHERE` expression.
 pub(crate) fn shape(filter: Option<&Node>) -> WhereFacts {
+    shape_for(filter, None)
+}
+
+/// The shape of the `WHERE` of a write to `target`: a column qualified with the target's name
+/// or alias is the same column as the bare name (`where id = canary.id` is `id = id`).
+pub(crate) fn shape_for(filter: Option<&Node>, target: Option<&RangeVar>) -> WhereFacts {
+    let names: Vec<String> = target
+        .map(|t| {
+            let mut names = vec![t.relname.clone()];
+            if let Some(alias) = &t.alias {
+                names.push(alias.aliasname.clone());
+            }
+            names
+        })
+        .unwrap_or_default();
+    TARGET.with(|t| *t.borrow_mut() = names);
+    let shape = shape_inner(filter);
+    TARGET.with(|t| t.borrow_mut().clear());
+    shape
+}
+
+thread_local! {
+    /// Names (relation, alias) of the table whose filter is being shaped.
+    static TARGET: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A column reference as the server resolves it against the target: `t.id` and `id` are the
+/// same when `t` names the target.
+fn column_key(c: &ColumnRef) -> Vec<String> {
+    let fields: Vec<String> = c
+        .fields
+        .iter()
+        .map(|f| match &f.node {
+            Some(NodeEnum::String(s)) => s.sval.clone(),
+            Some(NodeEnum::AStar(_)) => "*".to_owned(),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    let qualifier_is_target = |q: &str| TARGET.with(|t| t.borrow().iter().any(|n| n == q));
+    match fields.as_slice() {
+        [table, column] if qualifier_is_target(table) => vec![column.clone()],
+        [_, table, column] if qualifier_is_target(table) => vec![column.clone()],
+        _ => fields,
+    }
+}
+
+/// The same expression on both sides, whatever its source positions: `(id + 0) = (id + 0)`.
+fn same_expr(a: &Node, b: &Node) -> bool {
+    fn without_locations(node: &Node) -> String {
+        let text = format!("{node:?}");
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("location: ") {
+            out.push_str(&rest[..at]);
+            rest = rest[at + "location: ".len()..]
+                .trim_start_matches(|c: char| c == '-' || c.is_ascii_digit());
+        }
+        out.push_str(rest);
+        out
+    }
+    without_locations(a) == without_locations(b)
+}
+
+fn shape_inner(filter: Option<&Node>) -> WhereFacts {
     let Some(expr) = filter.and_then(|n| n.node.as_ref()) else {
         return WhereFacts::Missing;
     };
@@ -47,6 +111,12 @@ fn mentions_columns(node: NodeRef<'_>) -> bool {
         }
     });
     found
+}
+
+fn mentions_columns_node(node: &Node) -> bool {
+    node.node
+        .as_ref()
+        .is_some_and(|n| mentions_columns(n.to_ref()))
 }
 
 /// A constant's value, as far as the evaluator can tell.
@@ -238,7 +308,7 @@ fn is_null_or_not_null(args: &[Node]) -> bool {
         *is_null
             && tests
                 .iter()
-                .any(|(d, other_null)| !*other_null && c.fields == d.fields)
+                .any(|(d, other_null)| !*other_null && column_key(c) == column_key(d))
     })
 }
 
@@ -266,10 +336,18 @@ fn list_values(node: Option<&Node>) -> Option<Vec<Value>> {
 fn eval_a_expr(e: &AExpr) -> Value {
     let op = operator(e);
     let kind = AExprKind::try_from(e.kind).unwrap_or(AExprKind::Undefined);
-    // The same column on both sides: `x = x`, `x <= x`, `x IS NOT DISTINCT FROM x`.
-    if let (Some(l), Some(r)) = (column(e.lexpr.as_deref()), column(e.rexpr.as_deref()))
-        && l.fields == r.fields
-    {
+    // The same column on both sides: `x = x`, `x <= x`, `x IS NOT DISTINCT FROM x`; or the
+    // same expression: `(x + 0) = (x + 0)`.
+    let same_column = matches!(
+        (column(e.lexpr.as_deref()), column(e.rexpr.as_deref())),
+        (Some(l), Some(r)) if column_key(l) == column_key(r)
+    );
+    let same = same_column
+        || matches!(
+            (e.lexpr.as_deref(), e.rexpr.as_deref()),
+            (Some(l), Some(r)) if mentions_columns_node(l) && same_expr(l, r)
+        );
+    if same {
         return match (kind, op) {
             (AExprKind::AexprOp, "=" | "<=" | ">=") | (AExprKind::AexprNotDistinct, _) => {
                 Value::Bool(true)

@@ -559,6 +559,22 @@ fn where_clauses_missing_trivial_or_present() {
         ("delete from t where 'a'='a'", TriviallyTrue),
         ("delete from t where id = id", TriviallyTrue),
         ("delete from t where t.id = t.id", TriviallyTrue),
+        ("update t set v = 1 where id = t.id", TriviallyTrue),
+        ("update t c set v = 1 where c.id = id", TriviallyTrue),
+        (
+            "update public.t set v = 1 where t.id = public.t.id",
+            TriviallyTrue,
+        ),
+        (
+            "update t set v = 1 where (id + 0) = (id + 0)",
+            TriviallyTrue,
+        ),
+        (
+            "update t set v = 1 where lower(name) = lower(name)",
+            TriviallyTrue,
+        ),
+        ("delete from t using u where t.id = u.id", Present),
+        ("delete from t where id = u.id", Present),
         ("delete from t where id >= id", TriviallyTrue),
         ("delete from t where not false", TriviallyTrue),
         ("delete from t where 1", TriviallyTrue),

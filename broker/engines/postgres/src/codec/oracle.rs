@@ -122,8 +122,16 @@ pub fn query_messages(data: &[u8]) {
         .ok()
         .flatten()
         .expect("a rewritten row is one whole frame");
-    assert_eq!(frame.total_len, out.len(), "the length field counts the new values");
-    assert_eq!(query::data_row(frame.body).ok(), Some(rewritten), "rewritten values read back");
+    assert_eq!(
+        frame.total_len,
+        out.len(),
+        "the length field counts the new values"
+    );
+    assert_eq!(
+        query::data_row(frame.body).ok(),
+        Some(rewritten),
+        "rewritten values read back"
+    );
 }
 
 #[cfg(test)]
@@ -189,7 +197,9 @@ mod tests {
         });
         push(&|b| {
             // RowDescription with one text column `email` of table 16384.
-            b.extend_from_slice(b"T\0\0\0\x1e\0\x01email\0\0\0\x40\0\0\x02\0\0\0\x19\xff\xff\xff\xff\xff\xff\0\0");
+            b.extend_from_slice(
+                b"T\0\0\0\x1e\0\x01email\0\0\0\x40\0\0\x02\0\0\0\x19\xff\xff\xff\xff\xff\xff\0\0",
+            );
         });
         out
     }
