@@ -24,8 +24,13 @@ fn show(cmd: &str, out: &Output) {
 fn main() {
     step(1, "A throwaway PostgreSQL with sample data");
     let pg = Postgres::start();
+    pg.admin_sql(
+        &pg.database,
+        "alter table customers add column note text; \
+         update customers set note = 'paid with card 4111 1111 1111 1111' where id = 2",
+    );
     println!(
-        "PostgreSQL on {} with database `{}`, table `customers` (100 rows).\nRole `{}` logs in with SCRAM; its password is known only to the broker's environment.",
+        "PostgreSQL on {} with database `{}`, table `customers` (100 rows; row 2's note holds a card number).\nRole `{}` logs in with SCRAM; its password is known only to the broker's environment.",
         pg.address(),
         pg.database,
         pg.app_user
@@ -44,10 +49,16 @@ fn main() {
             op.issuer()
         ))
         .postgres("pg-main", &pg)
-        .role("read", "      description: look, don't touch\n      max_ttl: 8h\n")
+        .role(
+            "read",
+            "      description: look, don't touch\n      max_ttl: 8h\n      guardrails: read-only\n      masking: pii\n",
+        )
         .role(
             "write",
-            "      description: change data, with a lead's approval\n      max_ttl: 1h\n      approval:\n        groups: [dba-leads]\n",
+            "      description: change data, with a lead's approval\n      max_ttl: 1h\n      guardrails: careful\n      approval:\n        groups: [dba-leads]\n",
+        )
+        .policy_extra(
+            "  guardrails:\n    careful:\n      base: guarded-write\n      rules:\n        - name: deletes-need-a-lead\n          action: approve\n          commands: [DELETE]\n  masking:\n    pii:\n      columns:\n        - {name: emails, column: email, style: redact}\n      detectors:\n        - {name: cards, detector: card, style: last4}\n",
         )
         .rule_with("dbas", &[], &["dba"], &["*"], &["read", "write"], "")
         .start();
@@ -88,19 +99,37 @@ fn main() {
 
     step(
         4,
-        "A tunnel and a query: psql runs unchanged against 127.0.0.1",
+        "A tunnel and a query: psql runs unchanged against 127.0.0.1, sensitive values masked",
     );
     println!(
-        "connect asks the broker for a grant of alice's default role (read: granted at once by policy)."
+        "connect asks the broker for a grant of alice's default role (read: granted at once by policy;\nguardrails read-only, masking profile pii: the email column and any card number)."
     );
-    let sql = "select id, name, email from customers order by id limit 5";
+    let sql = "select id, name, email, note from customers order by id limit 3";
     show(
         &format!("sluice connect pg-main --exec psql -c \"{sql}\""),
         &alice.run(&["connect", "pg-main", "--exec", "psql", "-X", "-c", sql]),
     );
     println!(
-        "psql got a one-time secret for this tunnel (PGPASSWORD); the broker logged in to PostgreSQL with the real password, which never left the broker."
+        "psql got a one-time secret for this tunnel (PGPASSWORD); the broker logged in to PostgreSQL with the real password, which never left the broker.\nThe emails and the card number in row 2's note were masked by the broker before psql saw them."
     );
+    let blocked = "delete from customers where id = 3";
+    show(
+        &format!(
+            "sluice connect pg-main --exec psql -c \"{blocked}\" -c \"select count(*) from customers\""
+        ),
+        &alice.run(&[
+            "connect",
+            "pg-main",
+            "--exec",
+            "psql",
+            "-X",
+            "-c",
+            blocked,
+            "-c",
+            "select count(*) from customers",
+        ]),
+    );
+    println!("The DELETE never reached the database; the same session went on to the next query.");
     show("sluice grant list", &alice.run(&["grant", "list"]));
 
     step(
@@ -151,6 +180,52 @@ fn main() {
             "connect", "pg-main", "--role", "write", "--exec", "psql", "-X", "-c", update,
         ]),
     );
+
+    println!("\nUnder `careful`, a DELETE is held inside the session until a lead approves it:");
+    let held = alice
+        .cmd()
+        .args([
+            "connect",
+            "pg-main",
+            "--role",
+            "write",
+            "--exec",
+            "psql",
+            "-X",
+            "-c",
+            "delete from customers where id = 100",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn psql");
+    println!("$ psql -c 'delete from customers where id = 100'   # alice, in the background");
+    let mut hold_id = None;
+    for _ in 0..100 {
+        let out = carol.run(&["approvals", "--output", "json"]);
+        let queue: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        if let Some(id) = queue["statements"][0]["id"].as_str() {
+            hold_id = Some(id.to_string());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if let Some(id) = hold_id {
+        show("sluice approvals   # as carol", &carol.run(&["approvals"]));
+        show(
+            &format!("sluice approve {id}   # as carol"),
+            &carol.run(&["approve", &id]),
+        );
+    }
+    let out = held.wait_with_output().expect("psql");
+    println!("alice's psql, which was waiting:");
+    for line in String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .chain(String::from_utf8_lossy(&out.stdout).lines())
+    {
+        println!("  {line}");
+    }
 
     step(
         6,
