@@ -27,7 +27,7 @@ fn setup() -> (Postgres, Broker, Cli) {
             "      max_ttl: 1h\n      guardrails: read-only\n      masking: pii\n",
         )
         .policy_extra(
-            "  guardrails:\n    careful:\n      base: guarded-write\n      approvers: [dba]\n      rules:\n        - name: deletes-need-a-dba\n          action: approve\n          commands: [DELETE]\n  masking:\n    pii:\n      columns:\n        - {name: emails, column: email, style: redact}\n      detectors:\n        - {name: cards, detector: card, style: last4}\n",
+            "  guardrails:\n    careful:\n      base: guarded-write\n      approvers: [dba]\n      rules:\n        - name: deletes-need-a-dba\n          action: approve\n          commands: [DELETE]\n  masking:\n    pii:\n      columns:\n        - {name: emails, column: public.customers.email, style: redact}\n      detectors:\n        - {name: cards, detector: card, style: last4}\n",
         )
         .rule_with(
             "eng",

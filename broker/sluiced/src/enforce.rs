@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use sluice_config::{
     Config, DetectorKind, GuardAction, GuardBase, GuardRuleSpec, GuardrailsRef, MaskStyle,
 };
+use sluice_engine_postgres::catalog::Columns;
 use sluice_engine_postgres::hooks::{
     Check, ColumnInfo, Enforcement, Guard, Masked, Masker, RowMask,
 };
@@ -20,11 +21,13 @@ use sluice_sql::{
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::info;
 
 /// Classified texts kept per broker; repeated statements cost a lookup.
 const CLASSIFIER_CACHE: usize = 4096;
+/// How long a resource's catalog (column names behind table OIDs) is reused.
+const CATALOG_TTL: Duration = Duration::from_secs(60);
 /// How long a held statement waits when the role's profile does not say.
 const DEFAULT_HOLD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
@@ -33,6 +36,8 @@ pub struct Enforcer {
     classifier: Arc<Classifier>,
     roles: HashMap<String, RolePlan>,
     holds: Arc<Holds>,
+    /// Column names behind table OIDs, per resource, with when they were read.
+    catalogs: Mutex<HashMap<String, (Instant, Arc<Columns>)>>,
 }
 
 impl std::fmt::Debug for Enforcer {
@@ -157,11 +162,49 @@ impl Enforcer {
             classifier: Arc::new(Classifier::new(CLASSIFIER_CACHE)),
             roles,
             holds,
+            catalogs: Mutex::new(HashMap::new()),
         })
     }
 
+    /// Whether sessions of `role` mask by column name, and so need the catalog to see through
+    /// aliases.
+    pub fn needs_catalog(&self, role: &str) -> bool {
+        self.roles
+            .get(role)
+            .and_then(|plan| plan.masking.as_ref())
+            .is_some_and(|m| !m.columns().is_empty())
+    }
+
+    /// The resource's columns, read at most every [`CATALOG_TTL`] with the broker's own login.
+    pub async fn catalog(
+        &self,
+        resource: &str,
+        target: &sluice_engine_postgres::Target,
+    ) -> Result<Arc<Columns>, sluice_engine_postgres::catalog::CatalogError> {
+        if let Some((at, columns)) = self
+            .catalogs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(resource)
+            && at.elapsed() < CATALOG_TTL
+        {
+            return Ok(Arc::clone(columns));
+        }
+        let columns = Arc::new(sluice_engine_postgres::catalog::load(target).await?);
+        self.catalogs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(resource.to_owned(), (Instant::now(), Arc::clone(&columns)));
+        Ok(columns)
+    }
+
     /// The enforcement of a session of `role`, and the settings its upstream login imposes.
-    pub fn for_session(&self, role: &str, mut session: Session) -> SessionEnforcement {
+    pub fn for_session(
+        &self,
+        role: &str,
+        mut session: Session,
+        columns: Option<Arc<Columns>>,
+    ) -> SessionEnforcement {
         let Some(plan) = self.roles.get(role) else {
             return SessionEnforcement::default();
         };
@@ -176,10 +219,16 @@ impl Enforcer {
         }
         session.approvers = plan.approvers.clone();
         session.timeout = plan.hold_timeout;
+        // COPY text carries no column names, so column rules could not apply to it.
+        let column_rules = plan
+            .masking
+            .as_ref()
+            .is_some_and(|m| !m.columns().is_empty());
         let guard = plan.guard.as_ref().map(|policy| {
             Arc::new(SessionGuard {
                 classifier: Arc::clone(&self.classifier),
                 policy: Arc::clone(policy),
+                refuse_copy_out: column_rules,
                 prepared: Mutex::new(HashMap::new()),
                 subject: session.requester.subject.clone(),
                 grant: session.grant.clone(),
@@ -193,6 +242,7 @@ impl Enforcer {
                 Arc::new(SessionMasker {
                     policy: policy.clone(),
                     counts: Arc::clone(&counts),
+                    columns: columns.clone().unwrap_or_default(),
                 }) as Arc<dyn Masker>
             });
         let approvals = guard.as_ref().map(|_| {
@@ -277,6 +327,8 @@ fn detector(kind: DetectorKind) -> sluice_mask::Detector {
 struct SessionGuard {
     classifier: Arc<Classifier>,
     policy: Arc<GuardPolicy>,
+    /// The role's masking has column rules, which COPY output cannot honour.
+    refuse_copy_out: bool,
     prepared: Mutex<HashMap<String, StatementFacts>>,
     subject: String,
     grant: String,
@@ -286,7 +338,15 @@ impl Guard for SessionGuard {
     fn check_sql(&self, sql: &str) -> Check {
         let facts = self.classifier.classify(sql);
         let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
-        let verdict = self.policy.decide_with(&facts, &*prepared);
+        let mut verdict = self.policy.decide_with(&facts, &*prepared);
+        if verdict.is_allow() && self.refuse_copy_out && facts.iter().any(copies_out) {
+            verdict = Verdict::Block {
+                rule: "masking:copy-out".into(),
+                reason: "COPY ... TO cannot be masked column by column (COPY output carries no \
+                         column names) and this role masks columns; use SELECT instead"
+                    .into(),
+            };
+        }
         match verdict {
             Verdict::Allow => {
                 for statement in facts.iter() {
@@ -323,6 +383,14 @@ impl Guard for SessionGuard {
     }
 }
 
+/// Whether a statement sends rows out with COPY (to the client, a file or a program).
+fn copies_out(facts: &StatementFacts) -> bool {
+    facts
+        .copy
+        .as_ref()
+        .is_some_and(|c| c.direction == sluice_sql::CopyDirection::To)
+}
+
 /// Keeps the prepared-statement table in step with what ran.
 fn remember(prepared: &mut HashMap<String, StatementFacts>, statement: &StatementFacts) {
     match &statement.prepared {
@@ -352,29 +420,56 @@ fn commands(facts: &[StatementFacts]) -> String {
 struct SessionMasker {
     policy: MaskPolicy,
     counts: Arc<Mutex<MaskCounts>>,
+    /// Real table and column names behind result columns.
+    columns: Arc<Columns>,
 }
 
 impl Masker for SessionMasker {
     fn plan(&self, columns: &[ColumnInfo]) -> Option<Box<dyn RowMask>> {
-        let described: Vec<sluice_mask::Column<'_>> = columns
+        // As the client sees the columns (aliases), with no table.
+        let as_named: Vec<sluice_mask::Column<'_>> = columns
             .iter()
             .map(|c| sluice_mask::Column {
                 name: &c.name,
-                // Table names are not resolved from OIDs yet: table-qualified rules match on
-                // their column part (over-masking, never under-masking).
                 table: None,
                 type_oid: c.type_oid,
                 binary: c.binary,
             })
             .collect();
-        let plan = self.policy.plan(&described);
-        (!plan.is_noop()).then(|| {
-            Box::new(PlanMask {
-                plan,
-                counts: MaskCounts::new(),
-                sink: Arc::clone(&self.counts),
-            }) as Box<dyn RowMask>
-        })
+        // As the catalog knows them: `SELECT email AS e FROM users` is `public.users.email`.
+        let resolved: Vec<sluice_mask::Column<'_>> = columns
+            .iter()
+            .map(|c| match self.columns.get(c.table_oid, c.column) {
+                Some((table, name)) => sluice_mask::Column {
+                    name,
+                    table: Some(table),
+                    type_oid: c.type_oid,
+                    binary: c.binary,
+                },
+                None => sluice_mask::Column {
+                    name: &c.name,
+                    table: None,
+                    type_oid: c.type_oid,
+                    binary: c.binary,
+                },
+            })
+            .collect();
+        let named = self.policy.plan(&as_named);
+        let real = self.policy.plan(&resolved);
+        if named.is_noop() && real.is_noop() {
+            return None;
+        }
+        // A column a rule names by its real name is masked by that rule, whatever its alias.
+        let by_real: Vec<bool> = (0..columns.len())
+            .map(|i| real.column_rule(i).is_some())
+            .collect();
+        Some(Box::new(PlanMask {
+            named,
+            real,
+            by_real,
+            counts: MaskCounts::new(),
+            sink: Arc::clone(&self.counts),
+        }) as Box<dyn RowMask>)
     }
 
     fn mask_text(&self, text: &str) -> Option<String> {
@@ -394,14 +489,21 @@ impl Masker for SessionMasker {
 
 /// One result shape's masking; its counts join the session's when the result is done.
 struct PlanMask {
-    plan: sluice_mask::RowPlan,
+    named: sluice_mask::RowPlan,
+    real: sluice_mask::RowPlan,
+    by_real: Vec<bool>,
     counts: MaskCounts,
     sink: Arc<Mutex<MaskCounts>>,
 }
 
 impl RowMask for PlanMask {
     fn mask(&mut self, index: usize, value: &[u8]) -> Masked {
-        match self.plan.mask_value(index, value, &mut self.counts) {
+        let plan = if self.by_real.get(index).copied().unwrap_or(false) {
+            &self.real
+        } else {
+            &self.named
+        };
+        match plan.mask_value(index, value, &mut self.counts) {
             sluice_mask::Masked::Unchanged => Masked::Unchanged,
             sluice_mask::Masked::Replace(bytes) => Masked::Replace(bytes),
             sluice_mask::Masked::Null => Masked::Null,

@@ -117,7 +117,32 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
                 approvers: Vec::new(),
                 timeout: std::time::Duration::ZERO,
             };
-            let enforced = app.enforcer.for_session(authz.role(), session);
+            let columns = if app.enforcer.needs_catalog(authz.role()) {
+                let target = Target {
+                    address: pg.address.clone(),
+                    database: pg.database.clone(),
+                    user: pg.user.clone(),
+                    password: password.clone(),
+                    tls: tls.clone(),
+                    settings: Vec::new(),
+                };
+                // Fail closed: without it an alias would slip past the column rules.
+                match app.enforcer.catalog(&resource, &target).await {
+                    Ok(columns) => Some(columns),
+                    Err(e) => {
+                        warn!(resource = %resource, error = %e, "cannot read the catalog for masking");
+                        return Err(Failure(ApiError::new(
+                            ErrorCode::TargetUnreachable,
+                            format!(
+                                "the broker cannot read the column names of '{resource}' that masking needs: {e}"
+                            ),
+                        )));
+                    }
+                }
+            } else {
+                None
+            };
+            let enforced = app.enforcer.for_session(authz.role(), session, columns);
             Engine::Postgres(
                 Box::new(SessionParams {
                     subject: who.subject.clone(),

@@ -22,6 +22,7 @@
 //! [`codec`] is the pure wire format (no I/O); everything else is async on tokio.
 
 pub mod cancel;
+pub mod catalog;
 pub mod client;
 pub mod codec;
 pub mod hooks;
