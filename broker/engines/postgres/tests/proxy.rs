@@ -275,3 +275,98 @@ async fn ending_the_lease_mid_query_sends_a_fatal_the_client_can_read() {
     })
     .await;
 }
+
+/// Parse, Bind, Execute and Sync of one statement, as libpq's PQexecParams sends them.
+fn extended(sql: &str) -> Vec<u8> {
+    let mut buf = bytes::BytesMut::new();
+    sluice_engine_postgres::codec::query::Parse::encode("", sql, &mut buf).unwrap();
+    let frame = |buf: &mut bytes::BytesMut, tag: u8, body: &[u8]| {
+        buf.extend_from_slice(&[tag]);
+        buf.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        buf.extend_from_slice(body);
+    };
+    // Bind: unnamed portal and statement, no parameter formats, no values, no result formats.
+    frame(&mut buf, b'B', b"\0\0\0\0\0\0\0\0");
+    frame(&mut buf, b'E', b"\0\0\0\0\0");
+    frame(&mut buf, b'S', b"");
+    buf.to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_parse_fails_its_batch_up_to_sync_and_the_next_batch_runs() {
+    within(async {
+        let pg = Cluster::start();
+        let (mut c, task, _lease) = session(&pg, guarded()).await;
+        let mut batch = extended("select 'forbidden'");
+        batch.extend(extended("select 41 + 1"));
+        c.send_raw(&batch).await;
+        // First batch: one error, then ReadyForQuery; nothing of it ran.
+        let first = c.read_result().await.unwrap_err();
+        assert_eq!(first.code(), Some("42501"), "{first:?}");
+        assert!(first.message().unwrap().starts_with("sluice:"), "{first:?}");
+        // Second batch runs normally.
+        assert_eq!(
+            c.read_result().await.unwrap(),
+            vec![vec![Some("42".into())]]
+        );
+        c.terminate().await;
+        task.await.unwrap().unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extended_protocol_rows_are_masked_in_text_and_binary_format() {
+    within(async {
+        let pg = Cluster::start();
+        let enforcement = Enforcement {
+            masker: Some(Arc::new(EmailMasker)),
+            ..Enforcement::default()
+        };
+        let (mut c, task, _lease) = session(&pg, enforcement).await;
+        c.query("create table people (id int, email text)")
+            .await
+            .unwrap();
+        c.query("insert into people values (1, 'ada@example.com')")
+            .await
+            .unwrap();
+        for binary in [false, true] {
+            let mut buf = bytes::BytesMut::new();
+            sluice_engine_postgres::codec::query::Parse::encode(
+                "s",
+                "select id, email from people",
+                &mut buf,
+            )
+            .unwrap();
+            let frame = |buf: &mut bytes::BytesMut, tag: u8, body: &[u8]| {
+                buf.extend_from_slice(&[tag]);
+                buf.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+                buf.extend_from_slice(body);
+            };
+            // Bind portal "p" to "s": no params; one result format for all columns.
+            let mut bind = b"p\0s\0\0\0\0\0\0\x01".to_vec();
+            bind.extend_from_slice(&(i16::from(binary)).to_be_bytes());
+            frame(&mut buf, b'B', &bind);
+            frame(&mut buf, b'D', b"Pp\0");
+            frame(&mut buf, b'E', b"p\0\0\0\0\0");
+            frame(&mut buf, b'S', b"");
+            c.send_raw(&buf).await;
+            let rows = c.read_result().await.unwrap();
+            assert_eq!(rows.len(), 1);
+            if binary {
+                assert_eq!(
+                    rows[0][1], None,
+                    "a binary value a rule matches becomes NULL"
+                );
+            } else {
+                assert_eq!(rows[0][1], Some("***".into()));
+            }
+            c.query("deallocate s").await.unwrap();
+        }
+        c.terminate().await;
+        task.await.unwrap().unwrap();
+        let received = String::from_utf8_lossy(&c.received).to_string();
+        assert!(!received.contains("ada@example.com"), "{received}");
+    })
+    .await;
+}

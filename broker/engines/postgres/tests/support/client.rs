@@ -139,6 +139,12 @@ impl TestClient {
         }
     }
 
+    /// Sends raw bytes (hand-built messages) without waiting.
+    #[allow(dead_code, reason = "not every test binary uses it")]
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
     /// Sends a simple query without waiting.
     pub async fn send_query(&mut self, sql: &str) {
         let q = Query {
