@@ -336,8 +336,7 @@ impl Grants {
         {
             // The timer may not have fired yet; the deadline is what counts.
             self.expire(id, GrantState::Pending, APPROVAL_TIMEOUT).await;
-            let now = self.store.get(id).await.map_err(store_failure)?;
-            return Err(now.map_or_else(|| not_found(id), |g| already_decided(&g)));
+            return Err(self.lost_race(id).await);
         }
         self.may_vote(who, &grant)
             .map_err(|why| ApiError::new(ErrorCode::Forbidden, why))?;
@@ -355,10 +354,7 @@ impl Grants {
                     format!("you already voted on {id}"),
                 ));
             }
-            Err(StoreError::NotInState { .. }) => {
-                let now = self.store.get(id).await.map_err(store_failure)?;
-                return Err(now.map_or_else(|| not_found(id), |g| already_decided(&g)));
-            }
+            Err(StoreError::NotInState { .. }) => return Err(self.lost_race(id).await),
             Err(e) => return Err(store_failure(e)),
         }
         info!(target: "audit", event = if approve { "grant.approval.v1" } else { "grant.denial.v1" },
@@ -410,10 +406,7 @@ impl Grants {
                 self.bump();
                 Ok(grant)
             }
-            Err(StoreError::NotInState { .. }) => {
-                let now = self.store.get(id).await.map_err(store_failure)?;
-                Err(now.map_or_else(|| not_found(id), |g| already_decided(&g)))
-            }
+            Err(StoreError::NotInState { .. }) => Err(self.lost_race(id).await),
             Err(e) => Err(store_failure(e)),
         }
     }
@@ -455,10 +448,7 @@ impl Grants {
                 self.bump();
                 Ok(grant)
             }
-            Err(StoreError::NotInState { .. }) => {
-                let now = self.store.get(id).await.map_err(store_failure)?;
-                Err(now.map_or_else(|| not_found(id), |g| already_decided(&g)))
-            }
+            Err(StoreError::NotInState { .. }) => Err(self.lost_race(id).await),
             Err(e) => Err(store_failure(e)),
         }
     }
@@ -502,6 +492,15 @@ impl Grants {
                 "grant {id} was expired: the grant's time ran out"
             ))),
             _ => Err(inactive(describe_end(&grant))),
+        }
+    }
+
+    /// The refusal when a compare-and-set lost to another change: what the grant is now.
+    async fn lost_race(&self, id: &str) -> ApiError {
+        match self.store.get(id).await {
+            Ok(Some(grant)) => already_decided(&grant),
+            Ok(None) => not_found(id),
+            Err(e) => store_failure(e),
         }
     }
 

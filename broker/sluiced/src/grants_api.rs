@@ -99,28 +99,35 @@ async fn show(
 }
 
 async fn approve(
-    State(app): State<AppState>,
+    app: State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Path<String>,
     decision: Result<Json<Decision>, JsonRejection>,
 ) -> Result<Json<Grant>, Failure> {
-    let who = app.gate.identify(&headers)?;
-    let decision = body(decision, "{\"reason\": \"...\"}")?;
-    Ok(Json(
-        app.grants.vote(&who, &id, true, decision.reason).await?,
-    ))
+    vote(app, headers, id, decision, true).await
 }
 
 async fn deny(
+    app: State<AppState>,
+    headers: HeaderMap,
+    id: Path<String>,
+    decision: Result<Json<Decision>, JsonRejection>,
+) -> Result<Json<Grant>, Failure> {
+    vote(app, headers, id, decision, false).await
+}
+
+/// One approver's answer on a grant request.
+async fn vote(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     decision: Result<Json<Decision>, JsonRejection>,
+    approve: bool,
 ) -> Result<Json<Grant>, Failure> {
     let who = app.gate.identify(&headers)?;
     let decision = body(decision, "{\"reason\": \"...\"}")?;
     Ok(Json(
-        app.grants.vote(&who, &id, false, decision.reason).await?,
+        app.grants.vote(&who, &id, approve, decision.reason).await?,
     ))
 }
 
@@ -158,23 +165,37 @@ async fn approvals(
 }
 
 async fn approve_hold(
-    State(app): State<AppState>,
+    app: State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Path<String>,
     decision: Result<Json<Decision>, JsonRejection>,
 ) -> Result<Json<HoldDecision>, Failure> {
-    let who = app.gate.identify(&headers)?;
-    let decision = body(decision, "{\"reason\": \"...\"}")?;
-    Ok(Json(app.holds.decide(&who, &id, true, decision.reason)?))
+    decide_hold(app, headers, id, decision, true)
 }
 
 async fn deny_hold(
+    app: State<AppState>,
+    headers: HeaderMap,
+    id: Path<String>,
+    decision: Result<Json<Decision>, JsonRejection>,
+) -> Result<Json<HoldDecision>, Failure> {
+    decide_hold(app, headers, id, decision, false)
+}
+
+/// One approver's answer on a statement held in a live session.
+fn decide_hold(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     decision: Result<Json<Decision>, JsonRejection>,
+    approve: bool,
 ) -> Result<Json<HoldDecision>, Failure> {
     let who = app.gate.identify(&headers)?;
     let decision = body(decision, "{\"reason\": \"...\"}")?;
-    Ok(Json(app.holds.decide(&who, &id, false, decision.reason)?))
+    Ok(Json(app.holds.decide(
+        &who,
+        &id,
+        approve,
+        decision.reason,
+    )?))
 }
