@@ -217,10 +217,12 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
     info!(kind = %authz.resource().kind().as_str(), "session started");
-    let subject_lease = LeaseHandle::new();
-    let lease = subject_lease.lease();
+    let session_lease = LeaseHandle::new();
+    let lease = session_lease.lease();
     let grant = authz.into_grant();
-    let bound = bound(grant.lease, app.shutdown.lease(), grant.expires_at);
+    // A task of its own, so the relay's wake-ups do not poll the bounds too.
+    let bounds = bound(grant.lease, app.shutdown.lease(), grant.expires_at);
+    let watcher = tokio::spawn(async move { session_lease.end(bounds.await) });
     let session = async {
         match engine {
             Engine::Tcp { address } => {
@@ -246,14 +248,8 @@ where
             }
         }
     };
-    tokio::pin!(session);
-    tokio::select! {
-        () = &mut session => {}
-        reason = bound => {
-            subject_lease.end(reason);
-            session.await;
-        }
-    }
+    session.await;
+    watcher.abort();
 }
 
 /// Resolves with the reason the first of the grant's lease, the broker's lease and the grant's
