@@ -279,9 +279,9 @@ impl Upstream<'_> {
         let guard = self.enforcement.guard.as_deref();
         let (check, expect) = match tag {
             tag::QUERY => {
-                let sql = Query::decode(body).map_err(protocol)?.sql;
+                let sql = query::query_text(body).map_err(protocol)?;
                 (
-                    guard.map_or(Check::Allow, |g| g.check_sql(&sql)),
+                    guard.map_or(Check::Allow, |g| g.check_sql(sql)),
                     Some(Expect::SimpleQuery),
                 )
             }

@@ -173,6 +173,15 @@ impl<'a> Target<'a> {
     }
 }
 
+/// The SQL text of a Query (`Q`) body, borrowed (the proxy reads every query; the owned
+/// [`super::Query`] is for the ones it writes).
+pub fn query_text(body: &[u8]) -> Result<&str, CodecError> {
+    let mut c = Cursor::new(body, "Query");
+    let sql = c.cstr()?;
+    c.finish()?;
+    Ok(sql)
+}
+
 /// Execute (`E`): run portal `portal`.
 pub fn execute_portal(body: &[u8]) -> Result<&str, CodecError> {
     let mut c = Cursor::new(body, "Execute");
