@@ -204,3 +204,60 @@ fn a_held_delete_runs_once_a_dba_approves_it_from_another_cli() {
     assert_eq!(count(&pg), "99");
     let _ = Command::new("true").status();
 }
+
+#[test]
+fn a_held_delete_denied_by_a_dba_fails_with_the_reason_and_changes_nothing() {
+    let (pg, broker, alice) = setup();
+    let bob = Cli::new(&broker);
+    bob.login(&broker.token("bob", &["dba"], "1h"));
+    let waiting = alice
+        .cmd()
+        .args([
+            "connect",
+            "pg",
+            "--role",
+            "careful",
+            "--exec",
+            psql().to_str().expect("utf8"),
+            "-X",
+            "-c",
+            "delete from customers where id = 43",
+            "-c",
+            "select 'still usable'",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn psql");
+    let mut id = String::new();
+    wait_for(
+        "the held statement to reach bob",
+        Duration::from_secs(30),
+        || {
+            let out = bob.run(&["approvals", "--output", "json"]);
+            let queue: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            match queue["statements"][0]["id"].as_str() {
+                Some(found) => {
+                    id = found.to_string();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    // A denial needs a reason; then it goes through.
+    let out = bob.run(&["deny", &id, "--reason", ""]);
+    assert!(!out.status.success());
+    let out = bob.run(&["deny", &id, "--reason", "not during the audit"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A second decision is refused clearly.
+    let out = bob.run(&["approve", &id]);
+    assert!(!out.status.success());
+    let out = waiting.wait_with_output().expect("psql");
+    let err = stderr(&out);
+    assert!(err.contains("not during the audit"), "{err}");
+    assert!(err.contains("42501") || err.contains("ERROR"), "{err}");
+    assert!(stdout(&out).contains("still usable"), "{}", stdout(&out));
+    assert_eq!(count(&pg), "100");
+    assert!(broker.log().contains("statement.denied.v1"));
+}
