@@ -26,15 +26,19 @@ fn setup() -> (Postgres, Broker, Cli) {
             "masked",
             "      max_ttl: 1h\n      guardrails: read-only\n      masking: pii\n",
         )
+        .role(
+            "scanned",
+            "      max_ttl: 1h\n      guardrails: guarded-write\n      masking: content\n",
+        )
         .policy_extra(
-            "  guardrails:\n    careful:\n      base: guarded-write\n      approvers: [dba]\n      rules:\n        - name: deletes-need-a-dba\n          action: approve\n          commands: [DELETE]\n  masking:\n    pii:\n      columns:\n        - {name: emails, column: public.customers.email, style: redact}\n      detectors:\n        - {name: cards, detector: card, style: last4}\n",
+            "  guardrails:\n    careful:\n      base: guarded-write\n      approvers: [dba]\n      rules:\n        - name: deletes-need-a-dba\n          action: approve\n          commands: [DELETE]\n  masking:\n    pii:\n      columns:\n        - {name: emails, column: public.customers.email, style: redact}\n      detectors:\n        - {name: cards, detector: card, style: last4}\n    content:\n      detectors:\n        - {name: cards, detector: card, style: last4}\n        - {name: emails, detector: email, style: redact}\n",
         )
         .rule_with(
             "eng",
             &[],
             &["eng"],
             &["pg"],
-            &["read", "write", "careful", "masked"],
+            &["read", "write", "careful", "masked", "scanned"],
             "",
         )
         .start();
@@ -260,4 +264,34 @@ fn a_held_delete_denied_by_a_dba_fails_with_the_reason_and_changes_nothing() {
     assert!(stdout(&out).contains("still usable"), "{}", stdout(&out));
     assert_eq!(count(&pg), "100");
     assert!(broker.log().contains("statement.denied.v1"));
+}
+
+#[test]
+fn detectors_mask_copy_output_and_values_echoed_in_errors() {
+    let (pg, _broker, cli) = setup();
+    pg.admin_sql(
+        &pg.database,
+        "create unique index customers_email on customers (email)",
+    );
+    let out = run(
+        &cli,
+        "scanned",
+        &[
+            "copy (select id, email, note from customers where id in (7, 8)) to stdout",
+            "insert into customers (id, email) values (1000, 'c8@example.com')",
+            "select 'after'",
+        ],
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    // COPY text: the planted card keeps its last four digits, emails are redacted.
+    assert!(!text.contains("4111 1111 1111 1111"), "{text}");
+    assert!(text.contains("1111"), "{text}");
+    assert!(!text.contains("@example.com"), "{text}");
+    // The unique violation's DETAIL quotes the duplicate email: masked too.
+    assert!(
+        err.contains("23505") || err.contains("duplicate key"),
+        "{err}"
+    );
+    assert!(!err.contains("c8@example.com"), "{err}");
+    assert!(text.contains("after"), "{text}");
 }
