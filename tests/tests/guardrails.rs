@@ -5,7 +5,7 @@ use serde_json::Value;
 use sluice_tests::postgres::psql;
 use sluice_tests::util::wait_for;
 use sluice_tests::{Broker, BrokerBuilder, Cli, Postgres};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 /// Roles: `read` (read-only), `write` (guarded-write), `careful` (guarded-write, deletes held
@@ -150,34 +150,40 @@ fn masked_columns_and_planted_values_never_reach_psql() {
     );
 }
 
-#[test]
-fn a_held_delete_runs_once_a_dba_approves_it_from_another_cli() {
-    let (pg, broker, alice) = setup();
-    let bob = Cli::new(&broker);
-    bob.login(&broker.token("bob", &["dba"], "1h"));
-    let waiting = alice
+/// Starts psql through a `careful` tunnel running `statements` (the first is held), in the
+/// background.
+fn spawn_held(alice: &Cli, statements: &[&str]) -> std::process::Child {
+    let psql = psql();
+    let mut args = vec![
+        "connect",
+        "pg",
+        "--role",
+        "careful",
+        "--exec",
+        psql.to_str().expect("utf8"),
+        "-X",
+    ];
+    for statement in statements {
+        args.push("-c");
+        args.push(statement);
+    }
+    alice
         .cmd()
-        .args([
-            "connect",
-            "pg",
-            "--role",
-            "careful",
-            "--exec",
-            psql().to_str().expect("utf8"),
-            "-X",
-            "-c",
-            "delete from customers where id = 42",
-        ])
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn psql");
+        .expect("spawn psql")
+}
+
+/// Waits until `approver` sees a held statement; returns it.
+fn first_hold(approver: &Cli) -> Value {
     let mut hold = Value::Null;
     wait_for(
-        "the held statement to reach bob",
+        "the held statement to reach the approver",
         Duration::from_secs(30),
         || {
-            let out = bob.run(&["approvals", "--output", "json"]);
+            let out = approver.run(&["approvals", "--output", "json"]);
             let queue: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
             match queue["statements"].as_array().and_then(|s| s.first()) {
                 Some(h) => {
@@ -188,6 +194,21 @@ fn a_held_delete_runs_once_a_dba_approves_it_from_another_cli() {
             }
         },
     );
+    hold
+}
+
+fn dba(broker: &Broker) -> Cli {
+    let bob = Cli::new(broker);
+    bob.login(&broker.token("bob", &["dba"], "1h"));
+    bob
+}
+
+#[test]
+fn a_held_delete_runs_once_a_dba_approves_it_from_another_cli() {
+    let (pg, broker, alice) = setup();
+    let bob = dba(&broker);
+    let waiting = spawn_held(&alice, &["delete from customers where id = 42"]);
+    let hold = first_hold(&bob);
     assert_eq!(hold["sql"], "delete from customers where id = 42");
     assert_eq!(hold["rule"], "deletes-need-a-dba");
     assert_eq!(hold["requester"]["subject"], "alice");
@@ -206,49 +227,21 @@ fn a_held_delete_runs_once_a_dba_approves_it_from_another_cli() {
         stderr(&out)
     );
     assert_eq!(count(&pg), "99");
-    let _ = Command::new("true").status();
 }
 
 #[test]
 fn a_held_delete_denied_by_a_dba_fails_with_the_reason_and_changes_nothing() {
     let (pg, broker, alice) = setup();
-    let bob = Cli::new(&broker);
-    bob.login(&broker.token("bob", &["dba"], "1h"));
-    let waiting = alice
-        .cmd()
-        .args([
-            "connect",
-            "pg",
-            "--role",
-            "careful",
-            "--exec",
-            psql().to_str().expect("utf8"),
-            "-X",
-            "-c",
+    let bob = dba(&broker);
+    let waiting = spawn_held(
+        &alice,
+        &[
             "delete from customers where id = 43",
-            "-c",
             "select 'still usable'",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn psql");
-    let mut id = String::new();
-    wait_for(
-        "the held statement to reach bob",
-        Duration::from_secs(30),
-        || {
-            let out = bob.run(&["approvals", "--output", "json"]);
-            let queue: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-            match queue["statements"][0]["id"].as_str() {
-                Some(found) => {
-                    id = found.to_string();
-                    true
-                }
-                None => false,
-            }
-        },
+        ],
     );
+    let hold = first_hold(&bob);
+    let id = hold["id"].as_str().expect("id").to_string();
     // A denial needs a reason; then it goes through.
     let out = bob.run(&["deny", &id, "--reason", ""]);
     assert!(!out.status.success());
