@@ -107,6 +107,19 @@ where
     }
 }
 
+/// Tells the client, with a FATAL it can read, that the session ends because access ended.
+async fn send_lease_end<W: AsyncWrite + Unpin>(client: &mut W, reason: &str) {
+    let fatal = ErrorFields::new(
+        Severity::Fatal,
+        "57P01",
+        format!("sluice: access to this resource ended: {reason}"),
+    );
+    let mut frame = BytesMut::new();
+    if fatal.encode_error(&mut frame).is_ok() {
+        let _ = client.write_all(&frame).await;
+    }
+}
+
 /// Why a pump stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum End {
@@ -467,18 +480,17 @@ impl Downstream<'_> {
             tokio::select! {
                 biased;
                 reason = lease.revoked() => {
-                    let fatal = ErrorFields::new(
-                        Severity::Fatal,
-                        "57P01",
-                        format!("sluice: access to this resource ended: {reason}"),
-                    );
-                    let mut frame = BytesMut::new();
-                    if fatal.encode_error(&mut frame).is_ok() {
-                        let _ = client.write_all(&frame).await;
+                    send_lease_end(client, &reason).await;
+                    break End::Stopped;
+                }
+                _ = stop.revoked() => {
+                    // The upstream pump saw the lease end first (its wake-up can win the
+                    // race with ours): the client still hears why.
+                    if let Some(reason) = lease.ended() {
+                        send_lease_end(client, &reason).await;
                     }
                     break End::Stopped;
                 }
-                _ = stop.revoked() => break End::Stopped,
                 Some(frame) = self.inject.recv() => {
                     if let Err(e) = client.write_all(&frame).await {
                         break End::Error(format!("writing to the client: {e}"));
