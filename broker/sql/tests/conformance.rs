@@ -7,6 +7,10 @@
 //! (`shared/data/pg-regress-statements.jsonl`). A missing corpus fails the test: a
 //! conformance check that silently skips is no check.
 //!
+//! Also here: the classifier's shape cache, which reuses one text's facts for another text
+//! that differs only in constants, must give exactly what a fresh parse gives, for every
+//! statement of the corpus and adversarial constants in its place.
+//!
 //! Also here, `#[ignore]`d: a micro-benchmark of classification time per statement, run with
 //! `cargo test -p sluice-sql --release --test conformance -- --ignored --nocapture`.
 
@@ -163,8 +167,114 @@ fn every_valid_statement_is_classified_and_every_invalid_one_is_unknown() {
     );
 }
 
+/// `sql` with every constant replaced by `pick(kind, index)`, or `None` when the scanner
+/// refuses it. Kinds: `i`nteger, `f`loat, `s`tring, `b`it string, `x` hex bit string.
+fn with_constants(sql: &str, pick: &dyn Fn(char, usize) -> String) -> Option<String> {
+    use pg_query::protobuf::Token;
+    let tokens = pg_query::scan_tokens(sql).ok()?;
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    for (index, token) in tokens.iter().enumerate() {
+        let kind = match Token::try_from(token.token) {
+            Ok(Token::Iconst) => 'i',
+            Ok(Token::Fconst) => 'f',
+            Ok(Token::Sconst) => 's',
+            Ok(Token::Bconst) => 'b',
+            Ok(Token::Xconst) => 'x',
+            _ => continue,
+        };
+        let (start, end) = (token.start as usize, token.end as usize);
+        out.push_str(sql.get(copied..start)?);
+        out.push_str(&pick(kind, index));
+        copied = end;
+    }
+    out.push_str(sql.get(copied..)?);
+    Some(out)
+}
+
+/// Constants chosen to flip whatever could depend on them: all equal (`1 = 1`), all
+/// different, and the values that mean something to the analysis (`'%'` for LIKE, `0`/`1`
+/// for booleans, setting names and `off`).
+fn adversarial_variants(sql: &str) -> Vec<String> {
+    let equal = |kind: char, _: usize| match kind {
+        'i' => "1".to_owned(),
+        'f' => "1.0".to_owned(),
+        's' => "'1'".to_owned(),
+        'b' => "B'1'".to_owned(),
+        _ => "X'1'".to_owned(),
+    };
+    let distinct = |kind: char, index: usize| match kind {
+        'i' => (index + 2).to_string(),
+        'f' => format!("{}.5", index + 2),
+        's' => format!("'v{index}'"),
+        'b' => format!("B'{:b}'", index + 2),
+        _ => format!("X'{:x}'", index + 2),
+    };
+    let meaningful = |kind: char, index: usize| match (kind, index % 3) {
+        ('i', 0) => "0".to_owned(),
+        ('i', _) => "1".to_owned(),
+        ('f', _) => "0.0".to_owned(),
+        ('s', 0) => "'%'".to_owned(),
+        ('s', 1) => "'default_transaction_read_only'".to_owned(),
+        ('s', _) => "'off'".to_owned(),
+        ('b', _) => "B'0'".to_owned(),
+        _ => "X'0'".to_owned(),
+    };
+    [
+        &equal as &dyn Fn(char, usize) -> String,
+        &distinct,
+        &meaningful,
+    ]
+    .into_iter()
+    .filter_map(|pick| with_constants(sql, pick))
+    .filter(|variant| variant != sql)
+    .collect()
+}
+
+#[test]
+fn a_cached_shape_gives_the_facts_a_fresh_parse_gives() {
+    let cases: Vec<Case> = corpus().into_iter().filter(|c| c.valid).collect();
+    let classifier = sluice_sql::Classifier::new(1 << 20);
+    let mut compared = 0;
+    let mut mismatches = Vec::new();
+    for case in &cases {
+        classifier.classify(&case.sql);
+        for variant in adversarial_variants(&case.sql) {
+            let cached = classifier.classify(&variant);
+            let fresh = classify(&variant);
+            compared += 1;
+            if *cached != *fresh {
+                mismatches.push(format!(
+                    "{}:{}: {}\n  cached: {cached:?}\n  fresh:  {fresh:?}",
+                    case.file, case.line, variant
+                ));
+            }
+        }
+    }
+    println!(
+        "{compared} variants compared, {} shapes cached",
+        classifier.shapes()
+    );
+    assert!(
+        classifier.shapes() > 1_000,
+        "the shape cache was hardly used"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} variants got other facts from the shape cache than from a parse:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 /// Classification time per statement over the corpus, p50/p99/max: uncached `classify`,
-/// libpg_query's parse alone for comparison, and a `Classifier` cache hit.
+/// libpg_query's parse alone for comparison, and a `Classifier` cache hit; then pgbench's
+/// select with a new constant each time, through the shape cache and parsed.
 #[test]
 #[ignore = "benchmark: run with --release --ignored --nocapture"]
 fn classification_time_per_statement() {
@@ -189,6 +299,31 @@ fn classification_time_per_statement() {
         std::hint::black_box(classifier.classify(sql));
     });
     report("Classifier (cache hit)", &cached);
+    // pgbench -S under the simple protocol: every text new, one shape.
+    let pgbench: Vec<Case> = (0..20_000)
+        .map(|aid| Case {
+            file: String::new(),
+            line: 0,
+            valid: true,
+            sql: format!(
+                "SELECT abalance FROM pgbench_accounts WHERE aid = {};",
+                aid * 7 + 1
+            ),
+        })
+        .collect();
+    let fresh = sluice_sql::Classifier::new(4096);
+    let misses = measure(&pgbench[..1], |sql| {
+        std::hint::black_box(fresh.classify(sql));
+    });
+    report("pgbench text, first", &misses);
+    let shaped = measure(&pgbench[1..], |sql| {
+        std::hint::black_box(fresh.classify(sql));
+    });
+    report("pgbench text, shape hit", &shaped);
+    let parsed = measure(&pgbench, |sql| {
+        std::hint::black_box(classify(sql));
+    });
+    report("pgbench text, parsed", &parsed);
     let mut sorted: Vec<usize> = cases.iter().map(|c| c.sql.len()).collect();
     sorted.sort_unstable();
     println!(

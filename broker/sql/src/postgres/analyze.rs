@@ -144,6 +144,7 @@ fn explain_analyzes(explain: &protobuf::ExplainStmt) -> bool {
 /// A `DefElem`'s boolean argument: absent means true (`EXPLAIN (ANALYZE)`); `None` when the
 /// argument is not a boolean constant.
 fn def_elem_bool(d: &DefElem) -> Option<bool> {
+    super::shape::note_read();
     match d.arg.as_deref().and_then(|n| n.node.as_ref()) {
         None => Some(true),
         Some(NodeEnum::Boolean(b)) => Some(b.boolval),
@@ -732,6 +733,7 @@ fn read_write_requested(options: &[Node]) -> bool {
 
 /// The text of a constant argument (`'x'`, `1`, `true`, `'x'::text`), if it is one.
 fn constant_text(node: &Node) -> Option<String> {
+    super::shape::note_read();
     match node.node.as_ref()? {
         NodeEnum::AConst(c) => match c.val.as_ref()? {
             a_const::Val::Sval(s) => Some(s.sval.clone()),

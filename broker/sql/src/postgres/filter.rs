@@ -42,7 +42,80 @@ pub(crate) fn shape_for(filter: Option<&Node>, target: Option<&RangeVar>) -> Whe
     TARGET.with(|t| *t.borrow_mut() = names);
     let shape = shape_inner(filter);
     TARGET.with(|t| t.borrow_mut().clear());
+    if let Some(filter) = filter
+        && !constants_cannot_matter(filter)
+    {
+        super::shape::note_read();
+    }
     shape
+}
+
+/// Whether the shape of `filter` is the same whatever values its constants have: it has no
+/// constants, or each one is compared with a plain column (`aid = 42`, `name IN ('a', 'b')`,
+/// `n BETWEEN 1 AND 9`) under `AND`/`OR`/`NOT`. Such a comparison is unknown to the
+/// evaluator for every value. Anything else (`1 = 1`, `x LIKE '%'`, `x = 5 OR 1 = 1`) may be
+/// proven true for some values and not others.
+fn constants_cannot_matter(filter: &Node) -> bool {
+    let Some(expr) = filter.node.as_ref() else {
+        return true;
+    };
+    if !has_constant(expr.to_ref()) {
+        return true;
+    }
+    match expr {
+        NodeEnum::BoolExpr(b) => b.args.iter().all(constants_cannot_matter),
+        NodeEnum::AExpr(e) => {
+            let kind = AExprKind::try_from(e.kind).unwrap_or(AExprKind::Undefined);
+            let comparison = match kind {
+                AExprKind::AexprOp => matches!(operator(e), "=" | "<>" | "<" | ">" | "<=" | ">="),
+                AExprKind::AexprIn | AExprKind::AexprBetween | AExprKind::AexprNotBetween => true,
+                _ => false,
+            };
+            let plain_column =
+                |n: Option<&Node>| column(n).is_some_and(|c| !has_constant(NodeRef::ColumnRef(c)));
+            let constants = |n: Option<&Node>| match n.and_then(|n| n.node.as_ref()) {
+                Some(NodeEnum::List(list)) => list.items.iter().all(is_constant_leaf),
+                Some(_) => n.is_some_and(is_constant_leaf),
+                None => false,
+            };
+            comparison
+                && ((plain_column(e.lexpr.as_deref()) && constants(e.rexpr.as_deref()))
+                    || (kind == AExprKind::AexprOp
+                        && constants(e.lexpr.as_deref())
+                        && plain_column(e.rexpr.as_deref())))
+        }
+        _ => false,
+    }
+}
+
+/// A constant, possibly cast or negated: `42`, `'x'::date`, `-1`.
+fn is_constant_leaf(node: &Node) -> bool {
+    match node.node.as_ref() {
+        Some(NodeEnum::AConst(_)) => true,
+        Some(NodeEnum::TypeCast(cast)) => cast.arg.as_deref().is_some_and(is_constant_leaf),
+        Some(NodeEnum::AExpr(e)) => {
+            e.lexpr.is_none()
+                && matches!(operator(e), "-" | "+")
+                && e.rexpr.as_deref().is_some_and(is_constant_leaf)
+        }
+        _ => false,
+    }
+}
+
+/// Whether a non-NULL constant appears anywhere inside (`NULL` is a keyword, not a value).
+fn has_constant(node: NodeRef<'_>) -> bool {
+    if let NodeRef::AConst(c) = node
+        && !c.isnull
+    {
+        return true;
+    }
+    let mut found = false;
+    for_each_child(node, &mut |child| {
+        if !found && has_constant(child) {
+            found = true;
+        }
+    });
+    found
 }
 
 thread_local! {

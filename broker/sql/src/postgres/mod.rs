@@ -14,6 +14,7 @@
 
 mod analyze;
 mod filter;
+mod shape;
 mod walk;
 
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use pg_query::protobuf::Token;
 
-use crate::facts::StatementFacts;
+use crate::facts::{StatementClass, StatementFacts};
 
 /// The facts of every statement in `sql`, in order.
 ///
@@ -123,97 +124,174 @@ fn collapse_whitespace(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// A thread-safe, bounded cache of [`classify`] results keyed by exact statement text.
+/// A thread-safe, bounded cache of [`classify`] results, keyed by exact statement text and by
+/// statement shape.
+///
+/// A text seen before is a lookup. A new text of a shape seen before (the same statement with
+/// other constants, such as `select ... where aid = 42` after `... aid = 7`) costs a scan
+/// instead of a parse, when the first text's facts did not depend on any constant's value
+/// (see `shape.rs`): one plain `SELECT`/`INSERT`/`UPDATE`/`DELETE` whose filters compare
+/// columns with constants, without side-effecting functions or session changes. Anything
+/// else is parsed every time it is new.
 ///
 /// Eviction is by generations rather than strict LRU: entries live in a "young" map; when it
 /// holds half the capacity it becomes the "old" map (the previous old map is dropped) and a
-/// new young map starts. A hit in the old map moves the entry to the young one. So the cache
+/// new young map starts. A hit in the old map moves the entry to the young one. So each map
 /// never holds more than `capacity` entries, and anything used within the last
 /// `capacity / 2` insertions survives. Texts longer than [`Classifier::MAX_CACHED_LEN`] are
 /// classified but not kept, which bounds the memory to about `capacity` x that length.
 #[derive(Debug)]
 pub struct Classifier {
     capacity: usize,
-    generations: Mutex<Generations>,
+    texts: Mutex<Generations<Arc<[StatementFacts]>>>,
+    shapes: Mutex<Generations<Arc<StatementFacts>>>,
 }
 
-#[derive(Debug, Default)]
-struct Generations {
-    young: HashMap<Box<str>, Arc<[StatementFacts]>>,
-    old: HashMap<Box<str>, Arc<[StatementFacts]>>,
+#[derive(Debug)]
+struct Generations<V> {
+    young: HashMap<Box<str>, V>,
+    old: HashMap<Box<str>, V>,
+}
+
+impl<V> Default for Generations<V> {
+    fn default() -> Self {
+        Generations {
+            young: HashMap::new(),
+            old: HashMap::new(),
+        }
+    }
+}
+
+impl<V: Clone> Generations<V> {
+    fn get(&mut self, key: &str, capacity: usize) -> Option<V> {
+        if let Some(hit) = self.young.get(key) {
+            return Some(hit.clone());
+        }
+        let (key, value) = self.old.remove_entry(key)?;
+        self.rotate_if_full(capacity);
+        self.young.insert(key, value.clone());
+        Some(value)
+    }
+
+    fn insert(&mut self, key: &str, value: V, capacity: usize) {
+        if self.young.contains_key(key) {
+            return;
+        }
+        self.old.remove(key);
+        self.rotate_if_full(capacity);
+        self.young.insert(key.into(), value);
+    }
+
+    fn len(&self) -> usize {
+        self.young.len() + self.old.len()
+    }
+
+    fn rotate_if_full(&mut self, capacity: usize) {
+        if self.young.len() >= capacity / 2 {
+            self.old = std::mem::take(&mut self.young);
+        }
+    }
 }
 
 impl Classifier {
-    /// The default number of cached texts.
+    /// The default number of cached texts (and, separately, of cached shapes).
     pub const DEFAULT_CAPACITY: usize = 4096;
     /// Texts longer than this many bytes are not cached (bulk `INSERT`s are rarely repeated).
     pub const MAX_CACHED_LEN: usize = 16 * 1024;
 
-    /// A cache holding up to `capacity` texts (at least 2).
+    /// A cache holding up to `capacity` texts and `capacity` shapes (at least 2 each).
     pub fn new(capacity: usize) -> Self {
         Classifier {
             capacity: capacity.max(2),
-            generations: Mutex::new(Generations::default()),
+            texts: Mutex::new(Generations::default()),
+            shapes: Mutex::new(Generations::default()),
         }
     }
 
-    /// The facts of every statement in `sql`, from the cache when this exact text was seen.
+    /// The facts of every statement in `sql`: from the cache when this exact text was seen,
+    /// from a cached shape when only its constants are new and the facts cannot depend on
+    /// them, parsed otherwise.
     pub fn classify(&self, sql: &str) -> Arc<[StatementFacts]> {
-        if let Some(hit) = self.lookup(sql) {
+        if let Some(hit) = lock(&self.texts).get(sql, self.capacity) {
             return hit;
         }
-        let facts: Arc<[StatementFacts]> = classify(sql).into();
-        if sql.len() <= Self::MAX_CACHED_LEN {
-            self.insert(sql, facts.clone());
+        if sql.len() > Self::MAX_CACHED_LEN {
+            return classify(sql).into();
         }
+        let shape = shape::shape(sql);
+        if let Some(shape) = &shape
+            && let Some(template) = lock(&self.shapes).get(&shape.key, self.capacity)
+        {
+            return Arc::new([instantiate(sql, shape, &template)]);
+        }
+        let (facts, read_constants) = shape::tracking(|| classify(sql));
+        let facts: Arc<[StatementFacts]> = facts.into();
+        if let Some(shape) = shape
+            && !read_constants
+            && let [one] = &*facts
+            && shareable(one)
+        {
+            lock(&self.shapes).insert(&shape.key, Arc::new(one.clone()), self.capacity);
+        }
+        lock(&self.texts).insert(sql, facts.clone(), self.capacity);
         facts
     }
 
-    /// How many texts are cached now.
+    /// How many texts are cached now (shapes not counted).
     pub fn len(&self) -> usize {
-        let g = self.lock();
-        g.young.len() + g.old.len()
+        lock(&self.texts).len()
+    }
+
+    /// How many shapes are cached now.
+    pub fn shapes(&self) -> usize {
+        lock(&self.shapes).len()
     }
 
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && self.shapes() == 0
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
-        // The maps stay consistent even if a holder panicked: every critical section is a
-        // single map operation.
-        self.generations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
+fn lock<V>(generations: &Mutex<Generations<V>>) -> std::sync::MutexGuard<'_, Generations<V>> {
+    // The maps stay consistent even if a holder panicked: every critical section is a few
+    // map operations that cannot panic halfway.
+    generations.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
-    fn lookup(&self, sql: &str) -> Option<Arc<[StatementFacts]>> {
-        let mut g = self.lock();
-        if let Some(hit) = g.young.get(sql) {
-            return Some(hit.clone());
-        }
-        let (key, value) = g.old.remove_entry(sql)?;
-        self.rotate_if_full(&mut g);
-        g.young.insert(key, value.clone());
-        Some(value)
-    }
+/// Whether facts computed for one text may stand for every text of its shape, besides not
+/// having read a constant: a plain query or DML statement, nothing that changes the session,
+/// runs side-effecting functions or names a prepared statement or a file.
+fn shareable(facts: &StatementFacts) -> bool {
+    matches!(facts.class, StatementClass::Read | StatementClass::Write)
+        && matches!(
+            facts.command.as_str(),
+            "SELECT" | "INSERT" | "UPDATE" | "DELETE"
+        )
+        && facts.parse_error.is_none()
+        && facts.side_effect_functions.is_empty()
+        && facts.copy.is_none()
+        && facts.prepared.is_none()
+        && !facts.select_into
+        && !facts.explain_analyze_write
+        && !facts.role_change
+        && !facts.read_only_change
+        && !facts.lexer_change
+}
 
-    fn insert(&self, sql: &str, facts: Arc<[StatementFacts]>) {
-        let mut g = self.lock();
-        if g.young.contains_key(sql) {
-            return;
-        }
-        g.old.remove(sql);
-        self.rotate_if_full(&mut g);
-        g.young.insert(sql.into(), facts);
-    }
-
-    fn rotate_if_full(&self, g: &mut Generations) {
-        if g.young.len() >= self.capacity / 2 {
-            g.old = std::mem::take(&mut g.young);
-        }
-    }
+/// A shape's facts for one of its texts: only the span and the normalized text differ.
+fn instantiate(sql: &str, shape: &shape::Shape, template: &StatementFacts) -> StatementFacts {
+    // As libpg_query reports it: from the first token to the `;` (or the end).
+    let location = i32::try_from(shape.start).unwrap_or(0);
+    let len = shape
+        .semicolon
+        .and_then(|at| i32::try_from(at.saturating_sub(shape.start)).ok())
+        .unwrap_or(0);
+    let span = span(sql, location, len);
+    let mut facts = template.clone();
+    facts.normalized = normalize(&sql[span.clone()]);
+    facts.span = span;
+    facts
 }
 
 impl Default for Classifier {

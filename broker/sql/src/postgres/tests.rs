@@ -932,26 +932,146 @@ fn normalized_text_drops_comments_and_collapses_whitespace() {
 
 #[test]
 fn classifier_caches_by_text_and_stays_bounded() {
+    // Two statements per text, so that no shape stands in for the text cache.
     let classifier = Classifier::new(8);
-    let a = classifier.classify("select 1");
-    let b = classifier.classify("select 1");
+    let a = classifier.classify("select 1; select 0");
+    let b = classifier.classify("select 1; select 0");
     assert!(Arc::ptr_eq(&a, &b));
     assert_eq!(classifier.len(), 1);
     for i in 0..100 {
-        classifier.classify(&format!("select {i}"));
+        classifier.classify(&format!("select {i}; select 0"));
         assert!(classifier.len() <= 8, "{}", classifier.len());
     }
     // Recently used entries survive rotation.
-    let hot = classifier.classify("select 99");
+    let hot = classifier.classify("select 99; select 0");
     for i in 100..103 {
-        classifier.classify(&format!("select {i}"));
+        classifier.classify(&format!("select {i}; select 0"));
     }
-    assert!(Arc::ptr_eq(&hot, &classifier.classify("select 99")));
+    assert!(Arc::ptr_eq(
+        &hot,
+        &classifier.classify("select 99; select 0")
+    ));
     // Oversized text is classified but not kept.
     let big = format!("select 1 {}", " ".repeat(Classifier::MAX_CACHED_LEN));
     let before = classifier.len();
     assert_eq!(classifier.classify(&big)[0].class, C::Read);
     assert!(classifier.len() <= before);
+}
+
+/// Texts of one shape whose facts must differ: the first is classified (and cached) before
+/// the second, and the second must get what a fresh parse gives.
+#[test]
+fn a_cached_shape_never_stands_for_a_text_whose_constants_change_the_facts() {
+    let pairs = [
+        // Constants the trivially-true evaluator reads.
+        (
+            "delete from t where id = 5 or 1 = 2",
+            "delete from t where id = 5 or 1 = 1",
+        ),
+        (
+            "delete from t where 1 = 2 or id = 5",
+            "delete from t where 1 = 1 or id = 5",
+        ),
+        (
+            "update t set a = 1 where id = 5 and 2 > 3",
+            "update t set a = 1 where id = 5 or 3 > 2",
+        ),
+        (
+            "delete from t where name like 'a%'",
+            "delete from t where name like '%'",
+        ),
+        (
+            "delete from t where id in (1, 2) or 'a' = 'b'",
+            "delete from t where id in (1, 2) or 'a' = 'a'",
+        ),
+        (
+            "delete from t where not (1 = 1) or id = 4",
+            "delete from t where not (1 = 2) or id = 4",
+        ),
+        (
+            "delete from t where id = 5 or 1 < 0",
+            "delete from t where id = 5 or 1 < 2",
+        ),
+        // Setting names and values, and option values.
+        (
+            "select set_config('application_name', 'x', false)",
+            "select set_config('default_transaction_read_only', 'off', false)",
+        ),
+        (
+            "select set_config('application_name', 'x', false)",
+            "select set_config('standard_conforming_strings', 'off', false)",
+        ),
+        (
+            "set application_name = 'x'",
+            "set default_transaction_read_only = 'off'",
+        ),
+        (
+            "explain (analyze 0) delete from t",
+            "explain (analyze 1) delete from t",
+        ),
+        // A Unicode escape decides what the identifier is.
+        (
+            r#"select * from U&"x!0061" UESCAPE '#'"#,
+            r#"select * from U&"x!0061" UESCAPE '!'"#,
+        ),
+    ];
+    for (first, second) in pairs {
+        let classifier = Classifier::default();
+        classifier.classify(first);
+        let cached = classifier.classify(second);
+        assert_eq!(*cached, *classify(second), "{first} then {second}");
+        // Facts apart from where the text is and how it reads.
+        let decisive = |facts: &[StatementFacts]| -> Vec<StatementFacts> {
+            facts
+                .iter()
+                .map(|f| StatementFacts {
+                    span: 0..0,
+                    normalized: String::new(),
+                    ..f.clone()
+                })
+                .collect()
+        };
+        assert_ne!(
+            decisive(&classify(first)),
+            decisive(&cached),
+            "the pair does not differ in facts, so it tests nothing: {first} / {second}"
+        );
+    }
+}
+
+#[test]
+fn texts_differing_only_in_compared_constants_share_a_shape() {
+    let classifier = Classifier::default();
+    let first = classifier.classify("SELECT abalance FROM pgbench_accounts WHERE aid = 1;");
+    let other = "  SELECT abalance FROM pgbench_accounts /* c */ WHERE aid = 20000 ;";
+    let second = classifier.classify(other);
+    assert_eq!(classifier.shapes(), 1);
+    assert_eq!(*second, *classify(other));
+    assert_eq!(second[0].span, 2..other.find(" ;").unwrap());
+    assert_eq!(first[0].class, second[0].class);
+    for sql in [
+        "update pgbench_accounts set abalance = abalance + 5 where aid = 7",
+        "insert into pgbench_history (tid, bid, aid, delta, mtime) values (1, 2, 3, 4, now())",
+        "delete from t where id between 1 and 9 and name in ('a', 'b')",
+        "select * from t where -1 < id",
+    ] {
+        let classifier = Classifier::default();
+        classifier.classify(sql);
+        assert_eq!(classifier.shapes(), 1, "{sql} is not shareable");
+    }
+    // Not shareable: several statements, session changes, side effects, a WHERE whose
+    // shape a constant decides.
+    for sql in [
+        "select 1; select 2",
+        "set application_name = 'x'",
+        "select nextval('s')",
+        "delete from t where 1 = 1",
+        "delete from t where id = 1 or 2 = 2",
+    ] {
+        let classifier = Classifier::default();
+        classifier.classify(sql);
+        assert_eq!(classifier.shapes(), 0, "{sql} was shared");
+    }
 }
 
 #[test]
