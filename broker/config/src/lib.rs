@@ -37,13 +37,13 @@ use std::path::Path;
 pub use credential::{CredentialError, CredentialRef};
 pub use location::{ConfigError, ConfigErrors, Located, Location};
 pub use model::{
-    Config, IdentityConfig, JwksSource, OidcIssuer, PostgresSpec, Resource, ResourceSpec,
-    StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig, WorkloadIssuer,
-    WorkloadPreset,
+    Config, IdentityConfig, JwksSource, OidcIssuer, PostgresSpec, RecordingConfig, Resource,
+    ResourceSpec, StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
+    WorkloadIssuer, WorkloadPreset,
 };
 pub use policy::{
-    Approval, ApprovalOverride, Decision, Grantable, Policy, Principal, Refusal, RefusalKind, Role,
-    Rule, Tally, glob_match, may_decide, subject_match, tally,
+    Approval, ApprovalOverride, Auditors, Decision, Grantable, Policy, Principal, RecordMode,
+    Refusal, RefusalKind, Role, Rule, Tally, glob_match, may_decide, subject_match, tally,
 };
 pub use profiles::{
     ColumnMaskSpec, DetectorKind, DetectorSpec, GuardAction, GuardBase, GuardRuleSpec,

@@ -30,6 +30,8 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// The broker's own embedded database (grants, audit).
     pub store: StoreConfig,
+    /// Where and how long session recordings are kept.
+    pub recording: RecordingConfig,
     /// The targets the broker can open tunnels to, in file order.
     pub resources: Vec<Resource>,
     /// Roles, and who may request which of them on which resources.
@@ -74,6 +76,16 @@ pub struct TokensConfig {
 pub struct StoreConfig {
     /// SQLite database file; created on first start, its directory must exist.
     pub sqlite: Located<PathBuf>,
+}
+
+/// Session recordings (`recording`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingConfig {
+    /// The directory recordings are written to (`dir`, default `recordings` beside the store's
+    /// SQLite file); created on first start.
+    pub dir: Located<PathBuf>,
+    /// How long a recording is kept (`retention`, default 90 days).
+    pub retention: Duration,
 }
 
 /// A target the broker relays to.

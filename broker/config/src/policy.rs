@@ -33,6 +33,49 @@ pub struct Policy {
     pub guardrails: Vec<GuardrailProfile>,
     /// Masking profiles (`policy.masking`), in file order; names are unique.
     pub masking: Vec<MaskingProfile>,
+    /// Who may list and replay everyone's sessions and read the audit trail
+    /// (`policy.auditors`); everyone else sees their own sessions only.
+    pub auditors: Auditors,
+}
+
+/// `policy.auditors`: subjects (exact, or globs matched part by part like rule subjects) and
+/// groups. Empty by default: nobody reads other people's sessions or the audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Auditors {
+    /// Subject patterns.
+    pub subjects: Vec<String>,
+    /// Groups whose members are auditors.
+    pub groups: Vec<String>,
+}
+
+impl Auditors {
+    /// Whether `principal` is an auditor.
+    pub fn includes(&self, principal: &Principal<'_>) -> bool {
+        self.subjects
+            .iter()
+            .any(|pattern| subject_match(pattern, principal.subject))
+            || principal.groups.iter().any(|g| self.groups.contains(g))
+    }
+}
+
+/// Whether a session may go on when its recording cannot be written (`record` on a role).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RecordMode {
+    /// The session is refused, or ended, when its recording cannot be written (the default).
+    #[default]
+    Required,
+    /// The session goes on unrecorded; the failure is audited.
+    BestEffort,
+}
+
+impl RecordMode {
+    /// The name as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::BestEffort => "best-effort",
+        }
+    }
 }
 
 /// What a grant allows on a resource, for how long, and whether someone must agree first.
@@ -55,6 +98,11 @@ pub struct Role {
     /// The name of the masking profile under `policy.masking` (always defined in a loaded
     /// configuration) applied to what sessions of this role see; `None` masks nothing.
     pub masking: Option<String>,
+    /// Whether a session may go on unrecorded (`record`, default `required`).
+    pub record: RecordMode,
+    /// How many (masked) result rows per statement the recording keeps (`record_rows`,
+    /// default 0: statements, outcomes and row counts only).
+    pub record_rows: u32,
     /// Where the role is written, for messages about it.
     pub location: Location,
 }

@@ -14,12 +14,15 @@ use std::time::Duration;
 
 use crate::extract::{Cx, Item, join_key, suggest};
 use crate::location::Located;
-use crate::policy::{Approval, ApprovalOverride, Policy, Role, Rule, is_glob};
+use crate::policy::{
+    Approval, ApprovalOverride, Auditors, Policy, RecordMode, Role, Rule, is_glob,
+};
 use crate::profile_schema::{self, ProfileNames};
 use crate::schema::{duration, is_resource_name_char, labels, optional};
 use crate::tree::NodeKind;
 
-const POLICY_KEYS: &[&str] = &["guardrails", "masking", "roles", "rules"];
+const POLICY_KEYS: &[&str] = &["guardrails", "masking", "roles", "rules", "auditors"];
+const AUDITOR_KEYS: &[&str] = &["subjects", "groups"];
 const ROLE_KEYS: &[&str] = &[
     "description",
     "max_ttl",
@@ -27,6 +30,8 @@ const ROLE_KEYS: &[&str] = &[
     "approval",
     "guardrails",
     "masking",
+    "record",
+    "record_rows",
 ];
 const APPROVAL_KEYS: &[&str] = &["groups", "count", "self_approve", "timeout"];
 const RULE_KEYS: &[&str] = &[
@@ -97,12 +102,79 @@ pub(crate) fn policy(
             rules
         }),
     };
+    let auditors = match fields.entry("auditors") {
+        None => Some(Auditors::default()),
+        Some(item) => auditors(cx, &item),
+    };
     Some(Policy {
         roles: roles?,
         rules: rules?,
         guardrails: guardrails?,
         masking: masking?,
+        auditors: auditors?,
     })
+}
+
+/// `policy.auditors`: `subjects` and/or `groups`.
+fn auditors(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<Auditors> {
+    let fields = cx.fields(item, AUDITOR_KEYS)?;
+    let subjects = optional(fields.optional("subjects"), |item| cx.string_list(item))
+        .map(|list| list.map(values).unwrap_or_default());
+    let groups = optional(fields.optional("groups"), |item| cx.string_list(item))
+        .map(|list| list.map(values).unwrap_or_default());
+    let auditors = Auditors {
+        subjects: subjects?,
+        groups: groups?,
+    };
+    if auditors.subjects.is_empty() && auditors.groups.is_empty() {
+        cx.invalid(
+            item,
+            "name the auditors with subjects and/or groups, e.g. {groups: [security]}; remove \
+             the key to let everyone see only their own sessions",
+        );
+        return None;
+    }
+    Some(auditors)
+}
+
+/// A role's `record`: `required` or `best-effort`.
+fn record_mode(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<RecordMode> {
+    let text = cx.text(item)?;
+    match text.as_str() {
+        "required" => Some(RecordMode::Required),
+        "best-effort" => Some(RecordMode::BestEffort),
+        other => {
+            let hint = suggest(other, ["required", "best-effort"])
+                .map(|close| format!("; did you mean \"{close}\"?"))
+                .unwrap_or_default();
+            cx.invalid(
+                item,
+                format!(
+                    "unknown record mode \"{other}\": write required (refuse or end sessions \
+                     that cannot be recorded) or best-effort (go on, and audit the failure){hint}"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A role's `record_rows`: how many result rows per statement to keep, 0 to 10000.
+fn record_rows(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<u32> {
+    let text = cx.text(item)?;
+    match text.trim().parse::<u32>() {
+        Ok(rows) if rows <= 10_000 => Some(rows),
+        _ => {
+            cx.invalid(
+                item,
+                format!(
+                    "expected a whole number of result rows to record per statement, 0 to \
+                     10000, found \"{text}\""
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// Reads every role, and returns the names written for checking rules.
@@ -171,6 +243,10 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
     let masking = optional(fields.optional("masking"), |item| {
         profile_schema::masking_ref(cx, item, &profiles.masking)
     });
+    let record = optional(fields.optional("record"), |item| record_mode(cx, item))
+        .map(Option::unwrap_or_default);
+    let record_rows = optional(fields.optional("record_rows"), |item| record_rows(cx, item))
+        .map(|rows| rows.unwrap_or(0));
     let max_ttl = max_ttl?;
     let default_ttl = match (default_ttl?, &default_item) {
         (Some(default), Some(default_item)) if default > max_ttl => {
@@ -198,6 +274,8 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
         approval: approval?,
         guardrails: guardrails?,
         masking: masking?,
+        record: record?,
+        record_rows: record_rows?,
         location: cx.location(item.pos),
     })
 }

@@ -17,9 +17,10 @@ use sluice_shared::api::ResourceKind;
 
 use crate::credential::CredentialRef;
 use crate::extract::{Cx, Fields, Item, suggest};
+use crate::location::Located;
 use crate::model::{
-    Config, PostgresSpec, Resource, ResourceSpec, StoreConfig, TargetTls, TcpSpec, TlsConfig,
-    TlsMode, TokensConfig,
+    Config, PostgresSpec, RecordingConfig, Resource, ResourceSpec, StoreConfig, TargetTls, TcpSpec,
+    TlsConfig, TlsMode, TokensConfig,
 };
 use crate::policy::Policy;
 use crate::tree::{Node, NodeKind};
@@ -30,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "tls",
     "tokens",
     "store",
+    "recording",
     "identity",
     "resources",
     "policy",
@@ -37,6 +39,9 @@ const TOP_KEYS: &[&str] = &[
 const TLS_KEYS: &[&str] = &["cert", "key", "ca"];
 const TOKENS_KEYS: &[&str] = &["signing_key", "default_ttl", "max_ttl"];
 const STORE_KEYS: &[&str] = &["sqlite"];
+const RECORDING_KEYS: &[&str] = &["dir", "retention"];
+/// How long recordings are kept when `recording.retention` is not written.
+const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 const RESOURCE_KEYS: &[&str] = &[
     "kind",
     "address",
@@ -115,6 +120,11 @@ pub(crate) fn config(cx: &mut Cx<'_>, source: &Path, root: Option<&Node>) -> Opt
         .required(&top, "tokens")
         .and_then(|item| tokens(cx, &item));
     let store = cx.required(&top, "store").and_then(|item| store(cx, &item));
+    let recording = match (top.entry("recording"), &store) {
+        (Some(item), _) => recording(cx, &item, store.as_ref()),
+        (None, Some(store)) => Some(default_recording(store)),
+        (None, None) => None,
+    };
     let (resources, names) = match top.entry("resources") {
         Some(item) => resources(cx, &item),
         None => (Some(Vec::new()), Vec::new()),
@@ -137,6 +147,7 @@ pub(crate) fn config(cx: &mut Cx<'_>, source: &Path, root: Option<&Node>) -> Opt
         tls: tls?,
         tokens: tokens?,
         store: store?,
+        recording: recording?,
         resources: resources?,
         policy: policy?,
         identity: identity?,
@@ -231,6 +242,42 @@ fn store(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<StoreConfig> {
         .required(&fields, "sqlite")
         .and_then(|item| cx.path(&item))?;
     Some(StoreConfig { sqlite })
+}
+
+/// `recording: {dir, retention}`; `dir` defaults to `recordings` beside the SQLite file.
+fn recording(
+    cx: &mut Cx<'_>,
+    item: &Item<'_>,
+    store: Option<&StoreConfig>,
+) -> Option<RecordingConfig> {
+    let fields = cx.fields(item, RECORDING_KEYS)?;
+    let dir = optional(fields.optional("dir"), |item| cx.path(item));
+    let retention = optional(fields.optional("retention"), |item| duration(cx, item));
+    let defaults = store.map(default_recording);
+    Some(RecordingConfig {
+        dir: match dir? {
+            Some(dir) => dir,
+            None => defaults.as_ref()?.dir.clone(),
+        },
+        retention: retention?.unwrap_or(DEFAULT_RETENTION),
+    })
+}
+
+fn default_recording(store: &StoreConfig) -> RecordingConfig {
+    let parent = store
+        .sqlite
+        .value
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    RecordingConfig {
+        dir: Located {
+            value: parent.join("recordings"),
+            location: store.sqlite.location.clone(),
+            key: "recording.dir".into(),
+        },
+        retention: DEFAULT_RETENTION,
+    }
 }
 
 /// Reads every resource. Also returns every name written under `resources`, valid or not, so

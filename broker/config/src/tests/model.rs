@@ -8,10 +8,11 @@ use sluice_shared::api::ResourceKind;
 
 use super::{at, loc, parse_ok};
 use crate::{
-    Approval, ApprovalOverride, ColumnMaskSpec, Config, CredentialRef, DetectorKind, DetectorSpec,
-    GuardAction, GuardBase, GuardRuleSpec, GuardrailProfile, GuardrailsRef, IdentityConfig,
-    MaskStyle, MaskingProfile, Policy, PostgresSpec, Resource, ResourceSpec, Role, Rule,
-    StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
+    Approval, ApprovalOverride, Auditors, ColumnMaskSpec, Config, CredentialRef, DetectorKind,
+    DetectorSpec, GuardAction, GuardBase, GuardRuleSpec, GuardrailProfile, GuardrailsRef,
+    IdentityConfig, MaskStyle, MaskingProfile, Policy, PostgresSpec, RecordMode, RecordingConfig,
+    Resource, ResourceSpec, Role, Rule, StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode,
+    TokensConfig,
 };
 
 pub(super) const FULL: &str = r#"# sluiced configuration.
@@ -110,6 +111,10 @@ policy:
         - name: cards
           detector: card
           style: last4
+  auditors: {groups: [security], subjects: [carol]}
+recording:
+  dir: recs
+  retention: 30d
 "#;
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -223,6 +228,8 @@ fn full_example_parses_to_the_expected_model() {
                     approval: None,
                     guardrails: Some(GuardrailsRef::Builtin(GuardBase::ReadOnly)),
                     masking: None,
+                    record: RecordMode::Required,
+                    record_rows: 0,
                     location: loc(39, 5),
                 },
                 Role {
@@ -238,6 +245,8 @@ fn full_example_parses_to_the_expected_model() {
                     }),
                     guardrails: Some(GuardrailsRef::Profile("analyst".into())),
                     masking: Some("pii".into()),
+                    record: RecordMode::Required,
+                    record_rows: 0,
                     location: loc(43, 5),
                 },
             ],
@@ -343,6 +352,14 @@ fn full_example_parses_to_the_expected_model() {
                 }],
                 location: loc(88, 5),
             }],
+            auditors: Auditors {
+                subjects: strings(&["carol"]),
+                groups: strings(&["security"]),
+            },
+        },
+        recording: RecordingConfig {
+            dir: at(PathBuf::from("/etc/sluice/recs"), 99, 3, "recording.dir"),
+            retention: Duration::from_secs(30 * 24 * 3600),
         },
         identity: IdentityConfig::default(),
     };

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use super::loc;
 use crate::{
-    Approval, ApprovalOverride, Decision, Grantable, Policy, Principal, RefusalKind, Resource,
-    ResourceSpec, Role, Rule, Tally, TcpSpec, glob_match, may_decide, subject_match, tally,
+    Approval, ApprovalOverride, Decision, Grantable, Policy, Principal, RecordMode, RefusalKind,
+    Resource, ResourceSpec, Role, Rule, Tally, TcpSpec, glob_match, may_decide, subject_match,
+    tally,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -57,6 +58,8 @@ fn role(name: &str, max_ttl: Duration, default_ttl: Duration, approval: Option<A
         approval,
         guardrails: None,
         masking: None,
+        record: RecordMode::Required,
+        record_rows: 0,
         location: loc(1, 1),
     }
 }

@@ -401,3 +401,83 @@ policy:
         ],
     );
 }
+
+#[test]
+fn recording_settings_and_auditors() {
+    let config = parse_ok(&with_base(
+        "\
+policy:
+  auditors: {groups: [security]}
+  roles:
+    plain: {max_ttl: 1h}
+    loose: {max_ttl: 1h, record: best-effort, record_rows: 20}
+",
+    ));
+    let role = |name| config.policy.role(name).expect("defined");
+    assert_eq!(role("plain").record, crate::RecordMode::Required);
+    assert_eq!(role("plain").record_rows, 0);
+    assert_eq!(role("loose").record, crate::RecordMode::BestEffort);
+    assert_eq!(role("loose").record_rows, 20);
+    let security = vec!["security".to_owned()];
+    let carol = crate::Principal {
+        subject: "carol",
+        groups: &security,
+    };
+    assert!(config.policy.auditors.includes(&carol));
+    assert!(!config.policy.auditors.includes(&crate::Principal {
+        subject: "carol",
+        groups: &[],
+    }));
+    // Recordings default to a directory beside the store, kept 90 days.
+    assert!(config.recording.dir.value.ends_with("recordings"));
+    assert_eq!(config.recording.retention.as_secs(), 90 * 24 * 3600);
+
+    let text = with_base(
+        "\
+policy:
+  auditors: {}
+  roles:
+    a: {max_ttl: 1h, record: requird, record_rows: lots}
+recording: {retention: soon, dri: x}
+",
+    );
+    assert_errors(
+        &parse_err(&text),
+        &[
+            (
+                9,
+                3,
+                "policy.auditors",
+                "name the auditors with subjects and/or groups, e.g. {groups: [security]}; remove \
+                 the key to let everyone see only their own sessions",
+            ),
+            (
+                11,
+                22,
+                "policy.roles.a.record",
+                "unknown record mode \"requird\": write required (refuse or end sessions that \
+                 cannot be recorded) or best-effort (go on, and audit the failure); did you mean \
+                 \"required\"?",
+            ),
+            (
+                11,
+                39,
+                "policy.roles.a.record_rows",
+                "expected a whole number of result rows to record per statement, 0 to 10000, \
+                 found \"lots\"",
+            ),
+            (
+                12,
+                13,
+                "recording.retention",
+                "invalid duration \"soon\" (expected number at 0); write e.g. 30m, 1h or 12h",
+            ),
+            (
+                12,
+                30,
+                "recording.dri",
+                "unknown key \"dri\"; did you mean \"dir\"?",
+            ),
+        ],
+    );
+}
