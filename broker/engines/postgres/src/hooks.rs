@@ -1,6 +1,7 @@
 //! The interfaces through which the broker enforces policy inside a PostgreSQL session: a
-//! [`Guard`] that decides on each SQL text, [`Approvals`] that hold a statement for a person, and
-//! a [`Masker`] that rewrites values on their way to the client.
+//! [`Guard`] that decides on each SQL text, [`Approvals`] that hold a statement for a person, a
+//! [`Masker`] that rewrites values on their way to the client, and a [`Journal`] that hears
+//! what happened, for the session recording.
 //!
 //! The engine knows the protocol and nothing about policy; the broker implements these traits
 //! with the SQL classifier, the grant store and the masking rules. Every method is cheap and
@@ -137,6 +138,65 @@ pub trait Masker: Send + Sync {
     fn mask_text(&self, text: &str) -> Option<String>;
 }
 
+/// How a statement was decided, as the session recording keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decided<'a> {
+    /// Sent to the database.
+    Allowed,
+    /// Refused by `rule`.
+    Blocked {
+        /// The rule.
+        rule: &'a str,
+        /// What the client was told.
+        message: &'a str,
+    },
+    /// Held by `rule`, approved by `by` (request `request`), then sent.
+    Approved {
+        /// The rule that held it.
+        rule: &'a str,
+        /// Who approved.
+        by: &'a str,
+        /// The approval request id.
+        request: &'a str,
+    },
+    /// Held by `rule` and not approved (denied, timed out, or approvals unavailable).
+    Denied {
+        /// The rule that held it.
+        rule: &'a str,
+        /// Why, as the client was told.
+        reason: &'a str,
+        /// The approval request id, when one was filed.
+        request: &'a str,
+    },
+}
+
+/// Hears what happens in a session, in order, for its recording: every SQL text with its
+/// decision, and what the server answered. Values reach it masked. Calls come from the relay's
+/// two directions and must be cheap (queue and return).
+pub trait Journal: Send + Sync {
+    /// A SQL text the client sent (a simple Query, possibly several statements, or a Parse),
+    /// or a function call by OID (described as text).
+    fn statement(&self, sql: &str, extended: bool, decided: Decided<'_>);
+
+    /// A CommandComplete: the command tag (`SELECT 3`, `UPDATE 1`).
+    fn complete(&self, tag: &str);
+
+    /// An ErrorResponse the client received (after masking).
+    fn error(&self, code: &str, message: &str);
+
+    /// Whether result rows are wanted; when false, [`columns`](Self::columns) and
+    /// [`row`](Self::row) are never called (the fast path).
+    fn wants_rows(&self) -> bool {
+        false
+    }
+
+    /// The column names of the result rows that follow.
+    fn columns(&self, _names: &[&str]) {}
+
+    /// One result row as the client received it (masked); `None` is SQL NULL.
+    fn row(&self, _values: &[Option<&[u8]>]) {}
+}
+
 /// What the engine enforces in a session; `None` everywhere is a plain relay.
 #[derive(Default, Clone)]
 pub struct Enforcement {
@@ -146,6 +206,8 @@ pub struct Enforcement {
     pub approvals: Option<std::sync::Arc<dyn Approvals>>,
     /// Masks results.
     pub masker: Option<std::sync::Arc<dyn Masker>>,
+    /// Hears statements, decisions and outcomes, for the session recording.
+    pub journal: Option<std::sync::Arc<dyn Journal>>,
 }
 
 impl std::fmt::Debug for Enforcement {
@@ -154,13 +216,14 @@ impl std::fmt::Debug for Enforcement {
             .field("guard", &self.guard.is_some())
             .field("approvals", &self.approvals.is_some())
             .field("masker", &self.masker.is_some())
+            .field("journal", &self.journal.is_some())
             .finish()
     }
 }
 
 impl Enforcement {
-    /// True when nothing is enforced and the byte relay can be used.
+    /// True when nothing is enforced or recorded and the byte relay can be used.
     pub fn is_passthrough(&self) -> bool {
-        self.guard.is_none() && self.masker.is_none()
+        self.guard.is_none() && self.masker.is_none() && self.journal.is_none()
     }
 }

@@ -24,7 +24,9 @@
 
 use crate::codec::query::{self, FieldDescription, Target, tag as qtag};
 use crate::codec::{ErrorFields, MAX_MESSAGE, Query, Severity, parse, tag};
-use crate::hooks::{Check, ColumnInfo, Enforcement, HoldOutcome, HoldRequest, Masked, RowMask};
+use crate::hooks::{
+    Check, ColumnInfo, Decided, Enforcement, HoldOutcome, HoldRequest, Journal, Masked, RowMask,
+};
 use bytes::{Buf, BytesMut};
 use sluice_engine::{Lease, LeaseHandle, RelayEnd, RelayOutcome};
 use std::collections::{HashMap, VecDeque};
@@ -247,8 +249,19 @@ impl Upstream<'_> {
             let total = frame.total_len;
             let decision = self.inspect(frame.tag, frame.body)?;
             match decision {
-                Check::Allow => out.extend_from_slice(&buf[..total]),
+                Check::Allow => {
+                    self.journal(frame.tag, frame.body, Decided::Allowed);
+                    out.extend_from_slice(&buf[..total]);
+                }
                 Check::Block { rule, message } => {
+                    self.journal(
+                        frame.tag,
+                        frame.body,
+                        Decided::Blocked {
+                            rule: &rule,
+                            message: &message,
+                        },
+                    );
                     self.substitute(frame.tag, frame.body, &mut out, refusal(&rule, &message))?;
                 }
                 Check::Hold { rule, reason } => {
@@ -284,6 +297,31 @@ impl Upstream<'_> {
         self.bytes += out.len() as u64;
         out.clear();
         Ok(())
+    }
+
+    /// Tells the journal about a message that carries SQL (or calls a function by OID).
+    fn journal(&self, tag: u8, body: &[u8], decided: Decided<'_>) {
+        let Some(journal) = self.enforcement.journal.as_deref() else {
+            return;
+        };
+        match tag {
+            tag::QUERY => {
+                if let Ok(sql) = query::query_text(body) {
+                    journal.statement(sql, false, decided);
+                }
+            }
+            qtag::PARSE => {
+                if let Ok(parsed) = query::Parse::decode(body) {
+                    journal.statement(parsed.sql, true, decided);
+                }
+            }
+            qtag::FUNCTION_CALL => {
+                if let Ok(oid) = query::function_call_oid(body) {
+                    journal.statement(&format!("-- function call by OID {oid}"), true, decided);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// The guard's decision on a message, and the response it will get (for masking).
@@ -389,10 +427,9 @@ impl Upstream<'_> {
             _ => String::new(),
         };
         let Some(approvals) = self.enforcement.approvals.as_deref() else {
-            return Some(Some(refusal(
-                &rule,
-                &format!("{reason}; this session cannot ask for approval"),
-            )));
+            let why = format!("{reason}; this session cannot ask for approval");
+            self.journal(tag, body, denied(&rule, &why, ""));
+            return Some(Some(refusal(&rule, &why)));
         };
         let hold = match approvals.request(HoldRequest {
             sql,
@@ -400,7 +437,10 @@ impl Upstream<'_> {
             reason: reason.clone(),
         }) {
             Ok(hold) => hold,
-            Err(why) => return Some(Some(refusal(&rule, &why))),
+            Err(why) => {
+                self.journal(tag, body, denied(&rule, &why, ""));
+                return Some(Some(refusal(&rule, &why)));
+            }
         };
         self.notice(format!(
             "sluice: this statement needs approval ({reason}); request {} is waiting for {}. \
@@ -413,20 +453,30 @@ impl Upstream<'_> {
         };
         match outcome {
             HoldOutcome::Approved { by } => {
+                self.journal(
+                    tag,
+                    body,
+                    Decided::Approved {
+                        rule: &rule,
+                        by: &by,
+                        request: &hold.id,
+                    },
+                );
                 self.notice(format!(
                     "sluice: request {} was approved by {by}; running it",
                     hold.id
                 ));
                 Some(None)
             }
-            HoldOutcome::Denied { message } => Some(Some(
+            HoldOutcome::Denied { message } => Some(Some({
+                self.journal(tag, body, denied(&rule, &message, &hold.id));
                 ErrorFields::new(
                     Severity::Error,
                     REFUSED,
                     format!("sluice: request {} was not approved: {message}", hold.id),
                 )
-                .with_detail(format!("rule \"{rule}\": {reason}")),
-            )),
+                .with_detail(format!("rule \"{rule}\": {reason}"))
+            })),
         }
     }
 
@@ -438,6 +488,41 @@ impl Upstream<'_> {
         {
             let _ = self.inject.send(frame);
         }
+    }
+}
+
+/// Tells the journal what the server answered: command tags, and (when it wants them) column
+/// names and rows as the client received them, masked. `sent` is what went to the client for
+/// this message.
+fn journal_answer(journal: &dyn Journal, rows: bool, tag: u8, body: &[u8], sent: &[u8]) {
+    match tag {
+        qtag::COMMAND_COMPLETE => {
+            let text = body.strip_suffix(&[0]).unwrap_or(body);
+            journal.complete(&String::from_utf8_lossy(text));
+        }
+        qtag::ROW_DESCRIPTION if rows => {
+            if let Ok(fields) = query::row_description(body) {
+                let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+                journal.columns(&names);
+            }
+        }
+        qtag::DATA_ROW if rows => {
+            if let Some(sent_body) = sent.get(5..)
+                && let Ok(values) = query::data_row(sent_body)
+            {
+                journal.row(&values);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The journal's view of a hold that did not end in a run.
+fn denied<'a>(rule: &'a str, reason: &'a str, request: &'a str) -> Decided<'a> {
+    Decided::Denied {
+        rule,
+        reason,
+        request,
     }
 }
 
@@ -527,6 +612,9 @@ impl Downstream<'_> {
     /// Moves every complete message from `buf` to `out`, rewriting where needed.
     fn process(&mut self, buf: &mut BytesMut, out: &mut BytesMut) -> Result<(), String> {
         let masking = self.enforcement.masker.is_some();
+        let enforcement = self.enforcement;
+        let journal = enforcement.journal.as_deref();
+        let rows = journal.is_some_and(|j| j.wants_rows());
         loop {
             let frame = match parse(buf, MAX_MESSAGE) {
                 Ok(Some(frame)) => frame,
@@ -535,6 +623,7 @@ impl Downstream<'_> {
             };
             let total = frame.total_len;
             let body = &buf[5..total];
+            let written = out.len();
             match frame.tag {
                 tag::ERROR_RESPONSE => {
                     let fields = ErrorFields::decode(body)
@@ -544,6 +633,12 @@ impl Downstream<'_> {
                     }
                     let fields = self.rewrite_error(fields);
                     let fields = self.mask_fields(fields);
+                    if let Some(journal) = journal {
+                        journal.error(
+                            fields.code().unwrap_or_default(),
+                            fields.message().unwrap_or_default(),
+                        );
+                    }
                     fields
                         .encode_error(out)
                         .map_err(|e| format!("cannot encode an error: {e}"))?;
@@ -595,6 +690,9 @@ impl Downstream<'_> {
                     self.track(other);
                     out.extend_from_slice(&buf[..total]);
                 }
+            }
+            if let Some(journal) = journal {
+                journal_answer(journal, rows, frame.tag, body, &out[written..]);
             }
             buf.advance(total);
         }

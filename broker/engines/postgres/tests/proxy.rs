@@ -8,8 +8,8 @@ mod support;
 
 use sluice_engine::{LeaseHandle, RelayEnd};
 use sluice_engine_postgres::hooks::{
-    Approvals, Check, ColumnInfo, Enforcement, Guard, Hold, HoldOutcome, HoldRequest, Masked,
-    Masker, RowMask,
+    Approvals, Check, ColumnInfo, Decided, Enforcement, Guard, Hold, HoldOutcome, HoldRequest,
+    Journal, Masked, Masker, RowMask,
 };
 use sluice_engine_postgres::{CancelRegistry, Target, TargetTls};
 use sluice_shared::Secret;
@@ -222,6 +222,111 @@ async fn a_held_statement_runs_once_approved_and_errors_when_denied() {
             assert_eq!(answer.seen.lock().unwrap()[0].sql, "select 'held' as x");
             c.terminate().await;
         }
+    })
+    .await;
+}
+
+/// Keeps what the journal hears, one line per call.
+#[derive(Default)]
+struct Lines(Mutex<Vec<String>>);
+
+impl Journal for Lines {
+    fn statement(&self, sql: &str, extended: bool, decided: Decided<'_>) {
+        let decided = match decided {
+            Decided::Allowed => "allowed".to_owned(),
+            Decided::Blocked { rule, .. } => format!("blocked by {rule}"),
+            Decided::Approved { by, request, .. } => format!("approved by {by} ({request})"),
+            Decided::Denied { reason, .. } => format!("denied: {reason}"),
+        };
+        let protocol = if extended { "extended" } else { "simple" };
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{protocol} {sql}: {decided}"));
+    }
+    fn complete(&self, tag: &str) {
+        self.0.lock().unwrap().push(format!("complete {tag}"));
+    }
+    fn error(&self, code: &str, message: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("error {code} {message}"));
+    }
+    fn wants_rows(&self) -> bool {
+        true
+    }
+    fn columns(&self, names: &[&str]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("columns {}", names.join(",")));
+    }
+    fn row(&self, values: &[Option<&[u8]>]) {
+        let values: Vec<String> = values
+            .iter()
+            .map(|v| v.map_or("NULL".into(), |v| String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("row {}", values.join(",")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_journal_hears_statements_decisions_outcomes_and_masked_rows() {
+    within(async {
+        let pg = Cluster::start();
+        let lines = Arc::new(Lines::default());
+        let enforcement = Enforcement {
+            approvals: Some(Arc::new(Answer {
+                approve: true,
+                seen: Mutex::new(Vec::new()),
+            })),
+            masker: Some(Arc::new(EmailMasker)),
+            journal: Some(lines.clone()),
+            ..guarded()
+        };
+        let (mut c, task, _lease) = session(&pg, enforcement).await;
+        c.query("create table people (id int, email text)")
+            .await
+            .unwrap();
+        c.query("insert into people values (1, 'ada@example.com'), (2, NULL)")
+            .await
+            .unwrap();
+        c.query("select id, email from people order by id")
+            .await
+            .unwrap();
+        c.query("select 'forbidden'").await.unwrap_err();
+        c.query("select 1/0").await.unwrap_err();
+        c.send_query("select 'held' as x").await;
+        c.read_result().await.unwrap();
+        c.terminate().await;
+        task.await.unwrap().unwrap();
+        let lines = lines.0.lock().unwrap().clone();
+        assert_eq!(
+            lines,
+            vec![
+                "simple create table people (id int, email text): allowed",
+                "complete CREATE TABLE",
+                "simple insert into people values (1, 'ada@example.com'), (2, NULL): allowed",
+                "complete INSERT 0 2",
+                "simple select id, email from people order by id: allowed",
+                "columns id,email",
+                "row 1,***",
+                "row 2,NULL",
+                "complete SELECT 2",
+                "simple select 'forbidden': blocked by no-forbidden",
+                "error 42501 sluice: statements about forbidden things are refused",
+                "simple select 1/0: allowed",
+                "error 22012 division by zero",
+                "simple select 'held' as x: approved by bob (s_1)",
+                "columns x",
+                "row held",
+                "complete SELECT 1",
+            ]
+        );
     })
     .await;
 }
