@@ -107,6 +107,14 @@ pub enum Command {
         after_help = "Examples:\n  sluice deny g_7Kx2pQ --reason 'not during the freeze'\n  sluice deny s_3fQ9LmT --reason 'use a batch job for this'"
     )]
     Deny(DenyArgs),
+    /// List, show and replay recorded sessions: yours, or everyone's if you are an auditor
+    /// (policy.auditors).
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Check the broker's tamper-evident audit trail, or export it for a SIEM (auditors only:
+    /// policy.auditors).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -242,6 +250,131 @@ pub enum GrantCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Sessions through the broker, newest first: who, what, when, how they ended.
+    #[command(
+        after_help = "Examples:\n  sluice sessions list\n  sluice sessions list --resource pg-main --since 24h\n  sluice sessions list --user alice --output json      # auditors only for other users"
+    )]
+    List {
+        /// Only sessions on this resource.
+        #[arg(long, value_name = "RESOURCE")]
+        resource: Option<String>,
+        /// Only this user's (or workload's) sessions; other people's need policy.auditors.
+        #[arg(long, value_name = "SUBJECT")]
+        user: Option<String>,
+        /// Only sessions started within this long (e.g. 24h, 7d).
+        #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+        since: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// One session's timeline: statements, decisions, approvals, durations, rows.
+    #[command(
+        after_help = "Examples:\n  sluice sessions show ses_4f1c...\n  sluice sessions show ses_4f1c... --output json"
+    )]
+    Show {
+        /// The session id (from `sluice sessions list`).
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Replays a session as it happened: each statement and its outcome at its moment.
+    #[command(
+        after_help = "Examples:\n  sluice sessions replay ses_4f1c...            # real time\n  sluice sessions replay ses_4f1c... --speed 10  # ten times faster\n  sluice sessions replay ses_4f1c... --speed 0   # no waiting"
+    )]
+    Replay {
+        /// The session id.
+        id: String,
+        /// Playback speed: 2 is twice as fast, 0 prints everything at once.
+        #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+        speed: f64,
+    },
+}
+
+/// A look-back such as `24h` or `7d`, in seconds.
+fn parse_since(s: &str) -> Result<u64, String> {
+    humantime::parse_duration(s.trim())
+        .map(|d| d.as_secs())
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 30m, 24h or 7d"))
+}
+
+/// A replay speed: a finite number, 0 or more.
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(speed) if speed.is_finite() && speed >= 0.0 => Ok(speed),
+        _ => Err(format!(
+            "'{s}' is not a speed; use e.g. 1 (real time), 10 (ten times faster) or 0 (no waiting)"
+        )),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Fetch the whole audit trail and check it here: every record's hash, every link to the
+    /// record before it, and every checkpoint the broker signed. Names the first broken link.
+    ///
+    /// Each record carries the SHA-256 of its content and of the record before it, and the
+    /// broker signs the newest record every 100 records or minute with its Ed25519 token key.
+    /// An edited, deleted, reordered or rewritten record shows up as a broken link; records
+    /// deleted from the end show up once a checkpoint covers them.
+    #[command(
+        after_help = "Examples:\n  sluice audit verify\n  sluice audit verify --output json\n  sluice audit verify --key-id 3f9a1c2b7d4e5f60   # also insist on the key you know\n\nExits 0 when the trail is intact and 16 when it is not (the first broken link is named);\n12 when you are not an auditor (policy.auditors). See docs/audit.md."
+    )]
+    Verify {
+        /// The key id the checkpoints must be signed with (printed by an earlier verify); by
+        /// default the broker's current key, as the broker reports it.
+        #[arg(long, value_name = "ID")]
+        key_id: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Write audit records as JSON Lines (one record per line, oldest first) for a SIEM.
+    ///
+    /// Each line is one record with its seq, time (ms since the epoch), event name, fields and
+    /// chain hashes; a record's fields never hold a credential.
+    #[command(
+        after_help = "Examples:\n  sluice audit export --since 24h > audit.jsonl\n  sluice audit export --since 2026-03-01T00:00:00Z --until 2026-03-02T00:00:00Z --output march-1.jsonl\n  sluice audit export --since 15m | jq -c 'select(.event == \"grant.requested.v1\")'"
+    )]
+    Export(AuditExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// Records from this time on: how far back from now (24h, 7d, 90m) or an RFC 3339 time
+    /// (2026-03-01T00:00:00Z, 2026-03-01T09:00:00+01:00).
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub since: When,
+    /// Records before this time (same forms); up to now when left out.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub until: Option<When>,
+    /// Write to FILE (created or replaced) instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// A point in time given on the command line: a duration back from now, or a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// This long before now.
+    Ago(std::time::Duration),
+    /// This time, milliseconds since the Unix epoch.
+    At(u64),
+}
+
+impl When {
+    /// Milliseconds since the epoch, with `now_ms` as now.
+    pub fn to_ms(self, now_ms: u64) -> u64 {
+        match self {
+            Self::Ago(d) => now_ms.saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            Self::At(ms) => ms,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct GrantRequestArgs {
     /// The resource.
@@ -310,6 +443,23 @@ fn parse_ttl(s: &str) -> Result<u64, String> {
     }
 }
 
+/// `24h` (back from now) or an RFC 3339 time.
+fn parse_when(s: &str) -> Result<When, String> {
+    let s = s.trim();
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(When::Ago(d));
+    }
+    let at = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| {
+        format!(
+            "'{s}' is neither a duration (24h, 7d, 90m) nor an RFC 3339 time \
+             (2026-03-01T00:00:00Z)"
+        )
+    })?;
+    u64::try_from(at.timestamp_millis())
+        .map(When::At)
+        .map_err(|_| format!("'{s}' is before 1970"))
+}
+
 /// A reason that says something.
 fn parse_reason(s: &str) -> Result<String, String> {
     let s = s.trim();
@@ -366,6 +516,45 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn audit_commands_and_times() {
+        let cli = parse(&["audit", "verify", "--output", "json"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Audit(AuditCommand::Verify {
+                output: Output::Json,
+                key_id: None
+            })
+        ));
+        let cli = parse(&[
+            "audit",
+            "export",
+            "--since",
+            "24h",
+            "--until",
+            "2026-03-01T01:00:00+01:00",
+            "--output",
+            "x.jsonl",
+        ])
+        .expect("parses");
+        let Command::Audit(AuditCommand::Export(args)) = cli.command else {
+            panic!("not audit export");
+        };
+        assert_eq!(
+            args.since,
+            When::Ago(std::time::Duration::from_secs(86_400))
+        );
+        assert_eq!(args.until, Some(When::At(1_772_323_200_000)));
+        assert_eq!(args.output, Some(PathBuf::from("x.jsonl")));
+        assert_eq!(
+            When::Ago(std::time::Duration::from_secs(2)).to_ms(5_000),
+            3_000
+        );
+        assert!(parse(&["audit", "export"]).is_err(), "--since is required");
+        assert!(parse(&["audit", "export", "--since", "yesterday"]).is_err());
+        assert!(parse(&["audit", "export", "--since", "1969-12-31T00:00:00Z"]).is_err());
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum Exit {
     /// The grant was denied, nobody approved it in time, or it was revoked or expired (also: a
     /// decision or tunnel that needed it pending or active came too late).
     GrantEnded = 15,
+    /// `sluice audit verify` found the audit trail tampered with: a broken link in its hash
+    /// chain, or a checkpoint that is forged or no longer matches.
+    AuditBroken = 16,
     /// Interrupted (Ctrl-C) while waiting for an approval, as a shell reports SIGINT.
     Interrupted = 130,
 }
@@ -118,6 +121,12 @@ impl From<ApiError> for CliError {
                 Exit::NotFound,
                 Some(
                     "check the id: `sluice grant list --all` shows your grants, `sluice approvals` the requests you may decide",
+                ),
+            ),
+            ErrorCode::SessionNotFound => (
+                Exit::NotFound,
+                Some(
+                    "check the id: `sluice sessions list` shows the sessions you may see (yours, or everyone's for auditors)",
                 ),
             ),
             ErrorCode::GrantInactive => (

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     TargetUnreachable,
     /// No grant with that id exists (or it is not the caller's to see).
     GrantNotFound,
+    /// No session with that id exists (or it is not the caller's to see).
+    SessionNotFound,
     /// The tunnel needs an active grant and the one named is pending, ended or for another
     /// resource.
     GrantInactive,
@@ -57,6 +59,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::TargetUnreachable => "target_unreachable",
             Self::GrantNotFound => "grant_not_found",
+            Self::SessionNotFound => "session_not_found",
             Self::GrantInactive => "grant_inactive",
             Self::Conflict => "conflict",
             Self::Unavailable => "unavailable",
@@ -75,7 +78,7 @@ impl ErrorCode {
             | Self::TokenRevoked
             | Self::LoginRefused => 401,
             Self::Forbidden | Self::GrantInactive => 403,
-            Self::ResourceUnknown | Self::GrantNotFound => 404,
+            Self::ResourceUnknown | Self::GrantNotFound | Self::SessionNotFound => 404,
             Self::Conflict => 409,
             Self::Unavailable => 503,
             Self::BadRequest => 400,
@@ -136,6 +139,7 @@ mod tests {
             ErrorCode::Forbidden,
             ErrorCode::TargetUnreachable,
             ErrorCode::GrantNotFound,
+            ErrorCode::SessionNotFound,
             ErrorCode::GrantInactive,
             ErrorCode::Conflict,
             ErrorCode::Unavailable,

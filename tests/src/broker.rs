@@ -16,6 +16,7 @@ pub struct BrokerBuilder {
     policy_extra: String,
     rules: String,
     identity: String,
+    top_level: String,
     env: Vec<(String, String)>,
 }
 
@@ -122,6 +123,13 @@ impl BrokerBuilder {
         self
     }
 
+    /// Adds top-level configuration (e.g. a `recording:` section); `{dir}` in it is replaced
+    /// by the broker's directory.
+    pub fn top_level(mut self, yaml: &str) -> Self {
+        self.top_level.push_str(yaml);
+        self
+    }
+
     /// Writes the config next to a fresh `sluiced init` and starts the broker.
     pub fn start(self) -> Broker {
         let dir = tempfile::Builder::new()
@@ -158,8 +166,11 @@ impl BrokerBuilder {
         } else {
             format!("identity:\n{}", self.identity)
         };
+        let top_level = self
+            .top_level
+            .replace("{dir}", &dir.path().display().to_string());
         let config = format!(
-            "{identity}listen: 127.0.0.1:{port}\ntls:\n  cert: tls/server.crt\n  key: tls/server.key\n  ca: tls/ca.crt\ntokens:\n  signing_key: keys/session-signing.pem\n  default_ttl: 1h\n  max_ttl: 12h\nstore:\n  sqlite: sluice.db\n{resources}{rules}"
+            "{identity}{top_level}listen: 127.0.0.1:{port}\ntls:\n  cert: tls/server.crt\n  key: tls/server.key\n  ca: tls/ca.crt\ntokens:\n  signing_key: keys/session-signing.pem\n  default_ttl: 1h\n  max_ttl: 12h\nstore:\n  sqlite: sluice.db\n{resources}{rules}"
         );
         std::fs::write(dir.path().join("sluice.yaml"), config).expect("write config");
         let mut broker = Broker {
@@ -192,6 +203,11 @@ impl Broker {
     /// The development CA `sluiced init` wrote.
     pub fn ca(&self) -> PathBuf {
         self.dir.path().join("tls/ca.crt")
+    }
+
+    /// The broker's directory (config, keys, store, recordings).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// The config file.

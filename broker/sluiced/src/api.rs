@@ -1,5 +1,5 @@
-//! The broker's HTTPS API: health, version, whoami, login, resource check, grants and the tunnel
-//! endpoint.
+//! The broker's HTTPS API: health, version, whoami, login, resource check, grants, the audit
+//! trail and the tunnel endpoint.
 
 use crate::gate::Gate;
 use crate::grants::Grants;
@@ -41,6 +41,10 @@ pub struct AppState {
     pub holds: Arc<crate::holds::Holds>,
     /// Each role's guard, masking and approvals, for sessions.
     pub enforcer: Arc<crate::enforce::Enforcer>,
+    /// The audit trail, for auditors.
+    pub audit: Arc<crate::audit_api::AuditAccess>,
+    /// Session recordings and the session index.
+    pub sessions: crate::sessions::Sessions,
 }
 
 /// An [`ApiError`] as an HTTP response with the code's status and a JSON body.
@@ -74,6 +78,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/v1/resources/{name}/check", get(check_resource))
         .route(sluice_shared::tunnel::PATH, get(tunnel::open))
         .merge(crate::grants_api::routes())
+        .merge(crate::audit_api::routes())
+        .merge(crate::sessions_api::routes())
         .fallback(not_found)
         .with_state(state)
 }

@@ -256,6 +256,8 @@ impl Enforcer {
                 guard,
                 approvals,
                 masker,
+                // The session's recording sets it (sessions.rs).
+                journal: None,
             },
             settings,
             counts,

@@ -105,6 +105,11 @@ impl Gate {
         }
     }
 
+    /// The configuration the gate decides by.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The identity behind the request's bearer token.
     pub fn identify(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
         let Some(value) = headers.get(AUTHORIZATION) else {

@@ -1,6 +1,8 @@
 //! `sluiced`, the Sluice broker. `main` parses arguments, sets up logging and runs one command.
 
 mod api;
+mod audit;
+mod audit_api;
 mod enforce;
 mod explain;
 mod gate;
@@ -10,6 +12,8 @@ mod holds;
 mod init;
 mod login;
 mod server;
+mod sessions;
+mod sessions_api;
 mod tls;
 mod tokens;
 mod tunnel;
@@ -150,10 +154,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Serve { config, log_json } => {
-            init_logging(log_json);
+            let audit = init_logging(log_json);
             let loaded = load_config(&config)?;
             let runtime = runtime()?;
-            runtime.block_on(server::run(loaded))?;
+            runtime.block_on(server::run(loaded, audit))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy(explain::PolicyCommand::Explain(args)) => explain::run(&args),
@@ -214,15 +218,26 @@ fn load_config(path: &std::path::Path) -> Result<sluice_config::Config> {
     })
 }
 
-fn init_logging(json: bool) {
-    use tracing_subscriber::EnvFilter;
+/// Logs to stderr, filtered by `SLUICED_LOG`, and captures audit events whatever that filter
+/// says: each layer has its own filter. Returns the audit queue for the writer to drain.
+fn init_logging(json: bool) -> audit::AuditQueue {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
     let filter = EnvFilter::try_from_env("SLUICED_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
+    // What `tracing_subscriber::fmt()` sets up, as a layer.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .log_internal_errors(true);
+    let log = if json {
+        fmt.json().with_filter(filter).boxed()
     } else {
-        builder.init();
-    }
+        fmt.with_filter(filter).boxed()
+    };
+    let (capture, queue) = audit::capture();
+    tracing_subscriber::registry()
+        .with(log)
+        .with(capture.with_filter(audit::interest()))
+        .init();
+    queue
 }

@@ -3,6 +3,7 @@
 
 use crate::api::{self, AppState};
 use crate::gate::Gate;
+use crate::sessions::Sessions;
 use crate::tokens::{Revocations, TokenService, now_secs};
 use crate::tunnel::Targets;
 use anyhow::{Context, Result, bail};
@@ -10,6 +11,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use sluice_config::Config;
 use sluice_engine::LeaseHandle;
 use sluice_engine_postgres::CancelRegistry;
+use sluice_recording::{LocalDir, Options as RecorderOptions, Recorder, Sink};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -29,8 +31,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often revocations of tokens that have since expired are dropped (memory and store).
 const REVOCATION_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Runs the broker until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> Result<()> {
+/// Runs the broker until SIGINT or SIGTERM. `audit` holds the audit events captured since
+/// logging started; the audit writer takes them over once the store is open.
+pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> {
     let problems = config.check_environment();
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -49,12 +52,42 @@ pub async fn run(config: Config) -> Result<()> {
     let store = sluice_store::Store::open(&config.store.sqlite.value)
         .await
         .with_context(|| format!("{}: store.sqlite", config.store.sqlite.location))?;
+    // Checkpoints are signed with the session-token key (docs/audit.md).
+    let signer = Arc::new(crate::audit::Signer::load(
+        &config.tokens.signing_key.value,
+    )?);
+    let audit_writer = audit
+        .start(store.clone(), signer.clone())
+        .await
+        .context("cannot read the end of the audit trail from the store")?;
     let revocations = Arc::new(
         Revocations::load(store.clone(), now_secs())
             .await
             .context("cannot load the logout revocations from the store")?,
     );
+    let sink: Arc<dyn Sink> = Arc::new(LocalDir::new(config.recording.dir.value.clone()));
+    let (recorder, recorder_task) = Recorder::start(Arc::clone(&sink), RecorderOptions::default());
+    match store.interrupt_open_sessions().await {
+        Ok(0) => {}
+        Ok(n) => warn!(
+            sessions = n,
+            "sessions were still open when the broker last stopped"
+        ),
+        Err(e) => warn!(error = %e, "cannot mark the sessions the broker left open"),
+    }
+    let sessions = Sessions::new(
+        recorder.clone(),
+        sink,
+        store.clone(),
+        config.recording.retention,
+    );
+    tokio::spawn(sessions.clone().sweep_forever());
     let config = Arc::new(config);
+    let audit = Arc::new(crate::audit_api::AuditAccess::new(
+        store.clone(),
+        config.clone(),
+        signer,
+    ));
     let grants = crate::grants::Grants::start(store, config.clone())
         .await
         .context("cannot load the live grants from the store")?;
@@ -64,12 +97,14 @@ pub async fn run(config: Config) -> Result<()> {
         gate: Gate::new(config.clone(), tokens, revocations.clone(), grants.clone()),
         holds: holds.clone(),
         enforcer,
+        audit,
         grants,
         cancels: CancelRegistry::default(),
         shutdown: Arc::new(LeaseHandle::new()),
         targets,
         exchanger,
         revocations,
+        sessions,
     };
     tokio::spawn(prune_revocations(state.revocations.clone()));
     info!(
@@ -78,7 +113,15 @@ pub async fn run(config: Config) -> Result<()> {
         config = %config.source.display(),
         "sluiced is serving"
     );
-    serve(listener, TlsAcceptor::from(tls), state, shutdown_signal()).await
+    let served = serve(listener, TlsAcceptor::from(tls), state, shutdown_signal()).await;
+    // Everything recorded so far reaches the sink before the process exits.
+    recorder.shutdown().await;
+    if let Err(e) = recorder_task.await {
+        warn!(error = %e, "the recording writer stopped abnormally");
+    }
+    // Last, so the audit events of the shutdown itself are written and signed.
+    audit_writer.shutdown().await;
+    served
 }
 
 /// Accepts connections until `stop` resolves, then ends every lease and drains.

@@ -3,6 +3,7 @@
 
 use crate::api::{AppState, Failure};
 use crate::gate::Authorized;
+use crate::sessions::SessionLog;
 use anyhow::{Context, Result};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,6 +13,7 @@ use sluice_config::{Config, ResourceSpec, TlsMode};
 use sluice_engine::{Lease, LeaseHandle, RelayEnd, RelayOutcome};
 use sluice_engine_postgres::{SessionParams, Target, TargetTls};
 use sluice_shared::grants::Requester;
+use sluice_shared::sessions::SessionInfo;
 use sluice_shared::tunnel::{CLIENT_ADDR_HEADER, PROTOCOL, RESOURCE_HEADER, SECRET_HEADER};
 use sluice_shared::{ApiError, ErrorCode, Secret};
 use std::collections::HashMap;
@@ -75,6 +77,29 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         .unwrap_or("unknown")
         .to_string();
     let authz = app.gate.authorize(headers, &resource).await?;
+    let session_id = format!("ses_{}", crate::tokens::random_id());
+    let role = app.gate.config().policy.role(authz.role());
+    let record = role.map(|r| r.record).unwrap_or_default();
+    let record_rows = role.map_or(0, |r| r.record_rows);
+    let who = authz.identity();
+    let info = SessionInfo {
+        id: session_id.clone(),
+        subject: who.subject.clone(),
+        auth_method: who.auth_method.clone(),
+        ci: who.ci.clone(),
+        resource: resource.clone(),
+        kind: authz.resource().kind().as_str().to_owned(),
+        role: authz.role().to_owned(),
+        grant: authz.grant_id().to_owned(),
+        client: client_addr.clone(),
+        started_at: 0,
+        ended_at: None,
+        bytes_up: 0,
+        bytes_down: 0,
+        statements: 0,
+        end: None,
+        recording: String::new(),
+    };
     let engine = match &authz.resource().spec {
         ResourceSpec::Tcp(tcp) => Engine::Tcp {
             address: tcp.address.clone(),
@@ -162,8 +187,20 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         }
     };
 
+    let masker = match &engine {
+        Engine::Postgres(params, _) => params.enforcement.masker.clone(),
+        Engine::Tcp { .. } => None,
+    };
+    let log = app
+        .sessions
+        .start(info, record, record_rows, masker)
+        .await
+        .map_err(|e| Failure(ApiError::new(ErrorCode::Unavailable, e.to_string())))?;
+    let mut engine = engine;
+    if let Engine::Postgres(params, _) = &mut engine {
+        params.enforcement.journal = log.journal();
+    }
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let session_id = crate::tokens::random_id();
     let span = tracing::info_span!(
         "session",
         id = %session_id,
@@ -176,8 +213,12 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
     tokio::spawn(
         async move {
             match on_upgrade.await {
-                Ok(upgraded) => run(TokioIo::new(upgraded), engine, authz, &app).await,
-                Err(e) => warn!(error = %e, "the tunnel upgrade failed"),
+                Ok(upgraded) => run(TokioIo::new(upgraded), engine, authz, log, &app).await,
+                Err(e) => {
+                    warn!(error = %e, "the tunnel upgrade failed");
+                    log.finish(&format!("error: the tunnel upgrade failed: {e}"), 0, 0)
+                        .await;
+                }
             }
         }
         .instrument(span),
@@ -212,7 +253,7 @@ enum Engine {
 /// Runs the engine under a lease of its own that ends when the grant ends, when the broker
 /// shuts down, or when the grant's end time passes, whichever comes first: a tunnel never
 /// outlives its grant even if a timer or a store write failed.
-async fn run<S>(mut stream: S, engine: Engine, authz: Authorized, app: &AppState)
+async fn run<S>(mut stream: S, engine: Engine, authz: Authorized, log: SessionLog, app: &AppState)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
@@ -221,50 +262,75 @@ where
     let lease = session_lease.lease();
     let grant = authz.into_grant();
     // A task of its own, so the relay's wake-ups do not poll the bounds too.
-    let bounds = bound(grant.lease, app.shutdown.lease(), grant.expires_at);
+    let bounds = bound(
+        grant.lease,
+        app.shutdown.lease(),
+        grant.expires_at,
+        log.required_failure(),
+    );
     let watcher = tokio::spawn(async move { session_lease.end(bounds.await) });
     let session = async {
         match engine {
             Engine::Tcp { address } => {
                 match sluice_engine::tcp::serve(&mut stream, &address, lease).await {
                     Ok(outcome) => log_end(&outcome),
-                    Err(e) => warn!(error = %e, "session refused: target unreachable"),
+                    Err(e) => {
+                        warn!(error = %e, "session refused: target unreachable");
+                        (format!("error: target unreachable: {e}"), 0, 0)
+                    }
                 }
             }
             Engine::Postgres(params, counts) => {
-                match sluice_engine_postgres::serve(&mut stream, *params, &app.cancels, lease).await
-                {
-                    Ok(summary) => match summary.relay {
-                        Some(outcome) => log_end(&outcome),
-                        None => info!("cancel request forwarded"),
-                    },
-                    Err(e) => warn!(error = %e, "session ended with an error"),
-                }
+                let end =
+                    match sluice_engine_postgres::serve(&mut stream, *params, &app.cancels, lease)
+                        .await
+                    {
+                        Ok(summary) => match summary.relay {
+                            Some(outcome) => log_end(&outcome),
+                            None => {
+                                info!("cancel request forwarded");
+                                ("cancel request".to_owned(), 0, 0)
+                            }
+                        },
+                        Err(e) => {
+                            warn!(error = %e, "session ended with an error");
+                            (format!("error: {e}"), 0, 0)
+                        }
+                    };
                 // Rule names and counts only, never a value.
                 let counts = counts.lock().unwrap_or_else(|p| p.into_inner()).take();
                 for (rule, count) in counts.iter() {
-                    info!(target: "audit", event = "masking.applied.v1", rule, count);
+                    info!(target: "audit", event = "masking.applied.v1", session = %log.id(), rule, count);
                 }
+                end
             }
         }
     };
-    session.await;
+    let (end, bytes_up, bytes_down) = session.await;
     watcher.abort();
+    log.finish(&end, bytes_up, bytes_down).await;
 }
 
-/// Resolves with the reason the first of the grant's lease, the broker's lease and the grant's
-/// end time ends.
-async fn bound(mut grant: Lease, mut broker: Lease, expires_at: u64) -> String {
+/// Resolves with the reason the first of the grant's lease, the broker's lease, the grant's
+/// end time and a required recording's failure ends.
+async fn bound(
+    mut grant: Lease,
+    mut broker: Lease,
+    expires_at: u64,
+    recording: impl std::future::Future<Output = String>,
+) -> String {
     let end = UNIX_EPOCH + Duration::from_secs(expires_at);
     let left = end.duration_since(SystemTime::now()).unwrap_or_default();
     tokio::select! {
         reason = grant.revoked() => reason,
         reason = broker.revoked() => reason,
+        reason = recording => reason,
         () = tokio::time::sleep(left) => "the grant's time ran out".to_string(),
     }
 }
 
-fn log_end(outcome: &RelayOutcome) {
+/// Logs how a relay ended; returns the end as the session index keeps it, and the bytes.
+fn log_end(outcome: &RelayOutcome) -> (String, u64, u64) {
     let end = match &outcome.end {
         RelayEnd::Closed => "closed".to_string(),
         RelayEnd::Revoked(reason) => format!("revoked: {reason}"),
@@ -276,4 +342,5 @@ fn log_end(outcome: &RelayOutcome) {
         end = %end,
         "session ended"
     );
+    (end, outcome.bytes_up, outcome.bytes_down)
 }

@@ -65,6 +65,25 @@ pub enum StoreError {
         /// What was wrong, in words.
         what: String,
     },
+    /// A stored session cannot be read back (a negative count, CI claims that are not a JSON
+    /// object). Never papered over: the database was edited or damaged.
+    #[error("stored session {id} is corrupt: {what}")]
+    CorruptSession {
+        /// The session's id.
+        id: String,
+        /// What was wrong, in words.
+        what: String,
+    },
+    /// A stored audit record or checkpoint cannot be read back (a negative number, `data` that
+    /// is not a JSON object). Never papered over: the audit trail was changed outside the
+    /// broker.
+    #[error("stored audit {row} is corrupt: {what}")]
+    CorruptAudit {
+        /// Which row, in words (`record 17`, `checkpoint 100`).
+        row: String,
+        /// What was wrong, in words.
+        what: String,
+    },
     /// SQLite failed (I/O error, disk full, lock wait beyond the busy timeout, ...).
     #[error("grant store query failed")]
     Database(#[from] sqlx::Error),

@@ -16,6 +16,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revoked tokens",
         include_str!("../migrations/0002_revoked_tokens.sql"),
     ),
+    (3, "audit", include_str!("../migrations/0003_audit.sql")),
+    (
+        4,
+        "sessions",
+        include_str!("../migrations/0004_sessions.sql"),
+    ),
 ];
 
 /// The migrator for [`MIGRATIONS`].

@@ -402,8 +402,8 @@ impl Store {
         Ok(deleted.rows_affected())
     }
 
-    /// The pool, for tests that need to look under the API.
-    #[cfg(test)]
+    /// The pool, for this crate's other modules (`audit.rs`) and for tests that need to look
+    /// under the API.
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
     }

@@ -642,7 +642,7 @@ async fn reopening_keeps_data_and_migrates_once() {
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        assert_eq!(applied, [(1, true), (2, true)]);
+        assert_eq!(applied, [(1, true), (2, true), (3, true), (4, true)]);
         store.close().await;
     }
 }
@@ -929,7 +929,7 @@ async fn a_store_from_before_revocations_is_upgraded_at_open() {
             .fetch_all(store.pool())
             .await
             .unwrap();
-    assert_eq!(applied, [1, 2]);
+    assert_eq!(applied, [1, 2, 3, 4]);
     store.revoke_token("t1", "alice", 2000, 1000).await.unwrap();
     assert_eq!(
         store.revoked_tokens(1000).await.unwrap(),

@@ -1,6 +1,7 @@
 //! One module per command; [`run`] dispatches.
 
 mod approvals;
+mod audit;
 mod completions;
 mod connect;
 mod decide;
@@ -8,6 +9,7 @@ mod grant;
 mod login;
 mod resources;
 mod run;
+mod sessions;
 mod whoami;
 
 use crate::args::{Cli, Command, GlobalArgs};
@@ -32,6 +34,8 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Deny(args) => {
             decide::run(&cli.global, &args.id, false, Some(args.reason), args.output).await
         }
+        Command::Sessions(command) => sessions::run(&cli.global, command).await,
+        Command::Audit(command) => audit::run(&cli.global, command).await,
         Command::Completions { shell } => completions::run(shell),
     }
 }

@@ -306,5 +306,27 @@ fn main() {
             .expect("run sluice"),
     );
 
+    step(
+        10,
+        "Every session was recorded: list them, then replay one (statements, decisions, answers)",
+    );
+    let listed = alice.run(&["sessions", "list"]);
+    show("sluice sessions list", &listed);
+    let json = alice.run(&["sessions", "list", "--output", "json"]);
+    let sessions: serde_json::Value =
+        serde_json::from_slice(&json.stdout).unwrap_or(serde_json::Value::Null);
+    // The session with a blocked statement in it, else the newest.
+    let all = sessions["sessions"].as_array().cloned().unwrap_or_default();
+    let pick = all
+        .iter()
+        .find(|s| s["statements"].as_u64().unwrap_or(0) > 1)
+        .or_else(|| all.first());
+    if let Some(id) = pick.and_then(|s| s["id"].as_str()) {
+        show(
+            &format!("sluice sessions replay {id} --speed 0"),
+            &alice.run(&["sessions", "replay", id, "--speed", "0"]),
+        );
+    }
+
     println!("\nDone: the broker, PostgreSQL and every tunnel are shut down now.");
 }

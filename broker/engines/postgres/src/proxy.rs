@@ -215,6 +215,9 @@ impl Upstream<'_> {
             match read {
                 Ok(0) => break End::Closed,
                 Ok(_) => {}
+                // A client that hangs up without TLS close_notify (the CLI after psql exits)
+                // has closed the session, as far as the database is concerned.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break End::Closed,
                 Err(e) => break End::Error(format!("reading from the client: {e}")),
             }
             match self.forward(&mut buf, target, &mut lease).await {

@@ -1,0 +1,261 @@
+//! The audit trail's tables: hash-chained records appended in batches, and the broker's signed
+//! checkpoints over them.
+//!
+//! The store keeps what the broker hands it and computes nothing: records arrive already
+//! chained and hashed (`sluice_shared::audit`), and `data` is stored as the canonical JSON the
+//! hash covers. Both tables are append-only (SQLite triggers refuse `UPDATE` and `DELETE`);
+//! whether the rows are still what was appended is for the verifier to say, so reads return
+//! rows as they are and only refuse what cannot be represented at all
+//! ([`StoreError::CorruptAudit`]).
+
+use crate::codec;
+use crate::error::StoreError;
+use crate::store::Store;
+use sluice_shared::audit::{AuditRecord, Checkpoint, Head, canonical_json};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+/// One consistent read of the trail: what `GET /v1/audit` pages through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditSlice {
+    /// Records after the requested seq, oldest first.
+    pub records: Vec<AuditRecord>,
+    /// The checkpoints that go with them (see [`Store::audit_slice`]).
+    pub checkpoints: Vec<Checkpoint>,
+    /// The newest record's seq at the time of the read (0: the trail is empty).
+    pub head_seq: u64,
+}
+
+/// A record row as SQLite returns it.
+type RecordRow = (i64, i64, String, String, String, String);
+/// A checkpoint row as SQLite returns it.
+type CheckpointRow = (i64, String, i64, String, String);
+
+impl Store {
+    /// Appends `records` in one transaction: all of them or none.
+    ///
+    /// The caller chains them (consecutive seqs after the current head); a seq already taken
+    /// fails the whole batch with [`StoreError::Database`] (a unique violation).
+    pub async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(records.len());
+        for record in records {
+            let mut data = String::new();
+            canonical_json(&serde_json::Value::Object(record.data.clone()), &mut data);
+            rows.push((
+                codec::to_db("seq", record.seq)?,
+                codec::to_db("at", record.at)?,
+                data,
+            ));
+        }
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        // SQLite allows 32766 bound parameters per statement: 6 per row, in chunks well below.
+        for (chunk_records, chunk_rows) in records.chunks(500).zip(rows.chunks(500)) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO audit_records (seq, at, event, data, prev_hash, hash) ",
+            );
+            insert.push_values(
+                chunk_records.iter().zip(chunk_rows),
+                |mut values, (record, (seq, at, data))| {
+                    values
+                        .push_bind(*seq)
+                        .push_bind(*at)
+                        .push_bind(&record.event)
+                        .push_bind(data)
+                        .push_bind(&record.prev_hash)
+                        .push_bind(&record.hash);
+                },
+            );
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest record's seq and hash, where the next record chains on; `None` for an empty
+    /// trail.
+    pub async fn audit_head(&self) -> Result<Option<Head>, StoreError> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(|(seq, hash)| {
+            Ok(Head {
+                seq: from_db("record", seq, "seq", seq)?,
+                hash,
+            })
+        })
+        .transpose()
+    }
+
+    /// Up to `limit` records with `seq > after` and, with `since`, `at >= since`, oldest first.
+    pub async fn audit_records(
+        &self,
+        after: u64,
+        since: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        records(&mut conn, after, since, limit).await
+    }
+
+    /// Checkpoints with `seq > after` and, with `up_to`, `seq <= up_to`, oldest first.
+    pub async fn audit_checkpoints(
+        &self,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        checkpoints(&mut conn, after, up_to).await
+    }
+
+    /// The newest checkpoint, if any.
+    pub async fn last_audit_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let row: Option<CheckpointRow> = sqlx::query_as(
+            "SELECT seq, hash, at, signature, key_id FROM audit_checkpoints \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(decode_checkpoint).transpose()
+    }
+
+    /// Stores a checkpoint. Idempotent: a second checkpoint at the same seq keeps the first.
+    pub async fn insert_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, at, signature, key_id) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(codec::to_db("seq", checkpoint.seq)?)
+        .bind(&checkpoint.hash)
+        .bind(codec::to_db("at", checkpoint.at)?)
+        .bind(&checkpoint.signature)
+        .bind(&checkpoint.key_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// One page of the trail, read in a single snapshot: up to `limit` records after `after`
+    /// (with `at >= since` if given), the checkpoints with seq in `(after, last record]`, or
+    /// every checkpoint after `after` when the page is not full (the end of the trail), and the
+    /// newest seq.
+    ///
+    /// One snapshot matters: read apart, a checkpoint written between the two reads could name
+    /// a record the page does not have yet, which would look like a cut-off tail.
+    pub async fn audit_slice(
+        &self,
+        after: u64,
+        since: Option<u64>,
+        limit: u32,
+    ) -> Result<AuditSlice, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_records")
+            .fetch_one(&mut *tx)
+            .await?;
+        let head_seq = match head {
+            Some(seq) => from_db("record", seq, "seq", seq)?,
+            None => 0,
+        };
+        let records = records(&mut tx, after, since, limit).await?;
+        let full = limit > 0 && records.len() >= limit as usize;
+        // A page filtered by `since` ends where the trail ends only if it is not full; the
+        // seq the page reached is the head's when it is the last page.
+        let up_to = if full {
+            records.last().map(|r| r.seq)
+        } else {
+            None
+        };
+        let checkpoints = checkpoints(&mut tx, after, up_to).await?;
+        tx.commit().await?;
+        Ok(AuditSlice {
+            records,
+            checkpoints,
+            head_seq,
+        })
+    }
+}
+
+async fn records(
+    conn: &mut SqliteConnection,
+    after: u64,
+    since: Option<u64>,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "SELECT seq, at, event, data, prev_hash, hash FROM audit_records WHERE seq > ",
+    );
+    query.push_bind(codec::to_db("after", after)?);
+    if let Some(since) = since {
+        query
+            .push(" AND at >= ")
+            .push_bind(codec::to_db("since", since)?);
+    }
+    query
+        .push(" ORDER BY seq LIMIT ")
+        .push_bind(i64::from(limit));
+    let rows: Vec<RecordRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+    rows.into_iter().map(decode_record).collect()
+}
+
+async fn checkpoints(
+    conn: &mut SqliteConnection,
+    after: u64,
+    up_to: Option<u64>,
+) -> Result<Vec<Checkpoint>, StoreError> {
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "SELECT seq, hash, at, signature, key_id FROM audit_checkpoints WHERE seq > ",
+    );
+    query.push_bind(codec::to_db("after", after)?);
+    if let Some(up_to) = up_to {
+        query
+            .push(" AND seq <= ")
+            .push_bind(codec::to_db("up_to", up_to)?);
+    }
+    query.push(" ORDER BY seq");
+    let rows: Vec<CheckpointRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+    rows.into_iter().map(decode_checkpoint).collect()
+}
+
+fn decode_record(row: RecordRow) -> Result<AuditRecord, StoreError> {
+    let (seq, at, event, data, prev_hash, hash) = row;
+    let data = match serde_json::from_str::<serde_json::Value>(&data) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(_) => return Err(corrupt("record", seq, "data is not a JSON object".into())),
+        Err(e) => return Err(corrupt("record", seq, format!("data is not JSON ({e})"))),
+    };
+    Ok(AuditRecord {
+        seq: from_db("record", seq, "seq", seq)?,
+        at: from_db("record", seq, "at", at)?,
+        event,
+        data,
+        prev_hash,
+        hash,
+    })
+}
+
+fn decode_checkpoint(row: CheckpointRow) -> Result<Checkpoint, StoreError> {
+    let (seq, hash, at, signature, key_id) = row;
+    Ok(Checkpoint {
+        seq: from_db("checkpoint", seq, "seq", seq)?,
+        hash,
+        at: from_db("checkpoint", seq, "at", at)?,
+        signature,
+        key_id,
+    })
+}
+
+fn from_db(kind: &str, seq: i64, field: &str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| corrupt(kind, seq, format!("negative {field} ({value})")))
+}
+
+fn corrupt(kind: &str, seq: i64, what: String) -> StoreError {
+    StoreError::CorruptAudit {
+        row: format!("{kind} {seq}"),
+        what,
+    }
+}
+
+#[cfg(test)]
+mod tests;
