@@ -138,7 +138,8 @@ enum PathKind {
     Direct,
     Socat,
     PgBouncer,
-    /// `sluice connect` under role `use`: no guardrails, no masking (the byte relay).
+    /// `sluice connect` under role `use`: no guardrails, no masking; the message relay records
+    /// every statement (as every PostgreSQL session is).
     Sluice,
     /// `sluice connect` under role `guarded`: guarded-write and masking profile `bench` (the
     /// enforcing relay).
@@ -930,7 +931,7 @@ impl Report {
         if s.paths.contains(&PathKind::SluiceGuarded) {
             let _ = writeln!(
                 o,
-                "- sluice-guarded: the same broker and resource as sluice, a second `sluice connect --role guarded`; {GUARDED_SUMMARY}. sluice runs under role `use` (no guardrails, no masking: the byte relay)"
+                "- sluice-guarded: the same broker and resource as sluice, a second `sluice connect --role guarded`; {GUARDED_SUMMARY}. sluice runs under role `use` (no guardrails, no masking; like every PostgreSQL session it is recorded, so it runs the message relay and writes each statement and result to the session recording)"
             );
         }
         let _ = writeln!(o);
@@ -1062,7 +1063,7 @@ impl Report {
         }
         let _ = writeln!(
             o,
-            "\nWhat the guarded path does per workload: every pgbench statement is classified (pg_query) and decided under guarded-write, then its RowDescription is planned against the masking profile and each row passes the plan (`abalance` is an int4 no rule names, so rows go through unchanged). With `-M simple` every `select abalance ... where aid = N` is a new text (the aid is a literal), so nearly every statement misses the broker's classification cache (4,096 texts) and is parsed; with `-M extended` the Parse text (`... where aid = $1`) repeats and hits the cache. The COPY is classified once; every COPY data line (one row) then goes through the detectors. The profile has no column rules on purpose: a role whose masking has column rules may not COPY out at all (COPY text carries no column names to apply them to), which would leave nothing to measure."
+            "\nWhat the guarded path does per workload: every pgbench statement is classified (pg_query) and decided under guarded-write, then its RowDescription is planned against the masking profile and each row passes the plan (`abalance` is an int4 no rule names, so rows go through unchanged). With `-M simple` every `select abalance ... where aid = N` is a new text (the aid is a literal): it misses the text cache but hits the shape cache (the scanner's tokens with constants blanked, about 0.9 µs instead of a 9 µs parse); with `-M extended` the Parse text (`... where aid = $1`) repeats and hits the text cache. The COPY is classified once; every COPY data line (one row) then goes through the detectors. The profile has no column rules on purpose: a role whose masking has column rules may not COPY out at all (COPY text carries no column names to apply them to), which would leave nothing to measure."
         );
         let _ = writeln!(
             o,
