@@ -2,6 +2,7 @@
 //! from start to end; and the [`Journal`] that turns what the PostgreSQL relay hears into
 //! recorded events.
 
+use crate::tokens::now_secs;
 use sluice_config::RecordMode;
 use sluice_engine_postgres::hooks::{Decided, Journal, Masker};
 use sluice_recording::{Recorder, Recording, SessionRecording, Sink};
@@ -9,7 +10,7 @@ use sluice_shared::recording::{Body, Decision, FORMAT_VERSION, Header};
 use sluice_shared::sessions::SessionInfo;
 use sluice_store::{SessionEnd, Store};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -65,16 +66,6 @@ impl std::fmt::Debug for SessionLog {
     }
 }
 
-fn now() -> (u64, u64) {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (
-        since.as_secs(),
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX),
-    )
-}
-
 impl Sessions {
     /// Session records through `recorder` into `sink`, indexed in `store`, kept for
     /// `retention`.
@@ -118,7 +109,7 @@ impl Sessions {
                 Ok(n) => info!(removed = n, "deleted recordings past their retention"),
                 Err(e) => warn!(error = %e, "cannot delete recordings past their retention"),
             }
-            let cutoff = now().0.saturating_sub(self.retention.as_secs());
+            let cutoff = now_secs().saturating_sub(self.retention.as_secs());
             if let Err(e) = self.store.prune_sessions(cutoff).await {
                 warn!(error = %e, "cannot delete sessions past their retention");
             }
@@ -134,8 +125,8 @@ impl Sessions {
         rows: u32,
         masker: Option<Arc<dyn Masker>>,
     ) -> Result<SessionLog, RecordingRequired> {
-        let (secs, millis) = now();
-        info.started_at = secs;
+        let millis = sluice_recording::retention::now_ms();
+        info.started_at = millis / 1000;
         let header = Header {
             v: FORMAT_VERSION,
             session: info.id.clone(),
@@ -262,7 +253,7 @@ impl SessionLog {
             (None, Some(why)) => format!("failed: {why}"),
             (None, None) => "none".to_owned(),
         };
-        let (ended_at, _) = now();
+        let ended_at = now_secs();
         let ended = SessionEnd {
             ended_at,
             bytes_up,

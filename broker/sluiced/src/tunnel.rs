@@ -100,7 +100,7 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         end: None,
         recording: String::new(),
     };
-    let engine = match &authz.resource().spec {
+    let mut engine = match &authz.resource().spec {
         ResourceSpec::Tcp(tcp) => Engine::Tcp {
             address: tcp.address.clone(),
         },
@@ -196,7 +196,6 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         .start(info, record, record_rows, masker)
         .await
         .map_err(|e| Failure(ApiError::new(ErrorCode::Unavailable, e.to_string())))?;
-    let mut engine = engine;
     if let Engine::Postgres(params, _) = &mut engine {
         params.enforcement.journal = log.journal();
     }
