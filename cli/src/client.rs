@@ -220,8 +220,7 @@ impl Broker {
             let tcp = TcpStream::connect((self.host.as_str(), self.port))
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
-            tcp.set_nodelay(true)
-                .map_err(|e| unreachable(e.to_string()))?;
+            crate::tunnel::tune(&tcp).map_err(|e| unreachable(e.to_string()))?;
             let name = ServerName::try_from(self.host.clone())
                 .map_err(|e| CliError::new(Exit::Usage, format!("bad broker host: {e}")))?;
             TlsConnector::from(self.tls.clone())

@@ -21,22 +21,53 @@ pub struct Health {
 }
 
 /// The kind of a resource, which decides the protocol engine that serves its tunnels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// On the wire it is the kind's name; a name this build does not know reads as
+/// [`ResourceKind::Other`], so an older CLI still lists resources of kinds added after it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
 pub enum ResourceKind {
     /// PostgreSQL: the broker terminates the protocol and logs in with its own credential.
     Postgres,
     /// Any TCP service: an opaque relay.
     Tcp,
+    /// A kind this build does not know, by name.
+    Other(String),
 }
 
 impl ResourceKind {
     /// The name used in config files and on the wire.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::Postgres => "postgres",
             Self::Tcp => "tcp",
+            Self::Other(name) => name,
         }
+    }
+}
+
+impl From<String> for ResourceKind {
+    fn from(name: String) -> Self {
+        match name.as_str() {
+            "postgres" => Self::Postgres,
+            "tcp" => Self::Tcp,
+            _ => Self::Other(name),
+        }
+    }
+}
+
+impl From<ResourceKind> for String {
+    fn from(kind: ResourceKind) -> Self {
+        match kind {
+            ResourceKind::Other(name) => name,
+            known => known.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

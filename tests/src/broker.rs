@@ -132,6 +132,14 @@ impl BrokerBuilder {
 
     /// Writes the config next to a fresh `sluiced init` and starts the broker.
     pub fn start(self) -> Broker {
+        let mut broker = self.configure();
+        broker.spawn();
+        broker
+    }
+
+    /// Writes the config next to a fresh `sluiced init` without starting the broker (for
+    /// `check-config` and refused starts).
+    pub fn configure(self) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("sluice-broker-")
             .tempdir()
@@ -173,14 +181,12 @@ impl BrokerBuilder {
             "{identity}{top_level}listen: 127.0.0.1:{port}\ntls:\n  cert: tls/server.crt\n  key: tls/server.key\n  ca: tls/ca.crt\ntokens:\n  signing_key: keys/session-signing.pem\n  default_ttl: 1h\n  max_ttl: 12h\nstore:\n  sqlite: sluice.db\n{resources}{rules}"
         );
         std::fs::write(dir.path().join("sluice.yaml"), config).expect("write config");
-        let mut broker = Broker {
+        Broker {
             port,
             env: self.env,
             child: None,
             dir,
-        };
-        broker.spawn();
-        broker
+        }
     }
 }
 
@@ -274,6 +280,23 @@ impl Broker {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
         self.child = Some(child);
+    }
+
+    /// `sluiced ARGS... --config CONFIG` with the broker's environment, to completion.
+    pub fn sluiced(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(workspace_bin("sluiced"));
+        cmd.args(args).arg("--config").arg(self.config());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run sluiced")
+    }
+
+    /// Replaces every `from` in the config file with `to` (a policy change between restarts).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.config()).expect("read config");
+        assert!(text.contains(from), "the config has no {from:?}:\n{text}");
+        std::fs::write(self.config(), text.replace(from, to)).expect("write config");
     }
 
     /// Kills the broker (SIGKILL): the "broker down" case.

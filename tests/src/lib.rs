@@ -16,7 +16,7 @@ pub mod postgres;
 pub mod util;
 
 pub use broker::{Broker, BrokerBuilder};
-pub use cli::Cli;
+pub use cli::{Cli, Connect};
 pub use oidc::OidcProvider;
 pub use postgres::Postgres;
 pub use util::{free_port, wait_for, workspace_bin};

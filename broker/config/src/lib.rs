@@ -16,6 +16,7 @@
 //! references, resolved into a [`sluice_shared::Secret`] only when needed.
 
 mod credential;
+mod enforceable;
 mod environment;
 mod extract;
 mod identity;
@@ -42,7 +43,7 @@ pub use model::{
     WorkloadIssuer, WorkloadPreset,
 };
 pub use policy::{
-    Approval, ApprovalOverride, Auditors, Decision, Grantable, Policy, Principal, RecordMode,
+    Approval, ApprovalOverride, Auditors, Decision, Grantable, Need, Policy, Principal, RecordMode,
     Refusal, RefusalKind, Role, Rule, Tally, glob_match, may_decide, subject_match, tally,
 };
 pub use profiles::{

@@ -106,9 +106,16 @@ pub struct Resource {
 impl Resource {
     /// The kind, which picks the protocol engine.
     pub fn kind(&self) -> ResourceKind {
+        self.kind_ref().clone()
+    }
+
+    /// The kind, borrowed.
+    pub fn kind_ref(&self) -> &ResourceKind {
+        const POSTGRES: &ResourceKind = &ResourceKind::Postgres;
+        const TCP: &ResourceKind = &ResourceKind::Tcp;
         match self.spec {
-            ResourceSpec::Postgres(_) => ResourceKind::Postgres,
-            ResourceSpec::Tcp(_) => ResourceKind::Tcp,
+            ResourceSpec::Postgres(_) => POSTGRES,
+            ResourceSpec::Tcp(_) => TCP,
         }
     }
 

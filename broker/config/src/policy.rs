@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::location::Location;
+use crate::location::{Located, Location};
 use crate::model::Resource;
 use crate::profiles::{GuardrailProfile, GuardrailsRef, MaskingProfile};
 
@@ -103,8 +103,37 @@ pub struct Role {
     /// How many (masked) result rows per statement the recording keeps (`record_rows`,
     /// default 0: statements, outcomes and row counts only).
     pub record_rows: u32,
+    /// The settings written on the role that only some engines can enforce, each where it is
+    /// written; a rule may give the role only on resources whose engine enforces them all.
+    pub needs: Vec<Located<Need>>,
     /// Where the role is written, for messages about it.
     pub location: Location,
+}
+
+/// A role setting that only engines which understand the traffic can enforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Need {
+    /// `guardrails`: every statement decided before it runs.
+    SqlGuardrails,
+    /// `masking`: values rewritten in every result.
+    SqlMasking,
+    /// `record: required` or `record_rows` written out: what the session carries is recorded.
+    ContentRecording,
+}
+
+impl Need {
+    /// What the setting asks of an engine, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::SqlGuardrails => {
+                "statement guardrails need an engine that reads each SQL statement"
+            }
+            Self::SqlMasking => "masking needs an engine that reads each result value",
+            Self::ContentRecording => {
+                "a content recording needs an engine that reads what the session carries"
+            }
+        }
+    }
 }
 
 /// Who must agree before a grant starts, and how many of them.

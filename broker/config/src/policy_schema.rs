@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::extract::{Cx, Item, join_key, suggest};
 use crate::location::Located;
 use crate::policy::{
-    Approval, ApprovalOverride, Auditors, Policy, RecordMode, Role, Rule, is_glob,
+    Approval, ApprovalOverride, Auditors, Need, Policy, RecordMode, Role, Rule, is_glob,
 };
 use crate::profile_schema::{self, ProfileNames};
 use crate::schema::{duration, is_resource_name_char, labels, optional};
@@ -237,16 +237,32 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
         }
         Some(item) => approval(cx, &item).map(Some),
     };
+    let mut needs = Vec::new();
+    if let Some(item) = fields.optional("guardrails") {
+        needs.push(cx.located(&item, Need::SqlGuardrails));
+    }
+    if let Some(item) = fields.optional("masking") {
+        needs.push(cx.located(&item, Need::SqlMasking));
+    }
     let guardrails = optional(fields.optional("guardrails"), |item| {
         profile_schema::guardrails_ref(cx, item, &profiles.guardrails)
     });
     let masking = optional(fields.optional("masking"), |item| {
         profile_schema::masking_ref(cx, item, &profiles.masking)
     });
-    let record = optional(fields.optional("record"), |item| record_mode(cx, item))
-        .map(Option::unwrap_or_default);
+    let record = optional(fields.optional("record"), |item| record_mode(cx, item));
     let record_rows = optional(fields.optional("record_rows"), |item| record_rows(cx, item))
         .map(|rows| rows.unwrap_or(0));
+    // Written out, `record: required` and `record_rows` ask for a recording of what the session
+    // carries; the default `required` only asks that the session's record can be written.
+    if let (Some(item), Some(Some(RecordMode::Required))) = (fields.optional("record"), &record) {
+        needs.push(cx.located(&item, Need::ContentRecording));
+    }
+    if let (Some(item), Some(rows)) = (fields.optional("record_rows"), &record_rows)
+        && *rows > 0
+    {
+        needs.push(cx.located(&item, Need::ContentRecording));
+    }
     let max_ttl = max_ttl?;
     let default_ttl = match (default_ttl?, &default_item) {
         (Some(default), Some(default_item)) if default > max_ttl => {
@@ -274,8 +290,9 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
         approval: approval?,
         guardrails: guardrails?,
         masking: masking?,
-        record: record?,
+        record: record?.unwrap_or_default(),
         record_rows: record_rows?,
+        needs,
         location: cx.location(item.pos),
     })
 }

@@ -331,6 +331,8 @@ fn resource(cx: &mut Cx<'_>, name: &str, item: &Item<'_>) -> Option<Resource> {
     let description = optional(fields.optional("description"), |item| cx.string(item));
     let labels = optional(fields.optional("labels"), |item| labels(cx, item));
     let spec = match kind? {
+        // `kind` reads only the names below.
+        ResourceKind::Other(_) => return None,
         ResourceKind::Postgres => ResourceSpec::Postgres(postgres(cx, &fields, address)?),
         ResourceKind::Tcp => {
             for key in POSTGRES_ONLY_KEYS {

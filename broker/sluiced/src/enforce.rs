@@ -198,16 +198,16 @@ impl Enforcer {
         Ok(columns)
     }
 
-    /// The enforcement of a session of `role`, and the settings its upstream login imposes.
+    /// The enforcement of a session of `role`, and the settings its upstream login imposes;
+    /// `None` when the role has no plan (it is not in the configuration the broker runs).
     pub fn for_session(
         &self,
         role: &str,
         mut session: Session,
         columns: Option<Arc<Columns>>,
-    ) -> SessionEnforcement {
-        let Some(plan) = self.roles.get(role) else {
-            return SessionEnforcement::default();
-        };
+    ) -> Option<SessionEnforcement> {
+        // No plan, no session: an empty enforcement would be a plain relay (fail closed).
+        let plan = self.roles.get(role)?;
         let counts = Arc::new(Mutex::new(MaskCounts::new()));
         let mut settings = Vec::new();
         if plan.guard.is_some() {
@@ -251,7 +251,7 @@ impl Enforcer {
                 session,
             }) as Arc<dyn sluice_engine_postgres::hooks::Approvals>
         });
-        SessionEnforcement {
+        Some(SessionEnforcement {
             enforcement: Enforcement {
                 guard,
                 approvals,
@@ -261,7 +261,7 @@ impl Enforcer {
             },
             settings,
             counts,
-        }
+        })
     }
 }
 

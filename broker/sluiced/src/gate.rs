@@ -203,12 +203,73 @@ impl Gate {
             .grants
             .lease_for_tunnel(&identity, grant_id, resource)
             .await?;
+        self.still_allowed(&identity, &found, grant_id, &grant.role)?;
         Ok(Authorized {
             identity,
             resource: found,
             grant_id: grant_id.to_string(),
             grant,
         })
+    }
+
+    /// Whether the current policy still gives `role` on `resource` to the identity, and the
+    /// resource's engine enforces everything the role asks. A grant was checked against the
+    /// policy of its time; a role renamed or removed since, a rule that no longer covers the
+    /// subject, or a role now given where it cannot be enforced refuses the tunnel instead of
+    /// running it with whatever is left.
+    fn still_allowed(
+        &self,
+        identity: &Identity,
+        resource: &Resource,
+        grant_id: &str,
+        role: &str,
+    ) -> Result<(), ApiError> {
+        let policy = &self.config.policy;
+        let Some(spec) = policy.role(role) else {
+            return Err(ApiError::new(
+                ErrorCode::GrantInactive,
+                format!(
+                    "grant {grant_id} is for role '{role}', which the broker's current policy no \
+                     longer defines (`sluice resources` lists the roles you may ask for)"
+                ),
+            ));
+        };
+        let principal = Principal {
+            subject: &identity.subject,
+            groups: &identity.groups,
+        };
+        if !policy
+            .requestable(&principal, resource)
+            .iter()
+            .any(|(name, _)| name == role)
+        {
+            return Err(ApiError::new(
+                ErrorCode::GrantInactive,
+                format!(
+                    "grant {grant_id}: the broker's current policy no longer gives {} role \
+                     '{role}' on '{}' (`sluice resources` lists the roles you may ask for)",
+                    identity.subject, resource.name
+                ),
+            ));
+        }
+        let kind = resource.kind_ref();
+        if let Some(need) = spec
+            .needs
+            .iter()
+            .find(|need| !crate::engines::enforces(kind, need.value))
+        {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "role '{role}' cannot be enforced on '{}' (kind {kind}): {} ({}); the \
+                     operator should run `sluiced check-config`",
+                    resource.name,
+                    need.value.describe(),
+                    need.key
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Every resource the identity may request a role on, with the roles (the default first).

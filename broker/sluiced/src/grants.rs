@@ -48,7 +48,17 @@ pub struct Grants {
     leases: Mutex<HashMap<String, Arc<LeaseHandle>>>,
     /// Bumped on every change; long-polls wait for it to move.
     changes: Arc<watch::Sender<u64>>,
+    /// See [`Self::race_point`].
+    #[cfg(test)]
+    race: Mutex<Option<RacePause>>,
 }
+
+/// Tells the test the race point is reached, then waits for its go.
+#[cfg(test)]
+type RacePause = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::oneshot::Receiver<()>,
+);
 
 /// How the caller of a grant long-poll last saw the grant; the poll answers once the grant
 /// differs in any part given. With neither part it answers at once.
@@ -91,6 +101,8 @@ impl Grants {
             leases: Mutex::new(HashMap::new()),
             // Random per start, so a watcher that reconnects after a restart sees a change.
             changes: Arc::new(watch::channel(rand::random::<u64>()).0),
+            #[cfg(test)]
+            race: Mutex::new(None),
         });
         for grant in grants.store.live().await? {
             grants.schedule(&grant);
@@ -478,9 +490,23 @@ impl Grants {
         let now = now_secs();
         match (grant.state, grant.expires_at) {
             (GrantState::Active, Some(expires_at)) if expires_at > now => {
-                let handle = self.lease_handle(&grant.id);
+                #[cfg(test)]
+                self.race_point().await;
+                let lease = self.lease_handle(&grant.id).lease();
+                // A revoke between the read above and the handle would have ended no handle,
+                // leaving this tunnel on a revoked grant until `expires_at`. Read again now that
+                // the handle exists: a revoke before this read is seen here, one after it ends
+                // the handle.
+                match self.store.get(id).await.map_err(store_failure)? {
+                    Some(current) if current.state == GrantState::Active => {}
+                    Some(ended) => {
+                        self.end_lease(&ended);
+                        return Err(inactive(describe_end(&ended)));
+                    }
+                    None => return Err(not_found(id)),
+                }
                 Ok(GrantLease {
-                    lease: handle.lease(),
+                    lease,
                     expires_at,
                     role: grant.role,
                 })
@@ -492,6 +518,17 @@ impl Grants {
                 "grant {id} was expired: the grant's time ran out"
             ))),
             _ => Err(inactive(describe_end(&grant))),
+        }
+    }
+
+    /// Test seam: pauses [`Self::lease_for_tunnel`] between its read and the lease, where a
+    /// revoke could slip in, while a test holds the pause.
+    #[cfg(test)]
+    async fn race_point(&self) {
+        let pause = self.race.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((reached, go)) = pause {
+            let _ = reached.send(());
+            let _ = go.await;
         }
     }
 
@@ -824,6 +861,42 @@ policy:
                 .expect("wait");
         }
         assert_eq!(latest.state, GrantState::Active);
+    }
+
+    #[tokio::test]
+    async fn a_revoke_between_the_grant_read_and_the_lease_ends_the_tunnel() {
+        let grants = grants().await;
+        let (carol, bob, dave) = (dba("carol"), dba("bob"), dba("dave"));
+        let grant = pending(&grants, &carol).await;
+        for approver in [&bob, &dave] {
+            grants
+                .vote(approver, &grant.id, true, None)
+                .await
+                .expect("approve");
+        }
+        let (reached_tx, reached) = tokio::sync::oneshot::channel();
+        let (go, go_rx) = tokio::sync::oneshot::channel();
+        *grants.race.lock().expect("lock") = Some((reached_tx, go_rx));
+        let opening = tokio::spawn({
+            let (grants, carol, id) = (Arc::clone(&grants), carol.clone(), grant.id.clone());
+            async move { grants.lease_for_tunnel(&carol, &id, "svc").await }
+        });
+        reached.await.expect("the tunnel read the grant as active");
+        grants
+            .revoke(&bob, &grant.id, Some("done".into()))
+            .await
+            .expect("revoke");
+        go.send(()).expect("resume");
+        match opening.await.expect("join") {
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::GrantInactive, "{e}");
+                assert!(e.message.contains("revoked"), "{e}");
+            }
+            Ok(granted) => panic!(
+                "a tunnel opened on a revoked grant (lease ended: {:?})",
+                granted.lease.ended()
+            ),
+        }
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@ mod api;
 mod audit;
 mod audit_api;
 mod enforce;
+mod engines;
 mod explain;
 mod gate;
 mod grants;
@@ -136,7 +137,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let problems = loaded.check_environment();
+            let mut problems = engines::check(&loaded);
+            problems.extend(loaded.check_environment());
             if problems.is_empty() {
                 println!(
                     "{}: ok ({} resources, {} policy rules)",

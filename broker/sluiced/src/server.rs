@@ -34,11 +34,12 @@ const REVOCATION_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Runs the broker until SIGINT or SIGTERM. `audit` holds the audit events captured since
 /// logging started; the audit writer takes them over once the store is open.
 pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> {
-    let problems = config.check_environment();
+    let mut problems = crate::engines::check(&config);
+    problems.extend(config.check_environment());
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         bail!(
-            "the configuration refers to things that are missing:\n{}",
+            "the configuration cannot be served as written:\n{}",
             list.join("\n")
         );
     }
@@ -152,7 +153,9 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
-        let _ = tcp.set_nodelay(true);
+        if let Err(e) = sluice_engine::tcp::tune(&tcp) {
+            debug!(%peer, error = %e, "cannot set TCP_NODELAY or keepalive");
+        }
         let acceptor = acceptor.clone();
         let router = router.clone();
         tasks.spawn(async move {

@@ -76,7 +76,15 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown")
         .to_string();
-    let authz = app.gate.authorize(headers, &resource).await?;
+    let authz = match app.gate.authorize(headers, &resource).await {
+        Ok(authz) => authz,
+        Err(e) => {
+            // Who asked is unproven when the token is the problem, so only what was asked for.
+            info!(target: "audit", event = "tunnel.refused.v1", resource = %resource,
+                client = %client_addr, code = %e.code, reason = %e.message);
+            return Err(e.into());
+        }
+    };
     let session_id = format!("ses_{}", crate::tokens::random_id());
     let role = app.gate.config().policy.role(authz.role());
     let record = role.map(|r| r.record).unwrap_or_default();
@@ -167,7 +175,18 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
             } else {
                 None
             };
-            let enforced = app.enforcer.for_session(authz.role(), session, columns);
+            let enforced = app
+                .enforcer
+                .for_session(authz.role(), session, columns)
+                .ok_or_else(|| {
+                    Failure(ApiError::new(
+                        ErrorCode::GrantInactive,
+                        format!(
+                            "role '{}' is not in the policy the broker runs; request a new grant",
+                            authz.role()
+                        ),
+                    ))
+                })?;
             Engine::Postgres(
                 Box::new(SessionParams {
                     subject: who.subject.clone(),

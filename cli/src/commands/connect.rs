@@ -132,7 +132,7 @@ impl Tunnel {
         let spec = Arc::new(TunnelSpec {
             broker: broker.clone(),
             resource: check.name.clone(),
-            kind: check.kind,
+            kind: check.kind.clone(),
             secret: secret.clone(),
             tokens: tokens.clone(),
             grant: grant.id.clone(),
@@ -271,7 +271,7 @@ struct Details {
 impl Details {
     fn env(&self) -> Vec<(&'static str, String)> {
         let port = self.port.to_string();
-        match (self.check.kind, &self.secret) {
+        match (&self.check.kind, &self.secret) {
             (ResourceKind::Postgres, Some(secret)) => vec![
                 ("PGHOST", "127.0.0.1".into()),
                 ("PGPORT", port),

@@ -10,9 +10,9 @@ use super::{at, loc, parse_ok};
 use crate::{
     Approval, ApprovalOverride, Auditors, ColumnMaskSpec, Config, CredentialRef, DetectorKind,
     DetectorSpec, GuardAction, GuardBase, GuardRuleSpec, GuardrailProfile, GuardrailsRef,
-    IdentityConfig, MaskStyle, MaskingProfile, Policy, PostgresSpec, RecordMode, RecordingConfig,
-    Resource, ResourceSpec, Role, Rule, StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode,
-    TokensConfig,
+    IdentityConfig, MaskStyle, MaskingProfile, Need, Policy, PostgresSpec, RecordMode,
+    RecordingConfig, Resource, ResourceSpec, Role, Rule, StoreConfig, TargetTls, TcpSpec,
+    TlsConfig, TlsMode, TokensConfig,
 };
 
 pub(super) const FULL: &str = r#"# sluiced configuration.
@@ -230,6 +230,12 @@ fn full_example_parses_to_the_expected_model() {
                     masking: None,
                     record: RecordMode::Required,
                     record_rows: 0,
+                    needs: vec![at(
+                        Need::SqlGuardrails,
+                        42,
+                        7,
+                        "policy.roles.read.guardrails",
+                    )],
                     location: loc(39, 5),
                 },
                 Role {
@@ -247,6 +253,10 @@ fn full_example_parses_to_the_expected_model() {
                     masking: Some("pii".into()),
                     record: RecordMode::Required,
                     record_rows: 0,
+                    needs: vec![
+                        at(Need::SqlGuardrails, 46, 7, "policy.roles.write.guardrails"),
+                        at(Need::SqlMasking, 47, 7, "policy.roles.write.masking"),
+                    ],
                     location: loc(43, 5),
                 },
             ],

@@ -60,6 +60,7 @@ fn role(name: &str, max_ttl: Duration, default_ttl: Duration, approval: Option<A
         masking: None,
         record: RecordMode::Required,
         record_rows: 0,
+        needs: Vec::new(),
         location: loc(1, 1),
     }
 }

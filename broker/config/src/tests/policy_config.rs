@@ -481,3 +481,68 @@ recording: {retention: soon, dri: x}
         ],
     );
 }
+
+/// What the broker's engines enforce today: PostgreSQL everything, TCP nothing.
+fn engines(kind: &sluice_shared::api::ResourceKind, _need: crate::Need) -> bool {
+    *kind == sluice_shared::api::ResourceKind::Postgres
+}
+
+#[test]
+fn a_role_is_given_only_where_its_engine_enforces_every_setting() {
+    let text = format!(
+        "{BASE}  pg: {{kind: postgres, address: 'db:5432', database: app, user: app, password: env:PW}}
+policy:
+  masking:
+    pii: {{columns: [{{name: e, column: '*.email', style: redact}}]}}
+  roles:
+    read: {{max_ttl: 1h, guardrails: read-only}}
+    masked:
+      max_ttl: 1h
+      masking: pii
+      record_rows: 5
+    plain: {{max_ttl: 1h}}
+    quiet: {{max_ttl: 1h, record: best-effort}}
+  rules:
+    - name: everything
+      groups: [dev]
+      resources: ['*']
+      roles: [plain, quiet, read, masked]
+    - name: db-only
+      groups: [dev]
+      resources: [pg]
+      roles: [read, masked]
+"
+    );
+    let config = parse_ok(&text);
+    let errors = config.unenforceable(engines);
+    let found: Vec<(usize, &str, &str)> = errors
+        .iter()
+        .map(|e| (e.location.line, e.key.as_str(), e.message.as_str()))
+        .collect();
+    // Two tcp resources, but each (rule, role, kind, setting) is said once; the postgres-only
+    // rule and the roles without such settings pass.
+    assert_eq!(found.len(), 3, "{found:#?}");
+    for (line, key, _) in &found {
+        assert_eq!((*line, *key), (21, "policy.rules[0].roles"));
+    }
+    assert!(
+        found[0].2.starts_with(
+            "rule \"everything\" gives role \"read\" on resource \"pg-prod\" (kind tcp), whose \
+         engine cannot enforce the role's policy.roles.read.guardrails (written at"
+        ),
+        "{}",
+        found[0].2
+    );
+    assert!(found[0].2.contains(":13:"), "{}", found[0].2);
+    assert!(
+        found[1].2.contains("policy.roles.masked.masking"),
+        "{}",
+        found[1].2
+    );
+    assert!(
+        found[2].2.contains("policy.roles.masked.record_rows"),
+        "{}",
+        found[2].2
+    );
+    assert!(found[2].2.contains("content recording"), "{}", found[2].2);
+}

@@ -27,6 +27,7 @@ use crate::codec::{ErrorFields, MAX_MESSAGE, Query, Severity, parse, tag};
 use crate::hooks::{
     Check, ColumnInfo, Decided, Enforcement, HoldOutcome, HoldRequest, Journal, Masked, RowMask,
 };
+use crate::wire;
 use bytes::{Buf, BytesMut};
 use sluice_engine::{Lease, LeaseHandle, RelayEnd, RelayOutcome};
 use std::collections::{HashMap, VecDeque};
@@ -118,7 +119,7 @@ async fn send_lease_end<W: AsyncWrite + Unpin>(client: &mut W, reason: &str) {
     );
     let mut frame = BytesMut::new();
     if fatal.encode_error(&mut frame).is_ok() {
-        let _ = client.write_all(&frame).await;
+        let _ = wire::send(client, &frame).await;
     }
 }
 
@@ -293,8 +294,9 @@ impl Upstream<'_> {
         if out.is_empty() {
             return Ok(());
         }
-        target
-            .write_all(out)
+        // Flushed at the end of each batch, as `copy_bidirectional` does: a TLS stream may
+        // hold the tail of a batch until flushed.
+        wire::send(target, out)
             .await
             .map_err(|e| format!("writing to the target: {e}"))?;
         self.bytes += out.len() as u64;
@@ -580,7 +582,7 @@ impl Downstream<'_> {
                     break End::Stopped;
                 }
                 Some(frame) = self.inject.recv() => {
-                    if let Err(e) = client.write_all(&frame).await {
+                    if let Err(e) = wire::send(client, &frame).await {
                         break End::Error(format!("writing to the client: {e}"));
                     }
                     continue;
@@ -596,12 +598,14 @@ impl Downstream<'_> {
                 out.clear();
                 let fatal = ErrorFields::new(Severity::Fatal, "XX000", format!("sluice: {e}"));
                 if fatal.encode_error(&mut out).is_ok() {
-                    let _ = client.write_all(&out).await;
+                    let _ = wire::send(client, &out).await;
                 }
                 break End::Error(e);
             }
             if !out.is_empty() {
-                if let Err(e) = client.write_all(&out).await {
+                // Flushed per batch: under back-pressure a TLS stream would otherwise keep
+                // the tail of a result until the next write.
+                if let Err(e) = wire::send(client, &out).await {
                     break End::Error(format!("writing to the client: {e}"));
                 }
                 self.bytes += out.len() as u64;
