@@ -299,6 +299,33 @@ impl Broker {
         std::fs::write(self.config(), text.replace(from, to)).expect("write config");
     }
 
+    /// Stops the broker with SIGTERM, as a service manager would, and waits (up to a minute)
+    /// for it to exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let mut child = self.child.take().expect("the broker is running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let mut exited = None;
+        wait_for(
+            "sluiced to exit after SIGTERM",
+            Duration::from_secs(60),
+            || {
+                exited = child.try_wait().expect("try_wait");
+                exited.is_some()
+            },
+        );
+        exited.is_some_and(|s| s.success())
+    }
+
+    /// Starts a broker stopped by [`Self::terminate`] or [`Self::kill`] again.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the broker is running");
+        self.spawn();
+    }
+
     /// Kills the broker (SIGKILL): the "broker down" case.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

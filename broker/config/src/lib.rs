@@ -38,8 +38,8 @@ use std::path::Path;
 pub use credential::{CredentialError, CredentialRef};
 pub use location::{ConfigError, ConfigErrors, Located, Location};
 pub use model::{
-    Config, IdentityConfig, JwksSource, OidcIssuer, PostgresSpec, RecordingConfig, Resource,
-    ResourceSpec, StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
+    Config, IdentityConfig, JwksSource, LimitsConfig, OidcIssuer, PostgresSpec, RecordingConfig,
+    Resource, ResourceSpec, StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
     WorkloadIssuer, WorkloadPreset,
 };
 pub use policy::{

@@ -39,6 +39,28 @@ pub struct Config {
     /// How people (OIDC) and workloads (CI, agents) prove who they are; empty when absent, so
     /// only operator tokens are accepted.
     pub identity: IdentityConfig,
+    /// Bounds on what the broker holds open (`limits`).
+    pub limits: LimitsConfig,
+}
+
+/// `limits`: what one broker holds open at most, and how long it drains when stopping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Tunnels (sessions) open at once (`max_tunnels`, default 4096); beyond it a tunnel is
+    /// refused with `unavailable` until one closes. Each holds a slot for its whole life.
+    pub max_tunnels: u32,
+    /// How long a stopping broker waits for sessions to write their end and recording
+    /// (`shutdown_grace`, default 10s, at most 10m).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_tunnels: 4096,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Config {

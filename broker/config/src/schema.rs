@@ -19,8 +19,8 @@ use crate::credential::CredentialRef;
 use crate::extract::{Cx, Fields, Item, suggest};
 use crate::location::Located;
 use crate::model::{
-    Config, PostgresSpec, RecordingConfig, Resource, ResourceSpec, StoreConfig, TargetTls, TcpSpec,
-    TlsConfig, TlsMode, TokensConfig,
+    Config, LimitsConfig, PostgresSpec, RecordingConfig, Resource, ResourceSpec, StoreConfig,
+    TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
 };
 use crate::policy::Policy;
 use crate::tree::{Node, NodeKind};
@@ -35,11 +35,15 @@ const TOP_KEYS: &[&str] = &[
     "identity",
     "resources",
     "policy",
+    "limits",
 ];
+const LIMITS_KEYS: &[&str] = &["max_tunnels", "shutdown_grace"];
 const TLS_KEYS: &[&str] = &["cert", "key", "ca"];
 const TOKENS_KEYS: &[&str] = &["signing_key", "default_ttl", "max_ttl"];
 const STORE_KEYS: &[&str] = &["sqlite"];
 const RECORDING_KEYS: &[&str] = &["dir", "retention"];
+/// The longest `limits.shutdown_grace` accepted.
+const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(600);
 /// How long recordings are kept when `recording.retention` is not written.
 const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 const RESOURCE_KEYS: &[&str] = &[
@@ -133,6 +137,10 @@ pub(crate) fn config(cx: &mut Cx<'_>, source: &Path, root: Option<&Node>) -> Opt
         Some(item) => crate::policy_schema::policy(cx, &item, &names),
         None => Some(Policy::default()),
     };
+    let limits = match top.entry("limits") {
+        Some(item) => limits(cx, &item),
+        None => Some(LimitsConfig::default()),
+    };
     let identity = match top.entry("identity") {
         Some(item) => crate::identity::identity(cx, &item),
         None => Some(crate::model::IdentityConfig::default()),
@@ -151,6 +159,46 @@ pub(crate) fn config(cx: &mut Cx<'_>, source: &Path, root: Option<&Node>) -> Opt
         resources: resources?,
         policy: policy?,
         identity: identity?,
+        limits: limits?,
+    })
+}
+
+/// `limits`: `max_tunnels` (1 to 1,000,000) and `shutdown_grace` (at most 10m).
+fn limits(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<LimitsConfig> {
+    let fields = cx.fields(item, LIMITS_KEYS)?;
+    let defaults = LimitsConfig::default();
+    let max_tunnels = optional(fields.optional("max_tunnels"), |item| {
+        let text = cx.text(item)?;
+        match text.parse::<u32>() {
+            Ok(n) if (1..=1_000_000).contains(&n) => Some(n),
+            _ => {
+                cx.invalid(
+                    item,
+                    format!(
+                        "expected the most tunnels open at once, a whole number from 1 to \
+                         1000000, found \"{text}\""
+                    ),
+                );
+                None
+            }
+        }
+    });
+    let grace_item = fields.optional("shutdown_grace");
+    let shutdown_grace = optional(grace_item.clone(), |item| duration(cx, item));
+    let shutdown_grace = match (shutdown_grace?, grace_item) {
+        (Some(grace), Some(item)) if grace > MAX_SHUTDOWN_GRACE => {
+            cx.invalid(
+                &item,
+                "shutdown_grace is at most 10m: a stopping broker must not hang for longer",
+            );
+            return None;
+        }
+        (Some(grace), _) => grace,
+        (None, _) => defaults.shutdown_grace,
+    };
+    Some(LimitsConfig {
+        max_tunnels: max_tunnels?.unwrap_or(defaults.max_tunnels),
+        shutdown_grace,
     })
 }
 

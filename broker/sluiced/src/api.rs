@@ -29,6 +29,8 @@ pub struct AppState {
     pub cancels: CancelRegistry,
     /// Ended when the broker shuts down; every tunnel's lease derives from it.
     pub shutdown: Arc<LeaseHandle>,
+    /// Open tunnels, bounded by `limits.max_tunnels`.
+    pub tunnels: Arc<tunnel::TunnelSlots>,
     /// Target TLS roots and other per-resource material loaded at start-up.
     pub targets: Arc<tunnel::Targets>,
     /// Verifies OIDC and workload tokens and mints session tokens.

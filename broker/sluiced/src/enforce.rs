@@ -21,7 +21,7 @@ use sluice_sql::{
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::info;
 
 /// Classified texts kept per broker; repeated statements cost a lookup.
@@ -36,8 +36,9 @@ pub struct Enforcer {
     classifier: Arc<Classifier>,
     roles: HashMap<String, RolePlan>,
     holds: Arc<Holds>,
-    /// Column names behind table OIDs, per resource, with when they were read.
-    catalogs: Mutex<HashMap<String, (Instant, Arc<Columns>)>>,
+    /// Column names behind table OIDs, per resource, shared with its sessions (which look up
+    /// tables created since, decision 28).
+    catalogs: Mutex<HashMap<String, Arc<Columns>>>,
 }
 
 impl std::fmt::Debug for Enforcer {
@@ -175,26 +176,22 @@ impl Enforcer {
             .is_some_and(|m| !m.columns().is_empty())
     }
 
-    /// The resource's columns, read at most every [`CATALOG_TTL`] with the broker's own login.
+    /// The resource's columns, read whole at most every [`CATALOG_TTL`] with the broker's own
+    /// login. Sessions of the resource share them: a table one of them looks up is known to
+    /// all.
     pub async fn catalog(
         &self,
         resource: &str,
         target: &sluice_engine_postgres::Target,
     ) -> Result<Arc<Columns>, sluice_engine_postgres::catalog::CatalogError> {
-        if let Some((at, columns)) = self
-            .catalogs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(resource)
-            && at.elapsed() < CATALOG_TTL
-        {
-            return Ok(Arc::clone(columns));
-        }
-        let columns = Arc::new(sluice_engine_postgres::catalog::load(target).await?);
-        self.catalogs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(resource.to_owned(), (Instant::now(), Arc::clone(&columns)));
+        let columns = Arc::clone(
+            self.catalogs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(resource.to_owned())
+                .or_insert_with(|| Arc::new(Columns::new(target.clone()))),
+        );
+        columns.refresh(CATALOG_TTL, target).await?;
         Ok(columns)
     }
 
@@ -241,6 +238,7 @@ impl Enforcer {
             .map(|policy| {
                 Arc::new(SessionMasker {
                     policy: policy.clone(),
+                    column_rules,
                     counts: Arc::clone(&counts),
                     columns: columns.clone().unwrap_or_default(),
                 }) as Arc<dyn Masker>
@@ -421,9 +419,43 @@ fn commands(facts: &[StatementFacts]) -> String {
 /// Masking of one session.
 struct SessionMasker {
     policy: MaskPolicy,
+    /// The policy has column rules: result columns need their real names, and a column whose
+    /// name cannot be found is masked (decision 28).
+    column_rules: bool,
     counts: Arc<Mutex<MaskCounts>>,
-    /// Real table and column names behind result columns.
+    /// Real table and column names behind result columns, shared with the resource's other
+    /// sessions.
     columns: Arc<Columns>,
+}
+
+/// The rule that masks a result column whose table could not be named, reported in audit
+/// counts under this name.
+const UNRESOLVED_RULE: &str = "unresolved-column";
+
+/// Masks every column it is asked about with `redact`, the style that gives nothing away
+/// (`last4` keeps a part, `hash` keeps equality), whatever the role's rules would have chosen.
+fn unresolved_policy() -> &'static MaskPolicy {
+    static POLICY: std::sync::OnceLock<MaskPolicy> = std::sync::OnceLock::new();
+    POLICY.get_or_init(|| {
+        MaskPolicy::new(
+            vec![sluice_mask::ColumnRule {
+                name: UNRESOLVED_RULE.into(),
+                column: "*".into(),
+                style: sluice_mask::Style::Redact,
+            }],
+            Vec::new(),
+            // The `hash` style is not used: any key will do.
+            [0; 32],
+        )
+        .expect("a one-rule profile with the pattern `*` compiles")
+    })
+}
+
+impl SessionMasker {
+    /// The `(table OID, attribute number)` of each column, for the catalog.
+    fn keys(columns: &[ColumnInfo]) -> impl Iterator<Item = (u32, i16)> + '_ {
+        columns.iter().map(|c| (c.table_oid, c.column))
+    }
 }
 
 impl Masker for SessionMasker {
@@ -439,39 +471,72 @@ impl Masker for SessionMasker {
             })
             .collect();
         // As the catalog knows them: `SELECT email AS e FROM users` is `public.users.email`.
+        let known = self.columns.known();
+        let mut unresolved = vec![false; columns.len()];
         let resolved: Vec<sluice_mask::Column<'_>> = columns
             .iter()
-            .map(|c| match self.columns.get(c.table_oid, c.column) {
+            .enumerate()
+            .map(|(i, c)| match known.get(c.table_oid, c.column) {
                 Some((table, name)) => sluice_mask::Column {
                     name,
                     table: Some(table),
                     type_oid: c.type_oid,
                     binary: c.binary,
                 },
-                None => sluice_mask::Column {
-                    name: &c.name,
-                    table: None,
-                    type_oid: c.type_oid,
-                    binary: c.binary,
-                },
+                None => {
+                    // A table column the catalog cannot name (not a computed one).
+                    unresolved[i] = c.table_oid != 0 && self.column_rules;
+                    sluice_mask::Column {
+                        name: &c.name,
+                        table: None,
+                        type_oid: c.type_oid,
+                        binary: c.binary,
+                    }
+                }
             })
             .collect();
         let named = self.policy.plan(&as_named);
         let real = self.policy.plan(&resolved);
-        if named.is_noop() && real.is_noop() {
+        drop(known);
+        let any_unresolved = unresolved.contains(&true);
+        if named.is_noop() && real.is_noop() && !any_unresolved {
             return None;
         }
-        // A column a rule names by its real name is masked by that rule, whatever its alias.
-        let by_real: Vec<bool> = (0..columns.len())
-            .map(|i| real.column_rule(i).is_some())
+        // A column a rule names by its real name is masked by that rule, whatever its alias;
+        // one whose real name is unknown is masked by a rule its alias matches, or redacted:
+        // it might be anything, so it fails closed.
+        let source: Vec<Source> = (0..columns.len())
+            .map(|i| {
+                if real.column_rule(i).is_some() {
+                    Source::Real
+                } else if unresolved[i] {
+                    Source::Unresolved
+                } else {
+                    Source::Named
+                }
+            })
             .collect();
+        let fallback = any_unresolved.then(|| unresolved_policy().plan(&as_named));
         Some(Box::new(PlanMask {
             named,
             real,
-            by_real,
+            fallback,
+            source,
             counts: MaskCounts::new(),
             sink: Arc::clone(&self.counts),
         }) as Box<dyn RowMask>)
+    }
+
+    fn unresolved(&self, columns: &[ColumnInfo]) -> bool {
+        self.column_rules && self.columns.missing(Self::keys(columns))
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        columns: &'a [ColumnInfo],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        let keys: Vec<(u32, i16)> = Self::keys(columns).collect();
+        Box::pin(async move { self.columns.resolve(&keys).await })
     }
 
     fn mask_text(&self, text: &str) -> Option<String> {
@@ -489,21 +554,35 @@ impl Masker for SessionMasker {
     }
 }
 
+/// Which plan masks a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The plan by the name the client sees.
+    Named,
+    /// The plan by the real `schema.table.column`.
+    Real,
+    /// The column's table could not be named: redacted.
+    Unresolved,
+}
+
 /// One result shape's masking; its counts join the session's when the result is done.
 struct PlanMask {
     named: sluice_mask::RowPlan,
     real: sluice_mask::RowPlan,
-    by_real: Vec<bool>,
+    /// Redacts every column; made only when some column is unresolved.
+    fallback: Option<sluice_mask::RowPlan>,
+    /// Per column, which plan masks it.
+    source: Vec<Source>,
     counts: MaskCounts,
     sink: Arc<Mutex<MaskCounts>>,
 }
 
 impl RowMask for PlanMask {
     fn mask(&mut self, index: usize, value: &[u8]) -> Masked {
-        let plan = if self.by_real.get(index).copied().unwrap_or(false) {
-            &self.real
-        } else {
-            &self.named
+        let plan = match self.source.get(index) {
+            Some(Source::Real) => &self.real,
+            Some(Source::Unresolved) => self.fallback.as_ref().unwrap_or(&self.named),
+            Some(Source::Named) | None => &self.named,
         };
         match plan.mask_value(index, value, &mut self.counts) {
             sluice_mask::Masked::Unchanged => Masked::Unchanged,
@@ -523,3 +602,6 @@ impl Drop for PlanMask {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

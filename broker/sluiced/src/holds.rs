@@ -1,6 +1,6 @@
 //! Statements held for approval inside live sessions: filed by a session's guard, listed in
 //! approvers' queues, decided by one approver (never the session's own subject), denied on
-//! timeout.
+//! timeout, withdrawn when the client cancels the statement or goes away.
 //!
 //! Holds live in memory only: a held statement belongs to a live session, and a broker restart
 //! ends every session anyway.
@@ -10,17 +10,42 @@ use crate::tokens::now_secs;
 use sluice_engine_postgres::hooks::{Approvals, Hold, HoldOutcome, HoldRequest};
 use sluice_shared::grants::{HoldDecision, Requester, StatementHold};
 use sluice_shared::{ApiError, ErrorCode};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tracing::info;
 
+/// How many ended holds are remembered, so a late decision learns why it is too late.
+const ENDED_KEPT: usize = 256;
+
 /// The broker's held statements.
 #[derive(Debug)]
 pub struct Holds {
-    pending: Mutex<HashMap<String, Pending>>,
+    queue: Mutex<Queue>,
     changes: Arc<watch::Sender<u64>>,
+}
+
+/// Held statements, and the last few that ended.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Waiting for a decision, by id.
+    pending: HashMap<String, Pending>,
+    /// Recently ended holds and how they ended ("it was withdrawn: ..."), oldest first, at most
+    /// [`ENDED_KEPT`].
+    ended: VecDeque<(StatementHold, String)>,
+}
+
+impl Queue {
+    /// Takes `id` out of the queue, remembering how it ended.
+    fn end(&mut self, id: &str, how: String) -> Option<Pending> {
+        let entry = self.pending.remove(id)?;
+        if self.ended.len() == ENDED_KEPT {
+            self.ended.pop_front();
+        }
+        self.ended.push_back((entry.hold.clone(), how));
+        Some(entry)
+    }
 }
 
 #[derive(Debug)]
@@ -50,13 +75,13 @@ impl Holds {
     /// An empty registry that bumps `changes` (the approval queue's version) on every change.
     pub fn new(changes: Arc<watch::Sender<u64>>) -> Arc<Self> {
         Arc::new(Self {
-            pending: Mutex::new(HashMap::new()),
+            queue: Mutex::new(Queue::default()),
             changes,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn bump(&self) {
@@ -92,32 +117,38 @@ impl Holds {
             subject = %hold.requester.subject, resource = %hold.resource, grant = %hold.grant,
             rule = %hold.rule);
         let (answer, decided) = oneshot::channel();
-        self.lock().insert(id.clone(), Pending { hold, answer });
+        self.lock()
+            .pending
+            .insert(id.clone(), Pending { hold, answer });
         self.bump();
-        let this = Arc::clone(self);
+        // Moved into the decision: when the session drops it undecided (its client went away,
+        // access ended), the hold leaves every queue at once.
+        let withdraw = WithdrawOnDrop {
+            holds: Arc::clone(self),
+            id: id.clone(),
+        };
         let timeout = session.timeout;
-        let hold_id = id.clone();
         let decision = Box::pin(async move {
+            let this = &withdraw.holds;
+            let hold_id = &withdraw.id;
             let outcome = tokio::select! {
                 outcome = decided => outcome.unwrap_or(HoldOutcome::Denied {
                     message: "the approval was withdrawn".into(),
                 }),
                 () = tokio::time::sleep(timeout) => {
-                    info!(target: "audit", event = "statement.expired.v1", hold = %hold_id);
-                    HoldOutcome::Denied {
-                        message: format!(
-                            "nobody decided within {}",
-                            humantime::format_duration(timeout)
-                        ),
+                    let message = format!(
+                        "nobody decided within {}",
+                        humantime::format_duration(timeout)
+                    );
+                    if this.lock().end(hold_id, message.clone()).is_some() {
+                        this.bump();
                     }
+                    info!(target: "audit", event = "statement.expired.v1", hold = %hold_id);
+                    HoldOutcome::Denied { message }
                 }
             };
-            // Gone from every queue whatever happened. (When the session ends first, this
-            // future is dropped and the entry goes at the next listing: its answer channel is
-            // closed.)
-            if this.lock().remove(&hold_id).is_some() {
-                this.bump();
-            }
+            // Gone from every queue whatever happened (`decide` already took it out).
+            drop(withdraw);
             outcome
         });
         Ok(Hold {
@@ -127,11 +158,32 @@ impl Holds {
         })
     }
 
+    /// Withdraws held statement `id` because its client no longer waits for it (`why`: it
+    /// cancelled the statement, disconnected, its session ended): it leaves every queue and
+    /// can no longer be decided. False when it was not waiting (already decided or expired).
+    pub fn withdraw(&self, id: &str, why: &str) -> bool {
+        let Some(entry) = self
+            .lock()
+            .end(id, format!("it was withdrawn because {why}"))
+        else {
+            return false;
+        };
+        // Dropping `answer` tells a decision still being awaited.
+        drop(entry.answer);
+        self.bump();
+        info!(target: "audit", event = "statement.withdrawn.v1", hold = %id,
+            subject = %entry.hold.requester.subject, resource = %entry.hold.resource,
+            grant = %entry.hold.grant, reason = %why);
+        true
+    }
+
     /// Held statements the caller may decide: they are in one of the approver groups and it is
     /// not their own session. Oldest first. Entries whose session is gone are dropped.
     pub fn pending_for(&self, who: &Identity) -> Vec<StatementHold> {
-        let mut pending = self.lock();
-        pending.retain(|_, p| !p.answer.is_closed());
+        let mut queue = self.lock();
+        // A backstop: sessions withdraw their holds when they drop them.
+        queue.pending.retain(|_, p| !p.answer.is_closed());
+        let pending = &queue.pending;
         let mut list: Vec<StatementHold> = pending
             .values()
             .filter(|p| may_decide(&p.hold, who).is_ok())
@@ -158,21 +210,29 @@ impl Holds {
                 "a denial needs a reason for the person waiting: --reason TEXT",
             ));
         }
-        let mut pending = self.lock();
-        let Some(entry) = pending.get(id) else {
+        let mut queue = self.lock();
+        let Some(entry) = queue.pending.get(id) else {
+            // Say how it ended, to those who could have decided it.
+            let ended = queue.ended.iter().rev().find(|(hold, _)| hold.id == id);
+            let how = match ended {
+                Some((hold, how)) => {
+                    may_decide(hold, who)
+                        .map_err(|why| ApiError::new(ErrorCode::Forbidden, why))?;
+                    how.as_str()
+                }
+                None => "it was decided, timed out, or its session ended",
+            };
             return Err(ApiError::new(
                 ErrorCode::Conflict,
-                format!(
-                    "statement {id} is no longer waiting: it was decided, timed out, or its \
-                     session ended"
-                ),
+                format!("statement {id} is no longer waiting: {how}"),
             ));
         };
         may_decide(&entry.hold, who).map_err(|why| ApiError::new(ErrorCode::Forbidden, why))?;
-        let Some(entry) = pending.remove(id) else {
+        let verdict = if approve { "approved" } else { "denied" };
+        let Some(entry) = queue.end(id, format!("it was {verdict} by {}", who.subject)) else {
             return Err(ApiError::new(ErrorCode::Conflict, "already decided"));
         };
-        drop(pending);
+        drop(queue);
         let outcome = if approve {
             HoldOutcome::Approved {
                 by: who.subject.clone(),
@@ -205,6 +265,20 @@ impl Holds {
     }
 }
 
+/// Takes a hold out of the queues when its decision is dropped undecided; a no-op once it is
+/// decided or expired.
+#[derive(Debug)]
+struct WithdrawOnDrop {
+    holds: Arc<Holds>,
+    id: String,
+}
+
+impl Drop for WithdrawOnDrop {
+    fn drop(&mut self) {
+        self.holds.withdraw(&self.id, "its session ended");
+    }
+}
+
 /// Approvers are members of an approver group, never the session's own subject.
 fn may_decide(hold: &StatementHold, who: &Identity) -> Result<(), String> {
     if hold.requester.subject == who.subject {
@@ -232,5 +306,112 @@ pub struct SessionApprovals {
 impl Approvals for SessionApprovals {
     fn request(&self, hold: HoldRequest) -> Result<Hold, String> {
         self.holds.file(&self.session, hold)
+    }
+
+    fn withdraw(&self, id: &str, why: &str) -> bool {
+        self.holds.withdraw(id, why)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn identity(subject: &str, groups: &[&str]) -> Identity {
+        Identity {
+            subject: subject.into(),
+            groups: groups.iter().map(|g| (*g).to_string()).collect(),
+            auth_method: "oidc".into(),
+            token_id: "t".into(),
+            expires_at: u64::MAX,
+            provider: None,
+            ci: BTreeMap::new(),
+        }
+    }
+
+    fn session() -> Session {
+        Session {
+            requester: Requester {
+                subject: "alice".into(),
+                groups: vec!["eng".into()],
+                auth_method: "oidc".into(),
+                provider: None,
+                ci: BTreeMap::new(),
+            },
+            resource: "pg".into(),
+            role: "careful".into(),
+            grant: "g_1".into(),
+            approvers: vec!["dba".into()],
+            timeout: Duration::from_secs(600),
+        }
+    }
+
+    fn request() -> HoldRequest {
+        HoldRequest {
+            sql: "delete from customers where id = 42".into(),
+            rule: "deletes-need-a-dba".into(),
+            reason: "deletes need a dba".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_hold_leaves_the_queue_and_cannot_be_decided() {
+        let (changes, version) = watch::channel(0);
+        let holds = Holds::new(Arc::new(changes));
+        let bob = identity("bob", &["dba"]);
+        let hold = holds.file(&session(), request()).unwrap();
+        assert_eq!(holds.pending_for(&bob).len(), 1);
+        let before = *version.borrow();
+
+        assert!(holds.withdraw(&hold.id, "the client cancelled it"));
+        assert!(holds.pending_for(&bob).is_empty());
+        assert_ne!(*version.borrow(), before, "approvals --watch hears it");
+        let err = holds.decide(&bob, &hold.id, true, None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert!(err.message.contains("withdrawn"), "{}", err.message);
+        assert!(err.message.contains("cancelled"), "{}", err.message);
+        // Only those who could have decided it learn how it ended.
+        let err = holds
+            .decide(&identity("mallory", &["eng"]), &hold.id, true, None)
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::Forbidden);
+        // A second withdrawal finds nothing; the decision says it was withdrawn.
+        assert!(!holds.withdraw(&hold.id, "again"));
+        match hold.decision.await {
+            HoldOutcome::Denied { message } => assert!(message.contains("withdrawn")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn dropping_an_undecided_decision_withdraws_at_once() {
+        let (changes, _version) = watch::channel(0);
+        let holds = Holds::new(Arc::new(changes));
+        let bob = identity("bob", &["dba"]);
+        let hold = holds.file(&session(), request()).unwrap();
+        let id = hold.id.clone();
+        drop(hold);
+        assert!(holds.lock().pending.is_empty(), "gone before any listing");
+        let err = holds.decide(&bob, &id, true, None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert!(err.message.contains("session ended"), "{}", err.message);
+    }
+
+    #[tokio::test]
+    async fn a_decided_hold_is_not_withdrawn() {
+        let (changes, _version) = watch::channel(0);
+        let holds = Holds::new(Arc::new(changes));
+        let bob = identity("bob", &["dba"]);
+        let hold = holds.file(&session(), request()).unwrap();
+        holds.decide(&bob, &hold.id, true, None).unwrap();
+        assert!(!holds.withdraw(&hold.id, "the client cancelled it"));
+        assert_eq!(
+            hold.decision.await,
+            HoldOutcome::Approved { by: "bob".into() }
+        );
+        let err = holds.decide(&bob, &hold.id, true, None).unwrap_err();
+        assert!(err.message.contains("approved by bob"), "{}", err.message);
     }
 }

@@ -26,8 +26,6 @@ const MAX_CONNECTIONS: usize = 8192;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long shutdown waits for sessions to close after their leases end.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often revocations of tokens that have since expired are dropped (memory and store).
 const REVOCATION_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -102,6 +100,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
         grants,
         cancels: CancelRegistry::default(),
         shutdown: Arc::new(LeaseHandle::new()),
+        tunnels: Arc::new(crate::tunnel::TunnelSlots::new(config.limits.max_tunnels)),
         targets,
         exchanger,
         revocations,
@@ -114,7 +113,15 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
         config = %config.source.display(),
         "sluiced is serving"
     );
-    let served = serve(listener, TlsAcceptor::from(tls), state, shutdown_signal()).await;
+    let grace = config.limits.shutdown_grace;
+    let served = serve(
+        listener,
+        TlsAcceptor::from(tls),
+        state,
+        shutdown_signal(),
+        grace,
+    )
+    .await;
     // Everything recorded so far reaches the sink before the process exits.
     recorder.shutdown().await;
     if let Err(e) = recorder_task.await {
@@ -125,12 +132,14 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     served
 }
 
-/// Accepts connections until `stop` resolves, then ends every lease and drains.
+/// Accepts connections until `stop` resolves, then ends every lease and waits up to `grace`
+/// for API calls to finish and every session to write its end.
 pub async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     state: AppState,
     stop: impl std::future::Future<Output = ()>,
+    grace: Duration,
 ) -> Result<()> {
     let router = api::router(state.clone());
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -185,17 +194,23 @@ pub async fn serve(
         // Reap finished connections so the set does not grow with the broker's uptime.
         while tasks.try_join_next().is_some() {}
     }
-    info!("shutting down: closing every session");
-    state.shutdown.end("the broker is shutting down");
     drop(listener);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+    info!(
+        sessions = state.tunnels.open(),
+        "shutting down: no new connections; ending every session"
+    );
+    state.shutdown.end("the broker is shutting down");
+    let drained = tokio::time::timeout(grace, async {
         while tasks.join_next().await.is_some() {}
+        state.tunnels.drained().await;
     })
     .await;
     if drained.is_err() {
         warn!(
-            remaining = tasks.len(),
-            "sessions still open after the grace period; stopping anyway"
+            connections = tasks.len(),
+            sessions = state.tunnels.open(),
+            grace = %humantime::format_duration(grace),
+            "still open after the shutdown grace; stopping anyway"
         );
         tasks.abort_all();
     }

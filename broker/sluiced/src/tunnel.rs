@@ -17,7 +17,9 @@ use sluice_shared::sessions::SessionInfo;
 use sluice_shared::tunnel::{CLIENT_ADDR_HEADER, PROTOCOL, RESOURCE_HEADER, SECRET_HEADER};
 use sluice_shared::{ApiError, ErrorCode, Secret};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{Instrument, info, warn};
 
 /// The shortest one-time secret the broker accepts: the CLI sends 43 characters (256 bits).
@@ -56,6 +58,53 @@ impl Targets {
     }
 }
 
+/// The open tunnels: at most `max` at once, each holding a slot until its session has written
+/// its end; shutdown waits for every slot to come back.
+#[derive(Debug)]
+pub struct TunnelSlots {
+    slots: Arc<Semaphore>,
+    max: u32,
+}
+
+impl TunnelSlots {
+    /// Room for `max` tunnels (`limits.max_tunnels`).
+    pub fn new(max: u32) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max as usize)),
+            max,
+        }
+    }
+
+    /// A slot for a new tunnel, or the refusal the client reads when all are taken.
+    fn try_open(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
+            warn!(
+                max = self.max,
+                "tunnel refused: every tunnel slot is in use"
+            );
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the broker already holds its limit of {} open tunnels (limits.max_tunnels); \
+                     try again when a session ends",
+                    self.max
+                ),
+            )
+        })
+    }
+
+    /// Tunnels open now.
+    pub fn open(&self) -> usize {
+        self.max as usize - self.slots.available_permits()
+    }
+
+    /// Resolves when every tunnel has ended and written its end.
+    pub async fn drained(&self) {
+        // Never closed, so this only waits.
+        let _ = self.slots.acquire_many(self.max).await;
+    }
+}
+
 /// `GET /v1/tunnel` with `Upgrade: sluice-tunnel/1`.
 pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Response, Failure> {
     let headers = req.headers();
@@ -85,6 +134,9 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
             return Err(e.into());
         }
     };
+    // Held by the session task for the tunnel's whole life, so the limit bounds open tunnels
+    // and shutdown can wait for every one to write its end.
+    let permit = app.tunnels.try_open().map_err(Failure)?;
     let session_id = format!("ses_{}", crate::tokens::random_id());
     let role = app.gate.config().policy.role(authz.role());
     let record = role.map(|r| r.record).unwrap_or_default();
@@ -230,6 +282,7 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
     );
     tokio::spawn(
         async move {
+            let _permit = permit;
             match on_upgrade.await {
                 Ok(upgraded) => run(TokioIo::new(upgraded), engine, authz, log, &app).await,
                 Err(e) => {

@@ -372,6 +372,7 @@ fn full_example_parses_to_the_expected_model() {
             retention: Duration::from_secs(30 * 24 * 3600),
         },
         identity: IdentityConfig::default(),
+        limits: crate::LimitsConfig::default(),
     };
     assert_eq!(parse_ok(FULL), expected);
 }

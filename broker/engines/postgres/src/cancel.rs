@@ -14,6 +14,11 @@
 //!
 //! The subject check keeps one user's tunnel from cancelling another user's queries even if
 //! a key leaked.
+//!
+//! A statement the broker holds for approval has not reached the target, so cancelling it
+//! there would do nothing. While a session holds one it arms its [`CancelSignal`]; a matching
+//! cancel request then goes to the session instead, which withdraws the held statement (as
+//! PostgreSQL cancels a running one), and nothing is sent to the target.
 
 use crate::codec::StartupPacket;
 use crate::upstream::{self, TargetTls, UpstreamError};
@@ -25,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::io::AsyncReadExt;
+use tokio::sync::oneshot;
 
 /// How long forwarding one cancel request may take, connect and TLS included.
 pub const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,6 +55,75 @@ struct Entry {
     address: String,
     /// How to connect there.
     tls: TargetTls,
+    /// Reaches the session itself while it holds a statement.
+    signal: CancelSignal,
+}
+
+/// A session's line from its cancel key to the statement it holds for approval, if any.
+/// Cheap to clone; clones share the line. One that was never registered never fires.
+#[derive(Debug, Clone, Default)]
+pub struct CancelSignal {
+    /// The waiting hold's wake-up, present only while one is armed.
+    slot: Arc<Mutex<Option<oneshot::Sender<()>>>>,
+}
+
+/// A hold's end of the [`CancelSignal`]; dropping it disarms, so a cancel request that comes
+/// later goes to the target as usual.
+#[derive(Debug)]
+pub struct ArmedCancel {
+    /// Shared with the registry's entry.
+    slot: Arc<Mutex<Option<oneshot::Sender<()>>>>,
+    /// Completes when a cancel request arrives.
+    fired: oneshot::Receiver<()>,
+}
+
+impl CancelSignal {
+    /// A signal not yet reachable from any registry (see [`CancelGuard::signal`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Arms the signal for one held statement: until the returned value is dropped, a cancel
+    /// request for this session wakes [`ArmedCancel::cancelled`] instead of reaching the
+    /// target.
+    pub fn arm(&self) -> ArmedCancel {
+        let (tx, fired) = oneshot::channel();
+        *lock_slot(&self.slot) = Some(tx);
+        ArmedCancel {
+            slot: Arc::clone(&self.slot),
+            fired,
+        }
+    }
+
+    /// Wakes the armed hold; false when none is armed.
+    fn fire(&self) -> bool {
+        lock_slot(&self.slot)
+            .take()
+            .is_some_and(|tx| tx.send(()).is_ok())
+    }
+}
+
+impl ArmedCancel {
+    /// Completes when a cancel request for the session arrives; never otherwise.
+    pub async fn cancelled(&mut self) {
+        if (&mut self.fired).await.is_err() {
+            // Cannot happen while armed (only `fire` takes the sender, and it sends); wait on.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for ArmedCancel {
+    fn drop(&mut self) {
+        lock_slot(&self.slot).take();
+    }
+}
+
+fn lock_slot(
+    slot: &Mutex<Option<oneshot::Sender<()>>>,
+) -> MutexGuard<'_, Option<oneshot::Sender<()>>> {
+    // Each operation is a single store or take: a poisoned lock is still consistent.
+    slot.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The session's registration; dropping it removes the entry, so a key stops working when
@@ -58,6 +133,8 @@ pub struct CancelGuard {
     registry: CancelRegistry,
     pid: i32,
     key: i32,
+    /// Shared with the entry.
+    signal: CancelSignal,
 }
 
 impl CancelGuard {
@@ -69,6 +146,11 @@ impl CancelGuard {
     /// The broker key to put in the client's BackendKeyData.
     pub fn key(&self) -> i32 {
         self.key
+    }
+
+    /// The session's end of its cancel key, for withdrawing a held statement.
+    pub fn signal(&self) -> CancelSignal {
+        self.signal.clone()
     }
 }
 
@@ -95,6 +177,7 @@ impl CancelRegistry {
     ) -> CancelGuard {
         let mut rng = rand::rng();
         let key: i32 = rng.random();
+        let signal = CancelSignal::new();
         let mut entries = self.lock();
         // Positive like a real pid; retry on the rare collision so a pid names one session.
         let pid = loop {
@@ -111,6 +194,7 @@ impl CancelRegistry {
                 real: real_key,
                 address: target_address.to_owned(),
                 tls: tls.clone(),
+                signal: signal.clone(),
             },
         );
         drop(entries);
@@ -118,6 +202,7 @@ impl CancelRegistry {
             registry: self.clone(),
             pid,
             key,
+            signal,
         }
     }
 
@@ -131,22 +216,30 @@ impl CancelRegistry {
         self.len() == 0
     }
 
-    /// Forwards a cancel request if `(pid, key)` names a live session of `subject`.
+    /// Cancels what a live session of `subject` named by `(pid, key)` is doing: withdraws the
+    /// statement it holds for approval, or else forwards the request to the target.
     ///
-    /// Returns `Ok(true)` when a CancelRequest with the real key was delivered to the target,
-    /// `Ok(false)` when nothing matched (and nothing was sent). Errors are for the broker's
-    /// log only: the client of a cancel request never gets an answer.
+    /// Returns `Ok(true)` when a held statement was withdrawn or a CancelRequest with the real
+    /// key was delivered to the target, `Ok(false)` when nothing matched (and nothing was
+    /// sent). Errors are for the broker's log only: the client of a cancel request never gets
+    /// an answer.
     pub async fn cancel(&self, subject: &str, pid: i32, key: i32) -> Result<bool, UpstreamError> {
         let found = {
             let entries = self.lock();
             entries.get(&pid).and_then(|e| {
                 let key_ok: bool = e.broker_key.to_be_bytes().ct_eq(&key.to_be_bytes()).into();
-                (key_ok && e.subject == subject).then(|| (e.real, e.address.clone(), e.tls.clone()))
+                (key_ok && e.subject == subject)
+                    .then(|| (e.real, e.address.clone(), e.tls.clone(), e.signal.clone()))
             })
         };
-        let Some((real, address, tls)) = found else {
+        let Some((real, address, tls, signal)) = found else {
             return Ok(false);
         };
+        // The held statement never reached the target: nothing to cancel there, and a
+        // forwarded request could hit the statement the client sends next.
+        if signal.fire() {
+            return Ok(true);
+        }
         match tokio::time::timeout(CANCEL_TIMEOUT, send_cancel(&address, &tls, real)).await {
             Ok(r) => r.map(|()| true),
             Err(_) => Err(UpstreamError::Timeout(CANCEL_TIMEOUT.as_secs())),
@@ -247,6 +340,37 @@ mod tests {
                 key: -99
             }
         );
+    }
+
+    #[tokio::test]
+    async fn a_cancel_while_a_statement_is_held_wakes_the_session_instead() {
+        let (address, mut seen) = fake_target().await;
+        let reg = CancelRegistry::new();
+        let guard = reg.register("alice", (4242, -99), &address, &TargetTls::Disable);
+        let signal = guard.signal();
+        let mut armed = signal.arm();
+        // Someone else's key does not reach the hold.
+        assert!(
+            !reg.cancel("mallory", guard.pid(), guard.key())
+                .await
+                .unwrap()
+        );
+        assert!(reg.cancel("alice", guard.pid(), guard.key()).await.unwrap());
+        tokio::time::timeout(Duration::from_secs(5), armed.cancelled())
+            .await
+            .expect("the armed hold hears the cancel");
+        assert!(seen.try_recv().is_err(), "nothing may reach the target");
+        // Disarmed, the next cancel goes to the target again.
+        drop(armed);
+        assert!(reg.cancel("alice", guard.pid(), guard.key()).await.unwrap());
+        assert!(matches!(
+            StartupPacket::decode(&seen.recv().await.unwrap()).unwrap(),
+            StartupPacket::CancelRequest { pid: 4242, .. }
+        ));
+        // A cancel that came while nothing was held does not withdraw a later hold.
+        let mut later = signal.arm();
+        let waited = tokio::time::timeout(Duration::from_millis(50), later.cancelled()).await;
+        assert!(waited.is_err(), "a stale cancel fired a new hold");
     }
 
     #[tokio::test]

@@ -1,51 +1,257 @@
 //! Column names behind result columns: masking rules name columns, but a RowDescription names
 //! them by alias (`SELECT email AS e`). Every plain column reference also carries its table OID
 //! and attribute number, so one catalog query over a connection of the broker's own maps those
-//! back to `schema.table` and the real column name.
+//! back to `schema.table` and the real column name. A table the catalog does not know yet is
+//! looked up by OID when a result first names it (decision 28).
 
 use crate::codec::query::{self, tag as qtag};
 use crate::codec::{ErrorFields, MAX_MESSAGE, Query, Terminate, parse, tag};
 use crate::upstream::{Target, UpstreamError, connect};
 use bytes::BytesMut;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::{RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::warn;
 
-/// User tables, views, materialized views, partitioned and foreign tables, outside the system
-/// schemas; capped so a huge catalog cannot stall a session start.
+/// Every column of user tables, views, materialized views, partitioned and foreign tables, in
+/// every schema (the system catalogs are a few thousand columns, and knowing them spares
+/// psql's `\d` a lookup). No row limit: a catalog the cap cut short would leave tables unknown.
 const COLUMNS_SQL: &str = "select c.oid, a.attnum, n.nspname, c.relname, a.attname \
      from pg_catalog.pg_attribute a \
      join pg_catalog.pg_class c on c.oid = a.attrelid \
      join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
-     where a.attnum > 0 and not a.attisdropped and c.relkind in ('r','v','m','p','f') \
-       and n.nspname not in ('pg_catalog', 'information_schema') \
-     limit 200000";
+     where a.attnum > 0 and not a.attisdropped and c.relkind in ('r','v','m','p','f')";
 
-/// How long the catalog query may take.
+/// The same for a few tables by OID, whatever their kind (a sequence has columns too).
+const TABLES_SQL: &str = "select c.oid, a.attnum, n.nspname, c.relname, a.attname \
+     from pg_catalog.pg_attribute a \
+     join pg_catalog.pg_class c on c.oid = a.attrelid \
+     join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+     where a.attnum > 0 and not a.attisdropped and c.oid in ";
+
+/// How long the whole catalog query may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a lookup of a few tables may take; the result that needs it waits meanwhile.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a table a lookup could not name is not looked up again. Its columns are masked
+/// meanwhile (a table created in a transaction that has not committed yet is invisible to the
+/// broker's own login until it commits).
+const MISS_RETRY: Duration = Duration::from_secs(5);
 
-/// `(table OID, attribute number)` to `("schema.table", "column")`.
-#[derive(Debug, Default, Clone)]
+/// One table: `schema.table` and its columns by attribute number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Table {
+    /// `schema.table`.
+    name: String,
+    /// Column names by attribute number.
+    columns: HashMap<i16, String>,
+}
+
+/// Tables by OID, as a query returned them.
+pub(crate) type Tables = HashMap<u32, Table>;
+
+/// The column names of one resource's tables, shared by every session of the resource.
+///
+/// Loaded whole at tunnel open (at most every minute, [`refresh`](Self::refresh)); a result
+/// that names a table or column it does not know yet (created since) makes the session
+/// [`resolve`](Self::resolve) just those OIDs at once. Lookups take turns, so sessions that
+/// hit the same new table together cause one query, and what it finds is merged for all.
+#[derive(Debug, Default)]
 pub struct Columns {
-    map: HashMap<(u32, i16), (String, String)>,
+    /// What is known. Read by every RowDescription of a masked session, written by loads.
+    state: RwLock<State>,
+    /// Loads and lookups take turns: whoever waited here first sees what the one before found.
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// The shared part of [`Columns`].
+#[derive(Debug, Default)]
+struct State {
+    /// Tables by OID.
+    tables: Tables,
+    /// OIDs a lookup could not name, with when it tried: not asked again for [`MISS_RETRY`].
+    missed: HashMap<u32, Instant>,
+    /// When the whole catalog was last read; `None` before the first load.
+    loaded: Option<Instant>,
+    /// How to reach the server; `None` for a fixed set (nothing can be looked up).
+    target: Option<Target>,
+}
+
+/// A read view of the known columns, held while one result shape is planned.
+#[derive(Debug)]
+pub struct Known<'a>(RwLockReadGuard<'a, State>);
+
+impl Known<'_> {
+    /// The table and real name of a result column, if it is a column of a known table.
+    pub fn get(&self, table_oid: u32, column: i16) -> Option<(&str, &str)> {
+        let table = self.0.tables.get(&table_oid)?;
+        let name = table.columns.get(&column)?;
+        Some((table.name.as_str(), name.as_str()))
+    }
 }
 
 impl Columns {
-    /// The table and real name of a result column, if it is a plain column of a known table.
-    pub fn get(&self, table_oid: u32, column: i16) -> Option<(&str, &str)> {
-        self.map
-            .get(&(table_oid, column))
-            .map(|(t, c)| (t.as_str(), c.as_str()))
+    /// An empty catalog of the server at `target`: [`refresh`](Self::refresh) loads it.
+    pub fn new(target: Target) -> Self {
+        Self {
+            state: RwLock::new(State {
+                target: Some(target),
+                ..State::default()
+            }),
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// A fixed set of `(table OID, attribute number, "schema.table", column)`, with no server
+    /// to look anything else up in (tests, and sessions without column rules).
+    pub fn fixed(columns: impl IntoIterator<Item = (u32, i16, String, String)>) -> Self {
+        let mut tables = Tables::new();
+        for (oid, num, table, column) in columns {
+            let entry = tables.entry(oid).or_insert_with(|| Table {
+                name: table,
+                columns: HashMap::new(),
+            });
+            entry.columns.insert(num, column);
+        }
+        Self {
+            state: RwLock::new(State {
+                tables,
+                ..State::default()
+            }),
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What is known now; hold it only while planning (never across an await).
+    pub fn known(&self) -> Known<'_> {
+        Known(self.read())
     }
 
     /// Number of known columns.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.read().tables.values().map(|t| t.columns.len()).sum()
     }
 
     /// Whether nothing is known.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
+    }
+
+    /// Whether a lookup could name more of these `(table OID, attribute number)` result
+    /// columns: some come from a table (OID not 0) whose column is not known, that was not
+    /// looked up in vain just now, and there is a server to ask. Cheap: no allocation.
+    pub fn missing(&self, columns: impl IntoIterator<Item = (u32, i16)>) -> bool {
+        let state = self.read();
+        state.target.is_some() && columns.into_iter().any(|key| state.wanted(key))
+    }
+
+    /// Loads the whole catalog unless it was loaded less than `max_age` ago, logging in as
+    /// `target` (which later lookups use too). Concurrent callers share one load.
+    pub async fn refresh(&self, max_age: Duration, target: &Target) -> Result<(), CatalogError> {
+        let fresh = |state: &State| state.loaded.is_some_and(|at| at.elapsed() < max_age);
+        if fresh(&self.read()) {
+            return Ok(());
+        }
+        let _turn = self.turn.lock().await;
+        if fresh(&self.read()) {
+            return Ok(());
+        }
+        let tables = load(target).await?;
+        let mut state = self.write();
+        state.tables = tables;
+        state.missed.clear();
+        state.loaded = Some(Instant::now());
+        state.target = Some(target.clone());
+        Ok(())
+    }
+
+    /// Looks up the tables of the `(table OID, attribute number)` result columns that are not
+    /// known, with one query for just those OIDs, and merges what it finds. Never fails: a
+    /// table it cannot name (the query failed, or the table is not visible to the broker's
+    /// login) stays unknown for [`MISS_RETRY`], and column rules mask its columns.
+    pub async fn resolve(&self, columns: &[(u32, i16)]) {
+        let Some(target) = self.read().target.clone() else {
+            return;
+        };
+        self.resolve_with(columns, |oids| async move {
+            tokio::time::timeout(LOOKUP_TIMEOUT, load_tables(&target, &oids))
+                .await
+                .map_err(|_| {
+                    CatalogError::Io(format!("no answer within {}s", LOOKUP_TIMEOUT.as_secs()))
+                })?
+        })
+        .await;
+    }
+
+    /// [`resolve`](Self::resolve) with the query supplied (tests count them).
+    pub(crate) async fn resolve_with<F, Fut>(&self, columns: &[(u32, i16)], lookup: F)
+    where
+        F: FnOnce(Vec<u32>) -> Fut,
+        Fut: Future<Output = Result<Tables, CatalogError>>,
+    {
+        let _turn = self.turn.lock().await;
+        // Decided after the turn: a lookup that ran meanwhile may have answered already.
+        let mut oids: Vec<u32> = {
+            let state = self.read();
+            columns
+                .iter()
+                .filter(|key| state.wanted(**key))
+                .map(|(oid, _)| *oid)
+                .collect()
+        };
+        oids.sort_unstable();
+        oids.dedup();
+        if oids.is_empty() {
+            return;
+        }
+        let found = lookup(oids.clone()).await;
+        let mut state = self.write();
+        match found {
+            Ok(tables) => state.tables.extend(tables),
+            Err(e) => {
+                warn!(error = %e, tables = ?oids, "cannot look up new tables for masking; their columns are masked")
+            }
+        }
+        let now = Instant::now();
+        for oid in oids {
+            let named = columns
+                .iter()
+                .filter(|(o, _)| *o == oid)
+                .all(|(_, num)| state.known(oid, *num));
+            if named {
+                state.missed.remove(&oid);
+            } else {
+                state.missed.insert(oid, now);
+            }
+        }
+    }
+}
+
+impl State {
+    fn known(&self, oid: u32, column: i16) -> bool {
+        self.tables
+            .get(&oid)
+            .is_some_and(|t| t.columns.contains_key(&column))
+    }
+
+    /// Whether a lookup should be tried for this result column.
+    fn wanted(&self, (oid, column): (u32, i16)) -> bool {
+        oid != 0
+            && !self.known(oid, column)
+            && self
+                .missed
+                .get(&oid)
+                .is_none_or(|at| at.elapsed() >= MISS_RETRY)
     }
 }
 
@@ -63,28 +269,36 @@ pub enum CatalogError {
     Io(String),
 }
 
-/// Logs in with the resource's credential and reads every user column's table and name.
-pub async fn load(target: &Target) -> Result<Columns, CatalogError> {
-    tokio::time::timeout(TIMEOUT, load_inner(target))
+/// Logs in with the resource's credential and reads every column's table and name.
+async fn load(target: &Target) -> Result<Tables, CatalogError> {
+    tokio::time::timeout(TIMEOUT, query_columns(target, COLUMNS_SQL.to_owned()))
         .await
         .map_err(|_| CatalogError::Io(format!("no answer within {}s", TIMEOUT.as_secs())))?
 }
 
-async fn load_inner(target: &Target) -> Result<Columns, CatalogError> {
+/// Reads the columns of the tables `oids` (integers formatted here: nothing is quoted).
+async fn load_tables(target: &Target, oids: &[u32]) -> Result<Tables, CatalogError> {
+    let list = oids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    query_columns(target, format!("{TABLES_SQL}({list})")).await
+}
+
+async fn query_columns(target: &Target, sql: String) -> Result<Tables, CatalogError> {
     let mut upstream = connect(target, &[]).await?;
     let stream = &mut upstream.stream;
     let mut out = BytesMut::new();
-    Query {
-        sql: COLUMNS_SQL.to_owned(),
-    }
-    .encode(&mut out)
-    .map_err(|e| CatalogError::Io(e.to_string()))?;
+    Query { sql }
+        .encode(&mut out)
+        .map_err(|e| CatalogError::Io(e.to_string()))?;
     stream
         .write_all(&out)
         .await
         .map_err(|e| CatalogError::Io(e.to_string()))?;
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut columns = Columns::default();
+    let mut tables = Tables::new();
     let mut failure = None;
     'read: loop {
         while let Some(frame) =
@@ -106,9 +320,14 @@ async fn load_inner(target: &Target) -> Result<Columns, CatalogError> {
                         (text(0), text(1), text(2), text(3), text(4))
                         && let (Ok(oid), Ok(num)) = (oid.parse::<u32>(), num.parse::<i16>())
                     {
-                        columns
-                            .map
-                            .insert((oid, num), (format!("{schema}.{table}"), column));
+                        tables
+                            .entry(oid)
+                            .or_insert_with(|| Table {
+                                name: format!("{schema}.{table}"),
+                                columns: HashMap::new(),
+                            })
+                            .columns
+                            .insert(num, column);
                     }
                 }
                 tag::ERROR_RESPONSE => {
@@ -135,6 +354,9 @@ async fn load_inner(target: &Target) -> Result<Columns, CatalogError> {
     let _ = stream.write_all(&bye).await;
     match failure {
         Some(message) => Err(CatalogError::Query(message)),
-        None => Ok(columns),
+        None => Ok(tables),
     }
 }
+
+#[cfg(test)]
+mod tests;

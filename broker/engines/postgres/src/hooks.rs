@@ -5,7 +5,7 @@
 //!
 //! The engine knows the protocol and nothing about policy; the broker implements these traits
 //! with the SQL classifier, the grant store and the masking rules. Every method is cheap and
-//! synchronous except asking a person, which returns a future.
+//! synchronous except asking a person and looking up tables for masking, which return futures.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -92,6 +92,14 @@ pub trait Approvals: Send + Sync {
     /// Files the request. An `Err` (the approval service is unavailable) refuses the statement
     /// with that message: fail closed.
     fn request(&self, hold: HoldRequest) -> Result<Hold, String>;
+
+    /// Withdraws request `id` because its client no longer waits (`why`: it cancelled the
+    /// statement or went away): approvers stop seeing it and can no longer decide it. Returns
+    /// false when it was already decided; its [`Hold::decision`] then resolves at once.
+    /// Dropping the decision unresolved must withdraw it too; this only says why, first.
+    fn withdraw(&self, _id: &str, _why: &str) -> bool {
+        true
+    }
 }
 
 /// One result column, from a RowDescription and, in the extended protocol, the Bind that set
@@ -133,6 +141,25 @@ pub trait Masker: Send + Sync {
     /// untouched, the fast path).
     fn plan(&self, columns: &[ColumnInfo]) -> Option<Box<dyn RowMask>>;
 
+    /// Whether [`plan`](Self::plan) would know more about `columns` after
+    /// [`resolve`](Self::resolve): some come from a table the masker cannot name yet (created
+    /// since it read the catalog). Called for every RowDescription when masking; must be cheap
+    /// and not allocate. By default everything is resolved.
+    fn unresolved(&self, _columns: &[ColumnInfo]) -> bool {
+        false
+    }
+
+    /// Finds out what `plan` needs about `columns` (the names behind their table OIDs). The
+    /// relay awaits it before planning the result, which delays only that result. It ends by
+    /// itself (bounded by a timeout) and cannot fail: `plan` must mask whatever stays
+    /// unresolved.
+    fn resolve<'a>(
+        &'a self,
+        _columns: &'a [ColumnInfo],
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(std::future::ready(()))
+    }
+
     /// Free text the server echoes values in: NOTICE and ERROR fields (a unique violation's
     /// DETAIL quotes the duplicate value) and COPY TO STDOUT data. `None` when unchanged.
     fn mask_text(&self, text: &str) -> Option<String>;
@@ -159,7 +186,8 @@ pub enum Decided<'a> {
         /// The approval request id.
         request: &'a str,
     },
-    /// Held by `rule` and not approved (denied, timed out, or approvals unavailable).
+    /// Held by `rule` and not approved (denied, timed out, approvals unavailable, or withdrawn
+    /// because the client cancelled it or went away).
     Denied {
         /// The rule that held it.
         rule: &'a str,

@@ -19,9 +19,16 @@
 //! replaces that syntax error with the guard's ERROR (SQLSTATE 42501). So a blocked statement
 //! behaves exactly as a failed one, and the session stays usable.
 //!
+//! **Held** statements wait in the upstream pump, which meanwhile still reads the client: a
+//! client that goes away withdraws the statement (nothing runs, whoever approves later), and
+//! a cancel request (psql's Ctrl-C, through [`CancelSignal`]) withdraws it with PostgreSQL's
+//! own 57014 error while the session goes on. What the client sends while it waits is kept
+//! and handled after the hold.
+//!
 //! **Writes** to the client only ever carry whole messages, so a notice (approval pending) or
 //! a FATAL (grant revoked) can be injected between any two of them.
 
+use crate::cancel::CancelSignal;
 use crate::codec::query::{self, FieldDescription, Target, tag as qtag};
 use crate::codec::{ErrorFields, MAX_MESSAGE, Query, Severity, parse, tag};
 use crate::hooks::{
@@ -41,13 +48,20 @@ const READ_CHUNK: usize = 64 * 1024;
 const REFUSED: &str = "42501";
 /// SQLSTATE PostgreSQL gives the substitute text.
 const SYNTAX_ERROR: &str = "42601";
+/// SQLSTATE of a statement cancelled at the client's request (query_canceled).
+const CANCELED: &str = "57014";
+/// How much a client may send while one of its statements is held before the pump stops
+/// reading it (and so stops noticing a disconnect) until the hold ends.
+const HOLD_READ_LIMIT: usize = 1 << 20;
 
 /// Relays one logged-in session under `enforcement` until either side closes or the lease ends.
+/// `cancel` is the session's end of its cancel key: a cancel request withdraws a held statement.
 pub async fn proxy<C, T>(
     client: &mut C,
     target: &mut T,
     enforcement: &Enforcement,
     lease: Lease,
+    cancel: &CancelSignal,
 ) -> RelayOutcome
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
@@ -69,6 +83,7 @@ where
         shared: &shared,
         inject: inject_tx,
         track: enforcement.masker.is_some(),
+        cancel,
         bytes: 0,
     };
     let down = Downstream {
@@ -78,6 +93,7 @@ where
         inject: inject_rx,
         simple_mask: None,
         portal_mask: None,
+        resolved: false,
         bytes: 0,
     };
     let up_run = up.run(&mut client_r, &mut target_w, lease.clone(), stop.lease());
@@ -189,7 +205,19 @@ struct Upstream<'a> {
     shared: &'a Mutex<Shared>,
     inject: mpsc::UnboundedSender<BytesMut>,
     track: bool,
+    /// Wakes a held statement when the client cancels it.
+    cancel: &'a CancelSignal,
     bytes: u64,
+}
+
+/// How a held statement's wait ended.
+enum Waited {
+    /// Approved: send it.
+    Run,
+    /// Not run (denied, timed out, cancelled by the client): the client gets this error.
+    Refuse(ErrorFields),
+    /// The session ends: the lease ended or the client went away.
+    End(End),
 }
 
 impl Upstream<'_> {
@@ -221,9 +249,9 @@ impl Upstream<'_> {
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break End::Closed,
                 Err(e) => break End::Error(format!("reading from the client: {e}")),
             }
-            match self.forward(&mut buf, target, &mut lease).await {
-                Ok(true) => {}
-                Ok(false) => break End::Stopped,
+            match self.forward(&mut buf, client, target, &mut lease).await {
+                Ok(None) => {}
+                Ok(Some(end)) => break end,
                 Err(e) => break End::Error(e),
             }
         };
@@ -232,14 +260,17 @@ impl Upstream<'_> {
     }
 
     /// Forwards every complete message in `buf`, deciding on the ones that carry SQL.
-    /// `Ok(false)` when the lease ended while a statement was held.
-    async fn forward<W>(
+    /// `Ok(Some(end))` when the session ended while a statement was held (the lease ended or
+    /// the client went away); what the client sent meanwhile is appended to `buf`.
+    async fn forward<R, W>(
         &mut self,
         buf: &mut BytesMut,
+        client: &mut R,
         target: &mut W,
         lease: &mut Lease,
-    ) -> Result<bool, String>
+    ) -> Result<Option<End>, String>
     where
+        R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
         // Runs of untouched messages are written straight from `buf`.
@@ -272,18 +303,22 @@ impl Upstream<'_> {
                     // Everything before the held message goes first.
                     self.write(target, &mut out).await?;
                     let frame_bytes = buf[..total].to_vec();
-                    let body = frame_bytes[5..].to_vec();
-                    match self.hold(frame.tag, &body, rule, reason, lease).await {
-                        None => return Ok(false),
-                        Some(None) => out.extend_from_slice(&frame_bytes),
-                        Some(Some(error)) => self.substitute(frame.tag, &body, &mut out, error)?,
+                    let tag = frame_bytes[0];
+                    let body = &frame_bytes[5..];
+                    match self
+                        .hold(&frame_bytes, rule, reason, client, buf, lease)
+                        .await
+                    {
+                        Waited::End(end) => return Ok(Some(end)),
+                        Waited::Run => out.extend_from_slice(&frame_bytes),
+                        Waited::Refuse(error) => self.substitute(tag, body, &mut out, error)?,
                     }
                 }
             }
             buf.advance(total);
         }
         self.write(target, &mut out).await?;
-        Ok(true)
+        Ok(None)
     }
 
     async fn write<W: AsyncWrite + Unpin>(
@@ -414,16 +449,19 @@ impl Upstream<'_> {
         }
     }
 
-    /// Holds a statement for approval. `None`: the lease ended while waiting. `Some(None)`:
-    /// approved. `Some(Some(error))`: denied (or approvals unavailable), with the client's error.
-    async fn hold(
+    /// Holds the statement in `frame` (a whole message) for approval, until someone decides,
+    /// the lease ends, the client cancels it or the client goes away; see [`Waited`]. What the
+    /// client sends meanwhile is appended to `buf`, to be handled after the hold.
+    async fn hold<R: AsyncRead + Unpin>(
         &mut self,
-        tag: u8,
-        body: &[u8],
+        frame: &[u8],
         rule: String,
         reason: String,
+        client: &mut R,
+        buf: &mut BytesMut,
         lease: &mut Lease,
-    ) -> Option<Option<ErrorFields>> {
+    ) -> Waited {
+        let (tag, body) = (frame[0], &frame[5..]);
         let sql = match tag {
             tag::QUERY => Query::decode(body).map(|q| q.sql).unwrap_or_default(),
             qtag::PARSE => query::Parse::decode(body)
@@ -434,9 +472,9 @@ impl Upstream<'_> {
         let Some(approvals) = self.enforcement.approvals.as_deref() else {
             let why = format!("{reason}; this session cannot ask for approval");
             self.journal(tag, body, denied(&rule, &why, ""));
-            return Some(Some(refusal(&rule, &why)));
+            return Waited::Refuse(refusal(&rule, &why));
         };
-        let hold = match approvals.request(HoldRequest {
+        let mut hold = match approvals.request(HoldRequest {
             sql,
             rule: rule.clone(),
             reason: reason.clone(),
@@ -444,7 +482,7 @@ impl Upstream<'_> {
             Ok(hold) => hold,
             Err(why) => {
                 self.journal(tag, body, denied(&rule, &why, ""));
-                return Some(Some(refusal(&rule, &why)));
+                return Waited::Refuse(refusal(&rule, &why));
             }
         };
         self.notice(format!(
@@ -452,9 +490,59 @@ impl Upstream<'_> {
              They can run `sluice approve {}` or `sluice deny {} --reason TEXT`.",
             hold.id, hold.approvers, hold.id, hold.id
         ));
-        let outcome = tokio::select! {
-            outcome = hold.decision => outcome,
-            _ = lease.revoked() => return None,
+
+        /// What ended the wait.
+        enum Woke {
+            Decided(HoldOutcome),
+            Cancelled,
+            Gone(End),
+        }
+        let mut cancel = self.cancel.arm();
+        let limit = buf.len() + HOLD_READ_LIMIT;
+        let woke = loop {
+            let room = buf.len() < limit;
+            if room {
+                buf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                outcome = &mut hold.decision => break Woke::Decided(outcome),
+                _ = lease.revoked() => return Waited::End(End::Stopped),
+                () = cancel.cancelled() => break Woke::Cancelled,
+                read = client.read_buf(buf), if room => match read {
+                    Ok(0) => break Woke::Gone(End::Closed),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        break Woke::Gone(End::Closed);
+                    }
+                    Err(e) => break Woke::Gone(End::Error(format!("reading from the client: {e}"))),
+                },
+            }
+        };
+        drop(cancel);
+        let outcome = match woke {
+            Woke::Decided(outcome) => outcome,
+            Woke::Gone(end) => {
+                // Nothing runs, whatever an approver does next.
+                let why = "the client disconnected";
+                approvals.withdraw(&hold.id, why);
+                let reason = format!("withdrawn: {why}");
+                self.journal(tag, body, denied(&rule, &reason, &hold.id));
+                return Waited::End(end);
+            }
+            Woke::Cancelled => {
+                let why = "the client cancelled it";
+                if approvals.withdraw(&hold.id, why) {
+                    let reason = format!("withdrawn: {why}");
+                    self.journal(tag, body, denied(&rule, &reason, &hold.id));
+                    return Waited::Refuse(withdrawn(&hold.id));
+                }
+                // Decided an instant before the cancel: the decision wins, as a statement that
+                // already finished wins over a late cancel in PostgreSQL. It is on its way.
+                tokio::select! {
+                    outcome = &mut hold.decision => outcome,
+                    _ = lease.revoked() => return Waited::End(End::Stopped),
+                }
+            }
         };
         match outcome {
             HoldOutcome::Approved { by } => {
@@ -471,9 +559,9 @@ impl Upstream<'_> {
                     "sluice: request {} was approved by {by}; running it",
                     hold.id
                 ));
-                Some(None)
+                Waited::Run
             }
-            HoldOutcome::Denied { message } => Some(Some({
+            HoldOutcome::Denied { message } => Waited::Refuse({
                 self.journal(tag, body, denied(&rule, &message, &hold.id));
                 ErrorFields::new(
                     Severity::Error,
@@ -481,7 +569,7 @@ impl Upstream<'_> {
                     format!("sluice: request {} was not approved: {message}", hold.id),
                 )
                 .with_detail(format!("rule \"{rule}\": {reason}"))
-            })),
+            }),
         }
     }
 
@@ -531,6 +619,19 @@ fn denied<'a>(rule: &'a str, reason: &'a str, request: &'a str) -> Decided<'a> {
     }
 }
 
+/// The ERROR a client gets for a held statement it cancelled: PostgreSQL's own, so clients
+/// treat it as any cancelled statement.
+fn withdrawn(id: &str) -> ErrorFields {
+    ErrorFields::new(
+        Severity::Error,
+        CANCELED,
+        "canceling statement due to user request",
+    )
+    .with_detail(format!(
+        "sluice: approval request {id} was withdrawn; nothing was sent to the database."
+    ))
+}
+
 /// The ERROR a client gets for a statement refused by `rule`.
 fn refusal(rule: &str, message: &str) -> ErrorFields {
     ErrorFields::new(Severity::Error, REFUSED, format!("sluice: {message}"))
@@ -548,6 +649,9 @@ struct Downstream<'a> {
     simple_mask: Option<Box<dyn RowMask>>,
     /// Masking of the current portal's rows, and which portal it is for.
     portal_mask: Option<(String, Option<Box<dyn RowMask>>)>,
+    /// The masker has resolved the columns of the RowDescription at the front of the buffer
+    /// (as far as it could): plan it now, do not ask again.
+    resolved: bool,
     bytes: u64,
 }
 
@@ -565,7 +669,7 @@ impl Downstream<'_> {
     {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let mut out = BytesMut::new();
-        let end = loop {
+        let end = 'relay: loop {
             buf.reserve(READ_CHUNK);
             tokio::select! {
                 biased;
@@ -593,7 +697,25 @@ impl Downstream<'_> {
                     Err(e) => break End::Error(format!("reading from the target: {e}")),
                 },
             }
-            if let Err(e) = self.process(&mut buf, &mut out) {
+            let mut processed = self.process(&mut buf, &mut out);
+            while let Ok(Some(columns)) = &processed {
+                // A result from a table the masker cannot name yet: it looks the table up
+                // first (this delays only this result), then the same RowDescription is planned.
+                if let Some(masker) = self.enforcement.masker.as_deref() {
+                    tokio::select! {
+                        biased;
+                        reason = lease.revoked() => {
+                            send_lease_end(client, &reason).await;
+                            break 'relay End::Stopped;
+                        }
+                        _ = stop.revoked() => break 'relay End::Stopped,
+                        () = masker.resolve(columns) => {}
+                    }
+                }
+                self.resolved = true;
+                processed = self.process(&mut buf, &mut out);
+            }
+            if let Err(e) = processed {
                 // Fail closed: tell the client why and end the session.
                 out.clear();
                 let fatal = ErrorFields::new(Severity::Fatal, "XX000", format!("sluice: {e}"));
@@ -616,8 +738,14 @@ impl Downstream<'_> {
         (end, self.bytes)
     }
 
-    /// Moves every complete message from `buf` to `out`, rewriting where needed.
-    fn process(&mut self, buf: &mut BytesMut, out: &mut BytesMut) -> Result<(), String> {
+    /// Moves every complete message from `buf` to `out`, rewriting where needed. Stops at a
+    /// RowDescription whose columns the masker wants to resolve first and returns them; that
+    /// message stays in `buf`.
+    fn process(
+        &mut self,
+        buf: &mut BytesMut,
+        out: &mut BytesMut,
+    ) -> Result<Option<Vec<ColumnInfo>>, String> {
         let masking = self.enforcement.masker.is_some();
         let enforcement = self.enforcement;
         let journal = enforcement.journal.as_deref();
@@ -625,7 +753,7 @@ impl Downstream<'_> {
         loop {
             let frame = match parse(buf, MAX_MESSAGE) {
                 Ok(Some(frame)) => frame,
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(None),
                 Err(e) => return Err(format!("the target broke the protocol: {e}")),
             };
             let total = frame.total_len;
@@ -661,7 +789,16 @@ impl Downstream<'_> {
                 qtag::ROW_DESCRIPTION => {
                     let fields = query::row_description(body)
                         .map_err(|e| format!("unreadable row description: {e}"))?;
-                    self.row_description(fields);
+                    let described = columns(&fields, &[]);
+                    if !std::mem::take(&mut self.resolved)
+                        && enforcement
+                            .masker
+                            .as_deref()
+                            .is_some_and(|m| m.unresolved(&described))
+                    {
+                        return Ok(Some(described));
+                    }
+                    self.row_description(fields, &described);
                     out.extend_from_slice(&buf[..total]);
                 }
                 qtag::DATA_ROW => self.data_row(body, &buf[..total], out)?,
@@ -805,7 +942,8 @@ impl Downstream<'_> {
         }
     }
 
-    fn row_description(&mut self, fields: Vec<FieldDescription>) {
+    /// Keeps a described statement's or portal's columns, or plans a simple query's result.
+    fn row_description(&mut self, fields: Vec<FieldDescription>, described: &[ColumnInfo]) {
         let Some(masker) = self.enforcement.masker.as_deref() else {
             return;
         };
@@ -821,7 +959,7 @@ impl Downstream<'_> {
                     portal.described = Some(fields);
                 }
             }
-            _ => self.simple_mask = masker.plan(&columns(&fields, &[])),
+            _ => self.simple_mask = masker.plan(described),
         }
     }
 

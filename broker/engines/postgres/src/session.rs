@@ -15,7 +15,7 @@
 //! for the client (sent here, or by [`crate::client`] for its own) and a [`SessionError`] for
 //! the broker's log. Neither ever contains the target credential.
 
-use crate::cancel::CancelRegistry;
+use crate::cancel::{CancelGuard, CancelRegistry};
 use crate::client::{self, ClientError, ClientHello, Refusal};
 use crate::codec::{
     Authentication, BackendKeyData, CodecError, ErrorFields, ParameterStatus, Severity,
@@ -215,7 +215,17 @@ where
     let outcome = if params.enforcement.is_passthrough() {
         sluice_engine::relay(client, &mut upstream.stream, lease).await
     } else {
-        crate::proxy::proxy(client, &mut upstream.stream, &params.enforcement, lease).await
+        // Without a cancel key the signal is never reached: held statements only end by a
+        // decision, the lease or the client going away.
+        let cancel = guard.as_ref().map(CancelGuard::signal).unwrap_or_default();
+        crate::proxy::proxy(
+            client,
+            &mut upstream.stream,
+            &params.enforcement,
+            lease,
+            &cancel,
+        )
+        .await
     };
     if let (RelayEnd::Revoked(reason), Some(guard)) = (&outcome.end, &guard) {
         // Closing the socket does not stop a running query: PostgreSQL only notices a gone
