@@ -96,7 +96,7 @@ fn fifty_concurrent_psql_sessions_share_one_connect() {
 
 #[test]
 fn ctrl_c_in_psql_cancels_the_running_query_upstream() {
-    let (pg, _broker, cli) = setup();
+    let (pg, broker, cli) = setup();
     let connect = cli.connect("pg-main");
     let child = Command::new(psql())
         .args(["-X", "-d", &connect.uri(), "-c", "select pg_sleep(30)"])
@@ -123,6 +123,23 @@ fn ctrl_c_in_psql_cancels_the_running_query_upstream() {
     );
     let still = pg.admin_sql("postgres", "select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'");
     assert_eq!(still.trim(), "0");
+    // The Ctrl-C was a cancel, audited as one, not a second session with its own record.
+    let listed = cli.run(&["sessions", "list", "--output", "json"]);
+    let sessions: serde_json::Value = serde_json::from_slice(&listed.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&listed)));
+    let sessions = sessions["sessions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(sessions.len(), 1, "{sessions:#?}");
+    let log = broker.log();
+    assert_eq!(log.matches("\"session.started.v1\"").count(), 1, "{log}");
+    let cancel = log
+        .lines()
+        .find(|l| l.contains("\"cancel.requested.v1\""))
+        .unwrap_or_else(|| panic!("no cancel audit event:\n{log}"));
+    assert!(
+        cancel.contains("forwarded") && cancel.contains("true"),
+        "{cancel}"
+    );
+    assert!(cancel.contains("alice"), "{cancel}");
 }
 
 #[test]

@@ -11,7 +11,11 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use sluice_config::{Config, ResourceSpec, TlsMode};
 use sluice_engine::{Lease, LeaseHandle, RelayEnd, RelayOutcome};
-use sluice_engine_postgres::{SessionParams, Target, TargetTls};
+use sluice_engine_postgres::hooks::Masker;
+use sluice_engine_postgres::{
+    SessionKind, SessionParams, SessionStart, SessionSummary, StartFuture, Started, Target,
+    TargetTls,
+};
 use sluice_shared::grants::Requester;
 use sluice_shared::sessions::SessionInfo;
 use sluice_shared::tunnel::{CLIENT_ADDR_HEADER, PROTOCOL, RESOURCE_HEADER, SECRET_HEADER};
@@ -139,8 +143,6 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
     let permit = app.tunnels.try_open().map_err(Failure)?;
     let session_id = format!("ses_{}", crate::tokens::random_id());
     let role = app.gate.config().policy.role(authz.role());
-    let record = role.map(|r| r.record).unwrap_or_default();
-    let record_rows = role.map_or(0, |r| r.record_rows);
     let who = authz.identity();
     let info = SessionInfo {
         id: session_id.clone(),
@@ -160,10 +162,28 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         end: None,
         recording: String::new(),
     };
-    let mut engine = match &authz.resource().spec {
-        ResourceSpec::Tcp(tcp) => Engine::Tcp {
-            address: tcp.address.clone(),
-        },
+    let mut opener = SessionOpener {
+        app: app.clone(),
+        info: Some(info),
+        record: role.map(|r| r.record).unwrap_or_default(),
+        record_rows: role.map_or(0, |r| r.record_rows),
+        lease: Arc::new(LeaseHandle::new()),
+        log: None,
+        failure_watch: None,
+    };
+    let engine = match &authz.resource().spec {
+        ResourceSpec::Tcp(tcp) => {
+            // No protocol to tell a cancel from a session: every TCP tunnel is a session, and
+            // a refusal can still be an HTTP answer the CLI prints.
+            opener
+                .open(None)
+                .await
+                .map_err(|why| Failure(ApiError::new(ErrorCode::Unavailable, why)))?;
+            Engine::Tcp {
+                address: tcp.address.clone(),
+                opener: Box::new(opener),
+            }
+        }
         ResourceSpec::Postgres(pg) => {
             let secret = headers
                 .get(SECRET_HEADER)
@@ -187,8 +207,7 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
                 .get(&resource)
                 .cloned()
                 .unwrap_or(TargetTls::Disable);
-            let who = authz.identity();
-            let session = crate::holds::Session {
+            let holds = crate::holds::Session {
                 requester: Requester {
                     subject: who.subject.clone(),
                     groups: who.groups.clone(),
@@ -202,74 +221,33 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
                 approvers: Vec::new(),
                 timeout: std::time::Duration::ZERO,
             };
-            let columns = if app.enforcer.needs_catalog(authz.role()) {
-                let target = Target {
-                    address: pg.address.clone(),
-                    database: pg.database.clone(),
-                    user: pg.user.clone(),
-                    password: password.clone(),
-                    tls: tls.clone(),
-                    settings: Vec::new(),
-                };
-                // Fail closed: without it an alias would slip past the column rules.
-                match app.enforcer.catalog(&resource, &target).await {
-                    Ok(columns) => Some(columns),
-                    Err(e) => {
-                        warn!(resource = %resource, error = %e, "cannot read the catalog for masking");
-                        return Err(Failure(ApiError::new(
-                            ErrorCode::TargetUnreachable,
-                            format!(
-                                "the broker cannot read the column names of '{resource}' that masking needs: {e}"
-                            ),
-                        )));
-                    }
-                }
-            } else {
-                None
+            let target = Target {
+                address: pg.address.clone(),
+                database: pg.database.clone(),
+                user: pg.user.clone(),
+                password,
+                tls,
+                settings: Vec::new(),
             };
-            let enforced = app
-                .enforcer
-                .for_session(authz.role(), session, columns)
-                .ok_or_else(|| {
-                    Failure(ApiError::new(
-                        ErrorCode::GrantInactive,
-                        format!(
-                            "role '{}' is not in the policy the broker runs; request a new grant",
-                            authz.role()
-                        ),
-                    ))
-                })?;
             Engine::Postgres(
                 Box::new(SessionParams {
                     subject: who.subject.clone(),
                     tunnel_secret: Secret::new(secret.to_string()),
-                    target: Target {
-                        address: pg.address.clone(),
-                        database: pg.database.clone(),
-                        user: pg.user.clone(),
-                        password,
-                        tls,
-                        settings: enforced.settings,
-                    },
-                    enforcement: enforced.enforcement,
+                    target: target.clone(),
+                    enforcement: Default::default(),
                 }),
-                enforced.counts,
+                Box::new(PostgresStart {
+                    opener,
+                    resource: resource.clone(),
+                    role: authz.role().to_owned(),
+                    holds,
+                    target,
+                    counts: None,
+                }),
             )
         }
     };
 
-    let masker = match &engine {
-        Engine::Postgres(params, _) => params.enforcement.masker.clone(),
-        Engine::Tcp { .. } => None,
-    };
-    let log = app
-        .sessions
-        .start(info, record, record_rows, masker)
-        .await
-        .map_err(|e| Failure(ApiError::new(ErrorCode::Unavailable, e.to_string())))?;
-    if let Engine::Postgres(params, _) = &mut engine {
-        params.enforcement.journal = log.journal();
-    }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let span = tracing::info_span!(
         "session",
@@ -284,11 +262,14 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         async move {
             let _permit = permit;
             match on_upgrade.await {
-                Ok(upgraded) => run(TokioIo::new(upgraded), engine, authz, log, &app).await,
+                Ok(upgraded) => run(TokioIo::new(upgraded), engine, authz, &app).await,
                 Err(e) => {
                     warn!(error = %e, "the tunnel upgrade failed");
-                    log.finish(&format!("error: the tunnel upgrade failed: {e}"), 0, 0)
-                        .await;
+                    if let Engine::Tcp { opener, .. } = engine {
+                        opener
+                            .finish(&format!("error: the tunnel upgrade failed: {e}"), 0, 0)
+                            .await;
+                    }
                 }
             }
         }
@@ -310,92 +291,197 @@ fn bad_request(message: String) -> Failure {
 }
 
 /// Which engine serves a tunnel, with what it needs.
-#[derive(Debug)]
 enum Engine {
     Tcp {
         address: String,
+        opener: Box<SessionOpener>,
     },
-    Postgres(
-        Box<SessionParams>,
-        std::sync::Arc<std::sync::Mutex<sluice_mask::MaskCounts>>,
-    ),
+    Postgres(Box<SessionParams>, Box<PostgresStart>),
+}
+
+/// Opens a session's record (index row, recording, audit) once the tunnel is known to carry a
+/// session, and closes it at the end. Its lease is the session's: a required recording that
+/// fails ends it.
+struct SessionOpener {
+    app: AppState,
+    /// Taken when the record opens.
+    info: Option<SessionInfo>,
+    record: sluice_config::RecordMode,
+    record_rows: u32,
+    /// The session's own lease: the grant, the broker, the grant's end and the recording end it.
+    lease: Arc<LeaseHandle>,
+    /// Set once the session has started.
+    log: Option<SessionLog>,
+    /// Ends the lease when a required recording fails; aborted at the end.
+    failure_watch: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SessionOpener {
+    async fn open(&mut self, masker: Option<Arc<dyn Masker>>) -> Result<(), String> {
+        let Some(info) = self.info.take() else {
+            return Err("the session was already started".into());
+        };
+        let log = self
+            .app
+            .sessions
+            .start(info, self.record, self.record_rows, masker)
+            .await
+            .map_err(|e| e.to_string())?;
+        let failure = log.required_failure();
+        let lease = Arc::clone(&self.lease);
+        self.failure_watch = Some(tokio::spawn(async move { lease.end(failure.await) }));
+        self.log = Some(log);
+        Ok(())
+    }
+
+    /// Writes the session's end, if it started.
+    async fn finish(mut self, end: &str, bytes_up: u64, bytes_down: u64) {
+        if let Some(watch) = self.failure_watch.take() {
+            watch.abort();
+        }
+        if let Some(log) = self.log.take() {
+            log.finish(end, bytes_up, bytes_down).await;
+        }
+    }
+}
+
+/// The PostgreSQL session's start: the catalog masking needs, the role's enforcement and the
+/// record, only once the client's first message is a StartupMessage (a CancelRequest is not a
+/// session).
+struct PostgresStart {
+    opener: SessionOpener,
+    resource: String,
+    role: String,
+    holds: crate::holds::Session,
+    /// The target, for the broker's own catalog login.
+    target: Target,
+    /// How many values each masking rule rewrote, once started.
+    counts: Option<Arc<std::sync::Mutex<sluice_mask::MaskCounts>>>,
+}
+
+impl SessionStart for PostgresStart {
+    fn start(&mut self) -> StartFuture<'_> {
+        Box::pin(async move {
+            let enforcer = Arc::clone(&self.opener.app.enforcer);
+            let columns = if enforcer.needs_catalog(&self.role) {
+                // Fail closed: without it an alias would slip past the column rules.
+                match enforcer.catalog(&self.resource, &self.target).await {
+                    Ok(columns) => Some(columns),
+                    Err(e) => {
+                        warn!(resource = %self.resource, error = %e, "cannot read the catalog for masking");
+                        return Err(format!(
+                            "the broker cannot read the column names of '{}' that masking \
+                             needs: {e}",
+                            self.resource
+                        ));
+                    }
+                }
+            } else {
+                None
+            };
+            let mut enforced = enforcer
+                .for_session(&self.role, self.holds.clone(), columns)
+                .ok_or_else(|| {
+                    format!(
+                        "role '{}' is not in the policy the broker runs; request a new grant",
+                        self.role
+                    )
+                })?;
+            self.opener
+                .open(enforced.enforcement.masker.clone())
+                .await?;
+            enforced.enforcement.journal = self.opener.log.as_ref().and_then(SessionLog::journal);
+            self.counts = Some(enforced.counts);
+            info!(kind = "postgres", "session started");
+            Ok(Some(Started {
+                enforcement: enforced.enforcement,
+                settings: enforced.settings,
+            }))
+        })
+    }
 }
 
 /// Runs the engine under a lease of its own that ends when the grant ends, when the broker
-/// shuts down, or when the grant's end time passes, whichever comes first: a tunnel never
-/// outlives its grant even if a timer or a store write failed.
-async fn run<S>(mut stream: S, engine: Engine, authz: Authorized, log: SessionLog, app: &AppState)
+/// shuts down, when the grant's end time passes, or when a required recording fails, whichever
+/// comes first: a tunnel never outlives its grant even if a timer or a store write failed.
+async fn run<S>(mut stream: S, engine: Engine, authz: Authorized, app: &AppState)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
-    info!(kind = %authz.resource().kind().as_str(), "session started");
-    let session_lease = LeaseHandle::new();
-    let lease = session_lease.lease();
+    let subject = authz.identity().subject.clone();
+    let resource = authz.resource().name.clone();
+    let grant_id = authz.grant_id().to_owned();
     let grant = authz.into_grant();
+    let session_lease = match &engine {
+        Engine::Tcp { opener, .. } => Arc::clone(&opener.lease),
+        Engine::Postgres(_, start) => Arc::clone(&start.opener.lease),
+    };
+    let lease = session_lease.lease();
     // A task of its own, so the relay's wake-ups do not poll the bounds too.
-    let bounds = bound(
-        grant.lease,
-        app.shutdown.lease(),
-        grant.expires_at,
-        log.required_failure(),
-    );
+    let bounds = bound(grant.lease, app.shutdown.lease(), grant.expires_at);
     let watcher = tokio::spawn(async move { session_lease.end(bounds.await) });
-    let session = async {
-        match engine {
-            Engine::Tcp { address } => {
-                match sluice_engine::tcp::serve(&mut stream, &address, lease).await {
-                    Ok(outcome) => log_end(&outcome),
-                    Err(e) => {
-                        warn!(error = %e, "session refused: target unreachable");
-                        (format!("error: target unreachable: {e}"), 0, 0)
-                    }
+    let (opener, (end, bytes_up, bytes_down)) = match engine {
+        Engine::Tcp { address, opener } => {
+            info!(kind = "tcp", "session started");
+            let end = match sluice_engine::tcp::serve(&mut stream, &address, lease).await {
+                Ok(outcome) => log_end(&outcome),
+                Err(e) => {
+                    warn!(error = %e, "session refused: target unreachable");
+                    (format!("error: target unreachable: {e}"), 0, 0)
                 }
-            }
-            Engine::Postgres(params, counts) => {
-                let end =
-                    match sluice_engine_postgres::serve(&mut stream, *params, &app.cancels, lease)
-                        .await
-                    {
-                        Ok(summary) => match summary.relay {
-                            Some(outcome) => log_end(&outcome),
-                            None => {
-                                info!("cancel request forwarded");
-                                ("cancel request".to_owned(), 0, 0)
-                            }
-                        },
-                        Err(e) => {
-                            warn!(error = %e, "session ended with an error");
-                            (format!("error: {e}"), 0, 0)
-                        }
-                    };
+            };
+            (*opener, end)
+        }
+        Engine::Postgres(params, mut start) => {
+            let served = sluice_engine_postgres::serve(
+                &mut stream,
+                *params,
+                &app.cancels,
+                lease,
+                &mut *start,
+            )
+            .await;
+            let end = match served {
+                Ok(SessionSummary {
+                    kind: SessionKind::Cancel { forwarded },
+                    ..
+                }) => {
+                    // Ctrl-C in psql: a cancel, not a session (no record, no recording).
+                    info!(target: "audit", event = "cancel.requested.v1", subject = %subject,
+                        resource = %resource, grant = %grant_id, forwarded);
+                    ("cancel request".to_owned(), 0, 0)
+                }
+                Ok(summary) => summary
+                    .relay
+                    .as_ref()
+                    .map_or_else(|| ("closed".to_owned(), 0, 0), log_end),
+                Err(e) => {
+                    warn!(error = %e, "session ended with an error");
+                    (format!("error: {e}"), 0, 0)
+                }
+            };
+            if let (Some(log), Some(counts)) = (&start.opener.log, &start.counts) {
                 // Rule names and counts only, never a value.
                 let counts = counts.lock().unwrap_or_else(|p| p.into_inner()).take();
                 for (rule, count) in counts.iter() {
                     info!(target: "audit", event = "masking.applied.v1", session = %log.id(), rule, count);
                 }
-                end
             }
+            (start.opener, end)
         }
     };
-    let (end, bytes_up, bytes_down) = session.await;
     watcher.abort();
-    log.finish(&end, bytes_up, bytes_down).await;
+    opener.finish(&end, bytes_up, bytes_down).await;
 }
 
-/// Resolves with the reason the first of the grant's lease, the broker's lease, the grant's
-/// end time and a required recording's failure ends.
-async fn bound(
-    mut grant: Lease,
-    mut broker: Lease,
-    expires_at: u64,
-    recording: impl std::future::Future<Output = String>,
-) -> String {
+/// Resolves with the reason the first of the grant's lease, the broker's lease and the grant's
+/// end time ends.
+async fn bound(mut grant: Lease, mut broker: Lease, expires_at: u64) -> String {
     let end = UNIX_EPOCH + Duration::from_secs(expires_at);
     let left = end.duration_since(SystemTime::now()).unwrap_or_default();
     tokio::select! {
         reason = grant.revoked() => reason,
         reason = broker.revoked() => reason,
-        reason = recording => reason,
         () = tokio::time::sleep(left) => "the grant's time ran out".to_string(),
     }
 }

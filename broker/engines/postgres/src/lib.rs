@@ -34,7 +34,10 @@ mod wire;
 
 pub use cancel::{CancelGuard, CancelRegistry};
 pub use client::{ClientError, ClientHello, Refusal, accept_startup, authenticate, check_params};
-pub use session::{SessionError, SessionKind, SessionParams, SessionSummary, serve};
+pub use session::{
+    AsGiven, SessionError, SessionKind, SessionParams, SessionStart, SessionSummary, StartFuture,
+    Started, serve,
+};
 pub use upstream::{
     AuthMethod, Target, TargetTls, Upstream, UpstreamError, UpstreamStream, connect,
 };

@@ -25,8 +25,42 @@ use crate::wire;
 use bytes::BytesMut;
 use sluice_engine::{Lease, RelayEnd, RelayOutcome};
 use sluice_shared::Secret;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// What the broker does once a tunnel turns out to carry a session rather than a cancel
+/// request: open the session's record and build what it enforces.
+pub trait SessionStart: Send {
+    /// Starts the session: `Some` replaces the enforcement and settings in the
+    /// [`SessionParams`], `None` keeps them; `Err` refuses the session with a message for the
+    /// client (FATAL 57P03).
+    fn start(&mut self) -> StartFuture<'_>;
+}
+
+/// What [`SessionStart::start`] returns.
+pub type StartFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Started>, String>> + Send + 'a>>;
+
+/// Starts nothing: the [`SessionParams`] already carry the enforcement (tests, tools).
+#[derive(Debug, Default)]
+pub struct AsGiven;
+
+impl SessionStart for AsGiven {
+    fn start(&mut self) -> StartFuture<'_> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+}
+
+/// A started session's enforcement and the settings its upstream login imposes.
+#[derive(Debug, Default)]
+pub struct Started {
+    /// Guard, approvals, masking and journal.
+    pub enforcement: crate::hooks::Enforcement,
+    /// Startup parameters the broker imposes on the target login.
+    pub settings: Vec<(String, String)>,
+}
 
 /// What the broker knows about a tunnel before it starts: who, with which secret, to where.
 #[derive(Debug, Clone)]
@@ -46,8 +80,11 @@ pub struct SessionParams {
 pub enum SessionKind {
     /// A query session that was relayed.
     Query,
-    /// A cancel request (forwarded or ignored; the client is never told which).
-    Cancel,
+    /// A cancel request, forwarded to the target or not (the client is never told which).
+    Cancel {
+        /// Whether a CancelRequest with the real key went to the target.
+        forwarded: bool,
+    },
 }
 
 /// How a tunnel ended without error.
@@ -82,6 +119,9 @@ pub enum SessionError {
     /// The lease ended before the relay started.
     #[error("access ended during login: {0}")]
     Revoked(String),
+    /// The broker could not start the session (its recording, its catalog, its role).
+    #[error("the session could not start: {0}")]
+    NotStarted(String),
     /// Writing the login answer to the client failed.
     #[error("I/O error with the client: {0}")]
     ClientIo(#[source] io::Error),
@@ -110,6 +150,8 @@ impl SessionError {
                 "57P01",
                 format!("sluice: access to this resource ended: {reason}"),
             )),
+            // cannot_connect_now: the broker, not the client, is not ready for this session.
+            Self::NotStarted(reason) => Some(fatal("57P03", format!("sluice: {reason}"))),
             Self::Upstream(e) if e.is_unreachable() => Some(fatal(
                 "08001",
                 format!(
@@ -149,8 +191,8 @@ fn unreachable_reason(e: &UpstreamError) -> String {
 
 /// What the login phase produced.
 enum Login {
-    /// A cancel request, handled.
-    Cancel,
+    /// A cancel request, handled; whether it reached the target.
+    Cancel { forwarded: bool },
     /// A logged-in target connection.
     Ready(Upstream),
 }
@@ -158,9 +200,10 @@ enum Login {
 /// Serves one tunnel to a PostgreSQL resource. See the module docs for the sequence.
 pub async fn serve<C>(
     client: &mut C,
-    params: SessionParams,
+    mut params: SessionParams,
     cancels: &CancelRegistry,
     lease: Lease,
+    start: &mut dyn SessionStart,
 ) -> Result<SessionSummary, SessionError>
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
@@ -170,14 +213,14 @@ where
         // Biased so an already-ended lease wins before any work is done.
         biased;
         reason = watch.revoked() => Err(SessionError::Revoked(reason)),
-        result = login(client, &params, cancels) => result,
+        result = login(client, &mut params, cancels, start) => result,
     };
     let mut upstream = match login {
-        Ok(Login::Cancel) => {
+        Ok(Login::Cancel { forwarded }) => {
             // As PostgreSQL does after a CancelRequest: close without a word.
             let _ = client.shutdown().await;
             return Ok(SessionSummary {
-                kind: SessionKind::Cancel,
+                kind: SessionKind::Cancel { forwarded },
                 relay: None,
             });
         }
@@ -252,8 +295,9 @@ where
 /// Everything up to a logged-in target connection.
 async fn login<C>(
     client: &mut C,
-    params: &SessionParams,
+    params: &mut SessionParams,
     cancels: &CancelRegistry,
+    start: &mut dyn SessionStart,
 ) -> Result<Login, SessionError>
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
@@ -265,10 +309,16 @@ where
                 .await
                 .map_err(SessionError::Cancel)?;
             tracing::debug!(subject = %params.subject, forwarded, "postgres cancel request");
-            return Ok(Login::Cancel);
+            return Ok(Login::Cancel { forwarded });
         }
         ClientHello::Startup { params } => params,
     };
+    // A session, not a cancel request: only now does the broker open its record and build
+    // its enforcement (catalog, recording), so a Ctrl-C costs none of that.
+    if let Some(started) = start.start().await.map_err(SessionError::NotStarted)? {
+        params.enforcement = started.enforcement;
+        params.target.settings = started.settings;
+    }
     client::authenticate(client, &params.tunnel_secret).await?;
     client::check_params(&startup, &params.target.database).map_err(SessionError::Refused)?;
     let upstream = upstream::connect(&params.target, &startup)

@@ -319,7 +319,10 @@ async fn cancel_through_the_broker(pg: &Cluster, tls: TargetTls) {
         &cancels,
     );
     other.cancel(key.pid, key.key).await;
-    assert_eq!(other_task.await.unwrap().unwrap().kind, SessionKind::Cancel);
+    assert_eq!(
+        other_task.await.unwrap().unwrap().kind,
+        SessionKind::Cancel { forwarded: false }
+    );
     assert!(
         other.received.is_empty(),
         "a cancel request is never answered"
@@ -336,7 +339,7 @@ async fn cancel_through_the_broker(pg: &Cluster, tls: TargetTls) {
     canceller.cancel(key.pid, key.key).await;
     assert_eq!(
         cancel_task.await.unwrap().unwrap().kind,
-        SessionKind::Cancel
+        SessionKind::Cancel { forwarded: true }
     );
     let result = tokio::time::timeout(Duration::from_secs(10), session.read_result())
         .await

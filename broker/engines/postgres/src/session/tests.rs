@@ -129,7 +129,14 @@ async fn a_session_logs_in_with_the_broker_key_and_relays() {
     let (mut app, mut broker) = duplex(64 * 1024);
     let reg = cancels.clone();
     let task = tokio::spawn(async move {
-        serve(&mut broker, params(&address), &reg, Lease::unbounded()).await
+        serve(
+            &mut broker,
+            params(&address),
+            &reg,
+            Lease::unbounded(),
+            &mut AsGiven,
+        )
+        .await
     });
     login(&mut app, Some("appdb")).await;
     let msgs = read_until_ready(&mut app).await;
@@ -185,7 +192,14 @@ async fn the_libpq_default_database_is_served() {
     let (mut app, mut broker) = duplex(64 * 1024);
     let cancels = CancelRegistry::new();
     let task = tokio::spawn(async move {
-        serve(&mut broker, params(&address), &cancels, Lease::unbounded()).await
+        serve(
+            &mut broker,
+            params(&address),
+            &cancels,
+            Lease::unbounded(),
+            &mut AsGiven,
+        )
+        .await
     });
     login(&mut app, Some("alice")).await;
     let msgs = read_until_ready(&mut app).await;
@@ -207,6 +221,7 @@ async fn another_database_is_refused_with_3d000() {
             params(&free_address()),
             &cancels,
             Lease::unbounded(),
+            &mut AsGiven,
         )
         .await
     });
@@ -225,7 +240,7 @@ async fn a_wrong_secret_is_auth_failed() {
     let task = tokio::spawn(async move {
         let mut p = params(&free_address());
         p.tunnel_secret = Secret::new("other".into());
-        serve(&mut broker, p, &cancels, Lease::unbounded()).await
+        serve(&mut broker, p, &cancels, Lease::unbounded(), &mut AsGiven).await
     });
     login(&mut app, None).await;
     let msgs = read_until_ready(&mut app).await;
@@ -239,10 +254,16 @@ async fn an_unreachable_target_is_08001_naming_the_address() {
     let (mut app, mut broker) = duplex(64 * 1024);
     let cancels = CancelRegistry::new();
     let a = address.clone();
-    let task =
-        tokio::spawn(
-            async move { serve(&mut broker, params(&a), &cancels, Lease::unbounded()).await },
-        );
+    let task = tokio::spawn(async move {
+        serve(
+            &mut broker,
+            params(&a),
+            &cancels,
+            Lease::unbounded(),
+            &mut AsGiven,
+        )
+        .await
+    });
     login(&mut app, None).await;
     let msgs = read_until_ready(&mut app).await;
     let e = last_error(&msgs);
@@ -268,10 +289,16 @@ async fn an_ended_lease_refuses_the_session() {
     let lease = handle.lease();
     let (mut app, mut broker) = duplex(64 * 1024);
     let cancels = CancelRegistry::new();
-    let task =
-        tokio::spawn(
-            async move { serve(&mut broker, params(&free_address()), &cancels, lease).await },
-        );
+    let task = tokio::spawn(async move {
+        serve(
+            &mut broker,
+            params(&free_address()),
+            &cancels,
+            lease,
+            &mut AsGiven,
+        )
+        .await
+    });
     login(&mut app, None).await;
     let msgs = read_until_ready(&mut app).await;
     let e = last_error(&msgs);
@@ -297,8 +324,9 @@ async fn a_lease_ending_during_login_cuts_it_short() {
     let lease = handle.lease();
     let (mut app, mut broker) = duplex(64 * 1024);
     let cancels = CancelRegistry::new();
-    let task =
-        tokio::spawn(async move { serve(&mut broker, params(&address), &cancels, lease).await });
+    let task = tokio::spawn(async move {
+        serve(&mut broker, params(&address), &cancels, lease, &mut AsGiven).await
+    });
     login(&mut app, None).await;
     accepted_rx.await.unwrap();
     handle.end("revoked by bob");
@@ -323,13 +351,14 @@ async fn a_cancel_request_is_a_cancel_session() {
         params(&free_address()),
         &cancels,
         Lease::unbounded(),
+        &mut AsGiven,
     )
     .await
     .unwrap();
     assert_eq!(
         summary,
         SessionSummary {
-            kind: SessionKind::Cancel,
+            kind: SessionKind::Cancel { forwarded: false },
             relay: None
         }
     );

@@ -9,7 +9,7 @@ use sluice_engine_postgres::codec::{
 };
 use sluice_engine_postgres::hooks::Enforcement;
 use sluice_engine_postgres::{
-    CancelRegistry, SessionError, SessionParams, SessionSummary, Target, serve,
+    AsGiven, CancelRegistry, SessionError, SessionParams, SessionSummary, Target, serve,
 };
 use sluice_shared::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -60,7 +60,10 @@ pub fn open_with(
         enforcement,
     };
     let cancels = cancels.clone();
-    let task = tokio::spawn(async move { serve(&mut broker, params, &cancels, lease).await });
+    let task =
+        tokio::spawn(
+            async move { serve(&mut broker, params, &cancels, lease, &mut AsGiven).await },
+        );
     (
         TestClient {
             stream: app,

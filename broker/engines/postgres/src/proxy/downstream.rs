@@ -1,0 +1,213 @@
+//! The server-to-client pump: it frames what the server answers, lets each message be
+//! rewritten (the guard's errors, masking) on its way, writes injected messages between whole
+//! ones, and tells the client with a FATAL when access ends.
+
+use super::expect::Shared;
+use super::journal::journal_answer;
+use super::mask::{columns, copy_out};
+use super::{End, READ_CHUNK};
+use crate::codec::query::{self, tag as qtag};
+use crate::codec::{ErrorFields, MAX_MESSAGE, Severity, parse, tag};
+use crate::hooks::{ColumnInfo, Enforcement, RowMask};
+use crate::wire;
+use bytes::{Buf, BytesMut};
+use sluice_engine::Lease;
+use std::sync::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// Server to client.
+pub(super) struct Downstream<'a> {
+    pub(super) enforcement: &'a Enforcement,
+    /// The text a refused statement was replaced by: the server's error on it is rewritten.
+    pub(super) marker: &'a str,
+    pub(super) shared: &'a Mutex<Shared>,
+    /// Whole messages for the client from the upstream pump (notices about a hold).
+    pub(super) inject: mpsc::UnboundedReceiver<BytesMut>,
+    /// Masking of the current simple-query result.
+    pub(super) simple_mask: Option<Box<dyn RowMask>>,
+    /// Masking of the current portal's rows, and which portal it is for.
+    pub(super) portal_mask: Option<(String, Option<Box<dyn RowMask>>)>,
+    /// The masker has resolved the columns of the RowDescription at the front of the buffer
+    /// (as far as it could): plan it now, do not ask again.
+    pub(super) resolved: bool,
+    pub(super) bytes: u64,
+}
+
+impl Downstream<'_> {
+    pub(super) async fn run<R, W>(
+        mut self,
+        target: &mut R,
+        client: &mut W,
+        mut lease: Lease,
+        mut stop: Lease,
+    ) -> (End, u64)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut out = BytesMut::new();
+        let end = 'relay: loop {
+            buf.reserve(READ_CHUNK);
+            tokio::select! {
+                biased;
+                reason = lease.revoked() => {
+                    send_lease_end(client, &reason).await;
+                    break End::Stopped;
+                }
+                _ = stop.revoked() => {
+                    // The upstream pump saw the lease end first (its wake-up can win the
+                    // race with ours): the client still hears why.
+                    if let Some(reason) = lease.ended() {
+                        send_lease_end(client, &reason).await;
+                    }
+                    break End::Stopped;
+                }
+                Some(frame) = self.inject.recv() => {
+                    if let Err(e) = wire::send(client, &frame).await {
+                        break End::Error(format!("writing to the client: {e}"));
+                    }
+                    continue;
+                }
+                read = target.read_buf(&mut buf) => match read {
+                    Ok(0) => break End::Closed,
+                    Ok(_) => {}
+                    Err(e) => break End::Error(format!("reading from the target: {e}")),
+                },
+            }
+            let mut processed = self.process(&mut buf, &mut out);
+            while let Ok(Some(columns)) = &processed {
+                // A result from a table the masker cannot name yet: it looks the table up
+                // first (this delays only this result), then the same RowDescription is planned.
+                if let Some(masker) = self.enforcement.masker.as_deref() {
+                    tokio::select! {
+                        biased;
+                        reason = lease.revoked() => {
+                            send_lease_end(client, &reason).await;
+                            break 'relay End::Stopped;
+                        }
+                        _ = stop.revoked() => break 'relay End::Stopped,
+                        () = masker.resolve(columns) => {}
+                    }
+                }
+                self.resolved = true;
+                processed = self.process(&mut buf, &mut out);
+            }
+            if let Err(e) = processed {
+                // Fail closed: tell the client why and end the session.
+                out.clear();
+                let fatal = ErrorFields::new(Severity::Fatal, "XX000", format!("sluice: {e}"));
+                if fatal.encode_error(&mut out).is_ok() {
+                    let _ = wire::send(client, &out).await;
+                }
+                break End::Error(e);
+            }
+            if !out.is_empty() {
+                // Flushed per batch: under back-pressure a TLS stream would otherwise keep
+                // the tail of a result until the next write.
+                if let Err(e) = wire::send(client, &out).await {
+                    break End::Error(format!("writing to the client: {e}"));
+                }
+                self.bytes += out.len() as u64;
+                out.clear();
+            }
+        };
+        let _ = client.shutdown().await;
+        (end, self.bytes)
+    }
+
+    /// Moves every complete message from `buf` to `out`, rewriting where needed. Stops at a
+    /// RowDescription whose columns the masker wants to resolve first and returns them; that
+    /// message stays in `buf`.
+    fn process(
+        &mut self,
+        buf: &mut BytesMut,
+        out: &mut BytesMut,
+    ) -> Result<Option<Vec<ColumnInfo>>, String> {
+        let masking = self.enforcement.masker.is_some();
+        let enforcement = self.enforcement;
+        let journal = enforcement.journal.as_deref();
+        let rows = journal.is_some_and(|j| j.wants_rows());
+        loop {
+            let frame = match parse(buf, MAX_MESSAGE) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(format!("the target broke the protocol: {e}")),
+            };
+            let total = frame.total_len;
+            let body = &buf[5..total];
+            let written = out.len();
+            match frame.tag {
+                tag::ERROR_RESPONSE => {
+                    let fields = ErrorFields::decode(body)
+                        .map_err(|e| format!("unreadable error from the target: {e}"))?;
+                    if masking {
+                        self.error_in_extended_batch();
+                    }
+                    let fields = self.rewrite_error(fields);
+                    let fields = self.mask_fields(fields);
+                    if let Some(journal) = journal {
+                        journal.error(
+                            fields.code().unwrap_or_default(),
+                            fields.message().unwrap_or_default(),
+                        );
+                    }
+                    fields
+                        .encode_error(out)
+                        .map_err(|e| format!("cannot encode an error: {e}"))?;
+                }
+                tag::NOTICE_RESPONSE if masking => {
+                    let fields = ErrorFields::decode(body)
+                        .map_err(|e| format!("unreadable notice from the target: {e}"))?;
+                    self.mask_fields(fields)
+                        .encode_notice(out)
+                        .map_err(|e| format!("cannot encode a notice: {e}"))?;
+                }
+                _ if !masking => out.extend_from_slice(&buf[..total]),
+                qtag::ROW_DESCRIPTION => {
+                    let fields = query::row_description(body)
+                        .map_err(|e| format!("unreadable row description: {e}"))?;
+                    let described = columns(&fields, &[]);
+                    if !std::mem::take(&mut self.resolved)
+                        && enforcement
+                            .masker
+                            .as_deref()
+                            .is_some_and(|m| m.unresolved(&described))
+                    {
+                        return Ok(Some(described));
+                    }
+                    self.row_description(fields, &described);
+                    out.extend_from_slice(&buf[..total]);
+                }
+                qtag::DATA_ROW => self.data_row(body, &buf[..total], out)?,
+                qtag::COPY_DATA => self.copy_data(body, &buf[..total], out)?,
+                qtag::COPY_OUT => {
+                    copy_out(body)?;
+                    out.extend_from_slice(&buf[..total]);
+                }
+                other => {
+                    self.track(other);
+                    out.extend_from_slice(&buf[..total]);
+                }
+            }
+            if let Some(journal) = journal {
+                journal_answer(journal, rows, frame.tag, body, &out[written..]);
+            }
+            buf.advance(total);
+        }
+    }
+}
+
+/// Tells the client, with a FATAL it can read, that the session ends because access ended.
+async fn send_lease_end<W: AsyncWrite + Unpin>(client: &mut W, reason: &str) {
+    let fatal = ErrorFields::new(
+        Severity::Fatal,
+        "57P01",
+        format!("sluice: access to this resource ended: {reason}"),
+    );
+    let mut frame = BytesMut::new();
+    if fatal.encode_error(&mut frame).is_ok() {
+        let _ = wire::send(client, &frame).await;
+    }
+}
