@@ -32,7 +32,7 @@ pub struct AppState {
     /// Open tunnels, bounded by `limits.max_tunnels`.
     pub tunnels: Arc<tunnel::TunnelSlots>,
     /// Target TLS roots and other per-resource material loaded at start-up.
-    pub targets: Arc<tunnel::Targets>,
+    pub targets: tokio::sync::watch::Receiver<Arc<tunnel::Targets>>,
     /// Verifies OIDC and workload tokens and mints session tokens.
     pub exchanger: Arc<Exchanger>,
     /// Session tokens revoked by logout.
@@ -42,7 +42,7 @@ pub struct AppState {
     /// Statements held for approval in live sessions.
     pub holds: Arc<crate::holds::Holds>,
     /// Each role's guard, masking and approvals, for sessions.
-    pub enforcer: Arc<crate::enforce::Enforcer>,
+    pub enforcer: tokio::sync::watch::Receiver<Arc<crate::enforce::Enforcer>>,
     /// The audit trail, for auditors.
     pub audit: Arc<crate::audit_api::AuditAccess>,
     /// Session recordings and the session index.

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use serde::Deserialize;
-use sluice_config::{Config, Principal};
+use sluice_config::Principal;
 use sluice_shared::audit::{AUDIT_PATH, AuditPage, DEFAULT_PAGE, MAX_PAGE};
 use sluice_shared::{ApiError, ErrorCode};
 use sluice_store::{Store, StoreError};
@@ -22,14 +22,14 @@ pub struct AuditAccess {
     /// The trail.
     store: Store,
     /// Who the auditors are.
-    config: Arc<Config>,
+    config: crate::live::LiveConfig,
     /// The checkpoint key, for its public half.
     signer: Arc<Signer>,
 }
 
 impl AuditAccess {
     /// Access to the trail in `store`, for the auditors of `config`.
-    pub fn new(store: Store, config: Arc<Config>, signer: Arc<Signer>) -> Self {
+    pub fn new(store: Store, config: crate::live::LiveConfig, signer: Arc<Signer>) -> Self {
         Self {
             store,
             config,
@@ -64,7 +64,7 @@ async fn read(
         subject: &who.subject,
         groups: &who.groups,
     };
-    if !access.config.policy.auditors.includes(&principal) {
+    if !access.config.current().policy.auditors.includes(&principal) {
         info!(target: "audit", event = "audit.read.refused.v1", subject = %who.subject);
         return Err(ApiError::new(
             ErrorCode::Forbidden,

@@ -5,6 +5,7 @@
 //! reach an engine without an active grant.
 
 use crate::grants::{GrantLease, Grants};
+use crate::live::LiveConfig;
 use crate::tokens::{Claims, Revocations, TokenError, TokenService};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -83,7 +84,7 @@ impl Authorized {
 /// Checks tokens and policy against one configuration snapshot.
 #[derive(Debug, Clone)]
 pub struct Gate {
-    config: Arc<Config>,
+    config: LiveConfig,
     tokens: Arc<TokenService>,
     revocations: Arc<Revocations>,
     grants: Arc<Grants>,
@@ -92,7 +93,7 @@ pub struct Gate {
 impl Gate {
     /// A gate over a configuration and a token service.
     pub fn new(
-        config: Arc<Config>,
+        config: LiveConfig,
         tokens: Arc<TokenService>,
         revocations: Arc<Revocations>,
         grants: Arc<Grants>,
@@ -105,8 +106,13 @@ impl Gate {
         }
     }
 
-    /// The configuration the gate decides by.
-    pub fn config(&self) -> &Config {
+    /// The configuration the gate decides by now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.current()
+    }
+
+    /// The live configuration, for sessions that re-check themselves at each reload.
+    pub fn live(&self) -> &LiveConfig {
         &self.config
     }
 
@@ -155,12 +161,13 @@ impl Gate {
         resource: &str,
     ) -> Result<(Identity, Resource), ApiError> {
         let identity = self.identify(headers)?;
-        let found = self.resource(resource)?;
+        let config = self.config();
+        let found = resource_in(&config, resource)?;
         let principal = Principal {
             subject: &identity.subject,
             groups: &identity.groups,
         };
-        if self.config.policy.requestable(&principal, found).is_empty() {
+        if config.policy.requestable(&principal, found).is_empty() {
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
                 format!(
@@ -185,7 +192,8 @@ impl Gate {
         resource: &str,
     ) -> Result<Authorized, ApiError> {
         let identity = self.identify(headers)?;
-        let found = self.resource(resource)?.clone();
+        let config = self.config();
+        let found = resource_in(&config, resource)?.clone();
         let Some(grant_id) = headers
             .get(GRANT_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -203,7 +211,7 @@ impl Gate {
             .grants
             .lease_for_tunnel(&identity, grant_id, resource)
             .await?;
-        self.still_allowed(&identity, &found, grant_id, &grant.role)?;
+        still_allowed(&config, &identity, &found, grant_id, &grant.role)?;
         Ok(Authorized {
             identity,
             resource: found,
@@ -217,70 +225,89 @@ impl Gate {
     /// policy of its time; a role renamed or removed since, a rule that no longer covers the
     /// subject, or a role now given where it cannot be enforced refuses the tunnel instead of
     /// running it with whatever is left.
-    fn still_allowed(
-        &self,
+    pub fn still_allowed_by(
+        config: &Config,
         identity: &Identity,
-        resource: &Resource,
+        resource: &str,
         grant_id: &str,
         role: &str,
     ) -> Result<(), ApiError> {
-        let policy = &self.config.policy;
-        let Some(spec) = policy.role(role) else {
-            return Err(ApiError::new(
+        let resource = config.resource(resource).ok_or_else(|| {
+            ApiError::new(
                 ErrorCode::GrantInactive,
-                format!(
-                    "grant {grant_id} is for role '{role}', which the broker's current policy no \
-                     longer defines (`sluice resources` lists the roles you may ask for)"
-                ),
-            ));
-        };
-        let principal = Principal {
-            subject: &identity.subject,
-            groups: &identity.groups,
-        };
-        if !policy
-            .requestable(&principal, resource)
-            .iter()
-            .any(|(name, _)| name == role)
-        {
-            return Err(ApiError::new(
-                ErrorCode::GrantInactive,
-                format!(
-                    "grant {grant_id}: the broker's current policy no longer gives {} role \
-                     '{role}' on '{}' (`sluice resources` lists the roles you may ask for)",
-                    identity.subject, resource.name
-                ),
-            ));
-        }
-        let kind = resource.kind_ref();
-        if let Some(need) = spec
-            .needs
-            .iter()
-            .find(|need| !crate::engines::enforces(kind, need.value))
-        {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "role '{role}' cannot be enforced on '{}' (kind {kind}): {} ({}); the \
-                     operator should run `sluiced check-config`",
-                    resource.name,
-                    need.value.describe(),
-                    need.key
-                ),
-            ));
-        }
-        Ok(())
+                format!("the broker's current policy has no resource named '{resource}'"),
+            )
+        })?;
+        still_allowed(config, identity, resource, grant_id, role)
     }
+}
 
+/// See [`Gate::still_allowed_by`].
+fn still_allowed(
+    config: &Config,
+    identity: &Identity,
+    resource: &Resource,
+    grant_id: &str,
+    role: &str,
+) -> Result<(), ApiError> {
+    let policy = &config.policy;
+    let Some(spec) = policy.role(role) else {
+        return Err(ApiError::new(
+            ErrorCode::GrantInactive,
+            format!(
+                "grant {grant_id} is for role '{role}', which the broker's current policy no \
+                     longer defines (`sluice resources` lists the roles you may ask for)"
+            ),
+        ));
+    };
+    let principal = Principal {
+        subject: &identity.subject,
+        groups: &identity.groups,
+    };
+    if !policy
+        .requestable(&principal, resource)
+        .iter()
+        .any(|(name, _)| name == role)
+    {
+        return Err(ApiError::new(
+            ErrorCode::GrantInactive,
+            format!(
+                "grant {grant_id}: the broker's current policy no longer gives {} role \
+                     '{role}' on '{}' (`sluice resources` lists the roles you may ask for)",
+                identity.subject, resource.name
+            ),
+        ));
+    }
+    let kind = resource.kind_ref();
+    if let Some(need) = spec
+        .needs
+        .iter()
+        .find(|need| !crate::engines::enforces(kind, need.value))
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "role '{role}' cannot be enforced on '{}' (kind {kind}): {} ({}); the \
+                     operator should run `sluiced check-config`",
+                resource.name,
+                need.value.describe(),
+                need.key
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Gate {
     /// Every resource the identity may request a role on, with the roles (the default first).
     pub fn requestable(&self, identity: &Identity) -> ResourceList {
         let principal = Principal {
             subject: &identity.subject,
             groups: &identity.groups,
         };
-        let policy = &self.config.policy;
-        let resources = self
-            .config
+        let config = self.config();
+        let policy = &config.policy;
+        let resources = config
             .resources
             .iter()
             .filter_map(|resource| {
@@ -314,13 +341,13 @@ impl Gate {
             .collect();
         ResourceList { resources }
     }
+}
 
-    fn resource(&self, name: &str) -> Result<&Resource, ApiError> {
-        self.config.resource(name).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::ResourceUnknown,
-                format!("this broker has no resource named '{name}'"),
-            )
-        })
-    }
+fn resource_in<'c>(config: &'c Config, name: &str) -> Result<&'c Resource, ApiError> {
+    config.resource(name).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ResourceUnknown,
+            format!("this broker has no resource named '{name}'"),
+        )
+    })
 }

@@ -16,8 +16,9 @@
 //! event (tracing target `audit`) and bumps a version number that long-polls wait on.
 
 use crate::gate::Identity;
+use crate::live::LiveConfig;
 use crate::tokens::now_secs;
-use sluice_config::{Approval, Config, Decision, Principal, Tally};
+use sluice_config::{Approval, Decision, Principal, Tally};
 use sluice_engine::{Lease, LeaseHandle};
 use sluice_shared::grants::{
     ApprovalQueue, ApprovalRule, Grant, GrantRequest, GrantResponse, GrantState, Requester, Vote,
@@ -43,7 +44,7 @@ const LIST_LIMIT: u32 = 200;
 #[derive(Debug)]
 pub struct Grants {
     store: Store,
-    config: Arc<Config>,
+    config: LiveConfig,
     /// Lease of every active grant, by id; ending one closes every tunnel using it.
     leases: Mutex<HashMap<String, Arc<LeaseHandle>>>,
     /// Bumped on every change; long-polls wait for it to move.
@@ -94,7 +95,7 @@ pub struct GrantLease {
 impl Grants {
     /// Loads the live grants from the store: ends what expired while the broker was down and
     /// schedules the end of the rest.
-    pub async fn start(store: Store, config: Arc<Config>) -> Result<Arc<Self>, StoreError> {
+    pub async fn start(store: Store, config: LiveConfig) -> Result<Arc<Self>, StoreError> {
         let grants = Arc::new(Self {
             store,
             config,
@@ -126,7 +127,8 @@ impl Grants {
         who: &Identity,
         req: GrantRequest,
     ) -> Result<GrantResponse, ApiError> {
-        let Some(resource) = self.config.resource(&req.resource) else {
+        let config = self.config.current();
+        let Some(resource) = config.resource(&req.resource) else {
             return Err(ApiError::new(
                 ErrorCode::ResourceUnknown,
                 format!(
@@ -140,20 +142,18 @@ impl Grants {
             groups: &who.groups,
         };
         let ttl = req.ttl_secs.map(Duration::from_secs);
-        let grantable =
-            match self
-                .config
-                .policy
-                .decide(&principal, resource, req.role.as_deref(), ttl)
-            {
-                Decision::Grant(grantable) => grantable,
-                Decision::Refuse(refusal) => {
-                    info!(target: "audit", event = "grant.refused.v1", subject = %who.subject,
+        let grantable = match config
+            .policy
+            .decide(&principal, resource, req.role.as_deref(), ttl)
+        {
+            Decision::Grant(grantable) => grantable,
+            Decision::Refuse(refusal) => {
+                info!(target: "audit", event = "grant.refused.v1", subject = %who.subject,
                     resource = %req.resource, role = req.role.as_deref().unwrap_or("(default)"),
                     reason = %refusal.message);
-                    return Err(ApiError::new(ErrorCode::Forbidden, refusal.message));
-                }
-            };
+                return Err(ApiError::new(ErrorCode::Forbidden, refusal.message));
+            }
+        };
         let now = now_secs();
         if req.reuse
             && let Some(existing) = self
@@ -757,7 +757,9 @@ policy:
         let config = sluice_config::parse(CONFIG, std::path::Path::new("/etc/sluice/sluice.yaml"))
             .unwrap_or_else(|e| panic!("test config: {e}"));
         let store = Store::open_in_memory().await.expect("in-memory store");
-        Grants::start(store, Arc::new(config)).await.expect("start")
+        Grants::start(store, LiveConfig::new(Arc::new(config)).1)
+            .await
+            .expect("start")
     }
 
     async fn pending(grants: &Arc<Grants>, who: &Identity) -> Grant {

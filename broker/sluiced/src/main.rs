@@ -11,7 +11,9 @@ mod grants;
 mod grants_api;
 mod holds;
 mod init;
+mod live;
 mod login;
+mod reload;
 mod server;
 mod sessions;
 mod sessions_api;
@@ -65,6 +67,15 @@ enum Command {
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+    },
+    /// Check a config file, then have the broker running on it apply it (SIGHUP does the same).
+    #[command(
+        after_help = "The broker re-reads its own config file and applies resources and policy at once; open\nsessions the new policy would not allow end with a reason the client can read. A file that\ndoes not check is refused and the broker keeps serving the old one.\n\nExample:\n  sluiced reload --config /etc/sluice/sluice.yaml"
+    )]
+    Reload {
+        /// The config file the broker was started with.
+        #[arg(long, short, env = "SLUICED_CONFIG")]
+        config: PathBuf,
     },
     /// Session tokens (operator bootstrap).
     #[command(subcommand)]
@@ -155,6 +166,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
+        Command::Reload { config } => reload::command(&config),
         Command::Serve { config, log_json } => {
             let audit = init_logging(log_json);
             let loaded = load_config(&config)?;

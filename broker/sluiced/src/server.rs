@@ -3,6 +3,7 @@
 
 use crate::api::{self, AppState};
 use crate::gate::Gate;
+use crate::live::LiveConfig;
 use crate::sessions::Sessions;
 use crate::tokens::{Revocations, TokenService, now_secs};
 use crate::tunnel::Targets;
@@ -15,7 +16,7 @@ use sluice_recording::{LocalDir, Options as RecorderOptions, Recorder, Sink};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 use tracing::{debug, info, warn};
@@ -82,18 +83,35 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     );
     tokio::spawn(sessions.clone().sweep_forever());
     let config = Arc::new(config);
+    let (config_tx, live) = LiveConfig::new(Arc::clone(&config));
     let audit = Arc::new(crate::audit_api::AuditAccess::new(
         store.clone(),
-        config.clone(),
+        live.clone(),
         signer,
     ));
-    let grants = crate::grants::Grants::start(store, config.clone())
+    let grants = crate::grants::Grants::start(store, live.clone())
         .await
         .context("cannot load the live grants from the store")?;
     let holds = crate::holds::Holds::new(grants.changes());
-    let enforcer = Arc::new(crate::enforce::Enforcer::load(&config, holds.clone())?);
+    let (enforcer_tx, enforcer) = watch::channel(Arc::new(crate::enforce::Enforcer::load(
+        &config,
+        holds.clone(),
+    )?));
+    let (targets_tx, targets) = watch::channel(targets);
+    let reloader = crate::reload::Reloader::new(
+        config.source.clone(),
+        config_tx,
+        enforcer_tx,
+        targets_tx,
+        holds.clone(),
+    );
+    tokio::spawn(reloader.on_hangup());
+    let pid_file = crate::reload::state_dir(&config).join(crate::reload::PID_FILE);
+    if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+        warn!(file = %pid_file.display(), error = %e, "cannot write the pid file; `sluiced reload` will not find this broker (send SIGHUP instead)");
+    }
     let state = AppState {
-        gate: Gate::new(config.clone(), tokens, revocations.clone(), grants.clone()),
+        gate: Gate::new(live, tokens, revocations.clone(), grants.clone()),
         holds: holds.clone(),
         enforcer,
         audit,
@@ -127,6 +145,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     if let Err(e) = recorder_task.await {
         warn!(error = %e, "the recording writer stopped abnormally");
     }
+    let _ = std::fs::remove_file(&pid_file);
     // Last, so the audit events of the shutdown itself are written and signed.
     audit_writer.shutdown().await;
     served

@@ -142,7 +142,8 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
     // and shutdown can wait for every one to write its end.
     let permit = app.tunnels.try_open().map_err(Failure)?;
     let session_id = format!("ses_{}", crate::tokens::random_id());
-    let role = app.gate.config().policy.role(authz.role());
+    let config = app.gate.config();
+    let role = config.policy.role(authz.role());
     let who = authz.identity();
     let info = SessionInfo {
         id: session_id.clone(),
@@ -203,6 +204,7 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
             })?;
             let tls = app
                 .targets
+                .borrow()
                 .tls
                 .get(&resource)
                 .cloned()
@@ -362,7 +364,7 @@ struct PostgresStart {
 impl SessionStart for PostgresStart {
     fn start(&mut self) -> StartFuture<'_> {
         Box::pin(async move {
-            let enforcer = Arc::clone(&self.opener.app.enforcer);
+            let enforcer = Arc::clone(&self.opener.app.enforcer.borrow());
             let columns = if enforcer.needs_catalog(&self.role) {
                 // Fail closed: without it an alias would slip past the column rules.
                 match enforcer.catalog(&self.resource, &self.target).await {
@@ -408,17 +410,26 @@ async fn run<S>(mut stream: S, engine: Engine, authz: Authorized, app: &AppState
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
-    let subject = authz.identity().subject.clone();
+    let identity = authz.identity().clone();
+    let subject = identity.subject.clone();
     let resource = authz.resource().name.clone();
     let grant_id = authz.grant_id().to_owned();
     let grant = authz.into_grant();
+    let policy = watch_policy(
+        app.gate.live().subscribe(),
+        app.gate.config(),
+        identity,
+        resource.clone(),
+        grant_id.clone(),
+        grant.role.clone(),
+    );
     let session_lease = match &engine {
         Engine::Tcp { opener, .. } => Arc::clone(&opener.lease),
         Engine::Postgres(_, start) => Arc::clone(&start.opener.lease),
     };
     let lease = session_lease.lease();
     // A task of its own, so the relay's wake-ups do not poll the bounds too.
-    let bounds = bound(grant.lease, app.shutdown.lease(), grant.expires_at);
+    let bounds = bound(grant.lease, app.shutdown.lease(), grant.expires_at, policy);
     let watcher = tokio::spawn(async move { session_lease.end(bounds.await) });
     let (opener, (end, bytes_up, bytes_down)) = match engine {
         Engine::Tcp { address, opener } => {
@@ -474,14 +485,72 @@ where
     opener.finish(&end, bytes_up, bytes_down).await;
 }
 
-/// Resolves with the reason the first of the grant's lease, the broker's lease and the grant's
-/// end time ends.
-async fn bound(mut grant: Lease, mut broker: Lease, expires_at: u64) -> String {
+/// Resolves when a reload puts a policy in force that would not open this session now: the
+/// role, rule or resource is gone, the role is given where it cannot be enforced, or the role's
+/// guardrails or masking changed (the session's guard, masker and login settings were built
+/// from the old ones; it ends rather than run under rules nobody wrote any more).
+async fn watch_policy(
+    mut changes: tokio::sync::watch::Receiver<Arc<Config>>,
+    started: Arc<Config>,
+    identity: crate::gate::Identity,
+    resource: String,
+    grant_id: String,
+    role: String,
+) -> String {
+    loop {
+        if changes.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let now = Arc::clone(&changes.borrow_and_update());
+        if let Err(e) =
+            crate::gate::Gate::still_allowed_by(&now, &identity, &resource, &grant_id, &role)
+        {
+            return format!("the broker's policy changed: {}", e.message);
+        }
+        if enforcement_of(&started, &role) != enforcement_of(&now, &role) {
+            return format!(
+                "the broker's policy changed: role '{role}' now has other guardrails or \
+                 masking; connect again to continue under them"
+            );
+        }
+    }
+}
+
+/// What a session of `role` was built from: its guardrails and masking, as configured.
+fn enforcement_of<'c>(
+    config: &'c Config,
+    role: &str,
+) -> Option<(
+    Option<&'c sluice_config::GuardrailsRef>,
+    Option<&'c sluice_config::GuardrailProfile>,
+    Option<&'c sluice_config::MaskingProfile>,
+)> {
+    let role = config.policy.role(role)?;
+    let guard_profile = match &role.guardrails {
+        Some(sluice_config::GuardrailsRef::Profile(name)) => config.policy.guardrail_profile(name),
+        _ => None,
+    };
+    let masking = role
+        .masking
+        .as_deref()
+        .and_then(|name| config.policy.masking_profile(name));
+    Some((role.guardrails.as_ref(), guard_profile, masking))
+}
+
+/// Resolves with the reason the first of the grant's lease, the broker's lease, the grant's
+/// end time and a policy change that no longer allows the session ends.
+async fn bound(
+    mut grant: Lease,
+    mut broker: Lease,
+    expires_at: u64,
+    policy: impl std::future::Future<Output = String>,
+) -> String {
     let end = UNIX_EPOCH + Duration::from_secs(expires_at);
     let left = end.duration_since(SystemTime::now()).unwrap_or_default();
     tokio::select! {
         reason = grant.revoked() => reason,
         reason = broker.revoked() => reason,
+        reason = policy => reason,
         () = tokio::time::sleep(left) => "the grant's time ran out".to_string(),
     }
 }

@@ -1,0 +1,207 @@
+//! Config reload: `sluiced reload` (SIGHUP) checks the file, applies resources and policy to a
+//! running broker, ends open sessions the new policy would not allow with a FATAL psql shows,
+//! and refuses a broken file while the broker keeps serving.
+
+use serde_json::Value;
+use sluice_tests::postgres::psql;
+use sluice_tests::util::wait_for;
+use sluice_tests::{Broker, BrokerBuilder, Cli, Connect, Postgres};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::Duration;
+
+fn setup() -> (Postgres, Broker, Cli) {
+    let pg = Postgres::start();
+    let broker = BrokerBuilder::new()
+        .postgres("pg", &pg)
+        .role("extra", "      max_ttl: 1h\n")
+        .role(
+            "write",
+            "      max_ttl: 1h\n      guardrails: guarded-write\n",
+        )
+        .rule_with(
+            "eng",
+            &[],
+            &["eng"],
+            &["pg"],
+            &["use", "extra", "write"],
+            "",
+        )
+        .start();
+    let cli = Cli::new(&broker);
+    cli.login(&broker.token("alice", &["eng"], "1h"));
+    (pg, broker, cli)
+}
+
+/// psql reading statements from a pipe, after one statement ran.
+struct OpenSession {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl OpenSession {
+    fn start(connect: &Connect) -> Self {
+        let mut child = Command::new(psql())
+            .args(["-X", "-A", "-t", "-d", &connect.uri()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn psql");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        writeln!(child.stdin.as_mut().expect("stdin"), "select 'open';").expect("write");
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read psql");
+        assert_eq!(line.trim(), "open");
+        Self { child, stdout }
+    }
+
+    /// One more statement, then psql's input ends; returns stdout and stderr.
+    fn finish(mut self, sql: &str) -> (String, String) {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = writeln!(stdin, "{sql}");
+        }
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut self.stdout, &mut out);
+        let done = self.child.wait_with_output().expect("psql exits");
+        (out, String::from_utf8_lossy(&done.stderr).to_string())
+    }
+}
+
+fn reload(broker: &Broker) -> Output {
+    broker.sluiced(&["reload"])
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The `end` of every session alice has, by role.
+fn ends(cli: &Cli) -> Vec<(String, String)> {
+    let out = cli.run(&["sessions", "list", "--output", "json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).expect("json");
+    list["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["role"].as_str().unwrap_or_default().to_owned(),
+                s["end"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_reload_that_takes_a_role_away_ends_its_open_session_with_a_readable_fatal() {
+    let (_pg, broker, cli) = setup();
+    let extra = cli.connect_with("pg", &["--role", "extra"]);
+    let kept = cli.connect_with("pg", &["--role", "use"]);
+    let doomed = OpenSession::start(&extra);
+    let untouched = OpenSession::start(&kept);
+    broker.edit_config(
+        "roles: [\"use\", \"extra\", \"write\"]",
+        "roles: [\"use\", \"write\"]",
+    );
+    let out = reload(&broker);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("reloaded"), "{}", text(&out));
+    wait_for("the extra session to end", Duration::from_secs(10), || {
+        ends(&cli)
+            .iter()
+            .any(|(role, end)| role == "extra" && end.contains("policy changed"))
+    });
+    let (_, err) = doomed.finish("select 'after';");
+    assert!(
+        err.contains("the broker's policy changed") && err.contains("role 'extra'"),
+        "psql did not say why: {err}"
+    );
+    let (out, err) = untouched.finish("select 'still here';");
+    assert!(out.contains("still here"), "{out}{err}");
+    // New tunnels follow the new policy too.
+    let refused = Command::new(psql())
+        .args(["-X", "-A", "-t", "-d", &extra.uri(), "-c", "select 1"])
+        .output()
+        .expect("psql");
+    assert!(!refused.status.success());
+    assert!(
+        broker.log().contains("config.reloaded.v1"),
+        "{}",
+        broker.log()
+    );
+}
+
+#[test]
+fn a_reload_that_changes_a_roles_guardrails_applies_to_open_and_new_sessions() {
+    let (pg, broker, cli) = setup();
+    let write = cli.connect_with("pg", &["--role", "write"]);
+    let open = OpenSession::start(&write);
+    broker.edit_config("guardrails: guarded-write", "guardrails: read-only");
+    let out = reload(&broker);
+    assert!(out.status.success(), "{}", text(&out));
+    let (_, err) = open.finish("update customers set name = 'x' where id = 1;");
+    assert!(err.contains("other guardrails or masking"), "{err}");
+    let again = Command::new(psql())
+        .args(["-X", "-A", "-t", "-d", &write.uri()])
+        .args(["-c", "update customers set name = 'x' where id = 1"])
+        .output()
+        .expect("psql");
+    assert!(text(&again).contains("read-only"), "{}", text(&again));
+    let name = pg.admin_sql(&pg.database, "select name from customers where id = 1");
+    assert_ne!(name.trim(), "x");
+}
+
+#[test]
+fn a_broken_config_is_refused_with_its_location_and_the_broker_keeps_serving() {
+    let (_pg, broker, cli) = setup();
+    let connect = cli.connect_with("pg", &["--role", "use"]);
+    let open = OpenSession::start(&connect);
+    broker.edit_config("max_ttl: 12h", "max_ttl: twelve hours");
+    let out = reload(&broker);
+    assert!(!out.status.success(), "{}", text(&out));
+    let config = broker.config().display().to_string();
+    assert!(
+        text(&out).contains(&format!("{config}:"))
+            && text(&out).contains("policy.roles.use.max_ttl"),
+        "{}",
+        text(&out)
+    );
+    // The same file sent by SIGHUP alone is refused by the broker and audited.
+    let status = Command::new("kill")
+        .args(["-HUP", &broker_pid(&broker)])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    wait_for("the refusal to be audited", Duration::from_secs(10), || {
+        broker.log().contains("config.reload_refused.v1")
+    });
+    let log = broker.log();
+    assert!(log.contains("policy.roles.use.max_ttl"), "{log}");
+    let (out, err) = open.finish("select 'still serving';");
+    assert!(out.contains("still serving"), "{out}{err}");
+    let fresh = Command::new(psql())
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-d",
+            &connect.uri(),
+            "-c",
+            "select 'new session'",
+        ])
+        .output()
+        .expect("psql");
+    assert!(text(&fresh).contains("new session"), "{}", text(&fresh));
+}
+
+fn broker_pid(broker: &Broker) -> String {
+    std::fs::read_to_string(broker.dir().join("sluiced.pid"))
+        .expect("the broker writes its pid file")
+        .trim()
+        .to_owned()
+}
