@@ -2,24 +2,45 @@
 //!
 //! ```text
 //! {"type":"header","v":1,"session":"ses_..","subject":"alice",...}
-//! {"t":12,"type":"statement","seq":1,"sql":"select 1","protocol":"simple","decision":{"outcome":"allowed"}}
-//! {"t":14,"type":"result","seq":1,"tag":"SELECT 1","rows":1,"duration_ms":2}
-//! {"t":9001,"type":"end","reason":"closed","bytes_up":120,"bytes_down":800,"statements":1}
+//! {"t":12,"n":1,"type":"statement","seq":1,"sql":"select 1","protocol":"simple","decision":{"outcome":"allowed"}}
+//! {"t":14,"n":2,"type":"result","seq":1,"tag":"SELECT 1","rows":1,"duration_ms":2}
+//! {"t":9001,"n":3,"type":"end","reason":"closed","bytes_up":120,"bytes_down":800,"statements":1}
 //! ```
 //!
-//! `t` is milliseconds since the session started. Values are recorded as the client received
-//! them, masked. Terminal sessions (the SSH engine, later) add `output`/`input`/`resize`
-//! events shaped like asciicast v2's `o`/`i`/`r`, so one replayer handles both. Readers skip
-//! event types they do not know, so the format can grow without a version bump; `v` changes
-//! only when an existing field changes meaning.
+//! # One envelope, one family per engine
+//!
+//! Every event line is an [`Event`]: the envelope (`t`, milliseconds since the session
+//! started; `n`, the event's number in the session) with a [`Body`] flattened into it. The body
+//! belongs to one family, and its `"type"` says which, because type names are unique across
+//! families:
+//!
+//! | family | Rust type | `"type"` values | written by |
+//! |---|---|---|---|
+//! | session | [`SessionEvent`] | `note`, `end` (the start is the [`Header`] line) | every session |
+//! | SQL | [`SqlEvent`] | `statement`, `result`, `error`, `rows` | the PostgreSQL engine |
+//! | terminal | [`TerminalEvent`] | `output`, `input`, `resize` | the SSH engine (later) |
+//! | HTTP | [`HttpEvent`] | `http_request`, `http_response` | the HTTP/Kubernetes engine (later) |
+//!
+//! The JSON stays flat (`{"t":..,"type":"statement",...}`), exactly as version 1 recordings
+//! were written before the families existed, so every recording ever written reads into these
+//! types unchanged. A `"type"` this build does not know reads as [`Body::Unknown`], so a newer
+//! broker can add event types without breaking older readers; `v` in the header changes only
+//! when an existing field changes meaning or disappears.
+//!
+//! Values are recorded as the client received them, masked. Terminal data is bytes, not text
+//! (a terminal stream may split a UTF-8 character or hold none at all); it is written as
+//! base64 and converted to text, lossily, only where a text format demands it (asciicast v2).
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
-/// The format version this build writes.
+/// The format version this build writes (and the only one there has been: every change so far
+/// added event types or optional fields, which version 1 readers skip or ignore).
 pub const FORMAT_VERSION: u32 = 1;
 
-/// The first line of a recording: who, what, where (with `"type":"header"`).
+/// The first line of a recording: who, what, where (with `"type":"header"`). It is the
+/// session's start event, kept apart from [`Event`] because it has no `t`: it anchors it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename = "header")]
 pub struct Header {
@@ -38,7 +59,7 @@ pub struct Header {
     pub ci: BTreeMap<String, String>,
     /// The resource.
     pub resource: String,
-    /// `postgres`, `tcp` (later `ssh`).
+    /// `postgres`, `tcp` (later `ssh`, `http`); says which families to expect.
     pub kind: String,
     /// The grant's role.
     pub role: String,
@@ -48,23 +69,101 @@ pub struct Header {
     pub client: String,
 }
 
-/// One thing that happened, `t` ms after the session started.
+/// The envelope: one thing that happened, `t` ms after the session started. The fields here
+/// mean the same for every family; the [`Body`] is flattened into the same JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Milliseconds since the session started.
     pub t: u64,
+    /// The event's number in the session, from 1, taken when the event was recorded. Numbers
+    /// are never reused, so a gap means events were recorded but not written (a `note` says
+    /// how many were dropped). Two pumps recording at the same instant may write their lines
+    /// in either order; `n` tells which was recorded first. `None` for events of recordings
+    /// written before events were numbered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u64>,
     /// What happened.
     #[serde(flatten)]
     pub body: Body,
 }
 
-/// What happened.
+/// What happened: an event of one family. Serialized as that family's internally tagged
+/// object (`"type"` plus the event's fields); see the [module documentation](self).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// About the session or its recording, whatever the engine.
+    Session(SessionEvent),
+    /// A SQL session (PostgreSQL engine).
+    Sql(SqlEvent),
+    /// A terminal session (SSH engine).
+    Terminal(TerminalEvent),
+    /// HTTP requests (HTTP and Kubernetes engines).
+    Http(HttpEvent),
+    /// An event type this build does not know (written by a newer broker). Readers skip it;
+    /// written back, it is `{"type":"unknown"}`.
+    Unknown,
+}
+
+impl From<SessionEvent> for Body {
+    fn from(event: SessionEvent) -> Self {
+        Self::Session(event)
+    }
+}
+
+impl From<SqlEvent> for Body {
+    fn from(event: SqlEvent) -> Self {
+        Self::Sql(event)
+    }
+}
+
+impl From<TerminalEvent> for Body {
+    fn from(event: TerminalEvent) -> Self {
+        Self::Terminal(event)
+    }
+}
+
+impl From<HttpEvent> for Body {
+    fn from(event: HttpEvent) -> Self {
+        Self::Http(event)
+    }
+}
+
+/// Session-level events, written for every kind of session. The session's start is the
+/// [`Header`] line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Body {
+pub enum SessionEvent {
+    /// Something about the recording itself ("3 events dropped").
+    Note {
+        /// What.
+        message: String,
+    },
+    /// The session ended: the last event of a session that ended normally.
+    End {
+        /// `closed`, `revoked: ...`, `error: ...`.
+        reason: String,
+        /// Bytes from the client.
+        bytes_up: u64,
+        /// Bytes to the client.
+        bytes_down: u64,
+        /// SQL texts sent; 0 for sessions that are not SQL. Always written: readers of the
+        /// first version of the format require it.
+        statements: u64,
+    },
+}
+
+impl SessionEvent {
+    /// The `"type"` values of this family.
+    const TYPES: &'static [&'static str] = &["note", "end"];
+}
+
+/// What a SQL client sent and what it got back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SqlEvent {
     /// A SQL text the client sent, and what the broker decided.
     Statement {
-        /// Numbered from 1 in the session.
+        /// Numbered from 1 in the session; the answers below name it.
         seq: u64,
         /// The text (literals masked by the role's detectors).
         sql: String,
@@ -109,49 +208,135 @@ pub enum Body {
         /// More rows came than were kept.
         truncated: bool,
     },
-    /// Terminal output (reserved for the SSH engine; asciicast v2 `o`).
+}
+
+impl SqlEvent {
+    /// The `"type"` values of this family.
+    const TYPES: &'static [&'static str] = &["statement", "result", "error", "rows"];
+}
+
+/// A terminal's byte streams, shaped like asciicast v2's event stream so that a recording
+/// converts to a `.cast` file line by line. Reserved for the SSH engine: nothing emits these
+/// yet. Data is the bytes as the client's terminal received or sent them, written as base64
+/// because a chunk of terminal output need not be valid UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TerminalEvent {
+    /// Bytes the target sent to the client's terminal (asciicast `"o"`).
     Output {
-        /// The bytes, as UTF-8 text.
-        data: String,
+        /// The bytes, base64 in JSON.
+        #[serde(with = "base64_bytes")]
+        data: Vec<u8>,
     },
-    /// Terminal input (reserved; asciicast v2 `i`).
+    /// Bytes the client typed (asciicast `"i"`). Off by default when the SSH engine arrives:
+    /// keystrokes include passwords typed at prompts, so recording them is a role's choice.
     Input {
-        /// The bytes, as UTF-8 text.
-        data: String,
+        /// The bytes, base64 in JSON.
+        #[serde(with = "base64_bytes")]
+        data: Vec<u8>,
     },
-    /// Terminal size (reserved; asciicast v2 `r`).
+    /// The client's terminal size, at the start and after every change (asciicast `"r"`).
     Resize {
         /// Columns.
         cols: u16,
         /// Rows.
         rows: u16,
     },
-    /// Something about the recording itself ("3 events dropped").
-    Note {
-        /// What.
-        message: String,
-    },
-    /// The session ended.
-    End {
-        /// `closed`, `revoked: ...`, `error: ...`.
-        reason: String,
-        /// Bytes from the client.
-        bytes_up: u64,
-        /// Bytes to the client.
-        bytes_down: u64,
-        /// SQL texts sent.
-        statements: u64,
-    },
-    /// An event type this build does not know (written by a newer broker).
-    #[serde(other)]
-    Unknown,
 }
 
-/// How a statement was decided.
+impl TerminalEvent {
+    /// The `"type"` values of this family.
+    const TYPES: &'static [&'static str] = &["output", "input", "resize"];
+}
+
+/// HTTP requests through the broker and their responses, for the HTTP and Kubernetes engines.
+/// Reserved: nothing emits these yet. `seq` pairs a response with its request, as it pairs SQL
+/// answers with their statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HttpEvent {
+    /// A request the client sent, and what the broker decided.
+    HttpRequest {
+        /// Numbered from 1 in the session.
+        seq: u64,
+        /// `GET`, `POST`, ...
+        method: String,
+        /// The path, without the query.
+        path: String,
+        /// The query string without its `?` (masked by the role's detectors); empty when there
+        /// was none.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        query: String,
+        /// The decision; a refused request has no response event.
+        decision: Decision,
+    },
+    /// The response the client received.
+    HttpResponse {
+        /// The request it answers.
+        seq: u64,
+        /// The HTTP status code.
+        status: u16,
+        /// Bytes of the response body the client received.
+        bytes: u64,
+        /// Since the request.
+        duration_ms: u64,
+    },
+}
+
+impl HttpEvent {
+    /// The `"type"` values of this family.
+    const TYPES: &'static [&'static str] = &["http_request", "http_response"];
+}
+
+impl Serialize for Body {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// `{"type":"unknown"}`.
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        enum Placeholder {
+            Unknown,
+        }
+        match self {
+            Self::Session(event) => event.serialize(serializer),
+            Self::Sql(event) => event.serialize(serializer),
+            Self::Terminal(event) => event.serialize(serializer),
+            Self::Http(event) => event.serialize(serializer),
+            Self::Unknown => Placeholder::Unknown.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Body {
+    /// Reads the `"type"` first and hands the object to the family that owns it; a type no
+    /// family owns is [`Body::Unknown`]. A known type with missing or malformed fields is an
+    /// error, not `Unknown`: that line is damaged, not from the future.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let object = serde_json::Value::deserialize(deserializer)?;
+        let kind = match object.get("type") {
+            Some(serde_json::Value::String(kind)) => kind.as_str(),
+            Some(_) => return Err(D::Error::custom("`type` is not a string")),
+            None => return Err(D::Error::missing_field("type")),
+        };
+        let body = if SqlEvent::TYPES.contains(&kind) {
+            serde_json::from_value(object).map(Self::Sql)
+        } else if SessionEvent::TYPES.contains(&kind) {
+            serde_json::from_value(object).map(Self::Session)
+        } else if TerminalEvent::TYPES.contains(&kind) {
+            serde_json::from_value(object).map(Self::Terminal)
+        } else if HttpEvent::TYPES.contains(&kind) {
+            serde_json::from_value(object).map(Self::Http)
+        } else {
+            return Ok(Self::Unknown);
+        };
+        body.map_err(D::Error::custom)
+    }
+}
+
+/// How a statement or an HTTP request was decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Decision {
-    /// Sent to the database.
+    /// Sent to the target.
     Allowed,
     /// Refused.
     Blocked {
@@ -200,39 +385,48 @@ impl Decision {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Terminal events as [asciicast v2] event lines (`[seconds, "o", "text"]`), for a `.cast`
+/// file whose header the caller writes. Output becomes `"o"`, input `"i"`, resize `"r"`
+/// (`"COLSxROWS"`); other events have no asciicast form and are left out.
+///
+/// asciicast holds text, so this is the one place terminal bytes become text: each chunk is
+/// decoded as UTF-8 with invalid sequences replaced by U+FFFD (a character split between two
+/// chunks shows as replacement characters).
+///
+/// [asciicast v2]: https://docs.asciinema.org/manual/asciicast/v2/
+pub fn asciicast_event(event: &Event) -> Option<String> {
+    let Body::Terminal(terminal) = &event.body else {
+        return None;
+    };
+    let (code, data) = match terminal {
+        TerminalEvent::Output { data } => ("o", String::from_utf8_lossy(data).into_owned()),
+        TerminalEvent::Input { data } => ("i", String::from_utf8_lossy(data).into_owned()),
+        TerminalEvent::Resize { cols, rows } => ("r", format!("{cols}x{rows}")),
+    };
+    let seconds = serde_json::Number::from_f64(event.t as f64 / 1000.0)
+        .map_or(serde_json::Value::from(0), serde_json::Value::Number);
+    serde_json::to_string(&(seconds, code, data)).ok()
+}
 
-    #[test]
-    fn events_round_trip_and_unknown_types_are_skipped() {
-        let event = Event {
-            t: 12,
-            body: Body::Statement {
-                seq: 1,
-                sql: "select 1".into(),
-                protocol: "simple".into(),
-                decision: Decision::Blocked {
-                    rule: "no-ddl".into(),
-                    message: "no".into(),
-                },
-            },
-        };
-        let line = serde_json::to_string(&event).unwrap_or_default();
-        assert!(line.contains(r#""type":"statement""#), "{line}");
-        assert!(line.contains(r#""outcome":"blocked""#), "{line}");
-        let back: Event = serde_json::from_str(&line).unwrap_or(Event {
-            t: 0,
-            body: Body::Unknown,
-        });
-        assert_eq!(back, event);
-        let future: Event =
-            serde_json::from_str(r#"{"t":5,"type":"hologram","x":1}"#).unwrap_or(Event {
-                t: 0,
-                body: Body::Note {
-                    message: "did not parse".into(),
-                },
-            });
-        assert_eq!(future.body, Body::Unknown);
+/// Serde for terminal data: bytes as standard base64 text.
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,9 @@
 //! Session recordings for the Sluice broker: what happened in a session, written off the hot
 //! path, readable after a crash.
 //!
-//! - [`event`]: the format, JSON Lines with a [`Header`] line then [`Event`] lines.
+//! - [`event`]: the format, JSON Lines with a [`Header`] line then [`Event`] lines: one
+//!   envelope (`t`, `n`) around a [`Body`] of one family ([`SessionEvent`], [`SqlEvent`],
+//!   [`TerminalEvent`], [`HttpEvent`]).
 //! - [`Recorder`] / [`SessionRecording`] ([`recorder`]): what engines use. Recording an event
 //!   never waits; a background writer batches events per session, compresses each batch into
 //!   one gzip member and appends it to a [`Sink`] from a blocking thread, at least every
@@ -17,7 +19,8 @@
 //!       └──────── failed() watch ◀────────────────┘ (write errors, drops)
 //! ```
 //!
-//! Protocol engines depend on this crate for [`SessionRecording`] and [`Body`] only; where
+//! Protocol engines depend on this crate for [`SessionRecording`] and their family's event
+//! type only; where
 //! recordings are stored is wired by `sluiced`.
 
 pub mod event;
@@ -28,7 +31,9 @@ pub mod retention;
 pub mod sink;
 mod writer;
 
-pub use event::{Body, Decision, Event, FORMAT_VERSION, Header};
+pub use event::{
+    Body, Decision, Event, FORMAT_VERSION, Header, HttpEvent, SessionEvent, SqlEvent, TerminalEvent,
+};
 pub use local_dir::LocalDir;
 pub use read::{Recording, parse};
 pub use recorder::{Options, RecordError, Recorder, SessionRecording};

@@ -6,6 +6,7 @@
 //! returns a [`SessionRecording`]. The engine's pump tasks call [`SessionRecording::record`],
 //! which only stamps the time and tries to put the event in a bounded queue: it never waits and
 //! never takes a lock. The writer batches, compresses and appends off the runtime threads.
+//! `record` also stamps the event's envelope: `t` and its number `n` in the session.
 //!
 //! Failures flow back through [`SessionRecording::failed`], a watch that becomes
 //! `Some(reason)` when a write for the session failed or events had to be dropped; the broker
@@ -15,7 +16,7 @@
 //! keeps at most [`Options::max_pending_bytes`] of unwritten lines (retained across failed
 //! writes for the retry), and all sessions together at most
 //! [`Options::max_total_pending_bytes`]. Beyond those, events are dropped and counted, and the
-//! count is written into the recording as a [`Body::Note`].
+//! count is written into the recording as a [`SessionEvent::Note`].
 
 use std::fmt;
 use std::io;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::event::{Body, Event, Header, write_line};
+use crate::event::{Body, Event, Header, SessionEvent, write_line};
 use crate::sink::{InvalidSessionId, Sink, validate_session_id};
 use crate::writer::{self, Control, Queued};
 
@@ -180,6 +181,7 @@ impl Recorder {
             session: header.session,
             started_at_ms,
             start,
+            next_number: AtomicU64::new(1),
             failed,
             dropped: AtomicU64::new(0),
             enqueued: AtomicU64::new(0),
@@ -206,8 +208,9 @@ impl Recorder {
     }
 
     /// Writes everything pending (retrying failed sessions once more), stops the writer and
-    /// waits for it. Sessions still open get a [`Body::Note`] saying the recorder stopped, and
-    /// their later events are dropped (their [`SessionRecording::failed`] says so).
+    /// waits for it. Sessions still open get a [`SessionEvent::Note`] saying the recorder
+    /// stopped, and their later events are dropped (their [`SessionRecording::failed`] says
+    /// so).
     ///
     /// Waits for writes in progress: if the sink hangs, so does this; put a deadline around it.
     pub async fn shutdown(self) {
@@ -229,6 +232,9 @@ pub(crate) struct Shared {
     pub(crate) started_at_ms: u64,
     /// `t = 0`.
     pub(crate) start: Instant,
+    /// The envelope number `n` of the session's next event. Taken when an event is recorded,
+    /// before it may be dropped, so a dropped event leaves a gap.
+    pub(crate) next_number: AtomicU64,
     /// The health watch; the first failure's reason stays.
     pub(crate) failed: watch::Sender<Option<String>>,
     /// Events [`SessionRecording::record`] dropped because the queue was full; the writer takes
@@ -250,6 +256,15 @@ impl Shared {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// The envelope of an event recorded now: its time and its number.
+    fn stamp(&self, body: Body) -> Event {
+        Event {
+            t: self.now(),
+            n: Some(self.next_number.fetch_add(1, Ordering::Relaxed)),
+            body,
+        }
+    }
+
     /// Reports a failure on the health watch, unless one was reported already.
     pub(crate) fn fail(&self, reason: impl FnOnce() -> String) {
         self.failed.send_if_modified(|current| {
@@ -266,7 +281,7 @@ impl Shared {
 /// target-to-client pumps each hold one.
 ///
 /// Dropping the last clone without [`SessionRecording::finish`] closes the recording with a
-/// [`Body::Note`] instead of an [`Body::End`].
+/// [`SessionEvent::Note`] instead of a [`SessionEvent::End`].
 #[derive(Clone)]
 pub struct SessionRecording {
     /// Shared by the clones; its drop closes the recording.
@@ -299,20 +314,19 @@ impl SessionRecording {
         &self.inner.shared.session
     }
 
-    /// Records an event, stamped with the time since the session started. Never waits.
+    /// Records an event of any family (`SqlEvent`, `TerminalEvent`, ... or a [`Body`]),
+    /// stamped with the time since the session started and the next event number. Never
+    /// waits.
     ///
     /// If the queue is full the event is dropped and counted; the writer then writes a
-    /// [`Body::Note`] with the count and reports the loss on [`SessionRecording::failed`].
+    /// note with the count and reports the loss on [`SessionRecording::failed`].
     /// Events recorded after [`SessionRecording::finish`] are ignored.
-    pub fn record(&self, body: Body) {
+    pub fn record(&self, body: impl Into<Body>) {
         let shared = &self.inner.shared;
         if shared.finished.load(Ordering::Acquire) {
             return;
         }
-        let event = Event {
-            t: shared.now(),
-            body,
-        };
+        let event = shared.stamp(body.into());
         let queued = Queued {
             session: shared.clone(),
             event,
@@ -339,11 +353,11 @@ impl SessionRecording {
         self.inner.shared.failed.subscribe()
     }
 
-    /// Records `end` (normally a [`Body::End`]) as the last event and closes the recording:
-    /// the writer writes it, with everything recorded before, at once. Later calls of
-    /// `record` and `finish` are ignored.
-    pub fn finish(&self, end: Body) {
-        self.inner.close(end);
+    /// Records `end` (normally a `SessionEvent::End`) as the last event and closes the
+    /// recording: the writer writes it, with everything recorded before, at once. Later calls
+    /// of `record` and `finish` are ignored.
+    pub fn finish(&self, end: impl Into<Body>) {
+        self.inner.close(end.into());
     }
 }
 
@@ -354,10 +368,7 @@ impl Handle {
         if shared.finished.swap(true, Ordering::AcqRel) {
             return;
         }
-        let event = Event {
-            t: shared.now(),
-            body: last,
-        };
+        let event = shared.stamp(last);
         let request = Control::Finish {
             session: shared.clone(),
             expected: shared.enqueued.load(Ordering::Acquire),
@@ -373,8 +384,8 @@ impl Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.close(Body::Note {
+        self.close(Body::Session(SessionEvent::Note {
             message: "the recording was closed without an end event".into(),
-        });
+        }));
     }
 }

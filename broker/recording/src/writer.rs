@@ -15,8 +15,8 @@
 //!   exempt (one per session, one per write), so a session can always be closed; they are
 //!   written at the end of a chunk, the final event last;
 //! - drops are reported (health watch) as soon as the writer sees them, and written as a
-//!   [`Body::Note`] at the end of the next chunk; the count is cleared only when that chunk is
-//!   durable.
+//!   [`SessionEvent::Note`] at the end of the next chunk; the count is cleared only when that
+//!   chunk is durable.
 //!
 //! A session is forgotten once its final event is durable. Sessions whose storage keeps failing
 //! stay (bounded by the caps) until it works again or the recorder shuts down.
@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{self, MissedTickBehavior};
 
-use crate::event::{Body, Event, write_line};
+use crate::event::{Event, SessionEvent, write_line};
 use crate::recorder::{Options, Shared};
 use crate::sink::Sink;
 
@@ -91,6 +91,16 @@ pub(crate) fn write_chunk(
         sink.append(session, started_at_ms, &chunk)
     }))
     .unwrap_or_else(|_| Err(io::Error::other("the storage sink panicked")))
+}
+
+/// A note the writer adds about the recording itself. It has no number (`n`): numbers count
+/// the events the session recorded, so that a gap shows recorded events that were not written.
+fn writer_note(session: &Shared, message: String) -> Event {
+    Event {
+        t: session.now(),
+        n: None,
+        body: SessionEvent::Note { message }.into(),
+    }
 }
 
 /// The writer task. See the [module documentation](self).
@@ -384,12 +394,7 @@ impl Writer {
         let note_at = batch.len();
         let noted = state.dropped;
         if noted > 0 {
-            let note = Event {
-                t: state.shared.now(),
-                body: Body::Note {
-                    message: format!("{noted} events dropped"),
-                },
-            };
+            let note = writer_note(&state.shared, format!("{noted} events dropped"));
             // Exempt from the caps, like the final event: at most one per write.
             let _ = write_line(&mut batch, &note);
         }
@@ -482,12 +487,10 @@ impl Writer {
                 state.close_with(&event);
                 continue;
             }
-            let note = Event {
-                t: state.shared.now(),
-                body: Body::Note {
-                    message: "the recorder stopped before the session ended".into(),
-                },
-            };
+            let note = writer_note(
+                &state.shared,
+                "the recorder stopped before the session ended".into(),
+            );
             let before = state.pending.len();
             if write_line(&mut state.pending, &note).is_ok() {
                 self.total += state.pending.len() - before;

@@ -13,7 +13,7 @@ use sluice_recording::read::load;
 use sluice_recording::retention::{now_ms, sweep};
 use sluice_recording::{
     Body, Decision, FORMAT_VERSION, Header, LocalDir, Options, RecordError, Recorder, Recording,
-    Sink, parse,
+    SessionEvent, Sink, SqlEvent, parse,
 };
 
 /// Only guards against a hung test; no assertion is about how long anything takes.
@@ -46,21 +46,37 @@ fn header_at(session: &str, started_at_ms: u64) -> Header {
 }
 
 fn statement(seq: u64) -> Body {
-    Body::Statement {
+    SqlEvent::Statement {
         seq,
         sql: format!("select * from orders where id = {seq}"),
         protocol: "simple".into(),
         decision: Decision::Allowed,
     }
+    .into()
 }
 
 fn end(statements: u64) -> Body {
-    Body::End {
+    SessionEvent::End {
         reason: "client closed".into(),
         bytes_up: 100,
         bytes_down: 2000,
         statements,
     }
+    .into()
+}
+
+/// The event numbers (`n`) the session recorded but the recording lacks, up to the highest.
+fn missing_numbers(recording: &Recording) -> u64 {
+    let numbers: Vec<u64> = recording
+        .events
+        .iter()
+        .filter_map(|event| event.n)
+        .collect();
+    assert!(
+        numbers.windows(2).all(|pair| pair[0] != pair[1]),
+        "numbers are not reused"
+    );
+    numbers.iter().max().copied().unwrap_or(0) - numbers.len() as u64
 }
 
 fn bodies(recording: &Recording) -> Vec<Body> {
@@ -146,19 +162,21 @@ async fn round_trip_through_a_local_directory() {
     assert_eq!(session.session(), "s-1");
     let recorded = vec![
         statement(1),
-        Body::Rows {
+        SqlEvent::Rows {
             seq: 1,
             columns: vec!["id".into(), "email".into()],
             rows: vec![vec![Some("1".into()), None]],
             truncated: true,
-        },
-        Body::Result {
+        }
+        .into(),
+        SqlEvent::Result {
             seq: 1,
             tag: "SELECT 3".into(),
             rows: Some(3),
             duration_ms: 2,
-        },
-        Body::Statement {
+        }
+        .into(),
+        SqlEvent::Statement {
             seq: 2,
             sql: "drop table orders".into(),
             protocol: "extended".into(),
@@ -166,13 +184,15 @@ async fn round_trip_through_a_local_directory() {
                 rule: "no-ddl".into(),
                 message: "DDL is not allowed".into(),
             },
-        },
-        Body::Error {
+        }
+        .into(),
+        SqlEvent::Error {
             seq: Some(2),
             code: "42501".into(),
             message: "blocked by policy".into(),
             duration_ms: None,
-        },
+        }
+        .into(),
     ];
     for body in recorded.clone() {
         session.record(body);
@@ -198,6 +218,12 @@ async fn round_trip_through_a_local_directory() {
             .events
             .windows(2)
             .all(|pair| pair[0].t <= pair[1].t)
+    );
+    let numbers: Vec<Option<u64>> = recording.events.iter().map(|event| event.n).collect();
+    assert_eq!(
+        numbers,
+        (1..=6).map(Some).collect::<Vec<_>>(),
+        "numbered in order"
     );
     assert_eq!(recording.truncated, None);
     assert!(recording.damage.is_empty(), "{:?}", recording.damage);
@@ -232,7 +258,7 @@ async fn two_pumps_share_a_session() {
         .events
         .iter()
         .filter_map(|event| match event.body {
-            Body::Statement { seq, .. } => Some(seq),
+            Body::Sql(SqlEvent::Statement { seq, .. }) => Some(seq),
             _ => None,
         })
         .collect();
@@ -317,7 +343,7 @@ async fn a_crash_mid_write_keeps_the_complete_chunks() {
     let path = sink.find("crash").expect("finds").expect("exists");
     let before = std::fs::metadata(&path).expect("stat").len();
     // One event is always one chunk of its own here (nothing else is pending).
-    let big = Body::Statement {
+    let big = SqlEvent::Statement {
         seq: 4,
         sql: format!("select '{}'", "x".repeat(5000)),
         protocol: "simple".into(),
@@ -466,18 +492,25 @@ async fn full_queue_drops_are_counted_and_noted_once_the_sink_works() {
     let kept = recording
         .events
         .iter()
-        .filter(|event| matches!(event.body, Body::Statement { .. }))
+        .filter(|event| matches!(event.body, Body::Sql(SqlEvent::Statement { .. })))
         .count() as u64;
     let noted: u64 = recording
         .events
         .iter()
         .filter_map(|event| match &event.body {
-            Body::Note { message } => message.strip_suffix(" events dropped")?.parse::<u64>().ok(),
+            Body::Session(SessionEvent::Note { message }) => {
+                message.strip_suffix(" events dropped")?.parse::<u64>().ok()
+            }
             _ => None,
         })
         .sum();
     assert!(kept <= 4, "{kept}");
     assert_eq!(kept + noted, 100, "every dropped event is accounted for");
+    assert_eq!(
+        missing_numbers(&recording),
+        noted,
+        "each dropped event left a gap in the numbers"
+    );
     assert_eq!(
         recording.events.last().map(|event| &event.body),
         Some(&end(100))
@@ -514,7 +547,7 @@ async fn a_session_that_outruns_the_disk_is_capped() {
         .events
         .iter()
         .filter_map(|event| match event.body {
-            Body::Statement { seq, .. } => Some(seq),
+            Body::Sql(SqlEvent::Statement { seq, .. }) => Some(seq),
             _ => None,
         })
         .collect();
@@ -522,12 +555,15 @@ async fn a_session_that_outruns_the_disk_is_capped() {
         .events
         .iter()
         .filter_map(|event| match &event.body {
-            Body::Note { message } => message.strip_suffix(" events dropped")?.parse::<u64>().ok(),
+            Body::Session(SessionEvent::Note { message }) => {
+                message.strip_suffix(" events dropped")?.parse::<u64>().ok()
+            }
             _ => None,
         })
         .sum();
     assert!(kept.len() < 500 && !kept.is_empty(), "{}", kept.len());
     assert_eq!(kept.len() as u64 + noted, 500);
+    assert_eq!(missing_numbers(&recording), noted);
     assert!(
         kept.windows(2).all(|pair| pair[0] < pair[1]),
         "kept events stay in order"
@@ -556,9 +592,10 @@ async fn dropping_the_last_handle_closes_the_recording() {
         vec![
             statement(1),
             statement(2),
-            Body::Note {
+            SessionEvent::Note {
                 message: "the recording was closed without an end event".into()
             }
+            .into()
         ]
     );
 }
@@ -583,9 +620,10 @@ async fn after_shutdown_nothing_is_accepted_and_sessions_say_so() {
         bodies(&recording),
         vec![
             statement(1),
-            Body::Note {
+            SessionEvent::Note {
                 message: "the recorder stopped before the session ended".into()
             }
+            .into()
         ]
     );
 }

@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sluice_engine::LeaseHandle;
-use sluice_engine_postgres::CancelRegistry;
 use sluice_shared::api::{
     AuthConfig, ExchangeRequest, ExchangeResponse, Health, ResourceCheck, ResourceList,
     VersionInfo, WhoAmI,
@@ -25,14 +24,13 @@ use std::sync::Arc;
 pub struct AppState {
     /// Token and policy checks.
     pub gate: Gate,
-    /// Maps the broker's PostgreSQL cancel keys to the real ones.
-    pub cancels: CancelRegistry,
     /// Ended when the broker shuts down; every tunnel's lease derives from it.
     pub shutdown: Arc<LeaseHandle>,
     /// Open tunnels, bounded by `limits.max_tunnels`.
     pub tunnels: Arc<tunnel::TunnelSlots>,
     /// Target TLS roots and other per-resource material loaded at start-up.
-    pub targets: tokio::sync::watch::Receiver<Arc<tunnel::Targets>>,
+    /// The protocol engines, by resource kind.
+    pub engines: Arc<crate::engines::Registry>,
     /// Verifies OIDC and workload tokens and mints session tokens.
     pub exchanger: Arc<Exchanger>,
     /// Session tokens revoked by logout.
@@ -41,8 +39,6 @@ pub struct AppState {
     pub grants: Arc<Grants>,
     /// Statements held for approval in live sessions.
     pub holds: Arc<crate::holds::Holds>,
-    /// Each role's guard, masking and approvals, for sessions.
-    pub enforcer: tokio::sync::watch::Receiver<Arc<crate::enforce::Enforcer>>,
     /// The audit trail, for auditors.
     pub audit: Arc<crate::audit_api::AuditAccess>,
     /// Session recordings and the session index.
@@ -173,10 +169,10 @@ async fn check_resource(
     Ok(Json(ResourceCheck {
         name: resource.name.clone(),
         kind: resource.kind(),
-        database: match &resource.spec {
-            sluice_config::ResourceSpec::Postgres(pg) => Some(pg.database.clone()),
-            sluice_config::ResourceSpec::Tcp(_) => None,
-        },
+        database: app
+            .engines
+            .get(resource.kind_ref())
+            .and_then(|engine| engine.database(&resource)),
         subject: identity.subject,
     }))
 }

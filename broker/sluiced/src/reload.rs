@@ -9,8 +9,8 @@
 //! are noted as waiting for a restart.
 
 use crate::enforce::Enforcer;
+use crate::engines::Targets;
 use crate::holds::Holds;
-use crate::tunnel::Targets;
 use serde::{Deserialize, Serialize};
 use sluice_config::Config;
 use std::path::{Path, PathBuf};

@@ -6,12 +6,10 @@ use crate::gate::Gate;
 use crate::live::LiveConfig;
 use crate::sessions::Sessions;
 use crate::tokens::{Revocations, TokenService, now_secs};
-use crate::tunnel::Targets;
 use anyhow::{Context, Result, bail};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sluice_config::Config;
 use sluice_engine::LeaseHandle;
-use sluice_engine_postgres::CancelRegistry;
 use sluice_recording::{LocalDir, Options as RecorderOptions, Recorder, Sink};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +43,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     let tls = crate::tls::server_config(&config.tls.cert.value, &config.tls.key.value)?;
     let tokens = Arc::new(TokenService::load(&config.tokens.signing_key.value)?);
     let exchanger = Arc::new(crate::login::Exchanger::new(&config, tokens.clone())?);
-    let targets = Arc::new(Targets::load(&config)?);
+    let targets = Arc::new(crate::engines::Targets::load(&config)?);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -110,16 +108,17 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
         warn!(file = %pid_file.display(), error = %e, "cannot write the pid file; `sluiced reload` will not find this broker (send SIGHUP instead)");
     }
+    let engines = Arc::new(crate::engines::Registry::new(
+        crate::engines::PostgresEngine::new(enforcer, targets),
+    ));
     let state = AppState {
         gate: Gate::new(live, tokens, revocations.clone(), grants.clone()),
         holds: holds.clone(),
-        enforcer,
+        engines,
         audit,
         grants,
-        cancels: CancelRegistry::default(),
         shutdown: Arc::new(LeaseHandle::new()),
         tunnels: Arc::new(crate::tunnel::TunnelSlots::new(config.limits.max_tunnels)),
-        targets,
         exchanger,
         revocations,
         sessions,

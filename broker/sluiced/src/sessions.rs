@@ -6,7 +6,7 @@ use crate::tokens::now_secs;
 use sluice_config::RecordMode;
 use sluice_engine_postgres::hooks::{Decided, Journal, Masker};
 use sluice_recording::{Recorder, Recording, SessionRecording, Sink};
-use sluice_shared::recording::{Body, Decision, FORMAT_VERSION, Header};
+use sluice_shared::recording::{Decision, FORMAT_VERSION, Header, SessionEvent, SqlEvent};
 use sluice_shared::sessions::SessionInfo;
 use sluice_store::{SessionEnd, Store};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -116,7 +116,8 @@ impl Sessions {
         }
     }
 
-    /// Opens the record of a session about to start. `Err` when its role requires a recording
+    /// Opens the record of a session about to start, with a statement journal when the engine
+    /// carries SQL (`statements`). `Err` when its role requires a recording
     /// that cannot be written: the tunnel must be refused.
     pub async fn start(
         &self,
@@ -124,6 +125,7 @@ impl Sessions {
         mode: RecordMode,
         rows: u32,
         masker: Option<Arc<dyn Masker>>,
+        statements: bool,
     ) -> Result<SessionLog, RecordingRequired> {
         let millis = sluice_recording::retention::now_ms();
         info.started_at = millis / 1000;
@@ -174,7 +176,8 @@ impl Sessions {
             subject = %info.subject, auth = %info.auth_method, resource = %info.resource,
             kind = %info.kind, role = %info.role, grant = %info.grant, client = %info.client,
             recording = %info.recording);
-        let journal = (info.kind == "postgres").then(|| {
+        // Engines that carry SQL record each statement through the journal.
+        let journal = statements.then(|| {
             recording.as_ref().map(|recording| {
                 Arc::new(StatementJournal {
                     recording: recording.clone(),
@@ -239,7 +242,7 @@ impl SessionLog {
         let recording_state = match (&self.recording, &self.failure) {
             (Some(recording), _) => {
                 let failed = recording.failed().borrow().clone();
-                recording.finish(Body::End {
+                recording.finish(SessionEvent::End {
                     reason: end.to_owned(),
                     bytes_up,
                     bytes_down,
@@ -329,7 +332,7 @@ impl StatementJournal {
         if state.rows.is_empty() && !state.rows_truncated {
             return;
         }
-        self.recording.record(Body::Rows {
+        self.recording.record(SqlEvent::Rows {
             seq: state.seq,
             columns: state.columns.clone(),
             rows: std::mem::take(&mut state.rows),
@@ -374,7 +377,7 @@ impl Journal for StatementJournal {
         state.seq += 1;
         state.statements += 1;
         Self::lap(&mut state);
-        self.recording.record(Body::Statement {
+        self.recording.record(SqlEvent::Statement {
             seq: state.seq,
             sql,
             protocol: if extended { "extended" } else { "simple" }.into(),
@@ -386,7 +389,7 @@ impl Journal for StatementJournal {
         let mut state = self.lock();
         self.take_rows(&mut state);
         let duration_ms = Self::lap(&mut state);
-        self.recording.record(Body::Result {
+        self.recording.record(SqlEvent::Result {
             seq: state.seq,
             tag: tag.to_owned(),
             rows: tag.rsplit(' ').next().and_then(|n| n.parse().ok()),
@@ -399,7 +402,7 @@ impl Journal for StatementJournal {
         let mut state = self.lock();
         self.take_rows(&mut state);
         let duration_ms = Self::lap(&mut state);
-        self.recording.record(Body::Error {
+        self.recording.record(SqlEvent::Error {
             seq: (state.seq > 0).then_some(state.seq),
             code: code.to_owned(),
             message,

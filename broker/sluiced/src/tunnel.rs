@@ -2,65 +2,23 @@
 //! resource's protocol engine, and log how the session ended.
 
 use crate::api::{AppState, Failure};
+use crate::engines::{Session, Tunnel};
 use crate::gate::Authorized;
 use crate::sessions::SessionLog;
-use anyhow::{Context, Result};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
-use sluice_config::{Config, ResourceSpec, TlsMode};
+use sluice_config::Config;
 use sluice_engine::{Lease, LeaseHandle, RelayEnd, RelayOutcome};
 use sluice_engine_postgres::hooks::Masker;
-use sluice_engine_postgres::{
-    SessionKind, SessionParams, SessionStart, SessionSummary, StartFuture, Started, Target,
-    TargetTls,
-};
-use sluice_shared::grants::Requester;
 use sluice_shared::sessions::SessionInfo;
-use sluice_shared::tunnel::{CLIENT_ADDR_HEADER, PROTOCOL, RESOURCE_HEADER, SECRET_HEADER};
-use sluice_shared::{ApiError, ErrorCode, Secret};
-use std::collections::HashMap;
+use sluice_shared::tunnel::{CLIENT_ADDR_HEADER, PROTOCOL, RESOURCE_HEADER};
+use sluice_shared::{ApiError, ErrorCode};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{Instrument, info, warn};
-
-/// The shortest one-time secret the broker accepts: the CLI sends 43 characters (256 bits).
-const MIN_SECRET_LEN: usize = 32;
-
-/// Per-resource material loaded once at start-up (TLS roots for targets).
-#[derive(Debug, Default)]
-pub struct Targets {
-    tls: HashMap<String, TargetTls>,
-}
-
-impl Targets {
-    /// Loads the target TLS settings of every postgres resource.
-    pub fn load(config: &Config) -> Result<Self> {
-        let mut tls = HashMap::new();
-        for resource in &config.resources {
-            if let ResourceSpec::Postgres(pg) = &resource.spec {
-                let roots = match &pg.tls.ca {
-                    Some(ca) => Some(crate::tls::root_store(&ca.value).with_context(|| {
-                        format!("{}: resources.{}.tls.ca", ca.location, resource.name)
-                    })?),
-                    None => None,
-                };
-                let setting = match pg.tls.mode {
-                    TlsMode::Disable => TargetTls::Disable,
-                    TlsMode::Require => TargetTls::Require { roots },
-                    TlsMode::VerifyFull => TargetTls::VerifyFull {
-                        roots: roots.context("tls.mode verify-full needs tls.ca")?,
-                        server_name: pg.server_name().to_string(),
-                    },
-                };
-                tls.insert(resource.name.clone(), setting);
-            }
-        }
-        Ok(Self { tls })
-    }
-}
 
 /// The open tunnels: at most `max` at once, each holding a slot until its session has written
 /// its end; shutdown waits for every slot to come back.
@@ -163,7 +121,7 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         end: None,
         recording: String::new(),
     };
-    let mut opener = SessionOpener {
+    let opener = SessionOpener {
         app: app.clone(),
         info: Some(info),
         record: role.map(|r| r.record).unwrap_or_default(),
@@ -172,83 +130,21 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         log: None,
         failure_watch: None,
     };
-    let engine = match &authz.resource().spec {
-        ResourceSpec::Tcp(tcp) => {
-            // No protocol to tell a cancel from a session: every TCP tunnel is a session, and
-            // a refusal can still be an HTTP answer the CLI prints.
-            opener
-                .open(None)
-                .await
-                .map_err(|why| Failure(ApiError::new(ErrorCode::Unavailable, why)))?;
-            Engine::Tcp {
-                address: tcp.address.clone(),
-                opener: Box::new(opener),
-            }
-        }
-        ResourceSpec::Postgres(pg) => {
-            let secret = headers
-                .get(SECRET_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .filter(|s| s.len() >= MIN_SECRET_LEN)
-                .ok_or_else(|| {
-                    bad_request(format!(
-                        "a postgres tunnel needs a `{SECRET_HEADER}` of at least {MIN_SECRET_LEN} characters"
-                    ))
-                })?;
-            let password = pg.password.value.resolve().map_err(|e| {
-                warn!(resource = %resource, error = %e, "cannot read the target credential");
-                Failure(ApiError::new(
-                    ErrorCode::Internal,
-                    format!("the broker cannot read the credential for '{resource}'; the operator should run `sluiced check-config`"),
-                ))
-            })?;
-            let tls = app
-                .targets
-                .borrow()
-                .tls
-                .get(&resource)
-                .cloned()
-                .unwrap_or(TargetTls::Disable);
-            let holds = crate::holds::Session {
-                requester: Requester {
-                    subject: who.subject.clone(),
-                    groups: who.groups.clone(),
-                    auth_method: who.auth_method.clone(),
-                    provider: who.provider.clone(),
-                    ci: who.ci.clone(),
-                },
-                resource: resource.clone(),
-                role: authz.role().to_string(),
-                grant: authz.grant_id().to_string(),
-                approvers: Vec::new(),
-                timeout: std::time::Duration::ZERO,
-            };
-            let target = Target {
-                address: pg.address.clone(),
-                database: pg.database.clone(),
-                user: pg.user.clone(),
-                password,
-                tls,
-                settings: Vec::new(),
-            };
-            Engine::Postgres(
-                Box::new(SessionParams {
-                    subject: who.subject.clone(),
-                    tunnel_secret: Secret::new(secret.to_string()),
-                    target: target.clone(),
-                    enforcement: Default::default(),
-                }),
-                Box::new(PostgresStart {
-                    opener,
-                    resource: resource.clone(),
-                    role: authz.role().to_owned(),
-                    holds,
-                    target,
-                    counts: None,
-                }),
-            )
-        }
-    };
+    let kind = authz.resource().kind();
+    let engine = app.engines.get(&kind).cloned().ok_or_else(|| {
+        Failure(ApiError::new(
+            ErrorCode::Internal,
+            format!("this broker has no engine for resources of kind {kind}"),
+        ))
+    })?;
+    let session = engine
+        .prepare(Tunnel {
+            headers,
+            authz: &authz,
+            opener,
+        })
+        .await
+        .map_err(Failure)?;
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     let span = tracing::info_span!(
@@ -264,14 +160,13 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         async move {
             let _permit = permit;
             match on_upgrade.await {
-                Ok(upgraded) => run(TokioIo::new(upgraded), engine, authz, &app).await,
+                Ok(upgraded) => run(TokioIo::new(upgraded), session, authz, &app).await,
                 Err(e) => {
                     warn!(error = %e, "the tunnel upgrade failed");
-                    if let Engine::Tcp { opener, .. } = engine {
-                        opener
-                            .finish(&format!("error: the tunnel upgrade failed: {e}"), 0, 0)
-                            .await;
-                    }
+                    session
+                        .abandon()
+                        .finish(&format!("error: the tunnel upgrade failed: {e}"), 0, 0)
+                        .await;
                 }
             }
         }
@@ -292,19 +187,10 @@ fn bad_request(message: String) -> Failure {
     Failure(ApiError::new(ErrorCode::BadRequest, message))
 }
 
-/// Which engine serves a tunnel, with what it needs.
-enum Engine {
-    Tcp {
-        address: String,
-        opener: Box<SessionOpener>,
-    },
-    Postgres(Box<SessionParams>, Box<PostgresStart>),
-}
-
 /// Opens a session's record (index row, recording, audit) once the tunnel is known to carry a
 /// session, and closes it at the end. Its lease is the session's: a required recording that
 /// fails ends it.
-struct SessionOpener {
+pub struct SessionOpener {
     app: AppState,
     /// Taken when the record opens.
     info: Option<SessionInfo>,
@@ -318,15 +204,29 @@ struct SessionOpener {
     failure_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for SessionOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionOpener")
+            .field("started", &self.log.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl SessionOpener {
-    async fn open(&mut self, masker: Option<Arc<dyn Masker>>) -> Result<(), String> {
+    /// Opens the session's record (with a statement journal when the engine carries SQL);
+    /// `Err` says why the session may not start.
+    pub async fn open(
+        &mut self,
+        masker: Option<Arc<dyn Masker>>,
+        statements: bool,
+    ) -> Result<(), String> {
         let Some(info) = self.info.take() else {
             return Err("the session was already started".into());
         };
         let log = self
             .app
             .sessions
-            .start(info, self.record, self.record_rows, masker)
+            .start(info, self.record, self.record_rows, masker, statements)
             .await
             .map_err(|e| e.to_string())?;
         let failure = log.required_failure();
@@ -336,8 +236,23 @@ impl SessionOpener {
         Ok(())
     }
 
+    /// The session's own lease.
+    pub fn lease(&self) -> Arc<LeaseHandle> {
+        Arc::clone(&self.lease)
+    }
+
+    /// The statement journal of a started, recorded session.
+    pub fn journal(&self) -> Option<Arc<dyn sluice_engine_postgres::hooks::Journal>> {
+        self.log.as_ref().and_then(SessionLog::journal)
+    }
+
+    /// The session's id, once it started.
+    pub fn session_id(&self) -> Option<&str> {
+        self.log.as_ref().map(SessionLog::id)
+    }
+
     /// Writes the session's end, if it started.
-    async fn finish(mut self, end: &str, bytes_up: u64, bytes_down: u64) {
+    pub async fn finish(mut self, end: &str, bytes_up: u64, bytes_down: u64) {
         if let Some(watch) = self.failure_watch.take() {
             watch.abort();
         }
@@ -347,71 +262,17 @@ impl SessionOpener {
     }
 }
 
-/// The PostgreSQL session's start: the catalog masking needs, the role's enforcement and the
-/// record, only once the client's first message is a StartupMessage (a CancelRequest is not a
-/// session).
-struct PostgresStart {
-    opener: SessionOpener,
-    resource: String,
-    role: String,
-    holds: crate::holds::Session,
-    /// The target, for the broker's own catalog login.
-    target: Target,
-    /// How many values each masking rule rewrote, once started.
-    counts: Option<Arc<std::sync::Mutex<sluice_mask::MaskCounts>>>,
-}
-
-impl SessionStart for PostgresStart {
-    fn start(&mut self) -> StartFuture<'_> {
-        Box::pin(async move {
-            let enforcer = Arc::clone(&self.opener.app.enforcer.borrow());
-            let columns = if enforcer.needs_catalog(&self.role) {
-                // Fail closed: without it an alias would slip past the column rules.
-                match enforcer.catalog(&self.resource, &self.target).await {
-                    Ok(columns) => Some(columns),
-                    Err(e) => {
-                        warn!(resource = %self.resource, error = %e, "cannot read the catalog for masking");
-                        return Err(format!(
-                            "the broker cannot read the column names of '{}' that masking \
-                             needs: {e}",
-                            self.resource
-                        ));
-                    }
-                }
-            } else {
-                None
-            };
-            let mut enforced = enforcer
-                .for_session(&self.role, self.holds.clone(), columns)
-                .ok_or_else(|| {
-                    format!(
-                        "role '{}' is not in the policy the broker runs; request a new grant",
-                        self.role
-                    )
-                })?;
-            self.opener
-                .open(enforced.enforcement.masker.clone())
-                .await?;
-            enforced.enforcement.journal = self.opener.log.as_ref().and_then(SessionLog::journal);
-            self.counts = Some(enforced.counts);
-            info!(kind = "postgres", "session started");
-            Ok(Some(Started {
-                enforcement: enforced.enforcement,
-                settings: enforced.settings,
-            }))
-        })
-    }
-}
-
 /// Runs the engine under a lease of its own that ends when the grant ends, when the broker
-/// shuts down, when the grant's end time passes, or when a required recording fails, whichever
-/// comes first: a tunnel never outlives its grant even if a timer or a store write failed.
-async fn run<S>(mut stream: S, engine: Engine, authz: Authorized, app: &AppState)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
-{
+/// shuts down, when the grant's end time passes, when the policy no longer allows the session,
+/// or when a required recording fails, whichever comes first: a tunnel never outlives its grant
+/// even if a timer or a store write failed.
+async fn run(
+    stream: TokioIo<hyper::upgrade::Upgraded>,
+    session: Box<dyn Session>,
+    authz: Authorized,
+    app: &AppState,
+) {
     let identity = authz.identity().clone();
-    let subject = identity.subject.clone();
     let resource = authz.resource().name.clone();
     let grant_id = authz.grant_id().to_owned();
     let grant = authz.into_grant();
@@ -419,70 +280,21 @@ where
         app.gate.live().subscribe(),
         app.gate.config(),
         identity,
-        resource.clone(),
-        grant_id.clone(),
+        resource,
+        grant_id,
         grant.role.clone(),
     );
-    let session_lease = match &engine {
-        Engine::Tcp { opener, .. } => Arc::clone(&opener.lease),
-        Engine::Postgres(_, start) => Arc::clone(&start.opener.lease),
-    };
+    let session_lease = session.lease();
     let lease = session_lease.lease();
     // A task of its own, so the relay's wake-ups do not poll the bounds too.
     let bounds = bound(grant.lease, app.shutdown.lease(), grant.expires_at, policy);
     let watcher = tokio::spawn(async move { session_lease.end(bounds.await) });
-    let (opener, (end, bytes_up, bytes_down)) = match engine {
-        Engine::Tcp { address, opener } => {
-            info!(kind = "tcp", "session started");
-            let end = match sluice_engine::tcp::serve(&mut stream, &address, lease).await {
-                Ok(outcome) => log_end(&outcome),
-                Err(e) => {
-                    warn!(error = %e, "session refused: target unreachable");
-                    (format!("error: target unreachable: {e}"), 0, 0)
-                }
-            };
-            (*opener, end)
-        }
-        Engine::Postgres(params, mut start) => {
-            let served = sluice_engine_postgres::serve(
-                &mut stream,
-                *params,
-                &app.cancels,
-                lease,
-                &mut *start,
-            )
-            .await;
-            let end = match served {
-                Ok(SessionSummary {
-                    kind: SessionKind::Cancel { forwarded },
-                    ..
-                }) => {
-                    // Ctrl-C in psql: a cancel, not a session (no record, no recording).
-                    info!(target: "audit", event = "cancel.requested.v1", subject = %subject,
-                        resource = %resource, grant = %grant_id, forwarded);
-                    ("cancel request".to_owned(), 0, 0)
-                }
-                Ok(summary) => summary
-                    .relay
-                    .as_ref()
-                    .map_or_else(|| ("closed".to_owned(), 0, 0), log_end),
-                Err(e) => {
-                    warn!(error = %e, "session ended with an error");
-                    (format!("error: {e}"), 0, 0)
-                }
-            };
-            if let (Some(log), Some(counts)) = (&start.opener.log, &start.counts) {
-                // Rule names and counts only, never a value.
-                let counts = counts.lock().unwrap_or_else(|p| p.into_inner()).take();
-                for (rule, count) in counts.iter() {
-                    info!(target: "audit", event = "masking.applied.v1", session = %log.id(), rule, count);
-                }
-            }
-            (start.opener, end)
-        }
-    };
+    let served = session.serve(stream, lease).await;
     watcher.abort();
-    opener.finish(&end, bytes_up, bytes_down).await;
+    served
+        .opener
+        .finish(&served.end, served.bytes_up, served.bytes_down)
+        .await;
 }
 
 /// Resolves when a reload puts a policy in force that would not open this session now: the
@@ -556,7 +368,7 @@ async fn bound(
 }
 
 /// Logs how a relay ended; returns the end as the session index keeps it, and the bytes.
-fn log_end(outcome: &RelayOutcome) -> (String, u64, u64) {
+pub fn log_end(outcome: &RelayOutcome) -> (String, u64, u64) {
     let end = match &outcome.end {
         RelayEnd::Closed => "closed".to_string(),
         RelayEnd::Revoked(reason) => format!("revoked: {reason}"),

@@ -4,7 +4,7 @@ use crate::args::{GlobalArgs, Output, SessionsCommand};
 use crate::auth::session::TokenSource;
 use crate::exit::{CliResult, Exit};
 use crate::format::{self, clean};
-use sluice_shared::recording::{Body, Event};
+use sluice_shared::recording::{Body, Event, HttpEvent, SessionEvent, SqlEvent, TerminalEvent};
 use sluice_shared::sessions::{SESSIONS_PATH, SessionDetail, SessionInfo, SessionList};
 use std::io::Write;
 use std::time::Duration;
@@ -162,11 +162,40 @@ fn summary(s: &SessionInfo) -> String {
     out
 }
 
-/// One line per event, with its time since the start.
+/// One line per event (a statement with its decision takes two), with its time since the
+/// start; `None` for events this build does not know. Everything from the recording is
+/// [`clean`]ed: terminal bytes in particular are shown as text with control characters escaped,
+/// never sent to the terminal as they are.
 fn event_line(event: &Event) -> Option<String> {
     let at = format!("{:>9}", format!("+{:.3}s", event.t as f64 / 1000.0));
     let line = match &event.body {
-        Body::Statement {
+        Body::Session(session) => session_line(&at, session),
+        Body::Sql(sql) => sql_line(&at, sql),
+        Body::Terminal(terminal) => terminal_line(&at, terminal),
+        Body::Http(http) => http_line(&at, http),
+        Body::Unknown => return None,
+    };
+    Some(line)
+}
+
+fn session_line(at: &str, event: &SessionEvent) -> String {
+    match event {
+        SessionEvent::Note { message } => format!("{at}     note: {}", clean(message)),
+        SessionEvent::End {
+            reason,
+            bytes_up,
+            bytes_down,
+            statements,
+        } => format!(
+            "{at}  session ended: {} ({statements} statements, {bytes_up} bytes up, {bytes_down} down)",
+            clean(reason)
+        ),
+    }
+}
+
+fn sql_line(at: &str, event: &SqlEvent) -> String {
+    match event {
+        SqlEvent::Statement {
             seq,
             sql,
             protocol,
@@ -184,13 +213,13 @@ fn event_line(event: &Event) -> Option<String> {
                 clean(&decision.describe())
             )
         }
-        Body::Result {
+        SqlEvent::Result {
             tag, duration_ms, ..
         } => format!("{at}     {} in {duration_ms} ms", clean(tag)),
-        Body::Error { code, message, .. } => {
+        SqlEvent::Error { code, message, .. } => {
             format!("{at}     ERROR {} {}", clean(code), clean(message))
         }
-        Body::Rows {
+        SqlEvent::Rows {
             columns,
             rows,
             truncated,
@@ -212,22 +241,51 @@ fn event_line(event: &Event) -> Option<String> {
             }
             text
         }
-        Body::Output { data } => format!("{at}     output: {}", clean(data)),
-        Body::Input { data } => format!("{at}     input: {}", clean(data)),
-        Body::Resize { cols, rows } => format!("{at}     terminal {cols}x{rows}"),
-        Body::Note { message } => format!("{at}     note: {}", clean(message)),
-        Body::End {
-            reason,
-            bytes_up,
-            bytes_down,
-            statements,
-        } => format!(
-            "{at}  session ended: {} ({statements} statements, {bytes_up} bytes up, {bytes_down} down)",
-            clean(reason)
-        ),
-        Body::Unknown => return None,
-    };
-    Some(line)
+    }
+}
+
+fn terminal_line(at: &str, event: &TerminalEvent) -> String {
+    match event {
+        TerminalEvent::Output { data } => {
+            format!("{at}     output: {}", clean(&String::from_utf8_lossy(data)))
+        }
+        TerminalEvent::Input { data } => {
+            format!("{at}     input: {}", clean(&String::from_utf8_lossy(data)))
+        }
+        TerminalEvent::Resize { cols, rows } => format!("{at}     terminal {cols}x{rows}"),
+    }
+}
+
+fn http_line(at: &str, event: &HttpEvent) -> String {
+    match event {
+        HttpEvent::HttpRequest {
+            seq,
+            method,
+            path,
+            query,
+            decision,
+        } => {
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{query}")
+            };
+            format!(
+                "{at}  #{seq} {} {}{}\n{:>11}-> {}",
+                clean(method),
+                clean(path),
+                clean(&query),
+                "",
+                clean(&decision.describe())
+            )
+        }
+        HttpEvent::HttpResponse {
+            status,
+            bytes,
+            duration_ms,
+            ..
+        } => format!("{at}     {status} ({bytes} bytes) in {duration_ms} ms"),
+    }
 }
 
 fn timeline(detail: &SessionDetail) -> String {
@@ -263,5 +321,105 @@ async fn replay(detail: &SessionDetail, speed: f64) {
     }
     if let Some(why) = &detail.truncated {
         println!("(the recording stops here: {})", clean(why));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `GET /v1/sessions/{id}` as a broker answered before events were typed per family: the
+    /// recording's lines as version 1 wrote them, inside the session detail.
+    const OLD_DETAIL: &str = r#"{
+      "session": {"id":"ses_1","subject":"alice","auth_method":"oidc","resource":"orders-db",
+        "kind":"postgres","role":"read","grant":"g-7","client":"10.0.0.5:51324",
+        "started_at":1767225600,"ended_at":1767225609,"bytes_up":310,"bytes_down":2048,
+        "statements":2,"end":"client closed","recording":"recorded"},
+      "events": [
+        {"t":12,"type":"statement","seq":1,"sql":"select * from orders limit 3","protocol":"simple","decision":{"outcome":"allowed"}},
+        {"t":15,"type":"rows","seq":1,"columns":["id","email"],"rows":[["1","a***@example.com"],["2",null]],"truncated":true},
+        {"t":15,"type":"result","seq":1,"tag":"SELECT 3","rows":3,"duration_ms":3},
+        {"t":20,"type":"hologram","x":1},
+        {"t":40,"type":"statement","seq":2,"sql":"drop table orders","protocol":"extended","decision":{"outcome":"blocked","rule":"no-ddl","message":"DDL is not allowed"}},
+        {"t":41,"type":"error","seq":2,"code":"42501","message":"blocked"},
+        {"t":50,"type":"note","message":"3 events dropped"},
+        {"t":9001,"type":"end","reason":"client closed","bytes_up":310,"bytes_down":2048,"statements":2}
+      ]
+    }"#;
+
+    fn events_of(text: &str) -> String {
+        let (_, events) = text.split_once("\n\n").unwrap_or_default();
+        events.to_owned()
+    }
+
+    #[test]
+    fn an_old_recording_renders_as_before() {
+        let detail: SessionDetail = serde_json::from_str(OLD_DETAIL).expect("old detail parses");
+        assert_eq!(detail.events[3].body, Body::Unknown);
+        assert_eq!(
+            events_of(&timeline(&detail)),
+            concat!(
+                "  +0.012s  #1 select * from orders limit 3\n",
+                "           -> allowed\n",
+                "  +0.015s     rows: id | email\n",
+                "                1 | a***@example.com\n",
+                "                2 | NULL\n",
+                "                (more rows not recorded)\n",
+                "  +0.015s     SELECT 3 in 3 ms\n",
+                "  +0.040s  #2 drop table orders (extended)\n",
+                "           -> blocked by no-ddl\n",
+                "  +0.041s     ERROR 42501 blocked\n",
+                "  +0.050s     note: 3 events dropped\n",
+                "  +9.001s  session ended: client closed (2 statements, 310 bytes up, 2048 down)\n",
+            )
+        );
+    }
+
+    #[test]
+    fn terminal_and_http_events_render_cleaned() {
+        let at = |t, body: Body| Event { t, n: None, body };
+        let lines: Vec<String> = [
+            at(0, TerminalEvent::Resize { cols: 80, rows: 24 }.into()),
+            at(
+                5,
+                TerminalEvent::Output {
+                    data: b"\x1b[31mred\xff\r\n".to_vec(),
+                }
+                .into(),
+            ),
+            at(
+                7,
+                HttpEvent::HttpRequest {
+                    seq: 1,
+                    method: "GET".into(),
+                    path: "/api/v1/pods".into(),
+                    query: "limit=5".into(),
+                    decision: sluice_shared::recording::Decision::Allowed,
+                }
+                .into(),
+            ),
+            at(
+                9,
+                HttpEvent::HttpResponse {
+                    seq: 1,
+                    status: 200,
+                    bytes: 512,
+                    duration_ms: 2,
+                }
+                .into(),
+            ),
+        ]
+        .iter()
+        .filter_map(event_line)
+        .collect();
+        assert_eq!(
+            lines,
+            [
+                "  +0.000s     terminal 80x24",
+                "  +0.005s     output: \\u{1b}[31mred\u{fffd}\\u{d}\\u{a}",
+                "  +0.007s  #1 GET /api/v1/pods?limit=5\n           -> allowed",
+                "  +0.009s     200 (512 bytes) in 2 ms",
+            ]
+        );
     }
 }

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{Body, Decision, Event, FORMAT_VERSION, Header, write_line};
+use super::{
+    Body, Decision, Event, FORMAT_VERSION, Header, HttpEvent, SessionEvent, SqlEvent,
+    TerminalEvent, write_line,
+};
 
 fn header() -> Header {
     Header {
@@ -50,9 +53,11 @@ fn header_is_not_an_event_and_an_event_is_not_a_header() {
     assert!(serde_json::from_str::<Event>(&header_line).is_err());
     let event_line = line(&Event {
         t: 1,
-        body: Body::Note {
+        n: Some(1),
+        body: SessionEvent::Note {
             message: "hi".into(),
-        },
+        }
+        .into(),
     });
     assert!(serde_json::from_str::<Header>(&event_line).is_err());
 }
@@ -69,16 +74,18 @@ fn header_ignores_unknown_fields_and_defaults_ci() {
 fn statement_shape() {
     let event = Event {
         t: 12,
-        body: Body::Statement {
+        n: Some(1),
+        body: SqlEvent::Statement {
             seq: 1,
             sql: "select 1".into(),
             protocol: "simple".into(),
             decision: Decision::Allowed,
-        },
+        }
+        .into(),
     };
     assert_eq!(
         line(&event),
-        "{\"t\":12,\"type\":\"statement\",\"seq\":1,\"sql\":\"select 1\",\"protocol\":\"simple\",\"decision\":{\"outcome\":\"allowed\"}}\n"
+        "{\"t\":12,\"n\":1,\"type\":\"statement\",\"seq\":1,\"sql\":\"select 1\",\"protocol\":\"simple\",\"decision\":{\"outcome\":\"allowed\"}}\n"
     );
     let blocked = Decision::Blocked {
         rule: "no-ddl".into(),
@@ -92,8 +99,8 @@ fn statement_shape() {
 
 #[test]
 fn every_variant_round_trips() {
-    let bodies = vec![
-        Body::Statement {
+    let bodies: Vec<Body> = vec![
+        SqlEvent::Statement {
             seq: 1,
             sql: "update t set a = 1 -- \"quoted\"\n".into(),
             protocol: "extended".into(),
@@ -102,8 +109,9 @@ fn every_variant_round_trips() {
                 by: "bob".into(),
                 request: "r-1".into(),
             },
-        },
-        Body::Statement {
+        }
+        .into(),
+        SqlEvent::Statement {
             seq: 2,
             sql: "drop table t".into(),
             protocol: "simple".into(),
@@ -112,32 +120,37 @@ fn every_variant_round_trips() {
                 reason: "timed out".into(),
                 request: "r-2".into(),
             },
-        },
-        Body::Result {
+        }
+        .into(),
+        SqlEvent::Result {
             seq: 1,
             tag: "UPDATE 1".into(),
             rows: Some(1),
             duration_ms: 3,
-        },
-        Body::Result {
+        }
+        .into(),
+        SqlEvent::Result {
             seq: 3,
             tag: "BEGIN".into(),
             rows: None,
             duration_ms: 0,
-        },
-        Body::Error {
+        }
+        .into(),
+        SqlEvent::Error {
             seq: None,
             code: "08006".into(),
             message: "connection lost".into(),
             duration_ms: None,
-        },
-        Body::Error {
+        }
+        .into(),
+        SqlEvent::Error {
             seq: Some(2),
             code: "42P01".into(),
             message: "relation \"t\" does not exist".into(),
             duration_ms: Some(1),
-        },
-        Body::Rows {
+        }
+        .into(),
+        SqlEvent::Rows {
             seq: 4,
             columns: vec!["id".into(), "note".into()],
             rows: vec![
@@ -145,30 +158,52 @@ fn every_variant_round_trips() {
                 vec![Some("2".into()), Some("é\u{0}".into())],
             ],
             truncated: true,
-        },
-        Body::Output {
-            data: "\u{1b}[1mhello\r\n".into(),
-        },
-        Body::Input {
-            data: "ls\r".into(),
-        },
-        Body::Resize {
+        }
+        .into(),
+        TerminalEvent::Output {
+            data: b"\x1b[1mhello\r\n\xe2\x82".to_vec(),
+        }
+        .into(),
+        TerminalEvent::Input {
+            data: b"ls\r".to_vec(),
+        }
+        .into(),
+        TerminalEvent::Resize {
             cols: 120,
             rows: 40,
-        },
-        Body::Note {
+        }
+        .into(),
+        HttpEvent::HttpRequest {
+            seq: 1,
+            method: "GET".into(),
+            path: "/api/v1/pods".into(),
+            query: "labelSelector=app%3Dweb".into(),
+            decision: Decision::Allowed,
+        }
+        .into(),
+        HttpEvent::HttpResponse {
+            seq: 1,
+            status: 403,
+            bytes: 0,
+            duration_ms: 4,
+        }
+        .into(),
+        SessionEvent::Note {
             message: "3 events dropped".into(),
-        },
-        Body::End {
+        }
+        .into(),
+        SessionEvent::End {
             reason: "client closed".into(),
             bytes_up: 10,
             bytes_down: u64::MAX,
             statements: 4,
-        },
+        }
+        .into(),
     ];
     for (t, body) in bodies.into_iter().enumerate() {
         let event = Event {
             t: t as u64 * 1000,
+            n: (t % 2 == 0).then_some(t as u64 + 1),
             body,
         };
         let text = line(&event);
@@ -185,12 +220,14 @@ fn every_variant_round_trips() {
 fn absent_optional_fields_are_left_out() {
     let event = Event {
         t: 1,
-        body: Body::Error {
+        n: None,
+        body: SqlEvent::Error {
             seq: None,
             code: "08006".into(),
             message: "gone".into(),
             duration_ms: None,
-        },
+        }
+        .into(),
     };
     assert_eq!(
         line(&event),
@@ -198,15 +235,19 @@ fn absent_optional_fields_are_left_out() {
     );
     let with_nulls = r#"{"t":1,"type":"result","seq":2,"tag":"BEGIN","rows":null,"duration_ms":0}"#;
     let back: Event = serde_json::from_str(with_nulls).expect("parses");
-    assert!(matches!(back.body, Body::Result { rows: None, .. }));
+    assert!(matches!(
+        back.body,
+        Body::Sql(SqlEvent::Result { rows: None, .. })
+    ));
 }
 
 #[test]
 fn unknown_event_type_parses_as_unknown_not_a_panic() {
-    let event = serde_json::from_str::<Event>(r#"{"t":1,"type":"marker","label":"x"}"#);
+    let event = serde_json::from_str::<Event>(r#"{"t":1,"n":4,"type":"marker","label":"x"}"#);
     assert!(matches!(
         event,
         Ok(Event {
+            n: Some(4),
             body: Body::Unknown,
             ..
         })

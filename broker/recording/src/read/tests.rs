@@ -8,7 +8,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::{first_header, parse};
-use crate::event::{Body, Event, FORMAT_VERSION, Header, write_line};
+use crate::event::{Event, FORMAT_VERSION, Header, SessionEvent, write_line};
 
 fn header() -> Header {
     Header {
@@ -29,9 +29,11 @@ fn header() -> Header {
 fn note(t: u64) -> Event {
     Event {
         t,
-        body: Body::Note {
+        n: Some(t + 1),
+        body: SessionEvent::Note {
             message: format!("event number {t} with some text to make the line longer"),
-        },
+        }
+        .into(),
     }
 }
 

@@ -1,0 +1,132 @@
+//! The protocol engines the tunnel endpoint hands sessions to, by resource kind.
+//!
+//! Each engine is one file here (what it needs from the config and the broker, wired to its
+//! protocol crate under `broker/engines/`) and one line in [`Registry::new`] and [`KINDS`]. The
+//! tunnel endpoint, the API and the session records ask the registry and never match on a kind.
+//!
+//! ```text
+//! tunnel::open ── gate ──▶ Authorized ──▶ registry[kind].prepare(headers, opener) ──▶ 101
+//!                                                   │ (engine-specific checks, credentials)
+//! tunnel::run ── session lease ──▶ Session::serve(stream, lease) ──▶ Served { opener, end }
+//!                                   │ opens the record when the protocol says it is a session
+//! ```
+
+mod postgres;
+mod tcp;
+
+pub use postgres::{PostgresEngine, Targets};
+pub use tcp::TcpEngine;
+
+use crate::gate::Authorized;
+use crate::tunnel::SessionOpener;
+use axum::http::HeaderMap;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use sluice_config::{Config, ConfigError, Need, Resource};
+use sluice_engine::{Lease, LeaseHandle};
+use sluice_shared::ApiError;
+use sluice_shared::api::ResourceKind;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// Every kind with an engine, and the role settings its engine enforces: the one table the
+/// config check, the gate and reloads consult.
+const KINDS: &[(&str, &[Need])] = &[("postgres", postgres::ENFORCES), ("tcp", tcp::ENFORCES)];
+
+/// A boxed future, for the trait's async methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What every engine supplies to the tunnel endpoint.
+pub trait Engine: Send + Sync + std::fmt::Debug {
+    /// Kind-specific facts for `sluice connect`'s preflight: the database of a PostgreSQL
+    /// resource.
+    fn database(&self, _resource: &Resource) -> Option<String> {
+        None
+    }
+
+    /// Everything a tunnel needs before `101 Switching Protocols`: the engine's own request
+    /// headers, the target credential, and (for protocols that cannot tell a session apart)
+    /// the session record. An `Err` refuses the tunnel with that error.
+    fn prepare<'a>(
+        &'a self,
+        tunnel: Tunnel<'a>,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, ApiError>>;
+}
+
+/// A tunnel request the gate authorized, for [`Engine::prepare`].
+#[derive(Debug)]
+pub struct Tunnel<'a> {
+    /// The upgrade request's headers (the one-time secret of PostgreSQL tunnels).
+    pub headers: &'a HeaderMap,
+    /// Who, on what, under which grant.
+    pub authz: &'a Authorized,
+    /// Opens and closes the session's record; the engine decides when a session starts.
+    pub opener: SessionOpener,
+}
+
+/// A prepared session, served once the stream is upgraded.
+pub trait Session: Send {
+    /// The session's own lease: the tunnel ends it when the grant, the broker, the grant's end
+    /// time or the policy says so; a required recording that fails ends it too.
+    fn lease(&self) -> Arc<LeaseHandle>;
+
+    /// Serves the client's stream until either side closes or `lease` ends.
+    fn serve(
+        self: Box<Self>,
+        stream: TokioIo<Upgraded>,
+        lease: Lease,
+    ) -> BoxFuture<'static, Served>;
+
+    /// The record opener, when the upgrade failed and nothing was served.
+    fn abandon(self: Box<Self>) -> SessionOpener;
+}
+
+/// How a session ended, with its record opener to write the end.
+#[derive(Debug)]
+pub struct Served {
+    /// Writes the end, if the session started.
+    pub opener: SessionOpener,
+    /// The end as the session index keeps it (`closed`, `revoked: ...`, `error: ...`).
+    pub end: String,
+    /// Bytes from the client.
+    pub bytes_up: u64,
+    /// Bytes to the client.
+    pub bytes_down: u64,
+}
+
+/// The engines of this broker, by kind.
+#[derive(Debug)]
+pub struct Registry {
+    engines: HashMap<ResourceKind, Arc<dyn Engine>>,
+}
+
+impl Registry {
+    /// Every engine, with what it needs from the broker.
+    pub fn new(postgres: PostgresEngine) -> Self {
+        let mut engines: HashMap<ResourceKind, Arc<dyn Engine>> = HashMap::new();
+        engines.insert(ResourceKind::Postgres, Arc::new(postgres));
+        engines.insert(ResourceKind::Tcp, Arc::new(TcpEngine));
+        Self { engines }
+    }
+
+    /// The engine of `kind`, if this broker has one.
+    pub fn get(&self, kind: &ResourceKind) -> Option<&Arc<dyn Engine>> {
+        self.engines.get(kind)
+    }
+}
+
+/// Whether the engine serving `kind` enforces `need`. A kind without an engine enforces
+/// nothing.
+pub fn enforces(kind: &ResourceKind, need: Need) -> bool {
+    KINDS
+        .iter()
+        .find(|(name, _)| *name == kind.as_str())
+        .is_some_and(|(_, needs)| needs.contains(&need))
+}
+
+/// Every place the configuration gives a role on a resource whose engine cannot enforce it.
+pub fn check(config: &Config) -> Vec<ConfigError> {
+    config.unenforceable(enforces)
+}
