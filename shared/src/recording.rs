@@ -364,6 +364,9 @@ pub enum Decision {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         request: String,
     },
+    /// An outcome this build does not know (written by a newer broker).
+    #[serde(other)]
+    Unknown,
 }
 
 impl Decision {
@@ -381,6 +384,7 @@ impl Decision {
             Self::Denied {
                 reason, request, ..
             } => format!("denied ({request}): {reason}"),
+            Self::Unknown => "decided in a way this build does not know".into(),
         }
     }
 }

@@ -13,10 +13,12 @@ pub mod cli;
 pub mod guard;
 pub mod oidc;
 pub mod postgres;
+pub mod session;
 pub mod util;
 
 pub use broker::{Broker, BrokerBuilder};
 pub use cli::{Cli, Connect};
 pub use oidc::OidcProvider;
 pub use postgres::Postgres;
+pub use session::OpenSession;
 pub use util::{free_port, wait_for, workspace_bin};

@@ -5,9 +5,8 @@
 use serde_json::Value;
 use sluice_tests::postgres::psql;
 use sluice_tests::util::wait_for;
-use sluice_tests::{Broker, BrokerBuilder, Cli, Connect, Postgres};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use sluice_tests::{Broker, BrokerBuilder, Cli, OpenSession, Postgres};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 fn setup() -> (Postgres, Broker, Cli) {
@@ -31,41 +30,6 @@ fn setup() -> (Postgres, Broker, Cli) {
     let cli = Cli::new(&broker);
     cli.login(&broker.token("alice", &["eng"], "1h"));
     (pg, broker, cli)
-}
-
-/// psql reading statements from a pipe, after one statement ran.
-struct OpenSession {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl OpenSession {
-    fn start(connect: &Connect) -> Self {
-        let mut child = Command::new(psql())
-            .args(["-X", "-A", "-t", "-d", &connect.uri()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn psql");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        writeln!(child.stdin.as_mut().expect("stdin"), "select 'open';").expect("write");
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read psql");
-        assert_eq!(line.trim(), "open");
-        Self { child, stdout }
-    }
-
-    /// One more statement, then psql's input ends; returns stdout and stderr.
-    fn finish(mut self, sql: &str) -> (String, String) {
-        if let Some(mut stdin) = self.child.stdin.take() {
-            let _ = writeln!(stdin, "{sql}");
-        }
-        let mut out = String::new();
-        let _ = std::io::Read::read_to_string(&mut self.stdout, &mut out);
-        let done = self.child.wait_with_output().expect("psql exits");
-        (out, String::from_utf8_lossy(&done.stderr).to_string())
-    }
 }
 
 fn reload(broker: &Broker) -> Output {
@@ -102,8 +66,8 @@ fn a_reload_that_takes_a_role_away_ends_its_open_session_with_a_readable_fatal()
     let (_pg, broker, cli) = setup();
     let extra = cli.connect_with("pg", &["--role", "extra"]);
     let kept = cli.connect_with("pg", &["--role", "use"]);
-    let doomed = OpenSession::start(&extra);
-    let untouched = OpenSession::start(&kept);
+    let doomed = OpenSession::start(&extra, "open");
+    let untouched = OpenSession::start(&kept, "open");
     broker.edit_config(
         "roles: [\"use\", \"extra\", \"write\"]",
         "roles: [\"use\", \"write\"]",
@@ -140,7 +104,7 @@ fn a_reload_that_takes_a_role_away_ends_its_open_session_with_a_readable_fatal()
 fn a_reload_that_changes_a_roles_guardrails_applies_to_open_and_new_sessions() {
     let (pg, broker, cli) = setup();
     let write = cli.connect_with("pg", &["--role", "write"]);
-    let open = OpenSession::start(&write);
+    let open = OpenSession::start(&write, "open");
     broker.edit_config("guardrails: guarded-write", "guardrails: read-only");
     let out = reload(&broker);
     assert!(out.status.success(), "{}", text(&out));
@@ -160,7 +124,7 @@ fn a_reload_that_changes_a_roles_guardrails_applies_to_open_and_new_sessions() {
 fn a_broken_config_is_refused_with_its_location_and_the_broker_keeps_serving() {
     let (_pg, broker, cli) = setup();
     let connect = cli.connect_with("pg", &["--role", "use"]);
-    let open = OpenSession::start(&connect);
+    let open = OpenSession::start(&connect, "open");
     broker.edit_config("max_ttl: 12h", "max_ttl: twelve hours");
     let out = reload(&broker);
     assert!(!out.status.success(), "{}", text(&out));

@@ -5,9 +5,8 @@
 use serde_json::Value;
 use sluice_tests::postgres::psql;
 use sluice_tests::util::wait_for;
-use sluice_tests::{Broker, BrokerBuilder, Cli, Connect, Postgres};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use sluice_tests::{Broker, BrokerBuilder, Cli, Connect, OpenSession, Postgres};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 fn setup(top_level: &str) -> (Postgres, Broker, Cli) {
@@ -22,49 +21,6 @@ fn setup(top_level: &str) -> (Postgres, Broker, Cli) {
     (pg, broker, cli)
 }
 
-/// A psql session that stays open (reading statements from a pipe) and has run one statement.
-struct OpenSession {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl OpenSession {
-    fn start(connect: &Connect, n: usize) -> Self {
-        let mut child = Command::new(psql())
-            .args(["-X", "-A", "-t", "-d", &connect.uri()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn psql");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let stdin = child.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "select 'session {n}';").expect("write to psql");
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read psql");
-        assert_eq!(line.trim(), format!("session {n}"), "psql {n} did not run");
-        Self { child, stdout }
-    }
-
-    /// Closes psql's input: it quits and its session ends.
-    fn quit(mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-
-    /// Sends one more statement and ends psql's input; returns what psql wrote to stderr.
-    /// (psql reads the server's FATAL only when it next talks to the server.)
-    fn finish(mut self) -> String {
-        if let Some(mut stdin) = self.child.stdin.take() {
-            let _ = writeln!(stdin, "select 'after';");
-        }
-        let mut rest = String::new();
-        let _ = std::io::Read::read_to_string(&mut self.stdout, &mut rest);
-        let out = self.child.wait_with_output().expect("psql exits");
-        String::from_utf8_lossy(&out.stderr).to_string()
-    }
-}
-
 fn one_shot(connect: &Connect, sql: &str) -> Output {
     Command::new(psql())
         .args(["-X", "-A", "-t", "-d", &connect.uri(), "-c", sql])
@@ -76,7 +32,9 @@ fn one_shot(connect: &Connect, sql: &str) -> Output {
 fn the_tunnel_limit_refuses_one_more_and_admits_it_once_one_closes() {
     let (_pg, _broker, cli) = setup("limits:\n  max_tunnels: 5\n");
     let connect = cli.connect_with("pg", &["--role", "use"]);
-    let mut open: Vec<OpenSession> = (0..5).map(|n| OpenSession::start(&connect, n)).collect();
+    let mut open: Vec<OpenSession> = (0..5)
+        .map(|n| OpenSession::start(&connect, &format!("session {n}")))
+        .collect();
     let out = one_shot(&connect, "select 'sixth'");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the sixth tunnel ran");
@@ -100,14 +58,16 @@ fn the_tunnel_limit_refuses_one_more_and_admits_it_once_one_closes() {
 fn sigterm_ends_every_session_with_its_end_and_recording_written() {
     let (_pg, mut broker, cli) = setup("");
     let connect = cli.connect_with("pg", &["--role", "use"]);
-    let open: Vec<OpenSession> = (0..20).map(|n| OpenSession::start(&connect, n)).collect();
+    let open: Vec<OpenSession> = (0..20)
+        .map(|n| OpenSession::start(&connect, &format!("session {n}")))
+        .collect();
     assert!(
         broker.terminate(),
         "sluiced exited with an error:\n{}",
         broker.log()
     );
     for session in open {
-        let err = session.finish();
+        let (_, err) = session.finish("select 'after';");
         assert!(
             err.contains("the broker is shutting down"),
             "psql was not told why: {err}"

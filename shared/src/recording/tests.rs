@@ -300,3 +300,17 @@ fn decisions_describe_themselves() {
         "denied: timed out"
     );
 }
+
+#[test]
+fn an_outcome_from_a_newer_broker_reads_as_unknown() {
+    let line = r#"{"t":5,"type":"statement","seq":1,"sql":"select 1","protocol":"simple","decision":{"outcome":"rewritten","by":"x"}}"#;
+    let event: Event = serde_json::from_str(line).expect("reads");
+    let Body::Sql(SqlEvent::Statement { decision, .. }) = event.body else {
+        panic!("not a statement: {event:?}");
+    };
+    assert_eq!(decision, Decision::Unknown);
+    assert_eq!(
+        decision.describe(),
+        "decided in a way this build does not know"
+    );
+}
