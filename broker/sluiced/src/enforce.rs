@@ -22,6 +22,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 use tracing::info;
 
 /// Classified texts kept per broker; repeated statements cost a lookup.
@@ -202,6 +203,7 @@ impl Enforcer {
         role: &str,
         mut session: Session,
         columns: Option<Arc<Columns>>,
+        reloads: Option<watch::Receiver<Arc<Enforcer>>>,
     ) -> Option<SessionEnforcement> {
         // No plan, no session: an empty enforcement would be a plain relay (fail closed).
         let plan = self.roles.get(role)?;
@@ -224,7 +226,8 @@ impl Enforcer {
         let guard = plan.guard.as_ref().map(|policy| {
             Arc::new(SessionGuard {
                 classifier: Arc::clone(&self.classifier),
-                policy: Arc::clone(policy),
+                policy: Mutex::new(Arc::clone(policy)),
+                reloads: reloads.map(|rx| Mutex::new((role.to_owned(), rx))),
                 refuse_copy_out: column_rules,
                 prepared: Mutex::new(HashMap::new()),
                 subject: session.requester.subject.clone(),
@@ -326,7 +329,11 @@ fn detector(kind: DetectorKind) -> sluice_mask::Detector {
 /// `EXECUTE` is decided on what it runs.
 struct SessionGuard {
     classifier: Arc<Classifier>,
-    policy: Arc<GuardPolicy>,
+    /// The role's guardrails; a reload that changes them replaces this before the next
+    /// statement.
+    policy: Mutex<Arc<GuardPolicy>>,
+    /// The role and the broker's enforcement, to pick up the role's new guardrails on reload.
+    reloads: Option<Mutex<(String, watch::Receiver<Arc<Enforcer>>)>>,
     /// The role's masking has column rules, which COPY output cannot honour.
     refuse_copy_out: bool,
     prepared: Mutex<HashMap<String, StatementFacts>>,
@@ -334,11 +341,35 @@ struct SessionGuard {
     grant: String,
 }
 
+impl SessionGuard {
+    /// The role's guardrails now: after a reload, the new ones (one atomic load otherwise).
+    /// A reload that takes the role's guardrails away ends the session instead (tunnel.rs), so
+    /// the old ones stay until then.
+    fn policy(&self) -> Arc<GuardPolicy> {
+        let mut policy = self.policy.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(reloads) = &self.reloads {
+            let mut reloads = reloads.lock().unwrap_or_else(|p| p.into_inner());
+            if reloads.1.has_changed().unwrap_or(false) {
+                let enforcer = Arc::clone(&reloads.1.borrow_and_update());
+                if let Some(new) = enforcer
+                    .roles
+                    .get(&reloads.0)
+                    .and_then(|plan| plan.guard.clone())
+                {
+                    *policy = new;
+                }
+            }
+        }
+        Arc::clone(&policy)
+    }
+}
+
 impl Guard for SessionGuard {
     fn check_sql(&self, sql: &str) -> Check {
         let facts = self.classifier.classify(sql);
+        let policy = self.policy();
         let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
-        let mut verdict = self.policy.decide_with(&facts, &*prepared);
+        let mut verdict = policy.decide_with(&facts, &*prepared);
         if verdict.is_allow() && self.refuse_copy_out && facts.iter().any(copies_out) {
             verdict = Verdict::Block {
                 rule: "masking:copy-out".into(),
@@ -368,7 +399,8 @@ impl Guard for SessionGuard {
     }
 
     fn check_function_call(&self, oid: u32) -> Check {
-        if self.policy.profile == Profile::Admin && self.policy.rules.is_empty() {
+        let policy = self.policy();
+        if policy.profile == Profile::Admin && policy.rules.is_empty() {
             return Check::Allow;
         }
         info!(target: "audit", event = "statement.blocked.v1", subject = %self.subject,

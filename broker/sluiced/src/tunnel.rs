@@ -298,9 +298,11 @@ async fn run(
 }
 
 /// Resolves when a reload puts a policy in force that would not open this session now: the
-/// role, rule or resource is gone, the role is given where it cannot be enforced, or the role's
-/// guardrails or masking changed (the session's guard, masker and login settings were built
-/// from the old ones; it ends rather than run under rules nobody wrote any more).
+/// role, rule or resource is gone, or the role is given where it cannot be enforced. It also
+/// ends a session whose role gained or lost guardrails or whose masking changed: its masker,
+/// catalog and login settings were built from the old ones and cannot change mid-session. A
+/// change to the role's guardrails alone does not end it: the session's guard takes the new
+/// ones before its next statement (`enforce.rs`).
 async fn watch_policy(
     mut changes: tokio::sync::watch::Receiver<Arc<Config>>,
     started: Arc<Config>,
@@ -319,34 +321,27 @@ async fn watch_policy(
         {
             return format!("the broker's policy changed: {}", e.message);
         }
-        if enforcement_of(&started, &role) != enforcement_of(&now, &role) {
+        if built_from(&started, &role) != built_from(&now, &role) {
             return format!(
-                "the broker's policy changed: role '{role}' now has other guardrails or \
-                 masking; connect again to continue under them"
+                "the broker's policy changed: role '{role}' now has other masking or gained or \
+                 lost guardrails; connect again to continue under them"
             );
         }
     }
 }
 
-/// What a session of `role` was built from: its guardrails and masking, as configured.
-fn enforcement_of<'c>(
+/// What of a session of `role` cannot change while it runs: whether it has guardrails at all,
+/// and its masking as configured.
+fn built_from<'c>(
     config: &'c Config,
     role: &str,
-) -> Option<(
-    Option<&'c sluice_config::GuardrailsRef>,
-    Option<&'c sluice_config::GuardrailProfile>,
-    Option<&'c sluice_config::MaskingProfile>,
-)> {
+) -> Option<(bool, Option<&'c sluice_config::MaskingProfile>)> {
     let role = config.policy.role(role)?;
-    let guard_profile = match &role.guardrails {
-        Some(sluice_config::GuardrailsRef::Profile(name)) => config.policy.guardrail_profile(name),
-        _ => None,
-    };
     let masking = role
         .masking
         .as_deref()
         .and_then(|name| config.policy.masking_profile(name));
-    Some((role.guardrails.as_ref(), guard_profile, masking))
+    Some((role.guardrails.is_some(), masking))
 }
 
 /// Resolves with the reason the first of the grant's lease, the broker's lease, the grant's

@@ -178,6 +178,11 @@ impl Engine for PostgresEngine {
                 start: PostgresStart {
                     opener: tunnel.opener,
                     enforcer: Arc::clone(&self.enforcer.borrow()),
+                    reloads: {
+                        let mut rx = self.enforcer.clone();
+                        rx.mark_unchanged();
+                        rx
+                    },
                     resource: resource.clone(),
                     role: authz.role().to_owned(),
                     holds,
@@ -264,6 +269,8 @@ struct PostgresStart {
     opener: SessionOpener,
     /// The enforcement in force when the tunnel opened.
     enforcer: Arc<Enforcer>,
+    /// The broker's enforcement as reloads replace it, for the session's guard.
+    reloads: watch::Receiver<Arc<Enforcer>>,
     resource: String,
     role: String,
     holds: crate::holds::Session,
@@ -294,7 +301,12 @@ impl SessionStart for PostgresStart {
                 None
             };
             let mut enforced = enforcer
-                .for_session(&self.role, self.holds.clone(), columns)
+                .for_session(
+                    &self.role,
+                    self.holds.clone(),
+                    columns,
+                    Some(self.reloads.clone()),
+                )
                 .ok_or_else(|| {
                     format!(
                         "role '{}' is not in the policy the broker runs; request a new grant",
