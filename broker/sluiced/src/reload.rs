@@ -220,16 +220,16 @@ pub fn command(path: &Path) -> anyhow::Result<std::process::ExitCode> {
     let before = read_status(&status_file)
         .filter(|s| s.pid == pid)
         .map(|s| s.seq);
-    let sent = std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .context("cannot run kill to signal the broker")?;
-    if !sent.success() {
-        anyhow::bail!(
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .with_context(|| format!("{} holds no valid process id", pid_file.display()))?;
+    rustix::process::kill_process(target, rustix::process::Signal::HUP).with_context(|| {
+        format!(
             "cannot signal the broker (pid {pid} from {}): is it still running?",
             pid_file.display()
-        );
-    }
+        )
+    })?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
         if let Some(status) =
