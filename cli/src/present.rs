@@ -195,12 +195,10 @@ pub fn statement_block(hold: &StatementHold, now: u64) -> String {
         format::ago(hold.created_at, now)
     ));
     let sql = sql_text(&hold.sql);
+    // The held action under its kind (`sql`, later `exec`, `http`), as the broker names it.
+    let first = format!("  {:<11}", hold.kind);
     for (i, line) in sql.lines.iter().enumerate() {
-        let label = if i == 0 {
-            "  sql        "
-        } else {
-            VALUE_INDENT
-        };
+        let label = if i == 0 { first.as_str() } else { VALUE_INDENT };
         out.push_str(label);
         out.push_str(line);
         out.push('\n');
@@ -629,6 +627,7 @@ mod tests {
             resource: "pg-main".into(),
             role: "write".into(),
             grant: "g_7Kx2".into(),
+            kind: "sql".into(),
             sql: sql.into(),
             rule: "approve-deletes".into(),
             reason: "deletes need a second pair of eyes".into(),

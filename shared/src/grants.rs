@@ -245,7 +245,12 @@ pub struct StatementHold {
     pub role: String,
     /// The grant the session rides on.
     pub grant: String,
-    /// The exact SQL text, as the client sent it.
+    /// What kind of action is held: `sql` (absent from older brokers, which only held
+    /// statements), later `exec` and `http`.
+    #[serde(default = "sql_kind")]
+    pub kind: String,
+    /// The held action exactly as the client sent it: the SQL text for `sql` holds (the field
+    /// keeps its name so older CLIs still read every hold).
     pub sql: String,
     /// The guardrail rule that asked for approval.
     pub rule: String,
@@ -257,6 +262,10 @@ pub struct StatementHold {
     pub created_at: u64,
     /// When it is denied if nobody decides.
     pub expires_at: u64,
+}
+
+fn sql_kind() -> String {
+    "sql".to_owned()
 }
 
 /// The answer to a decision on a held statement.

@@ -106,7 +106,8 @@ impl Holds {
             resource: session.resource.clone(),
             role: session.role.clone(),
             grant: session.grant.clone(),
-            sql: request.sql,
+            kind: request.kind,
+            sql: request.what,
             rule: request.rule,
             reason: request.reason,
             approvers: session.approvers.clone(),
@@ -350,7 +351,8 @@ mod tests {
 
     fn request() -> HoldRequest {
         HoldRequest {
-            sql: "delete from customers where id = 42".into(),
+            kind: "sql".into(),
+            what: "delete from customers where id = 42".into(),
             rule: "deletes-need-a-dba".into(),
             reason: "deletes need a dba".into(),
         }

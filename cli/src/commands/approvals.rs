@@ -397,6 +397,7 @@ mod tests {
             resource: "pg-main".into(),
             role: "write".into(),
             grant: "g_a".into(),
+            kind: "sql".into(),
             sql: "delete from orders".into(),
             rule: "approve-deletes".into(),
             reason: "deletes need a second pair of eyes".into(),

@@ -6,9 +6,11 @@
 //! - [`relay`]: the opaque byte relay between a client stream and a target stream, with byte
 //!   counts, ended by either side closing or by the lease.
 //! - [`tcp`]: the TCP engine, which is only a connect plus [`relay`].
+//! - [`hold`]: the approval hold every engine files its risky actions through.
 //!
 //! Engines never see storage, identity or the HTTP API: what they need arrives as values.
 
+pub mod hold;
 pub mod lease;
 pub mod relay;
 pub mod tcp;

@@ -219,7 +219,7 @@ async fn a_held_statement_runs_once_approved_and_errors_when_denied() {
                 assert!(err.message().unwrap().contains("not now"), "{err:?}");
             }
             assert_eq!(c.query("select 1").await.unwrap().len(), 1);
-            assert_eq!(answer.seen.lock().unwrap()[0].sql, "select 'held' as x");
+            assert_eq!(answer.seen.lock().unwrap()[0].what, "select 'held' as x");
             c.terminate().await;
         }
     })

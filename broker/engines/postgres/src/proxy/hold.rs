@@ -56,7 +56,8 @@ impl Upstream<'_> {
             return Waited::Refuse(refusal(&rule, &why));
         };
         let mut hold = match approvals.request(HoldRequest {
-            sql,
+            kind: "sql".into(),
+            what: sql,
             rule: rule.clone(),
             reason: reason.clone(),
         }) {
