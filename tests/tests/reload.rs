@@ -171,3 +171,42 @@ fn broker_pid(broker: &Broker) -> String {
         .trim()
         .to_owned()
 }
+
+#[test]
+fn a_reload_that_changes_a_roles_masking_ends_its_open_session_and_new_ones_use_it() {
+    let pg = Postgres::start();
+    pg.admin_sql(
+        &pg.database,
+        "alter table customers add column note text; \
+         update customers set note = 'card 4111 1111 1111 1111' where id = 7",
+    );
+    let broker = BrokerBuilder::new()
+        .postgres("pg", &pg)
+        .role("masked", "      max_ttl: 1h\n      masking: cards\n")
+        .policy_extra(
+            "  masking:\n    cards:\n      detectors:\n        - {name: cards, detector: card, style: last4}\n",
+        )
+        .rule_with("eng", &[], &["eng"], &["pg"], &["masked"], "")
+        .start();
+    let cli = Cli::new(&broker);
+    cli.login(&broker.token("alice", &["eng"], "1h"));
+    let connect = cli.connect_with("pg", &["--role", "masked"]);
+    let open = OpenSession::start(&connect, "open");
+    broker.edit_config("style: last4", "style: redact");
+    let out = reload(&broker);
+    assert!(out.status.success(), "{}", text(&out));
+    let (out, err) = open.finish("select note from customers where id = 7;");
+    assert!(err.contains("other masking"), "{out}{err}");
+    assert!(!out.contains("4111"), "{out}");
+    let fresh = Command::new(psql())
+        .args(["-X", "-A", "-t", "-d", &connect.uri()])
+        .args(["-c", "select note from customers where id = 7"])
+        .output()
+        .expect("psql");
+    let said = text(&fresh);
+    assert!(fresh.status.success(), "{said}");
+    assert!(
+        !said.contains("1111"),
+        "the new style (redact) hides every digit: {said}"
+    );
+}
