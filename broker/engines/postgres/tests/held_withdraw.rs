@@ -7,33 +7,16 @@
 mod support;
 
 use sluice_engine::{LeaseHandle, RelayEnd};
+use sluice_engine_postgres::CancelRegistry;
 use sluice_engine_postgres::hooks::{
     Approvals, Check, Decided, Enforcement, Guard, Hold, HoldOutcome, HoldRequest, Journal,
 };
-use sluice_engine_postgres::{CancelRegistry, Target, TargetTls};
-use sluice_shared::Secret;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::client::{self, TUNNEL_SECRET, TestClient};
-use support::cluster::{APP_PASSWORD, Cluster, DATABASE};
-
-async fn within<F: std::future::Future<Output = ()>>(body: F) {
-    tokio::time::timeout(Duration::from_secs(120), body)
-        .await
-        .expect("test did not finish within 120s");
-}
-
-fn target(cluster: &Cluster) -> Target {
-    Target {
-        address: cluster.address(),
-        database: DATABASE.to_owned(),
-        user: "app".to_owned(),
-        password: Secret::new(APP_PASSWORD.to_owned()),
-        tls: TargetTls::Disable,
-        settings: Vec::new(),
-    }
-}
+use support::cluster::{Cluster, DATABASE};
+use support::{app_target, within};
 
 /// Holds any text mentioning `held`.
 struct HoldGuard;
@@ -133,7 +116,7 @@ async fn session(pg: &Cluster, cancels: &CancelRegistry) -> Session {
     };
     let lease = LeaseHandle::new();
     let (mut client, task) =
-        client::open_with("alice", target(pg), cancels, enforcement, lease.lease());
+        client::open_with("alice", app_target(pg), cancels, enforcement, lease.lease());
     let key = client.login(TUNNEL_SECRET, DATABASE).await.unwrap();
     Session {
         client,
@@ -166,7 +149,7 @@ async fn a_cancel_request_withdraws_the_held_statement_and_the_session_goes_on()
         // Someone else's tunnel with the same key withdraws nothing.
         let (mut other, _) = client::open_with(
             "mallory",
-            target(&pg),
+            app_target(&pg),
             &cancels,
             Enforcement::default(),
             sluice_engine::Lease::unbounded(),
@@ -176,7 +159,7 @@ async fn a_cancel_request_withdraws_the_held_statement_and_the_session_goes_on()
         assert!(s.approvals.withdrawn.lock().unwrap().is_empty());
 
         // psql's Ctrl-C: a CancelRequest on a new connection.
-        let (mut canceller, _) = client::open("alice", target(&pg), &cancels);
+        let (mut canceller, _) = client::open("alice", app_target(&pg), &cancels);
         canceller.cancel(s.key.0, s.key.1).await;
         let err = s.client.read_result().await.unwrap_err();
         assert_eq!(err.code(), Some("57014"), "{err:?}");
@@ -209,7 +192,7 @@ async fn a_cancel_request_withdraws_the_held_statement_and_the_session_goes_on()
             vec![vec![Some("0".into())]]
         );
         // A cancel while nothing is held goes to the server as before (and finds nothing).
-        let (mut canceller, _) = client::open("alice", target(&pg), &cancels);
+        let (mut canceller, _) = client::open("alice", app_target(&pg), &cancels);
         canceller.cancel(s.key.0, s.key.1).await;
         assert_eq!(s.client.query("select 1").await.unwrap().len(), 1);
         s.client.terminate().await;
@@ -243,7 +226,7 @@ async fn a_client_that_goes_away_withdraws_the_held_statement_and_ends_the_sessi
         assert!(s.approvals.dropped.load(Ordering::SeqCst));
         assert!(cancels.is_empty());
 
-        let (mut c, _) = client::open("alice", target(&pg), &cancels);
+        let (mut c, _) = client::open("alice", app_target(&pg), &cancels);
         c.login(TUNNEL_SECRET, DATABASE).await.unwrap();
         assert_eq!(
             c.query("select count(*) from t").await.unwrap(),

@@ -8,33 +8,16 @@
 mod support;
 
 use sluice_engine::LeaseHandle;
+use sluice_engine_postgres::CancelRegistry;
 use sluice_engine_postgres::hooks::{ColumnInfo, Enforcement, Masked, Masker, RowMask};
-use sluice_engine_postgres::{CancelRegistry, Target, TargetTls};
-use sluice_shared::Secret;
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::client::{self, TUNNEL_SECRET, TestClient};
-use support::cluster::{APP_PASSWORD, Cluster, DATABASE};
-
-async fn within<F: Future<Output = ()>>(body: F) {
-    tokio::time::timeout(Duration::from_secs(120), body)
-        .await
-        .expect("test did not finish within 120s");
-}
-
-fn target(cluster: &Cluster) -> Target {
-    Target {
-        address: cluster.address(),
-        database: DATABASE.to_owned(),
-        user: "app".to_owned(),
-        password: Secret::new(APP_PASSWORD.to_owned()),
-        tls: TargetTls::Disable,
-        settings: Vec::new(),
-    }
-}
+use support::cluster::{Cluster, DATABASE};
+use support::{app_target, within};
 
 /// Knows no table until it resolves it; then masks attribute 2 (`email`) of any table,
 /// whatever the alias. Columns of tables it cannot name are masked too (fail closed).
@@ -122,7 +105,7 @@ async fn session(
     };
     let (mut c, task) = client::open_with(
         "alice",
-        target(pg),
+        app_target(pg),
         &CancelRegistry::new(),
         enforcement,
         handle.lease(),

@@ -7,33 +7,16 @@
 mod support;
 
 use sluice_engine::{LeaseHandle, RelayEnd};
+use sluice_engine_postgres::CancelRegistry;
 use sluice_engine_postgres::hooks::{
     Approvals, Check, ColumnInfo, Decided, Enforcement, Guard, Hold, HoldOutcome, HoldRequest,
     Journal, Masked, Masker, RowMask,
 };
-use sluice_engine_postgres::{CancelRegistry, Target, TargetTls};
-use sluice_shared::Secret;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::client::{self, TUNNEL_SECRET, TestClient};
-use support::cluster::{APP_PASSWORD, Cluster, DATABASE};
-
-async fn within<F: std::future::Future<Output = ()>>(body: F) {
-    tokio::time::timeout(Duration::from_secs(120), body)
-        .await
-        .expect("test did not finish within 120s");
-}
-
-fn target(cluster: &Cluster) -> Target {
-    Target {
-        address: cluster.address(),
-        database: DATABASE.to_owned(),
-        user: "app".to_owned(),
-        password: Secret::new(APP_PASSWORD.to_owned()),
-        tls: TargetTls::Disable,
-        settings: Vec::new(),
-    }
-}
+use support::cluster::{Cluster, DATABASE};
+use support::{app_target, within};
 
 /// Blocks any text mentioning `forbidden`, holds any mentioning `held`.
 struct WordGuard;
@@ -135,7 +118,7 @@ async fn session(
     let handle = Arc::new(LeaseHandle::new());
     let (mut c, task) = client::open_with(
         "alice",
-        target(pg),
+        app_target(pg),
         &CancelRegistry::new(),
         enforcement,
         handle.lease(),
