@@ -44,7 +44,7 @@ pub use model::{
 };
 pub use policy::{
     Approval, ApprovalOverride, Auditors, Decision, Grantable, Need, Policy, Principal, RecordMode,
-    Refusal, RefusalKind, Role, Rule, Tally, glob_match, may_decide, subject_match, tally,
+    Refusal, RefusalKind, Role, Rule, SqlRole, Tally, glob_match, may_decide, subject_match, tally,
 };
 pub use profiles::{
     ColumnMaskSpec, DetectorKind, DetectorSpec, GuardAction, GuardBase, GuardRuleSpec,

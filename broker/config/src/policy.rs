@@ -91,6 +91,23 @@ pub struct Role {
     pub default_ttl: Duration,
     /// Who must agree before a grant starts; `None` grants at once. A rule may override it.
     pub approval: Option<Approval>,
+    /// Whether a session may go on unrecorded (`record`, default `required`).
+    pub record: RecordMode,
+    /// What the role enforces on SQL resources (today: `postgres`). Each kind with settings of
+    /// its own gets a section like this one; a kind whose engine cannot enforce a section's
+    /// settings refuses the role (see `needs`).
+    pub sql: SqlRole,
+    /// The settings written on the role that only some engines can enforce, each where it is
+    /// written; a rule may give the role only on resources whose engine enforces them all.
+    pub needs: Vec<Located<Need>>,
+    /// Where the role is written, for messages about it.
+    pub location: Location,
+}
+
+/// A role's settings for SQL resources, written at the role's top level (`guardrails`,
+/// `masking`, `record_rows`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqlRole {
     /// What sessions of this role may run: a built-in profile or one under
     /// `policy.guardrails` (always defined in a loaded configuration). `None` sets no statement
     /// guardrails: the database account's own privileges are the limit.
@@ -98,16 +115,9 @@ pub struct Role {
     /// The name of the masking profile under `policy.masking` (always defined in a loaded
     /// configuration) applied to what sessions of this role see; `None` masks nothing.
     pub masking: Option<String>,
-    /// Whether a session may go on unrecorded (`record`, default `required`).
-    pub record: RecordMode,
     /// How many (masked) result rows per statement the recording keeps (`record_rows`,
     /// default 0: statements, outcomes and row counts only).
     pub record_rows: u32,
-    /// The settings written on the role that only some engines can enforce, each where it is
-    /// written; a rule may give the role only on resources whose engine enforces them all.
-    pub needs: Vec<Located<Need>>,
-    /// Where the role is written, for messages about it.
-    pub location: Location,
 }
 
 /// A role setting that only engines which understand the traffic can enforce.

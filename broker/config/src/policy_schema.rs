@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::extract::{Cx, Item, join_key, suggest};
 use crate::location::Located;
 use crate::policy::{
-    Approval, ApprovalOverride, Auditors, Need, Policy, RecordMode, Role, Rule, is_glob,
+    Approval, ApprovalOverride, Auditors, Need, Policy, RecordMode, Role, Rule, SqlRole, is_glob,
 };
 use crate::profile_schema::{self, ProfileNames};
 use crate::schema::{duration, is_resource_name_char, labels, optional};
@@ -288,10 +288,12 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
         max_ttl,
         default_ttl,
         approval: approval?,
-        guardrails: guardrails?,
-        masking: masking?,
         record: record?.unwrap_or_default(),
-        record_rows: record_rows?,
+        sql: SqlRole {
+            guardrails: guardrails?,
+            masking: masking?,
+            record_rows: record_rows?,
+        },
         needs,
         location: cx.location(item.pos),
     })

@@ -5,6 +5,7 @@
 //! broken profile stops the broker with a located error instead of failing sessions later.
 
 use crate::holds::{Holds, Session, SessionApprovals};
+use crate::plan::RolePlan;
 use anyhow::{Context, Result};
 use sluice_config::{
     Config, DetectorKind, GuardAction, GuardBase, GuardRuleSpec, GuardrailsRef, MaskStyle,
@@ -32,10 +33,10 @@ const CATALOG_TTL: Duration = Duration::from_secs(60);
 /// How long a held statement waits when the role's profile does not say.
 const DEFAULT_HOLD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
-/// Per-role enforcement, ready to hand to sessions.
+/// What the broker's SQL sessions share: the statement classifier, the approvals service and
+/// each resource's catalog. A session's own enforcement comes from its role's [`SqlPlan`].
 pub struct Enforcer {
     classifier: Arc<Classifier>,
-    roles: HashMap<String, RolePlan>,
     holds: Arc<Holds>,
     /// Column names behind table OIDs, per resource, shared with its sessions (which look up
     /// tables created since, decision 28).
@@ -44,14 +45,13 @@ pub struct Enforcer {
 
 impl std::fmt::Debug for Enforcer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Enforcer")
-            .field("roles", &self.roles.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
+        f.debug_struct("Enforcer").finish_non_exhaustive()
     }
 }
 
-/// What one role enforces.
-struct RolePlan {
+/// What one role enforces on SQL resources, compiled from its guardrails and masking.
+#[derive(Default)]
+pub struct SqlPlan {
     guard: Option<Arc<GuardPolicy>>,
     base: Option<GuardBase>,
     masking: Option<MaskPolicy>,
@@ -59,9 +59,18 @@ struct RolePlan {
     hold_timeout: Duration,
 }
 
-impl Enforcer {
-    /// Builds every role's guard and masking policy.
-    pub fn load(config: &Config, holds: Arc<Holds>) -> Result<Self> {
+impl std::fmt::Debug for SqlPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlPlan")
+            .field("base", &self.base)
+            .field("masking", &self.masking.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlPlan {
+    /// Builds every role's guard and masking policy, by role name.
+    pub fn compile_all(config: &Config) -> Result<HashMap<String, SqlPlan>> {
         let mut masks = HashMap::new();
         for profile in &config.policy.masking {
             let key = match &profile.key {
@@ -115,7 +124,7 @@ impl Enforcer {
                 .as_ref()
                 .map(|a| a.groups.clone())
                 .unwrap_or_default();
-            let (guard, base, approvers, hold_timeout) = match &role.guardrails {
+            let (guard, base, approvers, hold_timeout) = match &role.sql.guardrails {
                 None => (None, None, approvers_of_role, DEFAULT_HOLD_TIMEOUT),
                 Some(GuardrailsRef::Builtin(base)) => (
                     Some(Arc::new(GuardPolicy::new(profile(*base)))),
@@ -146,12 +155,13 @@ impl Enforcer {
                 }
             };
             let masking = role
+                .sql
                 .masking
                 .as_ref()
                 .and_then(|name| masks.get(name).cloned());
             roles.insert(
                 role.name.clone(),
-                RolePlan {
+                SqlPlan {
                     guard,
                     base,
                     masking,
@@ -160,21 +170,26 @@ impl Enforcer {
                 },
             );
         }
-        Ok(Self {
-            classifier: Arc::new(Classifier::new(CLASSIFIER_CACHE)),
-            roles,
-            holds,
-            catalogs: Mutex::new(HashMap::new()),
-        })
+        Ok(roles)
     }
 
-    /// Whether sessions of `role` mask by column name, and so need the catalog to see through
-    /// aliases.
-    pub fn needs_catalog(&self, role: &str) -> bool {
-        self.roles
-            .get(role)
-            .and_then(|plan| plan.masking.as_ref())
+    /// Whether sessions under this plan mask by column name, and so need the catalog to see
+    /// through aliases.
+    pub fn needs_catalog(&self) -> bool {
+        self.masking
+            .as_ref()
             .is_some_and(|m| !m.columns().is_empty())
+    }
+}
+
+impl Enforcer {
+    /// What SQL sessions share, over the broker's approvals service.
+    pub fn new(holds: Arc<Holds>) -> Self {
+        Self {
+            classifier: Arc::new(Classifier::new(CLASSIFIER_CACHE)),
+            holds,
+            catalogs: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The resource's columns, read whole at most every [`CATALOG_TTL`] with the broker's own
@@ -196,17 +211,17 @@ impl Enforcer {
         Ok(columns)
     }
 
-    /// The enforcement of a session of `role`, and the settings its upstream login imposes;
-    /// `None` when the role has no plan (it is not in the configuration the broker runs).
+    /// The enforcement of a session under `role`'s plan, and the settings its upstream login
+    /// imposes. `updates` carries the role's plan as reloads replace it (the guard takes the
+    /// new guardrails before the next statement).
     pub fn for_session(
         &self,
-        role: &str,
+        role: &RolePlan,
         mut session: Session,
         columns: Option<Arc<Columns>>,
-        reloads: Option<watch::Receiver<Arc<Enforcer>>>,
-    ) -> Option<SessionEnforcement> {
-        // No plan, no session: an empty enforcement would be a plain relay (fail closed).
-        let plan = self.roles.get(role)?;
+        updates: Option<watch::Receiver<Arc<RolePlan>>>,
+    ) -> SessionEnforcement {
+        let plan = &role.sql;
         let counts = Arc::new(Mutex::new(MaskCounts::new()));
         let mut settings = Vec::new();
         if plan.guard.is_some() {
@@ -227,7 +242,7 @@ impl Enforcer {
             Arc::new(SessionGuard {
                 classifier: Arc::clone(&self.classifier),
                 policy: Mutex::new(Arc::clone(policy)),
-                reloads: reloads.map(|rx| Mutex::new((role.to_owned(), rx))),
+                updates: updates.map(Mutex::new),
                 refuse_copy_out: column_rules,
                 prepared: Mutex::new(HashMap::new()),
                 subject: session.requester.subject.clone(),
@@ -252,7 +267,7 @@ impl Enforcer {
                 session,
             }) as Arc<dyn sluice_engine_postgres::hooks::Approvals>
         });
-        Some(SessionEnforcement {
+        SessionEnforcement {
             enforcement: Enforcement {
                 guard,
                 approvals,
@@ -262,7 +277,7 @@ impl Enforcer {
             },
             settings,
             counts,
-        })
+        }
     }
 }
 
@@ -332,8 +347,8 @@ struct SessionGuard {
     /// The role's guardrails; a reload that changes them replaces this before the next
     /// statement.
     policy: Mutex<Arc<GuardPolicy>>,
-    /// The role and the broker's enforcement, to pick up the role's new guardrails on reload.
-    reloads: Option<Mutex<(String, watch::Receiver<Arc<Enforcer>>)>>,
+    /// The role's plan as reloads replace it, to pick up its new guardrails.
+    updates: Option<Mutex<watch::Receiver<Arc<RolePlan>>>>,
     /// The role's masking has column rules, which COPY output cannot honour.
     refuse_copy_out: bool,
     prepared: Mutex<HashMap<String, StatementFacts>>,
@@ -347,17 +362,12 @@ impl SessionGuard {
     /// the old ones stay until then.
     fn policy(&self) -> Arc<GuardPolicy> {
         let mut policy = self.policy.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(reloads) = &self.reloads {
-            let mut reloads = reloads.lock().unwrap_or_else(|p| p.into_inner());
-            if reloads.1.has_changed().unwrap_or(false) {
-                let enforcer = Arc::clone(&reloads.1.borrow_and_update());
-                if let Some(new) = enforcer
-                    .roles
-                    .get(&reloads.0)
-                    .and_then(|plan| plan.guard.clone())
-                {
-                    *policy = new;
-                }
+        if let Some(updates) = &self.updates {
+            let mut updates = updates.lock().unwrap_or_else(|p| p.into_inner());
+            if updates.has_changed().unwrap_or(false)
+                && let Some(new) = updates.borrow_and_update().sql.guard.clone()
+            {
+                *policy = new;
             }
         }
         Arc::clone(&policy)

@@ -183,10 +183,10 @@ fn text(config: &Config, decision: &Decision, asked: Option<Duration>) -> String
             let _ = writeln!(out, "ttl:      {}", ttl_line(grant, asked, max_ttl));
             let overridden = rule.is_some_and(|rule| rule.approval.is_some());
             let _ = writeln!(out, "approval: {}", approval_line(grant, overridden));
-            if let Some(guardrails) = role.and_then(|role| role.guardrails.as_ref()) {
+            if let Some(guardrails) = role.and_then(|role| role.sql.guardrails.as_ref()) {
                 let _ = writeln!(out, "guardrails: {guardrails} (not enforced yet)");
             }
-            if let Some(masking) = role.and_then(|role| role.masking.as_deref()) {
+            if let Some(masking) = role.and_then(|role| role.sql.masking.as_deref()) {
                 let _ = writeln!(out, "masking:  {masking} (not enforced yet)");
             }
         }
@@ -270,9 +270,9 @@ fn json_grant(config: &Config, grant: &Grantable) -> Value {
         "approval": grant.approval.as_ref().map(json_approval),
         "approval_source": approval_source,
         "guardrails": role
-            .and_then(|role| role.guardrails.as_ref())
+            .and_then(|role| role.sql.guardrails.as_ref())
             .map(|guardrails| guardrails.name()),
-        "masking": role.and_then(|role| role.masking.clone()),
+        "masking": role.and_then(|role| role.sql.masking.clone()),
     })
 }
 

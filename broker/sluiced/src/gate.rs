@@ -5,7 +5,8 @@
 //! reach an engine without an active grant.
 
 use crate::grants::{GrantLease, Grants};
-use crate::live::LiveConfig;
+use crate::live::{LiveConfig, Snapshot};
+use crate::plan::RolePlan;
 use crate::tokens::{Claims, Revocations, TokenError, TokenService};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -56,6 +57,7 @@ pub struct Authorized {
     resource: Resource,
     grant_id: String,
     grant: GrantLease,
+    plan: Arc<RolePlan>,
 }
 
 impl Authorized {
@@ -74,6 +76,10 @@ impl Authorized {
     /// The grant's role.
     pub fn role(&self) -> &str {
         &self.grant.role
+    }
+    /// What the role enforces, from the configuration the tunnel was authorized under.
+    pub fn plan(&self) -> &Arc<RolePlan> {
+        &self.plan
     }
     /// The grant's lease and end, which bound the tunnel's life.
     pub fn into_grant(self) -> GrantLease {
@@ -192,8 +198,8 @@ impl Gate {
         resource: &str,
     ) -> Result<Authorized, ApiError> {
         let identity = self.identify(headers)?;
-        let config = self.config();
-        let found = resource_in(&config, resource)?.clone();
+        let snapshot = self.config.snapshot();
+        let found = resource_in(&snapshot.config, resource)?.clone();
         let Some(grant_id) = headers
             .get(GRANT_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -211,38 +217,58 @@ impl Gate {
             .grants
             .lease_for_tunnel(&identity, grant_id, resource)
             .await?;
-        still_allowed(&config, &identity, &found, grant_id, &grant.role)?;
+        let plan = plan_of(&snapshot, &identity, &found, grant_id, &grant.role)?;
         Ok(Authorized {
             identity,
             resource: found,
             grant_id: grant_id.to_string(),
             grant,
+            plan,
         })
     }
 
-    /// Whether the current policy still gives `role` on `resource` to the identity, and the
-    /// resource's engine enforces everything the role asks. A grant was checked against the
-    /// policy of its time; a role renamed or removed since, a rule that no longer covers the
-    /// subject, or a role now given where it cannot be enforced refuses the tunnel instead of
-    /// running it with whatever is left.
-    pub fn still_allowed_by(
-        config: &Config,
+    /// The plan a session of `role` on `resource` runs under in `snapshot`, if that policy
+    /// still gives the role there to the identity and the resource's engine enforces everything
+    /// the role asks. A grant was checked against the policy of its time; a role renamed or
+    /// removed since, a rule that no longer covers the subject, or a role now given where it
+    /// cannot be enforced refuses the tunnel (or ends the session) instead of running it with
+    /// whatever is left.
+    pub fn replan(
+        snapshot: &Snapshot,
         identity: &Identity,
         resource: &str,
         grant_id: &str,
         role: &str,
-    ) -> Result<(), ApiError> {
-        let resource = config.resource(resource).ok_or_else(|| {
+    ) -> Result<Arc<RolePlan>, ApiError> {
+        let resource = snapshot.config.resource(resource).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::GrantInactive,
                 format!("the broker's current policy has no resource named '{resource}'"),
             )
         })?;
-        still_allowed(config, identity, resource, grant_id, role)
+        plan_of(snapshot, identity, resource, grant_id, role)
     }
 }
 
-/// See [`Gate::still_allowed_by`].
+/// See [`Gate::replan`].
+fn plan_of(
+    snapshot: &Snapshot,
+    identity: &Identity,
+    resource: &Resource,
+    grant_id: &str,
+    role: &str,
+) -> Result<Arc<RolePlan>, ApiError> {
+    still_allowed(&snapshot.config, identity, resource, grant_id, role)?;
+    // Compiled from the same configuration, so present whenever the role is.
+    snapshot.plans.get(role).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("the broker has no plan for role '{role}'"),
+        )
+    })
+}
+
+/// Whether the policy gives `role` on `resource` to the identity, where it can be enforced.
 fn still_allowed(
     config: &Config,
     identity: &Identity,

@@ -757,9 +757,14 @@ policy:
         let config = sluice_config::parse(CONFIG, std::path::Path::new("/etc/sluice/sluice.yaml"))
             .unwrap_or_else(|e| panic!("test config: {e}"));
         let store = Store::open_in_memory().await.expect("in-memory store");
-        Grants::start(store, LiveConfig::new(Arc::new(config)).1)
-            .await
-            .expect("start")
+        Grants::start(
+            store,
+            LiveConfig::new(Arc::new(config))
+                .expect("the plans compile")
+                .1,
+        )
+        .await
+        .expect("start")
     }
 
     async fn pending(grants: &Arc<Grants>, who: &Identity) -> Grant {

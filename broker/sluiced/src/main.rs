@@ -13,6 +13,7 @@ mod holds;
 mod init;
 mod live;
 mod login;
+mod plan;
 mod reload;
 mod server;
 mod sessions;

@@ -8,9 +8,8 @@
 //! reads only at start (`listen`, `tls`, `tokens`, `store`, `recording`, `identity`, `limits`)
 //! are noted as waiting for a restart.
 
-use crate::enforce::Enforcer;
 use crate::engines::Targets;
-use crate::holds::Holds;
+use crate::live::Snapshot;
 use serde::{Deserialize, Serialize};
 use sluice_config::Config;
 use std::path::{Path, PathBuf};
@@ -52,28 +51,22 @@ pub fn state_dir(config: &Config) -> PathBuf {
 pub struct Reloader {
     /// The broker's own config file.
     path: PathBuf,
-    config: watch::Sender<Arc<Config>>,
-    enforcer: watch::Sender<Arc<Enforcer>>,
+    config: watch::Sender<Arc<Snapshot>>,
     targets: watch::Sender<Arc<Targets>>,
-    holds: Arc<Holds>,
     seq: std::sync::atomic::AtomicU64,
 }
 
 impl Reloader {
-    /// A reloader for the config at `path`, replacing what the three senders publish.
+    /// A reloader for the config at `path`, replacing what the two senders publish.
     pub fn new(
         path: PathBuf,
-        config: watch::Sender<Arc<Config>>,
-        enforcer: watch::Sender<Arc<Enforcer>>,
+        config: watch::Sender<Arc<Snapshot>>,
         targets: watch::Sender<Arc<Targets>>,
-        holds: Arc<Holds>,
     ) -> Self {
         Self {
             path,
             config,
-            enforcer,
             targets,
-            holds,
             seq: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -119,7 +112,7 @@ impl Reloader {
                 }
             }
         };
-        let file = state_dir(&self.config.borrow()).join(STATUS_FILE);
+        let file = state_dir(&self.config.borrow().config).join(STATUS_FILE);
         let written = serde_json::to_vec_pretty(&status)
             .map_err(std::io::Error::other)
             .and_then(|json| std::fs::write(&file, json));
@@ -139,15 +132,13 @@ impl Reloader {
         if !problems.is_empty() {
             return Err(problems.iter().map(ToString::to_string).collect());
         }
-        let enforcer =
-            Enforcer::load(&new, Arc::clone(&self.holds)).map_err(|e| vec![format!("{e:#}")])?;
         let targets = Targets::load(&new).map_err(|e| vec![format!("{e:#}")])?;
-        let old = Arc::clone(&self.config.borrow());
-        let notes = restart_only(&old, &new);
+        let new = Snapshot::compile(Arc::new(new)).map_err(|e| vec![format!("{e:#}")])?;
+        let old = Arc::clone(&self.config.borrow().config);
+        let notes = restart_only(&old, &new.config);
         self.targets.send_replace(Arc::new(targets));
-        self.enforcer.send_replace(Arc::new(enforcer));
-        // Last: sessions re-check themselves when the config changes, and by then the
-        // enforcement for new sessions is in place too.
+        // Last: sessions re-check themselves when the config changes, and by then the target
+        // settings for new sessions are in place too.
         self.config.send_replace(Arc::new(new));
         Ok(notes)
     }

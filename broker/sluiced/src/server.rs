@@ -81,7 +81,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     );
     tokio::spawn(sessions.clone().sweep_forever());
     let config = Arc::new(config);
-    let (config_tx, live) = LiveConfig::new(Arc::clone(&config));
+    let (config_tx, live) = LiveConfig::new(Arc::clone(&config))?;
     let audit = Arc::new(crate::audit_api::AuditAccess::new(
         store.clone(),
         live.clone(),
@@ -91,18 +91,9 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
         .await
         .context("cannot load the live grants from the store")?;
     let holds = crate::holds::Holds::new(grants.changes());
-    let (enforcer_tx, enforcer) = watch::channel(Arc::new(crate::enforce::Enforcer::load(
-        &config,
-        holds.clone(),
-    )?));
+    let enforcer = Arc::new(crate::enforce::Enforcer::new(holds.clone()));
     let (targets_tx, targets) = watch::channel(targets);
-    let reloader = crate::reload::Reloader::new(
-        config.source.clone(),
-        config_tx,
-        enforcer_tx,
-        targets_tx,
-        holds.clone(),
-    );
+    let reloader = crate::reload::Reloader::new(config.source.clone(), config_tx, targets_tx);
     tokio::spawn(reloader.on_hangup());
     let pid_file = crate::reload::state_dir(&config).join(crate::reload::PID_FILE);
     if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {

@@ -4,12 +4,13 @@
 use crate::api::{AppState, Failure};
 use crate::engines::{Session, Tunnel};
 use crate::gate::Authorized;
+use crate::live::LiveConfig;
+use crate::plan::RolePlan;
 use crate::sessions::SessionLog;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
-use sluice_config::Config;
 use sluice_engine::{Lease, LeaseHandle, RelayEnd, RelayOutcome};
 use sluice_engine_postgres::hooks::Masker;
 use sluice_shared::sessions::SessionInfo;
@@ -17,7 +18,7 @@ use sluice_shared::tunnel::{CLIENT_ADDR_HEADER, PROTOCOL, RESOURCE_HEADER};
 use sluice_shared::{ApiError, ErrorCode};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, info, warn};
 
 /// The open tunnels: at most `max` at once, each holding a slot until its session has written
@@ -100,8 +101,7 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
     // and shutdown can wait for every one to write its end.
     let permit = app.tunnels.try_open().map_err(Failure)?;
     let session_id = format!("ses_{}", crate::tokens::random_id());
-    let config = app.gate.config();
-    let role = config.policy.role(authz.role());
+    let plan = Arc::clone(authz.plan());
     let who = authz.identity();
     let info = SessionInfo {
         id: session_id.clone(),
@@ -124,8 +124,8 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
     let opener = SessionOpener {
         app: app.clone(),
         info: Some(info),
-        record: role.map(|r| r.record).unwrap_or_default(),
-        record_rows: role.map_or(0, |r| r.record_rows),
+        record: plan.record,
+        record_rows: plan.record_rows,
         lease: Arc::new(LeaseHandle::new()),
         log: None,
         failure_watch: None,
@@ -137,11 +137,14 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
             format!("this broker has no engine for resources of kind {kind}"),
         ))
     })?;
+    // The session's plan as reloads replace it; the engine reads it, `run` writes it.
+    let (plan_tx, plan_rx) = tokio::sync::watch::channel(plan);
     let session = engine
         .prepare(Tunnel {
             headers,
             authz: &authz,
             opener,
+            plan: plan_rx,
         })
         .await
         .map_err(Failure)?;
@@ -160,7 +163,7 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         async move {
             let _permit = permit;
             match on_upgrade.await {
-                Ok(upgraded) => run(TokioIo::new(upgraded), session, authz, &app).await,
+                Ok(upgraded) => run(TokioIo::new(upgraded), session, authz, plan_tx, &app).await,
                 Err(e) => {
                     warn!(error = %e, "the tunnel upgrade failed");
                     session
@@ -270,6 +273,7 @@ async fn run(
     stream: TokioIo<hyper::upgrade::Upgraded>,
     session: Box<dyn Session>,
     authz: Authorized,
+    plan: watch::Sender<Arc<RolePlan>>,
     app: &AppState,
 ) {
     let identity = authz.identity().clone();
@@ -277,8 +281,8 @@ async fn run(
     let grant_id = authz.grant_id().to_owned();
     let grant = authz.into_grant();
     let policy = watch_policy(
-        app.gate.live().subscribe(),
-        app.gate.config(),
+        app.gate.live().clone(),
+        plan,
         identity,
         resource,
         grant_id,
@@ -300,48 +304,40 @@ async fn run(
 /// Resolves when a reload puts a policy in force that would not open this session now: the
 /// role, rule or resource is gone, or the role is given where it cannot be enforced. It also
 /// ends a session whose role gained or lost guardrails or whose masking changed: its masker,
-/// catalog and login settings were built from the old ones and cannot change mid-session. A
-/// change to the role's guardrails alone does not end it: the session's guard takes the new
-/// ones before its next statement (`enforce.rs`).
+/// catalog and login settings were built from the old ones and cannot change mid-session.
+/// Otherwise the session gets its role's new plan (its guard decides the next statement by the
+/// new guardrails). A reload between the gate's decision and this watch is caught by checking
+/// the snapshot in force first.
 async fn watch_policy(
-    mut changes: tokio::sync::watch::Receiver<Arc<Config>>,
-    started: Arc<Config>,
+    live: LiveConfig,
+    plan: watch::Sender<Arc<RolePlan>>,
     identity: crate::gate::Identity,
     resource: String,
     grant_id: String,
     role: String,
 ) -> String {
+    let mut changes = live.subscribe();
+    let mut now = live.snapshot();
     loop {
+        let new = match crate::gate::Gate::replan(&now, &identity, &resource, &grant_id, &role) {
+            Ok(new) => new,
+            Err(e) => return format!("the broker's policy changed: {}", e.message),
+        };
+        let current = Arc::clone(&plan.borrow());
+        if !Arc::ptr_eq(&new, &current) {
+            if !current.carries_over_to(&new) {
+                return format!(
+                    "the broker's policy changed: role '{role}' now has other masking or gained \
+                     or lost guardrails; connect again to continue under them"
+                );
+            }
+            plan.send_replace(new);
+        }
         if changes.changed().await.is_err() {
             return std::future::pending().await;
         }
-        let now = Arc::clone(&changes.borrow_and_update());
-        if let Err(e) =
-            crate::gate::Gate::still_allowed_by(&now, &identity, &resource, &grant_id, &role)
-        {
-            return format!("the broker's policy changed: {}", e.message);
-        }
-        if built_from(&started, &role) != built_from(&now, &role) {
-            return format!(
-                "the broker's policy changed: role '{role}' now has other masking or gained or \
-                 lost guardrails; connect again to continue under them"
-            );
-        }
+        now = Arc::clone(&changes.borrow_and_update());
     }
-}
-
-/// What of a session of `role` cannot change while it runs: whether it has guardrails at all,
-/// and its masking as configured.
-fn built_from<'c>(
-    config: &'c Config,
-    role: &str,
-) -> Option<(bool, Option<&'c sluice_config::MaskingProfile>)> {
-    let role = config.policy.role(role)?;
-    let masking = role
-        .masking
-        .as_deref()
-        .and_then(|name| config.policy.masking_profile(name));
-    Some((role.guardrails.is_some(), masking))
 }
 
 /// Resolves with the reason the first of the grant's lease, the broker's lease, the grant's

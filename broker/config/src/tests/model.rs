@@ -7,6 +7,7 @@ use std::time::Duration;
 use sluice_shared::api::ResourceKind;
 
 use super::{at, loc, parse_ok};
+use crate::SqlRole;
 use crate::{
     Approval, ApprovalOverride, Auditors, ColumnMaskSpec, Config, CredentialRef, DetectorKind,
     DetectorSpec, GuardAction, GuardBase, GuardRuleSpec, GuardrailProfile, GuardrailsRef,
@@ -226,10 +227,12 @@ fn full_example_parses_to_the_expected_model() {
                     // Defaults to an hour when max_ttl allows it.
                     default_ttl: Duration::from_secs(3600),
                     approval: None,
-                    guardrails: Some(GuardrailsRef::Builtin(GuardBase::ReadOnly)),
-                    masking: None,
                     record: RecordMode::Required,
-                    record_rows: 0,
+                    sql: SqlRole {
+                        guardrails: Some(GuardrailsRef::Builtin(GuardBase::ReadOnly)),
+                        masking: None,
+                        record_rows: 0,
+                    },
                     needs: vec![at(
                         Need::SqlGuardrails,
                         42,
@@ -249,10 +252,12 @@ fn full_example_parses_to_the_expected_model() {
                         self_approve: true,
                         timeout: Duration::from_secs(30 * 60),
                     }),
-                    guardrails: Some(GuardrailsRef::Profile("analyst".into())),
-                    masking: Some("pii".into()),
                     record: RecordMode::Required,
-                    record_rows: 0,
+                    sql: SqlRole {
+                        guardrails: Some(GuardrailsRef::Profile("analyst".into())),
+                        masking: Some("pii".into()),
+                        record_rows: 0,
+                    },
                     needs: vec![
                         at(Need::SqlGuardrails, 46, 7, "policy.roles.write.guardrails"),
                         at(Need::SqlMasking, 47, 7, "policy.roles.write.masking"),
@@ -401,12 +406,12 @@ fn accessors_answer_from_the_model() {
 
     let policy = &config.policy;
     let write = policy.role("write").expect("write is defined");
-    let guardrails = write.guardrails.as_ref().expect("write has guardrails");
+    let guardrails = write.sql.guardrails.as_ref().expect("write has guardrails");
     let profile = policy
         .guardrail_profile(guardrails.name())
         .expect("a role names only defined profiles");
     assert_eq!(profile.rules.len(), 2);
-    let masking = write.masking.as_deref().expect("write is masked");
+    let masking = write.sql.masking.as_deref().expect("write is masked");
     assert_eq!(
         policy.masking_profile(masking).map(|p| p.columns.len()),
         Some(2)

@@ -56,10 +56,8 @@ fn role(name: &str, max_ttl: Duration, default_ttl: Duration, approval: Option<A
         max_ttl,
         default_ttl,
         approval,
-        guardrails: None,
-        masking: None,
         record: RecordMode::Required,
-        record_rows: 0,
+        sql: Default::default(),
         needs: Vec::new(),
         location: loc(1, 1),
     }

@@ -415,9 +415,9 @@ policy:
     ));
     let role = |name| config.policy.role(name).expect("defined");
     assert_eq!(role("plain").record, crate::RecordMode::Required);
-    assert_eq!(role("plain").record_rows, 0);
+    assert_eq!(role("plain").sql.record_rows, 0);
     assert_eq!(role("loose").record, crate::RecordMode::BestEffort);
-    assert_eq!(role("loose").record_rows, 20);
+    assert_eq!(role("loose").sql.record_rows, 20);
     let security = vec!["security".to_owned()];
     let carol = crate::Principal {
         subject: "carol",

@@ -152,17 +152,17 @@ fn profiles_parse_into_the_model() {
 
     let role = |name| policy.role(name).expect("defined");
     assert_eq!(
-        role("read").guardrails,
+        role("read").sql.guardrails,
         Some(GuardrailsRef::Profile("analyst".into()))
     );
-    assert_eq!(role("read").masking.as_deref(), Some("pii"));
+    assert_eq!(role("read").sql.masking.as_deref(), Some("pii"));
     assert_eq!(
-        role("write").guardrails,
+        role("write").sql.guardrails,
         Some(GuardrailsRef::Builtin(GuardBase::GuardedWrite))
     );
-    assert_eq!(role("write").masking.as_deref(), Some("light"));
+    assert_eq!(role("write").sql.masking.as_deref(), Some("light"));
     assert_eq!(
-        (&role("ops").guardrails, &role("ops").masking),
+        (&role("ops").sql.guardrails, &role("ops").sql.masking),
         (&None, &None)
     );
 }

@@ -61,7 +61,7 @@ fn starter_config_parses_with_the_given_values() {
     assert_eq!(approval.groups, ["dba-leads"]);
     assert_eq!((approval.count, approval.self_approve), (1, false));
     // Profiles are examples only: nothing is guarded or masked until the operator opts in.
-    assert_eq!((&read.guardrails, &read.masking), (&None, &None));
+    assert_eq!((&read.sql.guardrails, &read.sql.masking), (&None, &None));
     assert!(config.policy.guardrails.is_empty() && config.policy.masking.is_empty());
     assert_eq!(config.identity, IdentityConfig::default());
 }
@@ -154,10 +154,10 @@ fn starter_examples_parse_once_uncommented() {
         .role("read")
         .expect("the starter defines read");
     assert_eq!(
-        read.guardrails,
+        read.sql.guardrails,
         Some(GuardrailsRef::Profile("analyst".into()))
     );
-    assert_eq!(read.masking.as_deref(), Some("pii"));
+    assert_eq!(read.sql.masking.as_deref(), Some("pii"));
     let analyst = config
         .policy
         .guardrail_profile("analyst")

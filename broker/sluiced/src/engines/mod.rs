@@ -18,6 +18,7 @@ pub use postgres::{PostgresEngine, Targets};
 pub use tcp::TcpEngine;
 
 use crate::gate::Authorized;
+use crate::plan::RolePlan;
 use crate::tunnel::SessionOpener;
 use axum::http::HeaderMap;
 use hyper::upgrade::Upgraded;
@@ -64,6 +65,9 @@ pub struct Tunnel<'a> {
     pub authz: &'a Authorized,
     /// Opens and closes the session's record; the engine decides when a session starts.
     pub opener: SessionOpener,
+    /// The role's plan the gate built for this session, replaced when a reload changes it
+    /// (the engine reads its kind's section and never looks the role up by name).
+    pub plan: tokio::sync::watch::Receiver<Arc<RolePlan>>,
 }
 
 /// A prepared session, served once the stream is upgraded.

@@ -6,6 +6,7 @@
 
 use super::{BoxFuture, Engine, Served, Session, Tunnel};
 use crate::enforce::Enforcer;
+use crate::plan::RolePlan;
 use crate::tunnel::{SessionOpener, log_end};
 use anyhow::{Context, Result};
 use hyper::upgrade::Upgraded;
@@ -72,18 +73,15 @@ impl Targets {
 pub struct PostgresEngine {
     /// Maps the broker's cancel keys to the real ones.
     cancels: CancelRegistry,
-    /// Each role's guard, masking and approvals (replaced on reload).
-    enforcer: watch::Receiver<Arc<Enforcer>>,
+    /// The classifier, approvals and catalogs SQL sessions share.
+    enforcer: Arc<Enforcer>,
     /// Target TLS (replaced on reload).
     targets: watch::Receiver<Arc<Targets>>,
 }
 
 impl PostgresEngine {
     /// The engine over the broker's current enforcement and target settings.
-    pub fn new(
-        enforcer: watch::Receiver<Arc<Enforcer>>,
-        targets: watch::Receiver<Arc<Targets>>,
-    ) -> Self {
+    pub fn new(enforcer: Arc<Enforcer>, targets: watch::Receiver<Arc<Targets>>) -> Self {
         Self {
             cancels: CancelRegistry::default(),
             enforcer,
@@ -177,14 +175,9 @@ impl Engine for PostgresEngine {
                 cancels: self.cancels.clone(),
                 start: PostgresStart {
                     opener: tunnel.opener,
-                    enforcer: Arc::clone(&self.enforcer.borrow()),
-                    reloads: {
-                        let mut rx = self.enforcer.clone();
-                        rx.mark_unchanged();
-                        rx
-                    },
+                    enforcer: Arc::clone(&self.enforcer),
+                    plan: tunnel.plan,
                     resource: resource.clone(),
-                    role: authz.role().to_owned(),
                     holds,
                     target,
                     counts: None,
@@ -267,12 +260,10 @@ impl Session for PostgresSession {
 /// record, only once the client's first message is a StartupMessage.
 struct PostgresStart {
     opener: SessionOpener,
-    /// The enforcement in force when the tunnel opened.
     enforcer: Arc<Enforcer>,
-    /// The broker's enforcement as reloads replace it, for the session's guard.
-    reloads: watch::Receiver<Arc<Enforcer>>,
+    /// The role's plan from the gate, as reloads replace it.
+    plan: watch::Receiver<Arc<RolePlan>>,
     resource: String,
-    role: String,
     holds: crate::holds::Session,
     /// The target, for the broker's own catalog login.
     target: Target,
@@ -284,7 +275,8 @@ impl SessionStart for PostgresStart {
     fn start(&mut self) -> StartFuture<'_> {
         Box::pin(async move {
             let enforcer = Arc::clone(&self.enforcer);
-            let columns = if enforcer.needs_catalog(&self.role) {
+            let plan = Arc::clone(&self.plan.borrow_and_update());
+            let columns = if plan.sql.needs_catalog() {
                 // Fail closed: without it an alias would slip past the column rules.
                 match enforcer.catalog(&self.resource, &self.target).await {
                     Ok(columns) => Some(columns),
@@ -300,19 +292,8 @@ impl SessionStart for PostgresStart {
             } else {
                 None
             };
-            let mut enforced = enforcer
-                .for_session(
-                    &self.role,
-                    self.holds.clone(),
-                    columns,
-                    Some(self.reloads.clone()),
-                )
-                .ok_or_else(|| {
-                    format!(
-                        "role '{}' is not in the policy the broker runs; request a new grant",
-                        self.role
-                    )
-                })?;
+            let mut enforced =
+                enforcer.for_session(&plan, self.holds.clone(), columns, Some(self.plan.clone()));
             self.opener
                 .open(enforced.enforcement.masker.clone(), true)
                 .await?;

@@ -1,0 +1,140 @@
+//! A role's plan: what sessions of the role enforce, compiled once per configuration and handed
+//! out by the gate with each tunnel it authorizes. Engines read the section of their kind
+//! (`sql` today) and never look a role up by name; a reload hands open sessions the new plan of
+//! their role, or ends them when the new plan cannot apply mid-session.
+
+use crate::enforce::SqlPlan;
+use anyhow::Result;
+use sluice_config::{Config, MaskingProfile, RecordMode};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What one role enforces, per kind of resource.
+#[derive(Debug)]
+pub struct RolePlan {
+    /// Whether a session may go on unrecorded.
+    pub record: RecordMode,
+    /// How many result rows per statement the recording keeps (SQL).
+    pub record_rows: u32,
+    /// Guardrails, masking and approvals of SQL sessions.
+    pub sql: SqlPlan,
+    /// What a running session was built from and cannot take on mid-way.
+    fixed: Fixed,
+}
+
+/// Whether the role has statement guardrails at all, and its masking as configured: a session's
+/// login settings, masker and catalog were built from these.
+#[derive(Debug, PartialEq)]
+struct Fixed {
+    guarded: bool,
+    masking: Option<MaskingProfile>,
+}
+
+impl RolePlan {
+    /// Whether a session that started under `self` can go on under `new` (its next statement
+    /// decided by `new`'s guardrails); if not, it must end and the client connect again.
+    pub fn carries_over_to(&self, new: &RolePlan) -> bool {
+        self.fixed == new.fixed
+    }
+}
+
+/// Every role's plan under one configuration.
+#[derive(Debug, Default)]
+pub struct Plans {
+    roles: HashMap<String, Arc<RolePlan>>,
+}
+
+impl Plans {
+    /// Compiles every role (masking keys are read here, so a broken one is a load error).
+    pub fn compile(config: &Config) -> Result<Self> {
+        let mut sql = SqlPlan::compile_all(config)?;
+        let roles = config
+            .policy
+            .roles
+            .iter()
+            .map(|role| {
+                let plan = RolePlan {
+                    record: role.record,
+                    record_rows: role.sql.record_rows,
+                    sql: sql.remove(&role.name).unwrap_or_default(),
+                    fixed: Fixed {
+                        guarded: role.sql.guardrails.is_some(),
+                        masking: role
+                            .sql
+                            .masking
+                            .as_deref()
+                            .and_then(|name| config.policy.masking_profile(name))
+                            .cloned(),
+                    },
+                };
+                (role.name.clone(), Arc::new(plan))
+            })
+            .collect();
+        Ok(Self { roles })
+    }
+
+    /// The plan of `role`, if the configuration defines it.
+    pub fn get(&self, role: &str) -> Option<Arc<RolePlan>> {
+        self.roles.get(role).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plans(roles: &str) -> Plans {
+        let text = format!(
+            "\
+listen: 127.0.0.1:8443
+tls: {{cert: tls/server.crt, key: tls/server.key, ca: tls/ca.crt}}
+tokens: {{signing_key: keys/session-signing.pem}}
+store: {{sqlite: sluice.db}}
+resources:
+  db: {{kind: postgres, address: 127.0.0.1:9, database: app, user: app, password: 'env:PW'}}
+policy:
+  masking:
+    pii: {{columns: [{{name: mail, column: '*.email', style: redact}}]}}
+    light: {{columns: [{{name: mail, column: '*.email', style: last4}}]}}
+  roles:
+{roles}
+  rules:
+    - {{name: all, groups: [dev], resources: [db], roles: [r]}}
+"
+        );
+        let config = sluice_config::parse(&text, std::path::Path::new("/etc/sluice/sluice.yaml"))
+            .unwrap_or_else(|e| panic!("test config: {e}"));
+        Plans::compile(&config).expect("the plans compile")
+    }
+
+    fn role(plans: &Plans) -> Arc<RolePlan> {
+        plans.get("r").expect("role r has a plan")
+    }
+
+    #[test]
+    fn new_guardrails_carry_over_to_a_running_session() {
+        let old = role(&plans("    r: {max_ttl: 1h, guardrails: read-only}"));
+        let new = role(&plans("    r: {max_ttl: 1h, guardrails: guarded-write}"));
+        assert!(old.carries_over_to(&new));
+        assert!(new.sql.needs_catalog() == old.sql.needs_catalog());
+    }
+
+    #[test]
+    fn gaining_or_losing_guardrails_or_changing_masking_does_not() {
+        let plain = role(&plans("    r: {max_ttl: 1h}"));
+        let guarded = role(&plans("    r: {max_ttl: 1h, guardrails: read-only}"));
+        let pii = role(&plans("    r: {max_ttl: 1h, masking: pii}"));
+        let light = role(&plans("    r: {max_ttl: 1h, masking: light}"));
+        assert!(!plain.carries_over_to(&guarded));
+        assert!(!guarded.carries_over_to(&plain));
+        assert!(!pii.carries_over_to(&light));
+        assert!(!plain.carries_over_to(&pii));
+        assert!(pii.sql.needs_catalog());
+        assert!(!plain.sql.needs_catalog());
+    }
+
+    #[test]
+    fn a_role_the_configuration_does_not_define_has_no_plan() {
+        assert!(plans("    r: {max_ttl: 1h}").get("gone").is_none());
+    }
+}
