@@ -4,7 +4,9 @@
 //! (fingerprint over the superuser's socket) and the session (probe) exactly as they were.
 //!
 //! One psql session per profile, statements in file order; `admin` runs last because what it
-//! allows changes the database. The fixture is rebuilt before each profile.
+//! allows changes the database. The fixture is rebuilt before each profile. A second corpus,
+//! `tests/data/guard-corpus-superuser.jsonl`, runs the guarded profiles with the broker logged
+//! in as a superuser.
 
 use sluice_tests::guard::{
     Canary, Decision, Entry, Outcome, Profile, fingerprint_change, load_corpus, run_session,
@@ -83,18 +85,62 @@ fn judge(entry: &Entry, profile: Profile, outcome: Option<&Outcome>) -> (Vec<Str
 
 #[test]
 fn every_corpus_statement_gets_its_decision_and_refusals_change_nothing() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/guard-corpus.jsonl");
+    run_corpus("guard-corpus.jsonl", 150, Upstream::App, &Profile::ALL);
+}
+
+/// The classes a careless deployment's superuser login makes dangerous (settings that switch
+/// off protections, catalog writes, password hashes, server files, index-page rewrites) and
+/// filters whose constants would decide them, against a broker that logs in as a superuser.
+#[test]
+fn guarded_profiles_hold_when_the_upstream_login_is_a_superuser() {
+    run_corpus(
+        "guard-corpus-superuser.jsonl",
+        40,
+        Upstream::Superuser,
+        &[Profile::ReadOnly, Profile::GuardedWrite],
+    );
+}
+
+/// Whom the broker logs in to PostgreSQL as.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Upstream {
+    /// The application role, which owns the fixture.
+    App,
+    /// A superuser made for the run.
+    Superuser,
+}
+
+fn run_corpus(file: &str, at_least: usize, upstream: Upstream, profiles: &[Profile]) {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(file);
     let entries = load_corpus(&corpus);
     assert!(
-        entries.len() >= 150,
-        "the corpus must hold at least 150 statements, it has {}",
+        entries.len() >= at_least,
+        "{file} must hold at least {at_least} statements, it has {}",
         entries.len()
     );
 
     let pg = Postgres::start();
     let canary = Canary::install(&pg);
-    let broker = BrokerBuilder::new()
-        .postgres("pg", &pg)
+    let builder = match upstream {
+        Upstream::App => BrokerBuilder::new().postgres("pg", &pg),
+        Upstream::Superuser => {
+            let password = format!("su-{}", sluice_tests::postgres::random_hex(16));
+            pg.admin_sql(
+                "postgres",
+                &format!("create role corpus_su login superuser password '{password}'"),
+            );
+            BrokerBuilder::new().postgres_at(
+                "pg",
+                &pg.address(),
+                &pg.database,
+                "corpus_su",
+                &password,
+            )
+        }
+    };
+    let broker = builder
         .role("read", "      max_ttl: 1h\n      guardrails: read-only\n")
         .role(
             "write",
@@ -115,7 +161,7 @@ fn every_corpus_statement_gets_its_decision_and_refusals_change_nothing() {
 
     let mut failures = String::new();
     let mut tallies = Vec::new();
-    for profile in Profile::ALL {
+    for &profile in profiles {
         let started = Instant::now();
         canary.reset(&pg);
         let before = canary.fingerprint(&pg);
@@ -182,7 +228,7 @@ fn every_corpus_statement_gets_its_decision_and_refusals_change_nothing() {
     }
 
     let mut summary = format!(
-        "guard corpus: {} statements\n{:<14} {:>8} {:>8} {:>11} {:>8} {:>8}\n",
+        "guard corpus {file}: {} statements\n{:<14} {:>8} {:>8} {:>11} {:>8} {:>8}\n",
         entries.len(),
         "profile",
         "allowed",

@@ -97,6 +97,50 @@ fn read_only_refuses_writes_and_the_session_stays_usable() {
     assert_eq!(stdout(&out).trim(), "on", "{}", stderr(&out));
 }
 
+/// A database default that would change how statements are judged (`x = NULL` true, or
+/// backslashes in plain strings) is overridden at login for guarded roles: the guard's reading
+/// of a statement is the server's.
+#[test]
+fn guarded_sessions_pin_the_settings_the_guard_reads_statements_by() {
+    let (pg, _broker, cli) = setup();
+    pg.admin_sql(
+        &pg.database,
+        &format!(
+            "alter table customers alter column name drop not null; \
+             update customers set name = null where id = 5; \
+             alter database {db} set transform_null_equals = on; \
+             alter database {db} set standard_conforming_strings = off",
+            db = pg.database
+        ),
+    );
+    // A plain role is not pinned: the database default shows through.
+    let direct = pg.admin_sql(&pg.database, "show transform_null_equals");
+    assert_eq!(direct.trim(), "on");
+    let out = run(
+        &cli,
+        "write",
+        &[
+            "show transform_null_equals",
+            "show standard_conforming_strings",
+            "update customers set name = 'nulled' where name = null",
+        ],
+    );
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        ["off", "on", "UPDATE", "0"],
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        pg.admin_sql(
+            &pg.database,
+            "select count(*) from customers where name = 'nulled'"
+        )
+        .trim(),
+        "0"
+    );
+}
+
 #[test]
 fn guarded_write_needs_a_real_where() {
     let (pg, _broker, cli) = setup();

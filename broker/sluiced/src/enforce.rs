@@ -225,8 +225,15 @@ impl Enforcer {
         let counts = Arc::new(Mutex::new(MaskCounts::new()));
         let mut settings = Vec::new();
         if plan.guard.is_some() {
-            // The server must read the bytes as the guard did.
-            settings.push(("client_encoding".to_owned(), "UTF8".to_owned()));
+            // The server must read and judge the statements as the guard did, whatever the
+            // database's or role's own defaults say (`ALTER DATABASE ... SET`).
+            for (name, value) in [
+                ("client_encoding", "UTF8"),
+                ("standard_conforming_strings", "on"),
+                ("transform_null_equals", "off"),
+            ] {
+                settings.push((name.to_owned(), value.to_owned()));
+            }
         }
         if plan.base == Some(GuardBase::ReadOnly) {
             settings.push(("default_transaction_read_only".to_owned(), "on".to_owned()));

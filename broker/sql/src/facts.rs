@@ -122,9 +122,10 @@ impl fmt::Display for TableRef {
 pub enum WhereFacts {
     /// No `WHERE` at all: every row.
     Missing,
-    /// A `WHERE` that does not select rows: provably true (`1=1`, `x = x`, `... OR true`,
-    /// `NOT false`, constant comparisons), or not referring to any column at all
-    /// (`WHERE $1`, `WHERE now() > '2020-01-01'`, `WHERE EXISTS (SELECT 1)`).
+    /// A `WHERE` that may be true for every row: some branch that can make it true does not
+    /// refer to the target's row (`... OR 1 = 1`, `WHERE $1`, `WHERE now() > $1`, `... OR
+    /// EXISTS (SELECT 1)`), or is a row tautology (`x = x`, `x LIKE '%'`). Constants are never
+    /// evaluated (decision 37).
     TriviallyTrue,
     /// A filter that depends on the rows (or one the classifier could not see through).
     Present,
@@ -249,6 +250,13 @@ pub struct StatementFacts {
     /// `SET backslash_quote`. After one, the server and the classifier could read the same
     /// bytes as different statements, so guarded profiles refuse it.
     pub lexer_change: bool,
+    /// Settings a `SET`/`RESET`/`set_config` changes that are not on the allow-list of
+    /// harmless session settings ([`harmless_setting`]), lower-cased; `(computed)` for a
+    /// `set_config` whose name is not a constant. Guarded profiles refuse them: they can switch
+    /// off the server's own protections (`session_replication_role`,
+    /// `allow_system_table_mods`), silence its audit logging (`log_*`), change how later
+    /// statements are judged (`transform_null_equals`) or feed row-level security.
+    pub unlisted_settings: Vec<String>,
     /// `SELECT ... FOR UPDATE/SHARE/...`, `LOCK TABLE`.
     pub locking: bool,
     /// Byte range of this statement in the text given to the classifier.
@@ -280,6 +288,7 @@ impl StatementFacts {
             copy: None,
             prepared: None,
             role_change: false,
+            unlisted_settings: Vec::new(),
             read_only_change: false,
             lexer_change: false,
             locking: false,
@@ -410,6 +419,11 @@ const SIDE_EFFECT_FUNCTIONS: &[(&str, SideEffectKind)] = &[
     ("pg_clear_attribute_stats", SideEffectKind::Server),
     ("pg_restore_attribute_stats", SideEffectKind::Server),
     ("pg_truncate_visibility_map", SideEffectKind::Server),
+    // Rewrite index pages, even in a read-only transaction.
+    ("brin_summarize_new_values", SideEffectKind::Server),
+    ("brin_summarize_range", SideEffectKind::Server),
+    ("brin_desummarize_range", SideEffectKind::Server),
+    ("gin_clean_pending_list", SideEffectKind::Server),
 ];
 
 /// Name prefixes of families of built-in or common-extension functions with side effects.
@@ -424,6 +438,82 @@ const SIDE_EFFECT_PREFIXES: &[(&str, SideEffectKind)] = &[
     ("pg_replication_origin_", SideEffectKind::Server),
     ("binary_upgrade_", SideEffectKind::Server),
 ];
+
+/// Session settings a guarded role may change: presentation, time zones and locales, timeouts,
+/// memory and planner knobs, transaction modes. Settings with rules of their own are listed
+/// too and judged by those rules (`role`, `session_authorization`, the read-only and lexer
+/// settings). Anything else, custom `app.*` settings included, is refused under guarded
+/// profiles; `docs/guardrails.md` lists this table.
+const HARMLESS_SETTINGS: &[&str] = &[
+    "application_name",
+    "search_path",
+    "client_min_messages",
+    "datestyle",
+    "intervalstyle",
+    "timezone",
+    "extra_float_digits",
+    "bytea_output",
+    "xmlbinary",
+    "xmloption",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    "default_text_search_config",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "idle_session_timeout",
+    "transaction_timeout",
+    "work_mem",
+    "hash_mem_multiplier",
+    "maintenance_work_mem",
+    "temp_buffers",
+    "default_transaction_isolation",
+    "transaction_isolation",
+    "default_transaction_deferrable",
+    "transaction_deferrable",
+    "cursor_tuple_fraction",
+    "constraint_exclusion",
+    "from_collapse_limit",
+    "join_collapse_limit",
+    "plan_cache_mode",
+    "default_statistics_target",
+    "random_page_cost",
+    "seq_page_cost",
+    "cpu_tuple_cost",
+    "cpu_index_tuple_cost",
+    "cpu_operator_cost",
+    "effective_cache_size",
+    "effective_io_concurrency",
+    "parallel_setup_cost",
+    "parallel_tuple_cost",
+    "min_parallel_table_scan_size",
+    "min_parallel_index_scan_size",
+    "max_parallel_workers_per_gather",
+    "parallel_leader_participation",
+    "quote_all_identifiers",
+    "synchronize_seqscans",
+    "gin_fuzzy_search_limit",
+    // Judged by their own rules.
+    "role",
+    "session_authorization",
+    "default_transaction_read_only",
+    "transaction_read_only",
+    "client_encoding",
+    "standard_conforming_strings",
+    "backslash_quote",
+];
+
+/// Families of harmless planner settings, by prefix.
+const HARMLESS_SETTING_PREFIXES: &[&str] = &["enable_", "geqo", "jit"];
+
+/// Whether a guarded role may change the session setting `name` (lower-cased).
+pub fn harmless_setting(name: &str) -> bool {
+    HARMLESS_SETTINGS.contains(&name)
+        || HARMLESS_SETTING_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix) && !name.contains('.'))
+}
 
 /// Whether a function, named as in [`StatementFacts::functions`], has side effects, and which.
 ///

@@ -442,6 +442,28 @@ impl GuardPolicy {
         if f.lexer_change {
             return Verdict::block(format!("{p}:lexer-change"), lexer_change_reason(f));
         }
+        if !f.unlisted_settings.is_empty() {
+            return Verdict::block(
+                format!("{p}:setting"),
+                format!(
+                    "{} changes {} (not on the list of harmless session settings in \
+                     docs/guardrails.md); settings can switch off the server's own protections, \
+                     its audit logging or row-level security, so guarded roles may not change it",
+                    f.command,
+                    f.unlisted_settings.join(", ")
+                ),
+            );
+        }
+        if let Some(relation) = f.tables.iter().find(|t| server_secret(t)) {
+            return Verdict::block(
+                format!("{p}:server-secrets"),
+                format!(
+                    "{} reads {relation}, which holds password hashes or the server's own \
+                     configuration files; guarded roles may not read it",
+                    f.command
+                ),
+            );
+        }
         if profile == Profile::ReadOnly && f.read_only_change {
             return Verdict::block(
                 "read-only:read-only-change",
@@ -577,6 +599,18 @@ impl GuardPolicy {
             };
             return Verdict::block("read-only", format!("{what}; this role is read-only"));
         }
+        // guarded-write: no write to the system catalogs, whatever its filter.
+        if let Some(write) = f.writes.iter().find(|w| system_catalog(&w.table)) {
+            return Verdict::block(
+                "guarded-write:catalog-write",
+                format!(
+                    "{} writes to the system catalog {}, which changes the schema or the server's \
+                     own state like DDL does; this role may not run DDL",
+                    explained_write(f, &write.command),
+                    write.table
+                ),
+            );
+        }
         // guarded-write: every write must be limited by a real filter.
         for write in &f.writes {
             let target = &write.table;
@@ -596,6 +630,15 @@ impl GuardPolicy {
                     },
                     "can update or delete every row: its ON condition, or the AND condition of \
                      a WHEN ... THEN UPDATE/DELETE, does not select rows",
+                ),
+                ("INSERT", Some(WhereFacts::Missing | WhereFacts::TriviallyTrue)) => (
+                    if write.filter == Some(WhereFacts::Missing) {
+                        "guarded-write:no-where"
+                    } else {
+                        "guarded-write:trivial-where"
+                    },
+                    "reads its own table and its ON CONFLICT DO UPDATE can update every row it \
+                     reads: the DO UPDATE has no WHERE that selects rows",
                 ),
                 (_, Some(WhereFacts::Missing)) => (
                     "guarded-write:no-where",
@@ -700,6 +743,32 @@ fn describe_writes(f: &StatementFacts) -> String {
         .map(|w| format!("{} on {}", w.command, w.table))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A table of the system catalogs: in `pg_catalog`, `information_schema` or `pg_toast`, or an
+/// unqualified `pg_` name (which resolves to `pg_catalog` first unless a table of that name
+/// shadows it, and `pg_` names are reserved for the system).
+fn system_catalog(table: &TableRef) -> bool {
+    match table.schema.as_deref() {
+        Some("pg_catalog" | "information_schema" | "pg_toast") => true,
+        Some(_) => false,
+        None => table.name.starts_with("pg_"),
+    }
+}
+
+/// Relations that hold password hashes or read the server's configuration files.
+fn server_secret(table: &TableRef) -> bool {
+    matches!(table.schema.as_deref(), None | Some("pg_catalog"))
+        && matches!(
+            table.name.as_str(),
+            "pg_authid"
+                | "pg_shadow"
+                | "pg_user_mapping"
+                | "pg_user_mappings"
+                | "pg_file_settings"
+                | "pg_hba_file_rules"
+                | "pg_ident_file_mappings"
+        )
 }
 
 fn verb(command: &str) -> &'static str {

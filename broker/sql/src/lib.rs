@@ -26,7 +26,7 @@ pub mod postgres;
 
 pub use facts::{
     CopyDirection, CopyFacts, CopyTarget, PreparedRef, SideEffectKind, StatementClass,
-    StatementFacts, TableRef, WhereFacts, WriteFacts, side_effect_kind,
+    StatementFacts, TableRef, WhereFacts, WriteFacts, harmless_setting, side_effect_kind,
 };
 pub use guard::{Action, GuardPolicy, GuardRule, NoPrepared, PreparedLookup, Profile, Verdict};
 pub use postgres::{Classifier, classify};

@@ -420,8 +420,145 @@ const TABLE: &[(&str, &str, &str, &str)] = &[
         "guarded-write:side-effect-function",
         "allow",
     ),
+    // set_config is refused whatever the setting; one not on the allow-list says so.
     (
         "select set_config('work_mem', '1GB', false)",
+        "read-only:side-effect-function",
+        "guarded-write:side-effect-function",
+        "allow",
+    ),
+    (
+        "select set_config('session_replication_role', 'replica', false)",
+        "read-only:setting",
+        "guarded-write:setting",
+        "allow",
+    ),
+    (
+        "select set_config(current_user || 'x', 'y', false)",
+        "read-only:role-change",
+        "guarded-write:role-change",
+        "allow",
+    ),
+    // Settings that switch off the server's protections, audit logging, or change how later
+    // statements are judged; custom settings may feed row-level security.
+    (
+        "set session_replication_role = replica",
+        "read-only:setting",
+        "guarded-write:setting",
+        "allow",
+    ),
+    (
+        "set local allow_system_table_mods = on",
+        "read-only:setting",
+        "guarded-write:setting",
+        "allow",
+    ),
+    (
+        "set log_statement = 'none'",
+        "read-only:setting",
+        "guarded-write:setting",
+        "allow",
+    ),
+    (
+        "reset log_min_duration_statement",
+        "read-only:setting",
+        "guarded-write:setting",
+        "allow",
+    ),
+    (
+        "set transform_null_equals to on",
+        "read-only:setting",
+        "guarded-write:setting",
+        "allow",
+    ),
+    (
+        "set app.tenant_id = '42'",
+        "read-only:setting",
+        "guarded-write:setting",
+        "allow",
+    ),
+    (
+        "set row_security = off",
+        "read-only:setting",
+        "guarded-write:setting",
+        "allow",
+    ),
+    (
+        "set enable_seqscan.x = off",
+        "read-only:setting",
+        "guarded-write:setting",
+        "allow",
+    ),
+    ("set statement_timeout = '5s'", "allow", "allow", "allow"),
+    ("set search_path = app, public", "allow", "allow", "allow"),
+    ("set enable_seqscan = off", "allow", "allow", "allow"),
+    ("set time zone 'UTC'", "allow", "allow", "allow"),
+    ("reset application_name", "allow", "allow", "allow"),
+    (
+        "alter role current_user set log_statement = 'none'",
+        "read-only:dcl",
+        "guarded-write:dcl",
+        "allow",
+    ),
+    // Writes to the system catalogs are DDL, whatever their WHERE.
+    (
+        "update pg_catalog.pg_class set relname = 'x' where oid = 16384",
+        "read-only",
+        "guarded-write:catalog-write",
+        "allow",
+    ),
+    (
+        "delete from pg_proc where proname = 'x'",
+        "read-only",
+        "guarded-write:catalog-write",
+        "allow",
+    ),
+    (
+        "insert into information_schema.sql_features values ('x')",
+        "read-only",
+        "guarded-write:catalog-write",
+        "allow",
+    ),
+    // Password hashes and server files.
+    (
+        "select rolpassword from pg_authid",
+        "read-only:server-secrets",
+        "guarded-write:server-secrets",
+        "allow",
+    ),
+    (
+        "select * from pg_catalog.pg_shadow",
+        "read-only:server-secrets",
+        "guarded-write:server-secrets",
+        "allow",
+    ),
+    (
+        "select * from pg_hba_file_rules",
+        "read-only:server-secrets",
+        "guarded-write:server-secrets",
+        "allow",
+    ),
+    (
+        "select name, setting from pg_file_settings",
+        "read-only:server-secrets",
+        "guarded-write:server-secrets",
+        "allow",
+    ),
+    (
+        "select * from pg_ident_file_mappings",
+        "read-only:server-secrets",
+        "guarded-write:server-secrets",
+        "allow",
+    ),
+    // Functions that rewrite index pages even in a read-only transaction.
+    (
+        "select brin_summarize_new_values('i'::regclass)",
+        "read-only:side-effect-function",
+        "guarded-write:side-effect-function",
+        "allow",
+    ),
+    (
+        "select gin_clean_pending_list('g'::regclass)",
         "read-only:side-effect-function",
         "guarded-write:side-effect-function",
         "allow",

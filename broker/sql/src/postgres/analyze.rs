@@ -19,11 +19,11 @@ use pg_query::protobuf::{
     ObjectType, RangeVar, TransactionStmtKind, VariableSetKind, WithClause, a_const,
 };
 
-use super::filter::{parse_bool, shape, shape_for};
+use super::filter::{Target, parse_bool, shape_for};
 use super::walk::for_each_child;
 use crate::facts::{
     CopyDirection, CopyFacts, CopyTarget, PreparedRef, SideEffectKind, StatementClass,
-    StatementFacts, TableRef, WhereFacts, WriteFacts, side_effect_kind,
+    StatementFacts, TableRef, WhereFacts, WriteFacts, harmless_setting, side_effect_kind,
 };
 
 /// Deeper trees than this are refused as `Unknown` rather than walked. Unreachable today (the
@@ -196,6 +196,7 @@ struct Collector<'a> {
     select_into: bool,
     locking: bool,
     role_change: bool,
+    unlisted_settings: Vec<String>,
     read_only_change: bool,
     lexer_change: bool,
     /// `EXECUTE name` seen (top level, or inside `CREATE TABLE AS` / `EXPLAIN ANALYZE`).
@@ -220,6 +221,7 @@ impl<'a> Collector<'a> {
             select_into: false,
             locking: false,
             role_change: false,
+            unlisted_settings: Vec::new(),
             read_only_change: false,
             lexer_change: false,
             executes: None,
@@ -272,6 +274,7 @@ impl<'a> Collector<'a> {
         facts.select_into = self.select_into;
         facts.locking = self.locking;
         facts.role_change = self.role_change;
+        facts.unlisted_settings = self.unlisted_settings;
         facts.read_only_change = self.read_only_change;
         facts.lexer_change = self.lexer_change;
         if let Some(name) = self.executes {
@@ -299,6 +302,9 @@ impl<'a> Collector<'a> {
         self.select_into |= inner.select_into;
         self.locking |= inner.locking;
         self.role_change |= inner.role_change;
+        for name in &inner.unlisted_settings {
+            push_unique(&mut self.unlisted_settings, name.clone());
+        }
         self.read_only_change |= inner.read_only_change;
         self.lexer_change |= inner.lexer_change;
         if let Some(PreparedRef::Execute { name }) = &inner.prepared {
@@ -379,16 +385,22 @@ impl<'a> Collector<'a> {
                 self.scoped(node, select.with_clause.as_ref());
             }
             NodeRef::InsertStmt(insert) => {
-                self.dml("INSERT", insert.relation.as_ref(), None);
+                self.dml("INSERT", insert.relation.as_ref(), upsert_filter(insert));
                 self.scoped(node, insert.with_clause.as_ref());
             }
             NodeRef::UpdateStmt(update) => {
-                let filter = shape_for(update.where_clause.as_deref(), update.relation.as_ref());
+                let filter = shape_for(
+                    update.where_clause.as_deref(),
+                    &Target::of(update.relation.as_ref()),
+                );
                 self.dml("UPDATE", update.relation.as_ref(), Some(filter));
                 self.scoped(node, update.with_clause.as_ref());
             }
             NodeRef::DeleteStmt(delete) => {
-                let filter = shape_for(delete.where_clause.as_deref(), delete.relation.as_ref());
+                let filter = shape_for(
+                    delete.where_clause.as_deref(),
+                    &Target::of(delete.relation.as_ref()),
+                );
                 self.dml("DELETE", delete.relation.as_ref(), Some(filter));
                 self.scoped(node, delete.with_clause.as_ref());
             }
@@ -580,6 +592,7 @@ impl<'a> Collector<'a> {
             Some(name) => self.setting(&name, Setting::Value(value.as_deref())),
             None => {
                 // A computed setting name could be any of them.
+                push_unique(&mut self.unlisted_settings, "(computed)".to_owned());
                 self.role_change = true;
                 self.read_only_change = true;
                 self.lexer_change = true;
@@ -638,6 +651,9 @@ impl<'a> Collector<'a> {
         };
         let truthy = value.and_then(parse_bool);
         let set = matches!(change, Setting::Value(_));
+        if !harmless_setting(&name) {
+            push_unique(&mut self.unlisted_settings, name.clone());
+        }
         match name.as_str() {
             "role" | "session_authorization" => self.role_change = true,
             "default_transaction_read_only" | "transaction_read_only" if truthy != Some(true) => {
@@ -752,7 +768,8 @@ fn constant_text(node: &Node) -> Option<String> {
 /// SOURCE` action touches target rows the join did not find, so only its own condition
 /// filters it. `None` for insert-only merges.
 fn merge_filter(merge: &protobuf::MergeStmt) -> Option<WhereFacts> {
-    let on = shape(merge.join_condition.as_deref());
+    let target = Target::of(merge.relation.as_ref());
+    let on = shape_for(merge.join_condition.as_deref(), &target);
     merge
         .merge_when_clauses
         .iter()
@@ -765,7 +782,7 @@ fn merge_filter(merge: &protobuf::MergeStmt) -> Option<WhereFacts> {
                 || w.command_type == CmdType::CmdDelete as i32
         })
         .map(|w| {
-            let own = shape(w.condition.as_deref());
+            let own = shape_for(w.condition.as_deref(), &target);
             if w.match_kind == MergeMatchKind::MergeWhenMatched as i32 {
                 own.max(on)
             } else {
@@ -773,6 +790,39 @@ fn merge_filter(merge: &protobuf::MergeStmt) -> Option<WhereFacts> {
             }
         })
         .min()
+}
+
+/// The filter of an upsert that reads its own table: `INSERT INTO t SELECT ... FROM t ON
+/// CONFLICT DO UPDATE` conflicts on every row it reads and so updates them all unless the `DO
+/// UPDATE`'s own `WHERE` selects rows. `None` for plain inserts and upserts fed by other
+/// sources (each conflicting row was named by the statement's own values).
+fn upsert_filter(insert: &protobuf::InsertStmt) -> Option<WhereFacts> {
+    let conflict = insert.on_conflict_clause.as_deref()?;
+    if conflict.action != protobuf::OnConflictAction::OnconflictUpdate as i32 {
+        return None;
+    }
+    let target = insert.relation.as_ref()?;
+    let source = insert.select_stmt.as_deref()?.node.as_ref()?;
+    let ctes_read = insert
+        .with_clause
+        .as_ref()
+        .is_some_and(|w| reads(NodeRef::WithClause(w), &target.relname));
+    (ctes_read || reads(source.to_ref(), &target.relname))
+        .then(|| shape_for(conflict.where_clause.as_deref(), &Target::of(Some(target))))
+}
+
+/// Whether a table named `relname` is read anywhere inside (CTEs and subqueries included).
+fn reads(node: NodeRef<'_>, relname: &str) -> bool {
+    if let NodeRef::RangeVar(rv) = node {
+        return rv.relname == relname;
+    }
+    let mut found = false;
+    super::walk::for_each_child(node, &mut |child| {
+        if !found && reads(child, relname) {
+            found = true;
+        }
+    });
+    found
 }
 
 fn table_ref(rv: &RangeVar) -> TableRef {
