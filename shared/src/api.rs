@@ -84,6 +84,13 @@ pub struct ResourceCheck {
     pub database: Option<String>,
     /// The identity the broker authenticated the caller as.
     pub subject: String,
+    /// For postgres: whether the broker's own login to the target is a database superuser
+    /// (then the guardrails alone limit what a session can do); `None` when not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_superuser: Option<bool>,
+    /// Things the user should know before connecting, for the CLI to print.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// `GET /v1/whoami`: the identity behind the presented session token.

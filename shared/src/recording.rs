@@ -138,6 +138,14 @@ pub enum SessionEvent {
         /// What.
         message: String,
     },
+    /// The broker's login to the target: as which user, and whether that user is a superuser
+    /// (then the guardrails alone limit what the session can do).
+    Login {
+        /// The target user the broker logged in as.
+        user: String,
+        /// The server said `is_superuser = on`.
+        superuser: bool,
+    },
     /// The session ended: the last event of a session that ended normally.
     End {
         /// `closed`, `revoked: ...`, `error: ...`.
@@ -154,7 +162,7 @@ pub enum SessionEvent {
 
 impl SessionEvent {
     /// The `"type"` values of this family.
-    const TYPES: &'static [&'static str] = &["note", "end"];
+    const TYPES: &'static [&'static str] = &["note", "login", "end"];
 }
 
 /// What a SQL client sent and what it got back.

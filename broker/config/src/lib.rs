@@ -39,8 +39,8 @@ pub use credential::{CredentialError, CredentialRef};
 pub use location::{ConfigError, ConfigErrors, Located, Location};
 pub use model::{
     Config, IdentityConfig, JwksSource, LimitsConfig, OidcIssuer, PostgresSpec, RecordingConfig,
-    Resource, ResourceSpec, StoreConfig, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
-    WorkloadIssuer, WorkloadPreset,
+    Resource, ResourceSpec, StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode,
+    TokensConfig, WorkloadIssuer, WorkloadPreset,
 };
 pub use policy::{
     Approval, ApprovalOverride, Auditors, Decision, Grantable, Need, Policy, Principal, RecordMode,

@@ -176,6 +176,19 @@ pub struct PostgresSpec {
     pub password: Located<CredentialRef>,
     /// TLS towards the server.
     pub tls: TargetTls,
+    /// What to do when the broker's login turns out to be a superuser (`superuser_login`).
+    pub superuser_login: SuperuserLogin,
+}
+
+/// `superuser_login` of a postgres resource: a superuser login leaves the guardrails as the only
+/// limit on what a session can do (the server's own privileges check nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SuperuserLogin {
+    /// Sessions go on; the check, the recording and the audit trail say so (the default).
+    #[default]
+    Allow,
+    /// Sessions of roles with guardrails are refused on a superuser login.
+    RefuseGuarded,
 }
 
 impl PostgresSpec {

@@ -20,7 +20,7 @@ use crate::extract::{Cx, Fields, Item, suggest};
 use crate::location::Located;
 use crate::model::{
     Config, LimitsConfig, PostgresSpec, RecordingConfig, Resource, ResourceSpec, StoreConfig,
-    TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
+    SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
 };
 use crate::policy::Policy;
 use crate::tree::{Node, NodeKind};
@@ -53,11 +53,13 @@ const RESOURCE_KEYS: &[&str] = &[
     "user",
     "password",
     "tls",
+    "superuser_login",
     "labels",
     "description",
 ];
 /// Resource keys that only make sense for a PostgreSQL target.
-const POSTGRES_ONLY_KEYS: &[&str] = &["database", "user", "password", "tls"];
+const POSTGRES_ONLY_KEYS: &[&str] = &["database", "user", "password", "tls", "superuser_login"];
+const SUPERUSER_LOGINS: &[&str] = &["allow", "refuse-guarded"];
 const KINDS: &[&str] = &["postgres", "tcp"];
 const TARGET_TLS_KEYS: &[&str] = &["mode", "ca", "server_name"];
 const TLS_MODES: &[&str] = &["disable", "require", "verify-full"];
@@ -495,12 +497,27 @@ fn postgres(cx: &mut Cx<'_>, fields: &Fields<'_>, address: Option<String>) -> Op
         .required(fields, "password")
         .and_then(|item| credential(cx, &item));
     let tls = optional(fields.optional("tls"), |item| target_tls(cx, item));
+    let superuser_login = optional(fields.optional("superuser_login"), |item| {
+        let text = cx.text(item)?;
+        match text.as_str() {
+            "allow" => Some(SuperuserLogin::Allow),
+            "refuse-guarded" => Some(SuperuserLogin::RefuseGuarded),
+            other => {
+                cx.invalid(
+                    item,
+                    unknown_choice("superuser_login", other, SUPERUSER_LOGINS),
+                );
+                None
+            }
+        }
+    });
     Some(PostgresSpec {
         address: address?,
         database: database?,
         user: user?,
         password: password?,
         tls: tls?.unwrap_or_default(),
+        superuser_login: superuser_login?.unwrap_or_default(),
     })
 }
 

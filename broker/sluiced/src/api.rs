@@ -166,14 +166,18 @@ async fn check_resource(
         )
         .into());
     }
+    let engine = app.engines.get(resource.kind_ref());
+    let inspection = match engine {
+        Some(engine) => engine.inspect(&resource).await,
+        None => Default::default(),
+    };
     Ok(Json(ResourceCheck {
         name: resource.name.clone(),
         kind: resource.kind(),
-        database: app
-            .engines
-            .get(resource.kind_ref())
-            .and_then(|engine| engine.database(&resource)),
+        database: engine.and_then(|engine| engine.database(&resource)),
         subject: identity.subject,
+        upstream_superuser: inspection.upstream_superuser,
+        notes: inspection.notes,
     }))
 }
 

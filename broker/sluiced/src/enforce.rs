@@ -173,6 +173,11 @@ impl SqlPlan {
         Ok(roles)
     }
 
+    /// Whether sessions under this plan have statement guardrails.
+    pub fn is_guarded(&self) -> bool {
+        self.guard.is_some()
+    }
+
     /// Whether sessions under this plan mask by column name, and so need the catalog to see
     /// through aliases.
     pub fn needs_catalog(&self) -> bool {

@@ -211,6 +211,13 @@ impl SessionLog {
             .map(|j| Arc::clone(j) as Arc<dyn Journal>)
     }
 
+    /// Writes a session-level event to the recording, if the session is recorded.
+    pub fn record(&self, event: sluice_shared::recording::SessionEvent) {
+        if let Some(recording) = &self.recording {
+            recording.record(event);
+        }
+    }
+
     /// Resolves with a reason when the recording fails and the role requires one (the session
     /// must end); never resolves otherwise. Best-effort roles get the failure audited instead.
     pub fn required_failure(&self) -> impl std::future::Future<Output = String> + Send + 'static {

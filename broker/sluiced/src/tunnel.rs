@@ -249,6 +249,13 @@ impl SessionOpener {
         self.log.as_ref().and_then(SessionLog::journal)
     }
 
+    /// Writes a session-level event to the recording of a started session.
+    pub fn record(&self, event: sluice_shared::recording::SessionEvent) {
+        if let Some(log) = &self.log {
+            log.record(event);
+        }
+    }
+
     /// The session's id, once it started.
     pub fn session_id(&self) -> Option<&str> {
         self.log.as_ref().map(SessionLog::id)

@@ -88,7 +88,11 @@ pub async fn check(
 ) -> CliResult<ResourceCheck> {
     let token = tokens.get(broker).await?;
     let path = format!("/v1/resources/{}/check", super::encode_segment(resource));
-    broker.get(&path, Some(&token)).await
+    let check: ResourceCheck = broker.get(&path, Some(&token)).await?;
+    for note in &check.notes {
+        eprintln!("sluice: note: {}", clean(note));
+    }
+    Ok(check)
 }
 
 /// An open listener on 127.0.0.1 whose connections are tunnelled under one grant. Dropping it

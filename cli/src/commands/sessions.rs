@@ -181,6 +181,15 @@ fn event_line(event: &Event) -> Option<String> {
 fn session_line(at: &str, event: &SessionEvent) -> String {
     match event {
         SessionEvent::Note { message } => format!("{at}     note: {}", clean(message)),
+        SessionEvent::Login { user, superuser } => format!(
+            "{at}  logged in: as {}{}",
+            clean(user),
+            if *superuser {
+                " (a SUPERUSER: the guardrails alone limit this session)"
+            } else {
+                ""
+            }
+        ),
         SessionEvent::End {
             reason,
             bytes_up,

@@ -453,3 +453,52 @@ fn errors_are_a_std_error() {
     takes_error(&errors.0[0]);
     assert_eq!(errors.0[0].to_string(), "x.yaml: k: m");
 }
+
+#[test]
+fn superuser_login_takes_allow_or_refuse_guarded_and_only_on_postgres() {
+    let base = "\
+listen: 127.0.0.1:8443
+tls: {cert: a.crt, key: a.key, ca: ca.crt}
+tokens: {signing_key: k.pem}
+store: {sqlite: s.db}
+resources:
+  pg:
+    kind: postgres
+    address: db:5432
+    database: app
+    user: app
+    password: env:PW
+";
+    let config = super::parse_ok(&format!("{base}    superuser_login: refuse-guarded\n"));
+    let crate::ResourceSpec::Postgres(pg) = &config.resources[0].spec else {
+        panic!("not postgres");
+    };
+    assert_eq!(pg.superuser_login, crate::SuperuserLogin::RefuseGuarded);
+    let config = super::parse_ok(base);
+    let crate::ResourceSpec::Postgres(pg) = &config.resources[0].spec else {
+        panic!("not postgres");
+    };
+    assert_eq!(pg.superuser_login, crate::SuperuserLogin::Allow);
+
+    let errors = parse_err(&format!("{base}    superuser_login: deny\n"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (line, _, key, message) = &errors[0];
+    assert_eq!((*line, key.as_str()), (12, "resources.pg.superuser_login"));
+    assert!(message.contains("allow, refuse-guarded"), "{message}");
+
+    let errors = parse_err(
+        "\
+listen: 127.0.0.1:8443
+tls: {cert: a.crt, key: a.key, ca: ca.crt}
+tokens: {signing_key: k.pem}
+store: {sqlite: s.db}
+resources:
+  raw:
+    kind: tcp
+    address: db:5432
+    superuser_login: allow
+",
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].2, "resources.raw.superuser_login");
+}

@@ -39,5 +39,5 @@ pub use session::{
     Started, serve,
 };
 pub use upstream::{
-    AuthMethod, Target, TargetTls, Upstream, UpstreamError, UpstreamStream, connect,
+    AuthMethod, Target, TargetTls, Upstream, UpstreamError, UpstreamStream, connect, probe,
 };

@@ -37,6 +37,13 @@ pub trait SessionStart: Send {
     /// [`SessionParams`], `None` keeps them; `Err` refuses the session with a message for the
     /// client (FATAL 57P03).
     fn start(&mut self) -> StartFuture<'_>;
+
+    /// Called once the target accepted the broker's login, with the server's ParameterStatus
+    /// values (`is_superuser`, `server_version`, ...), before the client hears of it. `Err`
+    /// refuses the session with a message for the client (FATAL 57P03).
+    fn logged_in(&mut self, _params: &[(String, String)]) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// What [`SessionStart::start`] returns.
@@ -324,6 +331,9 @@ where
     let upstream = upstream::connect(&params.target, &startup)
         .await
         .map_err(SessionError::Upstream)?;
+    start
+        .logged_in(&upstream.params)
+        .map_err(SessionError::NotStarted)?;
     Ok(Login::Ready(upstream))
 }
 

@@ -298,6 +298,17 @@ pub async fn connect(
     }
 }
 
+/// Logs in to the target as a session would and leaves at once: the server's ParameterStatus
+/// values (`is_superuser` says whether the broker's login is a superuser).
+pub async fn probe(target: &Target) -> Result<Vec<(String, String)>, UpstreamError> {
+    let mut upstream = connect(target, &[]).await?;
+    let mut bye = BytesMut::new();
+    crate::codec::Terminate.encode(&mut bye);
+    // The parameters are what was asked for; a failed goodbye changes nothing.
+    let _ = wire::send(&mut upstream.stream, &bye).await;
+    Ok(upstream.params)
+}
+
 /// Opens the transport to `address`: TCP (with the engine's connect timeout and no delay),
 /// then TLS unless `tls` is `Disable`. Shared with cancel requests, which PostgreSQL expects
 /// over the same kind of connection.

@@ -47,6 +47,13 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// What the resource check tells the caller beyond reachability: for PostgreSQL, whether
+    /// the broker's own login is a superuser. Never fails: what cannot be found out is left
+    /// out.
+    fn inspect<'a>(&'a self, _resource: &'a Resource) -> BoxFuture<'a, Inspection> {
+        Box::pin(std::future::ready(Inspection::default()))
+    }
+
     /// Everything a tunnel needs before `101 Switching Protocols`: the engine's own request
     /// headers, the target credential, and (for protocols that cannot tell a session apart)
     /// the session record. An `Err` refuses the tunnel with that error.
@@ -54,6 +61,15 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         &'a self,
         tunnel: Tunnel<'a>,
     ) -> BoxFuture<'a, Result<Box<dyn Session>, ApiError>>;
+}
+
+/// What [`Engine::inspect`] found.
+#[derive(Debug, Default)]
+pub struct Inspection {
+    /// The broker's login to the target is a database superuser.
+    pub upstream_superuser: Option<bool>,
+    /// Notes for the user.
+    pub notes: Vec<String>,
 }
 
 /// A tunnel request the gate authorized, for [`Engine::prepare`].

@@ -4,20 +4,21 @@
 //! built only once the client's first message is a StartupMessage: a CancelRequest (Ctrl-C in
 //! psql) is audited as a cancel, not recorded as a session.
 
-use super::{BoxFuture, Engine, Served, Session, Tunnel};
+use super::{BoxFuture, Engine, Inspection, Served, Session, Tunnel};
 use crate::enforce::Enforcer;
 use crate::plan::RolePlan;
 use crate::tunnel::{SessionOpener, log_end};
 use anyhow::{Context, Result};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use sluice_config::{Config, Need, Resource, ResourceSpec, TlsMode};
+use sluice_config::{Config, Need, Resource, ResourceSpec, SuperuserLogin, TlsMode};
 use sluice_engine::{Lease, LeaseHandle};
 use sluice_engine_postgres::{
     CancelRegistry, SessionKind, SessionParams, SessionStart, SessionSummary, StartFuture, Started,
     Target, TargetTls,
 };
 use sluice_shared::grants::Requester;
+use sluice_shared::recording::SessionEvent;
 use sluice_shared::tunnel::SECRET_HEADER;
 use sluice_shared::{ApiError, ErrorCode, Secret};
 use std::collections::HashMap;
@@ -90,7 +91,74 @@ impl PostgresEngine {
     }
 }
 
+impl PostgresEngine {
+    /// The target of `resource` with its credential, as a session logs in to it.
+    fn target(&self, resource: &str, pg: &sluice_config::PostgresSpec) -> Result<Target, ApiError> {
+        let password = pg.password.value.resolve().map_err(|e| {
+            warn!(resource = %resource, error = %e, "cannot read the target credential");
+            ApiError::new(
+                ErrorCode::Internal,
+                format!(
+                    "the broker cannot read the credential for '{resource}'; the operator \
+                     should run `sluiced check-config`"
+                ),
+            )
+        })?;
+        let tls = self
+            .targets
+            .borrow()
+            .tls
+            .get(resource)
+            .cloned()
+            .unwrap_or(TargetTls::Disable);
+        Ok(Target {
+            address: pg.address.clone(),
+            database: pg.database.clone(),
+            user: pg.user.clone(),
+            password,
+            tls,
+            settings: Vec::new(),
+        })
+    }
+}
+
 impl Engine for PostgresEngine {
+    fn inspect<'a>(&'a self, resource: &'a Resource) -> BoxFuture<'a, Inspection> {
+        Box::pin(async move {
+            let ResourceSpec::Postgres(pg) = &resource.spec else {
+                return Inspection::default();
+            };
+            let Ok(target) = self.target(&resource.name, pg) else {
+                return Inspection::default();
+            };
+            match sluice_engine_postgres::probe(&target).await {
+                Ok(params) => {
+                    let superuser = is_superuser(&params);
+                    let notes = superuser
+                        .then(|| {
+                            format!(
+                                "the broker logs in to '{}' as '{}', a database superuser: the \
+                                 server checks no privileges, so the role's guardrails alone \
+                                 limit what a session can do",
+                                resource.name, pg.user
+                            )
+                        })
+                        .into_iter()
+                        .collect();
+                    Inspection {
+                        upstream_superuser: Some(superuser),
+                        notes,
+                    }
+                }
+                Err(e) => {
+                    // The session's own login reports it precisely, to the client.
+                    warn!(resource = %resource.name, error = %e, "the check could not log in to the target");
+                    Inspection::default()
+                }
+            }
+        })
+    }
+
     fn database(&self, resource: &Resource) -> Option<String> {
         match &resource.spec {
             ResourceSpec::Postgres(pg) => Some(pg.database.clone()),
@@ -125,23 +193,7 @@ impl Engine for PostgresEngine {
                         ),
                     )
                 })?;
-            let password = pg.password.value.resolve().map_err(|e| {
-                warn!(resource = %resource, error = %e, "cannot read the target credential");
-                ApiError::new(
-                    ErrorCode::Internal,
-                    format!(
-                        "the broker cannot read the credential for '{resource}'; the operator \
-                         should run `sluiced check-config`"
-                    ),
-                )
-            })?;
-            let tls = self
-                .targets
-                .borrow()
-                .tls
-                .get(resource)
-                .cloned()
-                .unwrap_or(TargetTls::Disable);
+            let target = self.target(resource, pg)?;
             let who = authz.identity();
             let holds = crate::holds::Session {
                 requester: Requester {
@@ -157,14 +209,6 @@ impl Engine for PostgresEngine {
                 approvers: Vec::new(),
                 timeout: std::time::Duration::ZERO,
             };
-            let target = Target {
-                address: pg.address.clone(),
-                database: pg.database.clone(),
-                user: pg.user.clone(),
-                password,
-                tls,
-                settings: Vec::new(),
-            };
             Ok(Box::new(PostgresSession {
                 params: SessionParams {
                     subject: who.subject.clone(),
@@ -177,6 +221,7 @@ impl Engine for PostgresEngine {
                     opener: tunnel.opener,
                     enforcer: Arc::clone(&self.enforcer),
                     plan: tunnel.plan,
+                    superuser_login: pg.superuser_login,
                     resource: resource.clone(),
                     holds,
                     target,
@@ -263,6 +308,8 @@ struct PostgresStart {
     enforcer: Arc<Enforcer>,
     /// The role's plan from the gate, as reloads replace it.
     plan: watch::Receiver<Arc<RolePlan>>,
+    /// Whether guarded sessions may run on a superuser login.
+    superuser_login: SuperuserLogin,
     resource: String,
     holds: crate::holds::Session,
     /// The target, for the broker's own catalog login.
@@ -306,4 +353,36 @@ impl SessionStart for PostgresStart {
             }))
         })
     }
+
+    fn logged_in(&mut self, params: &[(String, String)]) -> Result<(), String> {
+        let superuser = is_superuser(params);
+        self.opener.record(SessionEvent::Login {
+            user: self.target.user.clone(),
+            superuser,
+        });
+        if !superuser {
+            return Ok(());
+        }
+        let guarded = self.plan.borrow().sql.is_guarded();
+        let refused = guarded && self.superuser_login == SuperuserLogin::RefuseGuarded;
+        warn!(target: "audit", event = "session.superuser_login.v1",
+            session = %self.opener.session_id().unwrap_or("-"), resource = %self.resource,
+            user = %self.target.user, guarded, refused);
+        if refused {
+            return Err(format!(
+                "the broker logs in to '{}' as '{}', a database superuser, and this resource \
+                 refuses guarded roles on a superuser login (superuser_login: refuse-guarded); \
+                 the operator should give the broker a login without superuser rights",
+                self.resource, self.target.user
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether the server's ParameterStatus says the login is a superuser.
+pub fn is_superuser(params: &[(String, String)]) -> bool {
+    params
+        .iter()
+        .any(|(name, value)| name == "is_superuser" && value == "on")
 }
