@@ -30,6 +30,7 @@ fn setup() -> (Postgres, Broker, Cli) {
             "scanned",
             "      max_ttl: 1h\n      guardrails: guarded-write\n      masking: content\n",
         )
+        .role("maskonly", "      max_ttl: 1h\n      masking: pii\n")
         .policy_extra(
             "  guardrails:\n    careful:\n      base: guarded-write\n      approvers: [dba]\n      rules:\n        - name: deletes-need-a-dba\n          action: approve\n          commands: [DELETE]\n  masking:\n    pii:\n      columns:\n        - {name: emails, column: public.customers.email, style: redact}\n      detectors:\n        - {name: cards, detector: card, style: last4}\n    content:\n      detectors:\n        - {name: cards, detector: card, style: last4}\n        - {name: emails, detector: email, style: redact}\n",
         )
@@ -38,7 +39,7 @@ fn setup() -> (Postgres, Broker, Cli) {
             &[],
             &["eng"],
             &["pg"],
-            &["read", "write", "careful", "masked", "scanned"],
+            &["read", "write", "careful", "masked", "scanned", "maskonly"],
             "",
         )
         .start();
@@ -331,4 +332,65 @@ fn detectors_mask_copy_output_and_values_echoed_in_errors() {
     );
     assert!(!err.contains("c8@example.com"), "{err}");
     assert!(text.contains("after"), "{text}");
+}
+
+/// A notification payload is text the client receives like any other: `pg_notify` of a
+/// planted value reaches psql's "Asynchronous notification" line masked.
+#[test]
+fn notification_payloads_pass_the_detectors() {
+    let (_pg, _broker, cli) = setup();
+    let out = run(
+        &cli,
+        "scanned",
+        &[
+            "listen leak",
+            "select pg_notify('leak', note) from customers where id = 7",
+            "notify leak, 'mail c8@example.com'",
+            "select 'after'",
+        ],
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    let all = format!("{text}{err}");
+    let notified: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("Asynchronous notification \"leak\""))
+        .collect();
+    assert_eq!(notified.len(), 2, "{all}");
+    assert!(notified[0].contains("1111"), "{all}");
+    assert!(!all.contains("4111 1111 1111 1111"), "{all}");
+    assert!(!all.contains("c8@example.com"), "{all}");
+    assert!(text.contains("after"), "{all}");
+}
+
+/// Column rules hold without guardrails too: COPY TO (no column names) and the planner
+/// statistics (sample values of every column) are refused, plain reads are masked.
+#[test]
+fn column_rules_refuse_copy_out_and_statistics_even_without_guardrails() {
+    let (pg, _broker, cli) = setup();
+    pg.admin_sql(&pg.database, "analyze customers");
+    for role in ["masked", "maskonly"] {
+        let out = run(
+            &cli,
+            role,
+            &[
+                "copy (select email from customers) to stdout",
+                "select most_common_vals from pg_stats where tablename = 'customers'",
+                "select attname from pg_catalog.pg_statistic s join pg_attribute a \
+                 on a.attrelid = s.starelid and a.attnum = s.staattnum limit 1",
+                "select email from customers where id = 8",
+            ],
+        );
+        let (text, err) = (stdout(&out), stderr(&out));
+        assert!(
+            err.contains("masking:copy-out") || err.contains("COPY ... TO"),
+            "{role}: {err}"
+        );
+        assert_eq!(
+            err.matches("holds sample values").count(),
+            2,
+            "{role}: {err}"
+        );
+        assert!(!text.contains("@example.com"), "{role}: {text}");
+        assert!(text.contains("****"), "{role}: {text}");
+    }
 }

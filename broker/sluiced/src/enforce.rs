@@ -250,10 +250,16 @@ impl Enforcer {
             .masking
             .as_ref()
             .is_some_and(|m| !m.columns().is_empty());
-        let guard = plan.guard.as_ref().map(|policy| {
+        // Column rules need a guard even without guardrails: COPY TO and the statistics views
+        // would carry masked values past them.
+        let guard_policy = plan
+            .guard
+            .clone()
+            .or_else(|| column_rules.then(|| Arc::new(GuardPolicy::new(Profile::Admin))));
+        let guard = guard_policy.map(|policy| {
             Arc::new(SessionGuard {
                 classifier: Arc::clone(&self.classifier),
-                policy: Mutex::new(Arc::clone(policy)),
+                policy: Mutex::new(policy),
                 updates: updates.map(Mutex::new),
                 refuse_copy_out: column_rules,
                 prepared: Mutex::new(HashMap::new()),
@@ -392,13 +398,24 @@ impl Guard for SessionGuard {
         let policy = self.policy();
         let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         let mut verdict = policy.decide_with(&facts, &*prepared);
-        if verdict.is_allow() && self.refuse_copy_out && facts.iter().any(copies_out) {
-            verdict = Verdict::Block {
-                rule: "masking:copy-out".into(),
-                reason: "COPY ... TO cannot be masked column by column (COPY output carries no \
-                         column names) and this role masks columns; use SELECT instead"
-                    .into(),
-            };
+        if verdict.is_allow() && self.refuse_copy_out {
+            if facts.iter().any(copies_out) {
+                verdict = Verdict::Block {
+                    rule: "masking:copy-out".into(),
+                    reason: "COPY ... TO cannot be masked column by column (COPY output carries \
+                             no column names) and this role masks columns; use SELECT instead"
+                        .into(),
+                };
+            } else if let Some(view) = facts.iter().flat_map(|f| &f.tables).find(|t| statistics(t))
+            {
+                verdict = Verdict::Block {
+                    rule: "masking:statistics".into(),
+                    reason: format!(
+                        "{view} holds sample values of every column (most common values, \
+                         histograms), masked ones included, and this role masks columns"
+                    ),
+                };
+            }
         }
         match verdict {
             Verdict::Allow => {
@@ -435,6 +452,19 @@ impl Guard for SessionGuard {
             ),
         }
     }
+}
+
+/// The planner statistics, which keep sample values of columns.
+fn statistics(table: &sluice_sql::TableRef) -> bool {
+    matches!(table.schema.as_deref(), None | Some("pg_catalog"))
+        && matches!(
+            table.name.as_str(),
+            "pg_stats"
+                | "pg_statistic"
+                | "pg_stats_ext"
+                | "pg_stats_ext_exprs"
+                | "pg_statistic_ext_data"
+        )
 }
 
 /// Whether a statement sends rows out with COPY (to the client, a file or a program).

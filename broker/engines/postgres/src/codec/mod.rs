@@ -60,6 +60,8 @@ pub mod tag {
     pub const NOTICE_RESPONSE: u8 = b'N';
     /// Backend: NegotiateProtocolVersion.
     pub const NEGOTIATE_PROTOCOL_VERSION: u8 = b'v';
+    /// Backend: NotificationResponse (a `NOTIFY` or `pg_notify` delivered to a listener).
+    pub const NOTIFICATION_RESPONSE: u8 = b'A';
     /// Frontend: PasswordMessage, SASLInitialResponse and SASLResponse (typed by auth state).
     pub const PASSWORD: u8 = b'p';
     /// Frontend: simple Query.

@@ -164,6 +164,7 @@ impl Downstream<'_> {
                         .encode_notice(out)
                         .map_err(|e| format!("cannot encode a notice: {e}"))?;
                 }
+                tag::NOTIFICATION_RESPONSE if masking => self.notification(body, out)?,
                 _ if !masking => out.extend_from_slice(&buf[..total]),
                 qtag::ROW_DESCRIPTION => {
                     let fields = query::row_description(body)

@@ -25,6 +25,34 @@ impl Downstream<'_> {
         fields
     }
 
+    /// Passes a notification's payload through the masker like any other text the client
+    /// receives (a `pg_notify` payload can carry any value, and it is not a result row).
+    pub(super) fn notification(&self, body: &[u8], out: &mut BytesMut) -> Result<(), String> {
+        let broke = |e: crate::codec::CodecError| format!("unreadable notification: {e}");
+        let mut cursor = crate::codec::Cursor::new(body, "NotificationResponse");
+        let pid = cursor.i32().map_err(broke)?;
+        let channel = cursor.cstr_bytes().map_err(broke)?;
+        let payload = cursor.cstr_bytes().map_err(broke)?;
+        cursor.finish().map_err(broke)?;
+        let masked = self
+            .enforcement
+            .masker
+            .as_deref()
+            .and_then(|m| m.mask_text(&String::from_utf8_lossy(payload)));
+        let payload = masked.as_deref().map_or(payload, str::as_bytes);
+        crate::codec::write_frame(
+            out,
+            Some(crate::codec::tag::NOTIFICATION_RESPONSE),
+            "NotificationResponse",
+            |b| {
+                bytes::BufMut::put_i32(b, pid);
+                crate::codec::put_cstr(b, channel, "channel")?;
+                crate::codec::put_cstr(b, payload, "payload")
+            },
+        )
+        .map_err(|e| format!("cannot encode a notification: {e}"))
+    }
+
     /// Keeps a described statement's or portal's columns, or plans a simple query's result.
     pub(super) fn row_description(
         &mut self,
