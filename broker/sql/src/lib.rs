@@ -17,6 +17,9 @@
 //! - [`guard`] decides on facts alone: custom rules first, then the built-in profile
 //!   (`read-only`, `guarded-write`, `admin`). Unparsable text is refused under the guarded
 //!   profiles (fail closed).
+//! - [`postgres::lineage`] works out which base-table columns flow into each result column,
+//!   each stored value and each side-channel payload of a statement, so that masking can
+//!   follow values through expressions, views and writes rather than trust RowDescription.
 //!
 //! See `docs/guardrails.md` for the user-facing description.
 
@@ -29,4 +32,8 @@ pub use facts::{
     StatementFacts, TableRef, WhereFacts, WriteFacts, harmless_setting, side_effect_kind,
 };
 pub use guard::{Action, GuardPolicy, GuardRule, NoPrepared, PreparedLookup, Profile, Verdict};
+pub use postgres::lineage::{
+    BaseColumn, ColumnLineage, Deferred, NoRelations, Output, Relations, SideChannel,
+    StatementLineage, StoredValue, lineage,
+};
 pub use postgres::{Classifier, classify};

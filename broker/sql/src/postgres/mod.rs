@@ -14,6 +14,7 @@
 
 mod analyze;
 mod filter;
+pub mod lineage;
 mod shape;
 mod walk;
 
