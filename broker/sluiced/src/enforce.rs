@@ -4,15 +4,18 @@
 //! Everything that can fail (masking keys, rule patterns) is built once at start-up, so a
 //! broken profile stops the broker with a located error instead of failing sessions later.
 
+mod lineage;
+
 use crate::holds::{Holds, Session, SessionApprovals};
 use crate::plan::RolePlan;
 use anyhow::{Context, Result};
+use lineage::{ColumnVerdict, SessionLineage};
 use sluice_config::{
     Config, DetectorKind, GuardAction, GuardBase, GuardRuleSpec, GuardrailsRef, MaskStyle,
 };
 use sluice_engine_postgres::catalog::Columns;
 use sluice_engine_postgres::hooks::{
-    Check, ColumnInfo, Enforcement, Guard, Masked, Masker, RowMask,
+    Check, ColumnInfo, Enforcement, Guard, Masked, Masker, ResultOf, RowMask, TextFacts,
 };
 use sluice_mask::{MaskCounts, MaskPolicy};
 use sluice_sql::{
@@ -256,12 +259,16 @@ impl Enforcer {
             .guard
             .clone()
             .or_else(|| column_rules.then(|| Arc::new(GuardPolicy::new(Profile::Admin))));
+        // Column rules follow values through expressions, views and writes (decision 38).
+        let lineage = column_rules
+            .then(|| Arc::new(SessionLineage::new(columns.clone().unwrap_or_default())));
         let guard = guard_policy.map(|policy| {
             Arc::new(SessionGuard {
                 classifier: Arc::clone(&self.classifier),
                 policy: Mutex::new(policy),
                 updates: updates.map(Mutex::new),
                 refuse_copy_out: column_rules,
+                lineage: lineage.clone().zip(plan.masking.clone()),
                 prepared: Mutex::new(HashMap::new()),
                 subject: session.requester.subject.clone(),
                 grant: session.grant.clone(),
@@ -277,6 +284,7 @@ impl Enforcer {
                     column_rules,
                     counts: Arc::clone(&counts),
                     columns: columns.clone().unwrap_or_default(),
+                    lineage: lineage.clone(),
                 }) as Arc<dyn Masker>
             });
         let approvals = guard.as_ref().map(|_| {
@@ -369,6 +377,9 @@ struct SessionGuard {
     updates: Option<Mutex<watch::Receiver<Arc<RolePlan>>>>,
     /// The role's masking has column rules, which COPY output cannot honour.
     refuse_copy_out: bool,
+    /// Under column rules: the session's lineage and the masking policy, to refuse writes and
+    /// side channels that would carry a masked value out of reach of the masker.
+    lineage: Option<(Arc<SessionLineage>, MaskPolicy)>,
     prepared: Mutex<HashMap<String, StatementFacts>>,
     subject: String,
     grant: String,
@@ -415,6 +426,10 @@ impl Guard for SessionGuard {
                          histograms), masked ones included, and this role masks columns"
                     ),
                 };
+            } else if let Some((lineage, masking)) = &self.lineage
+                && let Some((rule, reason)) = lineage.launders(sql, masking)
+            {
+                verdict = Verdict::Block { rule, reason };
             }
         }
         match verdict {
@@ -510,6 +525,33 @@ struct SessionMasker {
     /// Real table and column names behind result columns, shared with the resource's other
     /// sessions.
     columns: Arc<Columns>,
+    /// What flows into each result column, when the policy has column rules.
+    lineage: Option<Arc<SessionLineage>>,
+}
+
+/// The rule that masks a result column derived from a masked one (or from what sluice cannot
+/// trace), reported in audit counts under this name.
+const DERIVED_RULE: &str = "derived-column";
+
+/// Redacts every column it is asked about, counted under `rule`.
+fn redact_all(rule: &str) -> MaskPolicy {
+    MaskPolicy::new(
+        vec![sluice_mask::ColumnRule {
+            name: rule.into(),
+            column: "*".into(),
+            style: sluice_mask::Style::Redact,
+        }],
+        Vec::new(),
+        // The `hash` style is not used: any key will do.
+        [0; 32],
+    )
+    .expect("a one-rule profile with the pattern `*` compiles")
+}
+
+/// See [`DERIVED_RULE`].
+fn derived_policy() -> &'static MaskPolicy {
+    static POLICY: std::sync::OnceLock<MaskPolicy> = std::sync::OnceLock::new();
+    POLICY.get_or_init(|| redact_all(DERIVED_RULE))
 }
 
 /// The rule that masks a result column whose table could not be named, reported in audit
@@ -520,19 +562,7 @@ const UNRESOLVED_RULE: &str = "unresolved-column";
 /// (`last4` keeps a part, `hash` keeps equality), whatever the role's rules would have chosen.
 fn unresolved_policy() -> &'static MaskPolicy {
     static POLICY: std::sync::OnceLock<MaskPolicy> = std::sync::OnceLock::new();
-    POLICY.get_or_init(|| {
-        MaskPolicy::new(
-            vec![sluice_mask::ColumnRule {
-                name: UNRESOLVED_RULE.into(),
-                column: "*".into(),
-                style: sluice_mask::Style::Redact,
-            }],
-            Vec::new(),
-            // The `hash` style is not used: any key will do.
-            [0; 32],
-        )
-        .expect("a one-rule profile with the pattern `*` compiles")
-    })
+    POLICY.get_or_init(|| redact_all(UNRESOLVED_RULE))
 }
 
 impl SessionMasker {
@@ -542,8 +572,9 @@ impl SessionMasker {
     }
 }
 
-impl Masker for SessionMasker {
-    fn plan(&self, columns: &[ColumnInfo]) -> Option<Box<dyn RowMask>> {
+impl SessionMasker {
+    /// Plans a result shape; `of` says which statement's result it is, for lineage.
+    fn plan_with(&self, columns: &[ColumnInfo], of: ResultOf<'_>) -> Option<Box<dyn RowMask>> {
         // As the client sees the columns (aliases), with no table.
         let as_named: Vec<sluice_mask::Column<'_>> = columns
             .iter()
@@ -556,34 +587,78 @@ impl Masker for SessionMasker {
             .collect();
         // As the catalog knows them: `SELECT email AS e FROM users` is `public.users.email`.
         let known = self.columns.known();
+        // What the statement's text says flows into each column: through expressions and
+        // views a value can carry a masked column that the RowDescription does not name.
+        let verdicts = self
+            .lineage
+            .as_ref()
+            .and_then(|_| {
+                lineage::verdicts(of.facts, of.statement, columns.len(), &self.policy, &known)
+            })
+            .unwrap_or_default();
+        let verdict = |i: usize| verdicts.get(i).unwrap_or(&ColumnVerdict::AsDescribed);
+        let base_tables: Vec<Option<String>> = (0..columns.len())
+            .map(|i| match verdict(i) {
+                ColumnVerdict::Plain(base) => Some(lineage::table_of(base, &known)),
+                _ => None,
+            })
+            .collect();
         let mut unresolved = vec![false; columns.len()];
+        let mut derived = vec![false; columns.len()];
         let resolved: Vec<sluice_mask::Column<'_>> = columns
             .iter()
             .enumerate()
             .map(|(i, c)| match known.get(c.table_oid, c.column) {
-                Some((table, name)) => sluice_mask::Column {
+                // A stored column of a table is exactly what its row holds.
+                Some((table, name)) if !known.is_view(c.table_oid) => sluice_mask::Column {
                     name,
                     table: Some(table),
                     type_oid: c.type_oid,
                     binary: c.binary,
                 },
-                None => {
-                    // A table column the catalog cannot name (not a computed one).
-                    unresolved[i] = c.table_oid != 0 && self.column_rules;
-                    sluice_mask::Column {
-                        name: &c.name,
-                        table: None,
+                found => match (verdict(i), &base_tables[i]) {
+                    (ColumnVerdict::Plain(base), Some(table)) => sluice_mask::Column {
+                        name: &base.column,
+                        table: Some(table),
                         type_oid: c.type_oid,
                         binary: c.binary,
+                    },
+                    (ColumnVerdict::Redact, _) => {
+                        derived[i] = true;
+                        sluice_mask::Column {
+                            name: &c.name,
+                            table: None,
+                            type_oid: c.type_oid,
+                            binary: c.binary,
+                        }
                     }
-                }
+                    _ => match found {
+                        Some((table, name)) => sluice_mask::Column {
+                            name,
+                            table: Some(table),
+                            type_oid: c.type_oid,
+                            binary: c.binary,
+                        },
+                        None => {
+                            // A table column the catalog cannot name (not a computed one).
+                            unresolved[i] = c.table_oid != 0 && self.column_rules;
+                            sluice_mask::Column {
+                                name: &c.name,
+                                table: None,
+                                type_oid: c.type_oid,
+                                binary: c.binary,
+                            }
+                        }
+                    },
+                },
             })
             .collect();
         let named = self.policy.plan(&as_named);
         let real = self.policy.plan(&resolved);
         drop(known);
         let any_unresolved = unresolved.contains(&true);
-        if named.is_noop() && real.is_noop() && !any_unresolved {
+        let any_derived = derived.contains(&true);
+        if named.is_noop() && real.is_noop() && !any_unresolved && !any_derived {
             return None;
         }
         // A column a rule names by its real name is masked by that rule, whatever its alias;
@@ -591,7 +666,9 @@ impl Masker for SessionMasker {
         // it might be anything, so it fails closed.
         let source: Vec<Source> = (0..columns.len())
             .map(|i| {
-                if real.column_rule(i).is_some() {
+                if derived[i] {
+                    Source::Derived
+                } else if real.column_rule(i).is_some() {
                     Source::Real
                 } else if unresolved[i] {
                     Source::Unresolved
@@ -601,14 +678,30 @@ impl Masker for SessionMasker {
             })
             .collect();
         let fallback = any_unresolved.then(|| unresolved_policy().plan(&as_named));
+        let redacted = any_derived.then(|| derived_policy().plan(&as_named));
         Some(Box::new(PlanMask {
             named,
             real,
             fallback,
+            redacted,
             source,
             counts: MaskCounts::new(),
             sink: Arc::clone(&self.counts),
         }) as Box<dyn RowMask>)
+    }
+}
+
+impl Masker for SessionMasker {
+    fn plan(&self, columns: &[ColumnInfo]) -> Option<Box<dyn RowMask>> {
+        self.plan_with(columns, ResultOf::default())
+    }
+
+    fn analyze(&self, sql: &str) -> Option<TextFacts> {
+        self.lineage.as_ref().map(|lineage| lineage.analyze(sql))
+    }
+
+    fn plan_for(&self, columns: &[ColumnInfo], of: ResultOf<'_>) -> Option<Box<dyn RowMask>> {
+        self.plan_with(columns, of)
     }
 
     fn unresolved(&self, columns: &[ColumnInfo]) -> bool {
@@ -647,6 +740,8 @@ enum Source {
     Real,
     /// The column's table could not be named: redacted.
     Unresolved,
+    /// Derived from a masked column, or untraceable: redacted.
+    Derived,
 }
 
 /// One result shape's masking; its counts join the session's when the result is done.
@@ -655,6 +750,8 @@ struct PlanMask {
     real: sluice_mask::RowPlan,
     /// Redacts every column; made only when some column is unresolved.
     fallback: Option<sluice_mask::RowPlan>,
+    /// Redacts every column; made only when some column is derived from a masked one.
+    redacted: Option<sluice_mask::RowPlan>,
     /// Per column, which plan masks it.
     source: Vec<Source>,
     counts: MaskCounts,
@@ -666,6 +763,7 @@ impl RowMask for PlanMask {
         let plan = match self.source.get(index) {
             Some(Source::Real) => &self.real,
             Some(Source::Unresolved) => self.fallback.as_ref().unwrap_or(&self.named),
+            Some(Source::Derived) => self.redacted.as_ref().unwrap_or(&self.named),
             Some(Source::Named) | None => &self.named,
         };
         match plan.mask_value(index, value, &mut self.counts) {

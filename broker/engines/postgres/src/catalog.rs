@@ -18,14 +18,16 @@ use tracing::warn;
 /// Every column of user tables, views, materialized views, partitioned and foreign tables, in
 /// every schema (the system catalogs are a few thousand columns, and knowing them spares
 /// psql's `\d` a lookup). No row limit: a catalog the cap cut short would leave tables unknown.
-const COLUMNS_SQL: &str = "select c.oid, a.attnum, n.nspname, c.relname, a.attname \
+const COLUMNS_SQL: &str = "select c.oid, a.attnum, n.nspname, c.relname, a.attname, c.relkind, \
+     case when a.attnum = 1 and c.relkind in ('v','m') then pg_catalog.pg_get_viewdef(c.oid) end \
      from pg_catalog.pg_attribute a \
      join pg_catalog.pg_class c on c.oid = a.attrelid \
      join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
      where a.attnum > 0 and not a.attisdropped and c.relkind in ('r','v','m','p','f')";
 
 /// The same for a few tables by OID, whatever their kind (a sequence has columns too).
-const TABLES_SQL: &str = "select c.oid, a.attnum, n.nspname, c.relname, a.attname \
+const TABLES_SQL: &str = "select c.oid, a.attnum, n.nspname, c.relname, a.attname, c.relkind, \
+     case when a.attnum = 1 and c.relkind in ('v','m') then pg_catalog.pg_get_viewdef(c.oid) end \
      from pg_catalog.pg_attribute a \
      join pg_catalog.pg_class c on c.oid = a.attrelid \
      join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
@@ -47,6 +49,21 @@ pub(crate) struct Table {
     name: String,
     /// Column names by attribute number.
     columns: HashMap<i16, String>,
+    /// `pg_class.relkind`: `r` table, `v` view, `m` materialized view, ...
+    kind: char,
+    /// A view's or materialized view's defining query (`pg_get_viewdef`).
+    definition: Option<String>,
+}
+
+/// A relation found by name, for lineage (decision 38).
+#[derive(Debug)]
+pub struct Relation<'a> {
+    /// `schema.table`.
+    pub name: &'a str,
+    /// Column names in attribute order.
+    pub columns: Vec<&'a str>,
+    /// The defining query of a view or materialized view.
+    pub definition: Option<&'a str>,
 }
 
 /// Tables by OID, as a query returned them.
@@ -90,6 +107,49 @@ impl Known<'_> {
         let name = table.columns.get(&column)?;
         Some((table.name.as_str(), name.as_str()))
     }
+
+    /// Whether the relation is a view or materialized view: its result columns are whatever
+    /// its query computes, not stored values.
+    pub fn is_view(&self, table_oid: u32) -> bool {
+        self.0
+            .tables
+            .get(&table_oid)
+            .is_some_and(|t| matches!(t.kind, 'v' | 'm'))
+    }
+
+    /// The relation `schema.name`, or the one an unqualified `name` most likely means:
+    /// `pg_catalog`'s, else `public`'s, else the only one of that name. `None` when unknown
+    /// or ambiguous.
+    pub fn relation(&self, schema: Option<&str>, name: &str) -> Option<Relation<'_>> {
+        let named = |t: &&Table| t.name.split_once('.').is_some_and(|(_, n)| n == name);
+        let in_schema = |wanted: &str| {
+            self.0
+                .tables
+                .values()
+                .find(|t| named(t) && t.name.split_once('.').is_some_and(|(s, _)| s == wanted))
+        };
+        let table = match schema {
+            Some(schema) => in_schema(schema)?,
+            None => match in_schema("pg_catalog").or_else(|| in_schema("public")) {
+                Some(table) => table,
+                None => {
+                    let mut all = self.0.tables.values().filter(named);
+                    let first = all.next()?;
+                    if all.next().is_some() {
+                        return None;
+                    }
+                    first
+                }
+            },
+        };
+        let mut numbered: Vec<(&i16, &String)> = table.columns.iter().collect();
+        numbered.sort_by_key(|(num, _)| **num);
+        Some(Relation {
+            name: table.name.as_str(),
+            columns: numbered.into_iter().map(|(_, c)| c.as_str()).collect(),
+            definition: table.definition.as_deref(),
+        })
+    }
 }
 
 impl Columns {
@@ -111,7 +171,8 @@ impl Columns {
         for (oid, num, table, column) in columns {
             let entry = tables.entry(oid).or_insert_with(|| Table {
                 name: table,
-                columns: HashMap::new(),
+                kind: 'r',
+                ..Table::default()
             });
             entry.columns.insert(num, column);
         }
@@ -320,14 +381,15 @@ async fn query_columns(target: &Target, sql: String) -> Result<Tables, CatalogEr
                         (text(0), text(1), text(2), text(3), text(4))
                         && let (Ok(oid), Ok(num)) = (oid.parse::<u32>(), num.parse::<i16>())
                     {
-                        tables
-                            .entry(oid)
-                            .or_insert_with(|| Table {
-                                name: format!("{schema}.{table}"),
-                                columns: HashMap::new(),
-                            })
-                            .columns
-                            .insert(num, column);
+                        let entry = tables.entry(oid).or_insert_with(|| Table {
+                            name: format!("{schema}.{table}"),
+                            kind: text(5).and_then(|k| k.chars().next()).unwrap_or('r'),
+                            ..Table::default()
+                        });
+                        entry.columns.insert(num, column);
+                        if let Some(definition) = text(6) {
+                            entry.definition = Some(definition);
+                        }
                     }
                 }
                 tag::ERROR_RESPONSE => {

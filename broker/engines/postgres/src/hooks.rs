@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// What to do with one SQL text (which may hold several statements).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,11 +79,46 @@ pub trait RowMask: Send {
     fn mask(&mut self, index: usize, value: &[u8]) -> Masked;
 }
 
+/// What a masker worked out from one text the client sent (a simple Query or a Parse): handed
+/// back with every result that text produces. Opaque to the engine.
+pub type TextFacts = Arc<dyn std::any::Any + Send + Sync>;
+
+/// Which text, and which of its statements, a result answers.
+#[derive(Clone, Copy, Default)]
+pub struct ResultOf<'a> {
+    /// What [`Masker::analyze`] said of the text; `None` when it said nothing or the engine
+    /// cannot tell which text the result answers.
+    pub facts: Option<&'a TextFacts>,
+    /// The statement's position in the text (0 for the extended protocol).
+    pub statement: usize,
+}
+
+impl std::fmt::Debug for ResultOf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultOf")
+            .field("facts", &self.facts.is_some())
+            .field("statement", &self.statement)
+            .finish()
+    }
+}
+
 /// Rewrites what the database sends before the client sees it.
 pub trait Masker: Send + Sync {
     /// Called once per result shape; `None` means no column of it is masked (rows pass through
     /// untouched, the fast path).
     fn plan(&self, columns: &[ColumnInfo]) -> Option<Box<dyn RowMask>>;
+
+    /// Works out what a text the client sends (a simple Query, or a Parse) says about the
+    /// results it will produce, before it is sent on. By default nothing.
+    fn analyze(&self, _sql: &str) -> Option<TextFacts> {
+        None
+    }
+
+    /// [`plan`](Self::plan) for a result of a known text and statement. By default the same
+    /// as `plan`.
+    fn plan_for(&self, columns: &[ColumnInfo], _of: ResultOf<'_>) -> Option<Box<dyn RowMask>> {
+        self.plan(columns)
+    }
 
     /// Whether [`plan`](Self::plan) would know more about `columns` after
     /// [`resolve`](Self::resolve): some come from a table the masker cannot name yet (created

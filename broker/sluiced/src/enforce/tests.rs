@@ -16,11 +16,14 @@ fn masker(
     catalog: Columns,
 ) -> SessionMasker {
     let policy = MaskPolicy::new(columns, detectors, [7; 32]).expect("policy");
+    let columns = Arc::new(catalog);
+    let column_rules = !policy.columns().is_empty();
     SessionMasker {
-        column_rules: !policy.columns().is_empty(),
+        column_rules,
+        lineage: column_rules.then(|| Arc::new(super::SessionLineage::new(Arc::clone(&columns)))),
         policy,
         counts: Arc::new(Mutex::new(MaskCounts::new())),
-        columns: Arc::new(catalog),
+        columns,
     }
 }
 

@@ -19,6 +19,8 @@ fn people(oid: u32) -> Tables {
     let table = Table {
         name: "public.people".into(),
         columns: [(1, "id".to_owned()), (2, "email".to_owned())].into(),
+        kind: 'r',
+        ..Table::default()
     };
     [(oid, table)].into()
 }

@@ -30,13 +30,26 @@ impl Upstream<'_> {
     /// The guard's decision on a message, and the response it will get (for masking).
     pub(super) fn inspect(&mut self, tag: u8, body: &[u8]) -> Result<Check, String> {
         let guard = self.enforcement.guard.as_deref();
+        let masker = self.enforcement.masker.as_deref().filter(|_| self.track);
         let check = match tag {
             tag::QUERY => {
                 let sql = query::query_text(body).map_err(client_broke)?;
+                if let Some(masker) = masker {
+                    let facts = masker.analyze(sql);
+                    lock(self.shared).simple.push_back(facts);
+                }
                 guard.map_or(Check::Allow, |g| g.check_sql(sql))
             }
             qtag::PARSE => {
                 let parsed = query::Parse::decode(body).map_err(client_broke)?;
+                if let Some(masker) = masker {
+                    let facts = masker.analyze(parsed.sql);
+                    let mut shared = lock(self.shared);
+                    match facts {
+                        Some(facts) => shared.parsed.insert(parsed.name.to_owned(), facts),
+                        None => shared.parsed.remove(parsed.name),
+                    };
+                }
                 guard.map_or(Check::Allow, |g| g.check_sql(parsed.sql))
             }
             qtag::FUNCTION_CALL => {

@@ -26,6 +26,8 @@ pub(super) struct Downstream<'a> {
     pub(super) inject: mpsc::UnboundedReceiver<BytesMut>,
     /// Masking of the current simple-query result.
     pub(super) simple_mask: Option<Box<dyn RowMask>>,
+    /// Which statement of the current simple Query's text answers now.
+    pub(super) simple_statement: usize,
     /// Masking of the current portal's rows, and which portal it is for.
     pub(super) portal_mask: Option<(String, Option<Box<dyn RowMask>>)>,
     /// The masker has resolved the columns of the RowDescription at the front of the buffer

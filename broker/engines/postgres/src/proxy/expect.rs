@@ -6,6 +6,7 @@ use super::client_broke;
 use super::downstream::Downstream;
 use crate::codec::query::{self, FieldDescription, Target, tag as qtag};
 use crate::codec::{ErrorFields, tag};
+use crate::hooks::TextFacts;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -74,6 +75,11 @@ pub(super) struct Shared {
     pub(super) portals: HashMap<String, Portal>,
     /// The errors that replace the server's answer to each substituted text, in order.
     pub(super) rewrites: VecDeque<ErrorFields>,
+    /// What the masker said of each queued simple Query's text, in the order of their
+    /// [`Expect::SimpleQuery`].
+    pub(super) simple: VecDeque<Option<TextFacts>>,
+    /// What the masker said of each prepared statement's text, by statement name.
+    pub(super) parsed: HashMap<String, TextFacts>,
 }
 
 pub(super) fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -141,13 +147,21 @@ impl Downstream<'_> {
                         shared.expect.pop_front();
                         self.portal_mask = None;
                     }
+                    Some(Expect::SimpleQuery) => {
+                        // The next statement of the text answers next.
+                        self.simple_mask = None;
+                        self.simple_statement += 1;
+                    }
                     _ => self.simple_mask = None,
                 }
             }
             tag::READY_FOR_QUERY => {
                 // Ends a Sync, a simple Query or a FunctionCall.
-                shared.expect.pop_front();
+                if shared.expect.pop_front() == Some(Expect::SimpleQuery) {
+                    shared.simple.pop_front();
+                }
                 self.simple_mask = None;
+                self.simple_statement = 0;
                 self.portal_mask = None;
             }
             _ => {}

@@ -6,7 +6,7 @@ use super::downstream::Downstream;
 use super::expect::{Expect, lock};
 use crate::codec::ErrorFields;
 use crate::codec::query::{self, FieldDescription};
-use crate::hooks::{ColumnInfo, Masked};
+use crate::hooks::{ColumnInfo, Masked, ResultOf, TextFacts};
 use bytes::BytesMut;
 
 impl Downstream<'_> {
@@ -74,7 +74,18 @@ impl Downstream<'_> {
                     portal.described = Some(fields);
                 }
             }
-            _ => self.simple_mask = masker.plan(described),
+            front => {
+                let facts = match front {
+                    Some(Expect::SimpleQuery) => shared.simple.front().cloned().flatten(),
+                    _ => None,
+                };
+                drop(shared);
+                let of = ResultOf {
+                    facts: facts.as_ref(),
+                    statement: self.simple_statement,
+                };
+                self.simple_mask = masker.plan_for(described, of);
+            }
         }
     }
 
@@ -101,8 +112,12 @@ impl Downstream<'_> {
                     .as_ref()
                     .is_none_or(|(name, _)| *name != portal)
                 {
-                    let cols = self.portal_columns(&portal)?;
-                    self.portal_mask = Some((portal, masker.plan(&cols)));
+                    let (cols, facts) = self.portal_columns(&portal)?;
+                    let of = ResultOf {
+                        facts: facts.as_ref(),
+                        statement: 0,
+                    };
+                    self.portal_mask = Some((portal, masker.plan_for(&cols, of)));
                 }
                 self.portal_mask
                     .as_mut()
@@ -166,17 +181,19 @@ impl Downstream<'_> {
         }
     }
 
-    /// The columns of a bound portal: described, or its statement's with the Bind's formats.
-    fn portal_columns(&self, portal: &str) -> Result<Vec<ColumnInfo>, String> {
+    /// The columns of a bound portal (described, or its statement's with the Bind's formats),
+    /// and what the masker said of its statement's text.
+    fn portal_columns(&self, portal: &str) -> Result<(Vec<ColumnInfo>, Option<TextFacts>), String> {
         let shared = lock(self.shared);
         let Some(bound) = shared.portals.get(portal) else {
             return Err(format!(
                 "rows of portal \"{portal}\" arrived before it was bound"
             ));
         };
+        let facts = shared.parsed.get(&bound.statement).cloned();
         match (&bound.described, shared.statements.get(&bound.statement)) {
-            (Some(fields), _) => Ok(columns(fields, &[])),
-            (None, Some(fields)) => Ok(columns(fields, &bound.formats)),
+            (Some(fields), _) => Ok((columns(fields, &[]), facts)),
+            (None, Some(fields)) => Ok((columns(fields, &bound.formats), facts)),
             (None, None) => Err(format!(
                 "rows of statement \"{}\" arrived without a description; masking needs to know \
                  the columns (Describe the statement or the portal first)",

@@ -95,6 +95,7 @@ where
         shared: &shared,
         inject: inject_rx,
         simple_mask: None,
+        simple_statement: 0,
         portal_mask: None,
         resolved: false,
         bytes: 0,

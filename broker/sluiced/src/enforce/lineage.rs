@@ -1,0 +1,241 @@
+//! Masking that follows values: the lineage of a session's statements (`sluice_sql::lineage`)
+//! over the resource's catalog, turned into what the masker redacts and what the guard refuses
+//! under a profile with column rules (decision 38).
+//!
+//! ```text
+//!  text ──analyze──▶ lineage per statement ──▶ result columns: Plain(c) → c's rule,
+//!    │                 (catalog: columns,      revealing Derived over a masked c → redacted,
+//!    │                  view definitions)      Unknown → redacted, hidden-only → as named
+//!    └──guard──▶ stored values and side-channel payloads over a masked c → refused
+//! ```
+
+use sluice_engine_postgres::catalog::{Columns, Known};
+use sluice_engine_postgres::hooks::TextFacts;
+use sluice_mask::MaskPolicy;
+use sluice_sql::{BaseColumn, ColumnLineage, Deferred, Output, Relations, StatementLineage};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Cursors and prepared statements remembered per session, at most.
+const MAX_DEFERRED: usize = 1024;
+
+/// The catalog as lineage asks it.
+struct CatalogRelations<'a>(&'a Known<'a>);
+
+impl Relations for CatalogRelations<'_> {
+    fn columns(&self, schema: Option<&str>, name: &str) -> Option<Vec<String>> {
+        let relation = self.0.relation(schema, name)?;
+        Some(relation.columns.iter().map(|c| (*c).to_owned()).collect())
+    }
+
+    fn view_definition(&self, schema: Option<&str>, name: &str) -> Option<String> {
+        self.0.relation(schema, name)?.definition.map(str::to_owned)
+    }
+}
+
+/// The result columns of each statement of one text, handed back with its results.
+#[derive(Debug)]
+pub struct Outputs(pub Vec<Output>);
+
+/// One session's lineage: the analysis of the last text (shared by the masker and the guard,
+/// which see the same text one after the other) and the cursors and prepared statements it
+/// declared.
+pub struct SessionLineage {
+    columns: Arc<Columns>,
+    last: Mutex<Option<(String, Arc<Vec<StatementLineage>>)>>,
+    deferred: Mutex<HashMap<(bool, String), Output>>,
+}
+
+impl SessionLineage {
+    /// The lineage of a session over the resource's catalog.
+    pub fn new(columns: Arc<Columns>) -> Self {
+        Self {
+            columns,
+            last: Mutex::new(None),
+            deferred: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The lineage of every statement of `sql` (the last text's is reused).
+    pub fn of(&self, sql: &str) -> Arc<Vec<StatementLineage>> {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((text, found)) = last.as_ref()
+            && text == sql
+        {
+            return Arc::clone(found);
+        }
+        let found = {
+            let known = self.columns.known();
+            Arc::new(sluice_sql::lineage(sql, &CatalogRelations(&known)))
+        };
+        *last = Some((sql.to_owned(), Arc::clone(&found)));
+        found
+    }
+
+    /// What the masker keeps for the results of `sql`: each statement's output, `FETCH` and
+    /// `EXECUTE` resolved to what their `DECLARE` or `PREPARE` said.
+    pub fn analyze(&self, sql: &str) -> TextFacts {
+        let found = self.of(sql);
+        let mut deferred = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = |d: &Deferred| match d {
+            Deferred::Cursor(name) => (true, name.clone()),
+            Deferred::Prepared(name) => (false, name.clone()),
+        };
+        let outputs = found
+            .iter()
+            .map(|statement| {
+                if let Some(declared) = &statement.deferred
+                    && (deferred.len() < MAX_DEFERRED || deferred.contains_key(&key(declared)))
+                {
+                    deferred.insert(key(declared), statement.output.clone());
+                }
+                match &statement.reads {
+                    Some(read) => deferred.get(&key(read)).cloned().unwrap_or(Output::Unknown),
+                    None => statement.output.clone(),
+                }
+            })
+            .collect();
+        Arc::new(Outputs(outputs))
+    }
+
+    /// A stored value or side-channel payload of `sql` that carries a masked column (or
+    /// whose sources are unknown), as `(rule, message)` for the guard's refusal.
+    pub fn launders(&self, sql: &str, policy: &MaskPolicy) -> Option<(String, String)> {
+        let found = self.of(sql);
+        let known = self.columns.known();
+        for statement in found.iter() {
+            for stored in &statement.stored {
+                let target = match &stored.column {
+                    Some(column) => format!("{}.{column}", stored.table),
+                    None => stored.table.clone(),
+                };
+                if let Some(why) = carries_masked(&stored.lineage, policy, &known) {
+                    return Some((
+                        "masking:write".into(),
+                        format!(
+                            "this write stores {why} into {target}, where it could be read back \
+                             unmasked; this role masks that column"
+                        ),
+                    ));
+                }
+            }
+            for channel in &statement.side_channels {
+                if let Some(why) = carries_masked(&channel.lineage, policy, &known) {
+                    return Some((
+                        "masking:side-channel".into(),
+                        format!(
+                            "{}() would send {why} outside the result, unmasked; this role \
+                             masks that column",
+                            channel.function
+                        ),
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// What of a masked column a value may show: `Some("a value of customers.email (rule
+/// emails)")`, or for `Unknown` lineage a value sluice cannot trace.
+fn carries_masked(
+    lineage: &ColumnLineage,
+    policy: &MaskPolicy,
+    known: &Known<'_>,
+) -> Option<String> {
+    if *lineage == ColumnLineage::Unknown {
+        return Some(
+            "a value sluice cannot trace to its columns (a function or relation it does not \
+             know)"
+                .into(),
+        );
+    }
+    lineage.revealed_sources().into_iter().find_map(|source| {
+        rule_for(source, policy, known).map(|rule| {
+            format!(
+                "a value derived from {} (masking rule {rule})",
+                source.column_path()
+            )
+        })
+    })
+}
+
+/// The column rule that masks `column`, if any.
+pub fn rule_for(column: &BaseColumn, policy: &MaskPolicy, known: &Known<'_>) -> Option<String> {
+    let table = qualified(column, known);
+    let plan = policy.plan(&[sluice_mask::Column {
+        name: &column.column,
+        table: Some(&table),
+        type_oid: 25,
+        binary: false,
+    }]);
+    plan.column_rule(0).map(str::to_owned)
+}
+
+/// `schema.table` as the catalog names it, or as written when the catalog does not know it.
+fn qualified(column: &BaseColumn, known: &Known<'_>) -> String {
+    match known.relation(column.schema.as_deref(), &column.table) {
+        Some(relation) => relation.name.to_owned(),
+        None => match &column.schema {
+            Some(schema) => format!("{schema}.{}", column.table),
+            None => column.table.clone(),
+        },
+    }
+}
+
+/// `table.column` for messages.
+trait ColumnPath {
+    fn column_path(&self) -> String;
+}
+
+impl ColumnPath for BaseColumn {
+    fn column_path(&self) -> String {
+        format!("{}.{}", self.table, self.column)
+    }
+}
+
+/// How lineage has a result column masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnVerdict {
+    /// Lineage says nothing more than the RowDescription does.
+    AsDescribed,
+    /// The column is exactly this base column: mask it by that column's rule.
+    Plain(BaseColumn),
+    /// Derived from a masked column, or untraceable: redact it whole.
+    Redact,
+}
+
+/// The verdict on each of `fields` result columns of the statement `statement` of a text.
+pub fn verdicts(
+    facts: Option<&TextFacts>,
+    statement: usize,
+    fields: usize,
+    policy: &MaskPolicy,
+    known: &Known<'_>,
+) -> Option<Vec<ColumnVerdict>> {
+    let outputs = facts?.downcast_ref::<Outputs>()?;
+    let output = outputs.0.get(statement).cloned().unwrap_or(Output::Unknown);
+    Some(
+        output
+            .for_fields(fields)
+            .into_iter()
+            .map(|lineage| match lineage {
+                ColumnLineage::Constant => ColumnVerdict::AsDescribed,
+                ColumnLineage::Plain(column) => ColumnVerdict::Plain(column),
+                ColumnLineage::Unknown => ColumnVerdict::Redact,
+                derived @ ColumnLineage::Derived { .. } => {
+                    if carries_masked(&derived, policy, known).is_some() {
+                        ColumnVerdict::Redact
+                    } else {
+                        ColumnVerdict::AsDescribed
+                    }
+                }
+            })
+            .collect(),
+    )
+}
+
+/// `schema.table` of a base column for a mask plan.
+pub fn table_of(column: &BaseColumn, known: &Known<'_>) -> String {
+    qualified(column, known)
+}
