@@ -14,6 +14,9 @@ ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-g
 # `sluice approvals --watch` is answered through a real terminal in the tests.
 command -v tmux >/dev/null 2>&1 || sluice_need_apt+=(tmux)
 command -v curl >/dev/null 2>&1 || sluice_need_apt+=(curl)
+# The masking tests drive psycopg (text and binary results over the extended protocol).
+command -v python3 >/dev/null 2>&1 || sluice_need_apt+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || sluice_need_apt+=(python3-pip)
 
 if [ "${#sluice_need_apt[@]}" -gt 0 ]; then
   echo "==> installing ${sluice_need_apt[*]} (apt)" >&2
@@ -27,6 +30,12 @@ if [ "${#sluice_need_apt[@]}" -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${sluice_need_apt[@]}" >/dev/null
   # The Debian package starts a cluster on 5432; Sluice's tests and demo start their own.
   "${sudo_cmd[@]}" sh -c 'command -v pg_ctlcluster >/dev/null && for c in /etc/postgresql/*/main; do [ -d "$c" ] && pg_ctlcluster "$(basename "$(dirname "$c")")" main stop || true; done' || true
+fi
+
+if ! python3 -c 'import psycopg' >/dev/null 2>&1; then
+  echo "==> installing psycopg (pip)" >&2
+  python3 -m pip install --quiet --break-system-packages 'psycopg[binary]>=3.2,<4' 2>/dev/null ||
+    python3 -m pip install --quiet 'psycopg[binary]>=3.2,<4'
 fi
 
 sluice_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

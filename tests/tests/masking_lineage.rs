@@ -225,3 +225,26 @@ fn writes_and_notifications_that_would_launder_a_masked_value_are_refused() {
         "ZED"
     );
 }
+
+/// The same derivations through psycopg, over the extended protocol, with text and binary
+/// results and server-side prepared statements.
+#[test]
+fn psycopg_text_binary_and_prepared_results_are_masked_too() {
+    let (_pg, _broker, cli) = setup();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/data/psycopg_probe.py");
+    let mut args = vec![
+        "connect", "pg", "--role", "masked", "--exec", "python3", script,
+    ];
+    args.extend_from_slice(DERIVATIONS);
+    args.push("select upper(name), count(email) from people group by name order by 1");
+    let out = cli.run(&args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    // Every mode got rows back, unmasked ones included.
+    for mode in ["text", "binary", "prepared"] {
+        assert!(stdout.contains(&format!("{mode}\t'ZED'")), "{mode}: {stdout}");
+    }
+    if let Some(form) = forbidden().iter().find(|f| stdout.contains(f.as_str())) {
+        panic!("psycopg got {form:?}:\n{stdout}");
+    }
+}
