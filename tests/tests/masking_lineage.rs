@@ -242,9 +242,38 @@ fn psycopg_text_binary_and_prepared_results_are_masked_too() {
     assert!(out.status.success(), "{stderr}");
     // Every mode got rows back, unmasked ones included.
     for mode in ["text", "binary", "prepared"] {
-        assert!(stdout.contains(&format!("{mode}\t'ZED'")), "{mode}: {stdout}");
+        assert!(
+            stdout.contains(&format!("{mode}\t'ZED'")),
+            "{mode}: {stdout}"
+        );
     }
     if let Some(form) = forbidden().iter().find(|f| stdout.contains(f.as_str())) {
         panic!("psycopg got {form:?}:\n{stdout}");
     }
+}
+
+/// An error that quotes a value of a table with a masked column (a failed cast, a unique
+/// violation) has the quoted value redacted; the session goes on.
+#[test]
+fn errors_that_quote_values_of_masked_tables_are_redacted() {
+    let (pg, _broker, cli) = setup();
+    pg.admin_sql(
+        &pg.database,
+        "create unique index people_ssn on people (ssn)",
+    );
+    let out = psql(
+        &cli,
+        &[
+            "select 1 from people where email::int = 1",
+            "select ssn::date from people where id = 1",
+            "insert into people (id, ssn) values (9, (select ssn from people where id = 1))",
+            "select 'after'",
+        ],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stderr.contains("invalid input syntax"), "{stderr}");
+    if let Some(form) = forbidden().iter().find(|f| stderr.contains(f.as_str())) {
+        panic!("an error showed {form:?}: {stderr}");
+    }
+    assert!(stdout.contains("after"), "{stdout}");
 }

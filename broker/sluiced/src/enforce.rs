@@ -260,8 +260,12 @@ impl Enforcer {
             .clone()
             .or_else(|| column_rules.then(|| Arc::new(GuardPolicy::new(Profile::Admin))));
         // Column rules follow values through expressions, views and writes (decision 38).
-        let lineage = column_rules
-            .then(|| Arc::new(SessionLineage::new(columns.clone().unwrap_or_default())));
+        let lineage = column_rules.then(|| {
+            Arc::new(SessionLineage::new(
+                columns.clone().unwrap_or_default(),
+                Arc::clone(&self.classifier),
+            ))
+        });
         let guard = guard_policy.map(|policy| {
             Arc::new(SessionGuard {
                 classifier: Arc::clone(&self.classifier),
@@ -697,11 +701,22 @@ impl Masker for SessionMasker {
     }
 
     fn analyze(&self, sql: &str) -> Option<TextFacts> {
-        self.lineage.as_ref().map(|lineage| lineage.analyze(sql))
+        self.lineage
+            .as_ref()
+            .map(|lineage| lineage.analyze(sql, &self.policy))
     }
 
     fn plan_for(&self, columns: &[ColumnInfo], of: ResultOf<'_>) -> Option<Box<dyn RowMask>> {
         self.plan_with(columns, of)
+    }
+
+    fn mask_message(&self, text: &str, of: ResultOf<'_>) -> Option<String> {
+        let detected = self.mask_text(text);
+        if !lineage::reads_masked(of.facts) {
+            return detected;
+        }
+        let base = detected.as_deref().unwrap_or(text);
+        lineage::redact_quoted(base).or(detected)
     }
 
     fn unresolved(&self, columns: &[ColumnInfo]) -> bool {

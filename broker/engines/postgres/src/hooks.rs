@@ -139,6 +139,13 @@ pub trait Masker: Send + Sync {
         Box::pin(std::future::ready(()))
     }
 
+    /// The text fields of an ERROR or NOTICE that answers a known text's statement: by
+    /// default [`mask_text`](Self::mask_text). A masker that knows the statement read a
+    /// masked column can do more (a failed cast quotes the value).
+    fn mask_message(&self, text: &str, _of: ResultOf<'_>) -> Option<String> {
+        self.mask_text(text)
+    }
+
     /// Free text the server echoes values in: NOTICE and ERROR fields (a unique violation's
     /// DETAIL quotes the duplicate value) and COPY TO STDOUT data. `None` when unchanged.
     fn mask_text(&self, text: &str) -> Option<String>;

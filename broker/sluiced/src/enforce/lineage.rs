@@ -35,22 +35,31 @@ impl Relations for CatalogRelations<'_> {
 
 /// The result columns of each statement of one text, handed back with its results.
 #[derive(Debug)]
-pub struct Outputs(pub Vec<Output>);
+pub struct Outputs {
+    /// Per statement.
+    pub outputs: Vec<Output>,
+    /// The text reads a table with a masked column (or one the catalog does not know): an
+    /// error it causes may quote a masked value (`invalid input syntax for type integer:
+    /// "ada@example.com"`).
+    pub reads_masked: bool,
+}
 
 /// One session's lineage: the analysis of the last text (shared by the masker and the guard,
 /// which see the same text one after the other) and the cursors and prepared statements it
 /// declared.
 pub struct SessionLineage {
     columns: Arc<Columns>,
+    classifier: Arc<sluice_sql::Classifier>,
     last: Mutex<Option<(String, Arc<Vec<StatementLineage>>)>>,
     deferred: Mutex<HashMap<(bool, String), Output>>,
 }
 
 impl SessionLineage {
     /// The lineage of a session over the resource's catalog.
-    pub fn new(columns: Arc<Columns>) -> Self {
+    pub fn new(columns: Arc<Columns>, classifier: Arc<sluice_sql::Classifier>) -> Self {
         Self {
             columns,
+            classifier,
             last: Mutex::new(None),
             deferred: Mutex::new(HashMap::new()),
         }
@@ -74,8 +83,9 @@ impl SessionLineage {
 
     /// What the masker keeps for the results of `sql`: each statement's output, `FETCH` and
     /// `EXECUTE` resolved to what their `DECLARE` or `PREPARE` said.
-    pub fn analyze(&self, sql: &str) -> TextFacts {
+    pub fn analyze(&self, sql: &str, policy: &MaskPolicy) -> TextFacts {
         let found = self.of(sql);
+        let reads_masked = self.reads_masked(sql, policy);
         let mut deferred = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
         let key = |d: &Deferred| match d {
             Deferred::Cursor(name) => (true, name.clone()),
@@ -95,7 +105,26 @@ impl SessionLineage {
                 }
             })
             .collect();
-        Arc::new(Outputs(outputs))
+        Arc::new(Outputs {
+            outputs,
+            reads_masked,
+        })
+    }
+
+    /// Whether `sql` reads a relation with a column a rule masks, or one the catalog does not
+    /// know.
+    fn reads_masked(&self, sql: &str, policy: &MaskPolicy) -> bool {
+        let facts = self.classifier.classify(sql);
+        let known = self.columns.known();
+        facts.iter().flat_map(|f| &f.tables).any(|table| {
+            let Some(relation) = known.relation(table.schema.as_deref(), &table.name) else {
+                return true;
+            };
+            let (schema, name) = relation.name.split_once('.').unwrap_or(("", relation.name));
+            relation.columns.iter().any(|column| {
+                rule_for(&BaseColumn::new(Some(schema), name, column), policy, &known).is_some()
+            })
+        })
     }
 
     /// A stored value or side-channel payload of `sql` that carries a masked column (or
@@ -214,7 +243,11 @@ pub fn verdicts(
     known: &Known<'_>,
 ) -> Option<Vec<ColumnVerdict>> {
     let outputs = facts?.downcast_ref::<Outputs>()?;
-    let output = outputs.0.get(statement).cloned().unwrap_or(Output::Unknown);
+    let output = outputs
+        .outputs
+        .get(statement)
+        .cloned()
+        .unwrap_or(Output::Unknown);
     Some(
         output
             .for_fields(fields)
@@ -238,4 +271,65 @@ pub fn verdicts(
 /// `schema.table` of a base column for a mask plan.
 pub fn table_of(column: &BaseColumn, known: &Known<'_>) -> String {
     qualified(column, known)
+}
+
+/// Whether the text behind `facts` reads a masked column's table.
+pub fn reads_masked(facts: Option<&TextFacts>) -> bool {
+    facts
+        .and_then(|f| f.downcast_ref::<Outputs>())
+        .is_some_and(|o| o.reads_masked)
+}
+
+/// `text` with what the server quotes of values replaced by `****`: the contents of `"..."`,
+/// and of `(...)` after `=` or `contains ` (`Key (email)=(...)`, `Failing row contains (...)`).
+pub fn redact_quoted(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(at) = rest.find(['"', '(']) {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let quote = from.starts_with('"');
+        let opens_value =
+            quote || out.ends_with('=') || out.ends_with("contains ") || out.ends_with("contains");
+        let close = if quote { '"' } else { ')' };
+        match from[1..].find(close).filter(|_| opens_value) {
+            Some(end) => {
+                out.push(if quote { '"' } else { '(' });
+                out.push_str("****");
+                out.push(close);
+                rest = &from[1 + end + 1..];
+                changed = true;
+            }
+            None => {
+                out.push_str(&from[..1]);
+                rest = &from[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_quoted;
+
+    #[test]
+    fn quoted_values_are_redacted_and_names_kept() {
+        assert_eq!(
+            redact_quoted("invalid input syntax for type integer: \"ada@example.com\"").as_deref(),
+            Some("invalid input syntax for type integer: \"****\"")
+        );
+        assert_eq!(
+            redact_quoted("Key (email)=(ada@example.com) already exists.").as_deref(),
+            Some("Key (email)=(****) already exists.")
+        );
+        assert_eq!(
+            redact_quoted("Failing row contains (1, ada, null).").as_deref(),
+            Some("Failing row contains (****).")
+        );
+        assert_eq!(redact_quoted("division by zero"), None);
+        assert_eq!(redact_quoted("unbalanced \"quote"), None);
+    }
 }

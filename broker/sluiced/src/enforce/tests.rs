@@ -20,7 +20,12 @@ fn masker(
     let column_rules = !policy.columns().is_empty();
     SessionMasker {
         column_rules,
-        lineage: column_rules.then(|| Arc::new(super::SessionLineage::new(Arc::clone(&columns)))),
+        lineage: column_rules.then(|| {
+            Arc::new(super::SessionLineage::new(
+                Arc::clone(&columns),
+                Arc::new(sluice_sql::Classifier::new(16)),
+            ))
+        }),
         policy,
         counts: Arc::new(Mutex::new(MaskCounts::new())),
         columns,

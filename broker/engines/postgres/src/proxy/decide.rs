@@ -97,14 +97,20 @@ impl Upstream<'_> {
 impl Downstream<'_> {
     /// Replaces the server's syntax error on a substituted text with the guard's error.
     pub(super) fn rewrite_error(&mut self, fields: ErrorFields) -> ErrorFields {
-        let ours = fields.code() == Some(SYNTAX_ERROR)
-            && fields.message().is_some_and(|m| m.contains(self.marker));
-        if !ours {
+        if !self.substituted(&fields) {
             return fields;
         }
         lock(self.shared).rewrites.pop_front().unwrap_or_else(|| {
             ErrorFields::new(Severity::Error, REFUSED, "sluice: statement refused")
         })
+    }
+}
+
+impl Downstream<'_> {
+    /// Whether the server's error answers a substituted text (the guard's refusal replaces it).
+    pub(super) fn substituted(&self, fields: &ErrorFields) -> bool {
+        fields.code() == Some(SYNTAX_ERROR)
+            && fields.message().is_some_and(|m| m.contains(self.marker))
     }
 }
 

@@ -144,11 +144,18 @@ impl Downstream<'_> {
                 tag::ERROR_RESPONSE => {
                     let fields = ErrorFields::decode(body)
                         .map_err(|e| format!("unreadable error from the target: {e}"))?;
+                    // Before the batch is skipped: the error answers this text (unless it is
+                    // the guard's own refusal, which quotes no value).
+                    let facts = if masking && !self.substituted(&fields) {
+                        self.current_facts()
+                    } else {
+                        None
+                    };
                     if masking {
                         self.error_in_extended_batch();
                     }
                     let fields = self.rewrite_error(fields);
-                    let fields = self.mask_fields(fields);
+                    let fields = self.mask_fields(fields, facts.as_ref());
                     if let Some(journal) = journal {
                         journal.error(
                             fields.code().unwrap_or_default(),
@@ -162,7 +169,8 @@ impl Downstream<'_> {
                 tag::NOTICE_RESPONSE if masking => {
                     let fields = ErrorFields::decode(body)
                         .map_err(|e| format!("unreadable notice from the target: {e}"))?;
-                    self.mask_fields(fields)
+                    let facts = self.current_facts();
+                    self.mask_fields(fields, facts.as_ref())
                         .encode_notice(out)
                         .map_err(|e| format!("cannot encode a notice: {e}"))?;
                 }

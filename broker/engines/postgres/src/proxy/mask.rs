@@ -11,18 +11,40 @@ use bytes::BytesMut;
 
 impl Downstream<'_> {
     /// Masks the text fields of an error or notice (message, detail, hint, context, where).
-    pub(super) fn mask_fields(&self, mut fields: ErrorFields) -> ErrorFields {
+    pub(super) fn mask_fields(
+        &self,
+        mut fields: ErrorFields,
+        facts: Option<&TextFacts>,
+    ) -> ErrorFields {
         let Some(masker) = self.enforcement.masker.as_deref() else {
             return fields;
         };
+        let of = ResultOf {
+            facts,
+            statement: self.simple_statement,
+        };
         for (ty, value) in &mut fields.fields {
             if matches!(ty, b'M' | b'D' | b'H' | b'W' | b'q')
-                && let Some(masked) = masker.mask_text(value)
+                && let Some(masked) = masker.mask_message(value, of)
             {
                 *value = masked;
             }
         }
         fields
+    }
+
+    /// What the masker said of the text the server is answering now: the simple Query's, or
+    /// the prepared statement's of the portal being executed.
+    pub(super) fn current_facts(&self) -> Option<TextFacts> {
+        let shared = lock(self.shared);
+        match shared.expect.front()? {
+            Expect::SimpleQuery => shared.simple.front().cloned().flatten(),
+            Expect::Execute(portal) => {
+                let statement = &shared.portals.get(portal)?.statement;
+                shared.parsed.get(statement).cloned()
+            }
+            _ => None,
+        }
     }
 
     /// Passes a notification's payload through the masker like any other text the client
