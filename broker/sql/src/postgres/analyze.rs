@@ -162,7 +162,7 @@ fn def_elem_bool(d: &DefElem) -> Option<bool> {
 
 /// Whether running the statement runs the expressions and queries inside it now (see the
 /// module documentation).
-fn runs_body(stmt: &NodeEnum) -> bool {
+pub(super) fn runs_body(stmt: &NodeEnum) -> bool {
     !matches!(
         stmt,
         NodeEnum::ViewStmt(_)

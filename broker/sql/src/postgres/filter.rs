@@ -168,37 +168,22 @@ fn a_expr_selects(e: &AExpr, t: &Target, negated: bool) -> bool {
     }
     match kind {
         // `x IN (a, b)` is `x = a OR x = b`; `x NOT IN (a, b)` is `x <> a AND x <> b`.
-        AExprKind::AexprIn => {
-            let Some(NodeEnum::List(items)) = right else {
-                return refers_opt(left) || refers_opt(right);
-            };
-            let or_like = (op == "=") != negated;
-            let mut branches = items
-                .items
-                .iter()
-                .map(|i| refers_opt(left) || refers_node(i, t));
-            if or_like {
-                branches.all(|b| b)
-            } else {
-                branches.any(|b| b)
+        AExprKind::AexprIn => match right {
+            Some(NodeEnum::List(items)) => {
+                comparisons(left, &items.items, (op == "=") != negated, t)
             }
-        }
+            _ => refers_opt(left) || refers_opt(right),
+        },
         // `x = ANY (ARRAY[a, b])` is an OR of comparisons, `x <> ALL (ARRAY[...])` an AND.
-        AExprKind::AexprOpAny | AExprKind::AexprOpAll => {
-            let Some(NodeEnum::AArrayExpr(array)) = right else {
-                return refers_opt(left) || refers_opt(right);
-            };
-            let or_like = (kind == AExprKind::AexprOpAny) != negated;
-            let mut branches = array
-                .elements
-                .iter()
-                .map(|i| refers_opt(left) || refers_node(i, t));
-            if or_like {
-                branches.all(|b| b)
-            } else {
-                branches.any(|b| b)
-            }
-        }
+        AExprKind::AexprOpAny | AExprKind::AexprOpAll => match right {
+            Some(NodeEnum::AArrayExpr(array)) => comparisons(
+                left,
+                &array.elements,
+                (kind == AExprKind::AexprOpAny) != negated,
+                t,
+            ),
+            _ => refers_opt(left) || refers_opt(right),
+        },
         // `x BETWEEN a AND b` is `x >= a AND x <= b`; `NOT BETWEEN` is `x < a OR x > b`.
         AExprKind::AexprBetween
         | AExprKind::AexprNotBetween
@@ -227,6 +212,18 @@ fn a_expr_selects(e: &AExpr, t: &Target, negated: bool) -> bool {
             };
             (refers_opt(left) || refers_opt(right)) && condition_ok(left) && condition_ok(right)
         }
+    }
+}
+
+/// `left` compared with each of `items`, the comparisons joined by OR (`or_like`) or AND:
+/// under OR every comparison must refer to the row, under AND one is enough.
+fn comparisons(left: Option<&NodeEnum>, items: &[Node], or_like: bool, t: &Target) -> bool {
+    let left_refers = left.is_some_and(|n| refers(n.to_ref(), t, false));
+    let mut branches = items.iter().map(|i| left_refers || refers_node(i, t));
+    if or_like {
+        branches.all(|b| b)
+    } else {
+        branches.any(|b| b)
     }
 }
 

@@ -2,6 +2,7 @@
 //! sources, CTEs and views, expressions, writes, side channels, and the final sweep. The
 //! rules it follows are described in the documentation of [`super`].
 
+use crate::postgres::analyze::runs_body;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
@@ -1820,26 +1821,6 @@ fn explain_analyzes(explain: &protobuf::ExplainStmt) -> bool {
         }
         _ => false,
     })
-}
-
-/// Whether a statement that this module does not model runs expressions now (its writes
-/// and side-channel calls are then swept up as `Unknown`), as opposed to storing them.
-fn runs_body(stmt: &NodeEnum) -> bool {
-    !matches!(
-        stmt,
-        NodeEnum::ViewStmt(_)
-            | NodeEnum::RuleStmt(_)
-            | NodeEnum::CreateFunctionStmt(_)
-            | NodeEnum::AlterFunctionStmt(_)
-            | NodeEnum::CreateTrigStmt(_)
-            | NodeEnum::CreatePolicyStmt(_)
-            | NodeEnum::AlterPolicyStmt(_)
-            | NodeEnum::CreateStmt(_)
-            | NodeEnum::CreateDomainStmt(_)
-            | NodeEnum::AlterDomainStmt(_)
-            | NodeEnum::DefineStmt(_)
-            | NodeEnum::CreateEventTrigStmt(_)
-    )
 }
 
 fn non_empty(s: &str) -> Option<String> {
