@@ -14,6 +14,11 @@ ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-g
 # `sluice approvals --watch` is answered through a real terminal in the tests.
 command -v tmux >/dev/null 2>&1 || sluice_need_apt+=(tmux)
 command -v curl >/dev/null 2>&1 || sluice_need_apt+=(curl)
+# The SSH engine's tests run a real OpenSSH server and drive ssh, scp, sftp, rsync and git.
+[ -x /usr/sbin/sshd ] || sluice_need_apt+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || sluice_need_apt+=(openssh-client)
+command -v rsync >/dev/null 2>&1 || sluice_need_apt+=(rsync)
+command -v git >/dev/null 2>&1 || sluice_need_apt+=(git)
 # The masking tests drive psycopg (text and binary results over the extended protocol).
 command -v python3 >/dev/null 2>&1 || sluice_need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || sluice_need_apt+=(python3-pip)
@@ -28,7 +33,9 @@ if [ "${#sluice_need_apt[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${sluice_need_apt[@]}" >/dev/null
-  # The Debian package starts a cluster on 5432; Sluice's tests and demo start their own.
+  # The Debian packages start a cluster on 5432 and an sshd on 22; Sluice's tests and demo
+  # start their own.
+  "${sudo_cmd[@]}" sh -c 'command -v systemctl >/dev/null && systemctl stop ssh 2>/dev/null || true' || true
   "${sudo_cmd[@]}" sh -c 'command -v pg_ctlcluster >/dev/null && for c in /etc/postgresql/*/main; do [ -d "$c" ] && pg_ctlcluster "$(basename "$(dirname "$c")")" main stop || true; done' || true
 fi
 

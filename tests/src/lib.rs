@@ -14,6 +14,7 @@ pub mod guard;
 pub mod oidc;
 pub mod postgres;
 pub mod session;
+pub mod sshd;
 pub mod util;
 
 pub use broker::{Broker, BrokerBuilder};
@@ -21,4 +22,5 @@ pub use cli::{Cli, Connect};
 pub use oidc::OidcProvider;
 pub use postgres::Postgres;
 pub use session::OpenSession;
+pub use sshd::Sshd;
 pub use util::{free_port, wait_for, workspace_bin};

@@ -269,7 +269,9 @@ fn any_line_is_read_without_panicking() {
     let mut refused = 0;
     for _ in 0..20_000 {
         let len = next() % 24;
-        let line: String = (0..len).map(|_| ALPHABET[next() % ALPHABET.len()]).collect();
+        let line: String = (0..len)
+            .map(|_| ALPHABET[next() % ALPHABET.len()])
+            .collect();
         if !matches!(rules.judge(&line), Judgement::Allow) {
             refused += 1;
         }
