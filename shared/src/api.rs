@@ -31,6 +31,8 @@ pub enum ResourceKind {
     Postgres,
     /// Any TCP service: an opaque relay.
     Tcp,
+    /// An SSH host: the broker terminates SSH and logs in with its own credential.
+    Ssh,
     /// A kind this build does not know, by name.
     Other(String),
 }
@@ -41,6 +43,7 @@ impl ResourceKind {
         match self {
             Self::Postgres => "postgres",
             Self::Tcp => "tcp",
+            Self::Ssh => "ssh",
             Self::Other(name) => name,
         }
     }
@@ -51,6 +54,7 @@ impl From<String> for ResourceKind {
         match name.as_str() {
             "postgres" => Self::Postgres,
             "tcp" => Self::Tcp,
+            "ssh" => Self::Ssh,
             _ => Self::Other(name),
         }
     }

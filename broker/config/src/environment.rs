@@ -31,6 +31,11 @@ impl Config {
         }
         check_file(&mut errors, &self.tokens.signing_key);
         for resource in &self.resources {
+            if let ResourceSpec::Ssh(spec) = &resource.spec
+                && let Err(error) = spec.key.value.resolve()
+            {
+                errors.push(spec.key.error(error.to_string()));
+            }
             if let ResourceSpec::Postgres(spec) = &resource.spec {
                 if let Some(ca) = &spec.tls.ca {
                     check_file(&mut errors, ca);

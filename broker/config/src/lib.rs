@@ -27,6 +27,7 @@ mod policy_schema;
 mod profile_schema;
 mod profiles;
 mod schema;
+mod ssh_schema;
 mod starter;
 mod tree;
 
@@ -39,12 +40,13 @@ pub use credential::{CredentialError, CredentialRef};
 pub use location::{ConfigError, ConfigErrors, Located, Location};
 pub use model::{
     Config, IdentityConfig, JwksSource, LimitsConfig, OidcIssuer, PostgresSpec, RecordingConfig,
-    Resource, ResourceSpec, StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode,
-    TokensConfig, WorkloadIssuer, WorkloadPreset,
+    Resource, ResourceSpec, SshSpec, StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig,
+    TlsMode, TokensConfig, WorkloadIssuer, WorkloadPreset,
 };
 pub use policy::{
-    Approval, ApprovalOverride, Auditors, Decision, Grantable, Need, Policy, Principal, RecordMode,
-    Refusal, RefusalKind, Role, Rule, SqlRole, Tally, glob_match, may_decide, subject_match, tally,
+    Approval, ApprovalOverride, Auditors, Decision, ExecRuleSpec, Grantable, Need, Policy,
+    Principal, RecordMode, Refusal, RefusalKind, Role, Rule, SqlRole, SshExec, SshRole, Tally,
+    glob_match, may_decide, subject_match, tally,
 };
 pub use profiles::{
     ColumnMaskSpec, DetectorKind, DetectorSpec, GuardAction, GuardBase, GuardRuleSpec,

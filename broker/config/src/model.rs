@@ -135,9 +135,11 @@ impl Resource {
     pub fn kind_ref(&self) -> &ResourceKind {
         const POSTGRES: &ResourceKind = &ResourceKind::Postgres;
         const TCP: &ResourceKind = &ResourceKind::Tcp;
+        const SSH: &ResourceKind = &ResourceKind::Ssh;
         match self.spec {
             ResourceSpec::Postgres(_) => POSTGRES,
             ResourceSpec::Tcp(_) => TCP,
+            ResourceSpec::Ssh(_) => SSH,
         }
     }
 
@@ -146,6 +148,7 @@ impl Resource {
         match &self.spec {
             ResourceSpec::Postgres(spec) => &spec.address,
             ResourceSpec::Tcp(spec) => &spec.address,
+            ResourceSpec::Ssh(spec) => &spec.address,
         }
     }
 }
@@ -161,6 +164,21 @@ pub enum ResourceSpec {
     Postgres(PostgresSpec),
     /// Any TCP service, relayed opaquely.
     Tcp(TcpSpec),
+    /// An SSH host the broker logs in to with its own key.
+    Ssh(SshSpec),
+}
+
+/// An SSH host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshSpec {
+    /// `host:port`.
+    pub address: String,
+    /// The login the broker uses on the host.
+    pub user: String,
+    /// Where the broker finds its private key (OpenSSH format); never the key itself.
+    pub key: Located<CredentialRef>,
+    /// The host's key, pinned: `ssh-ed25519 AAAA…` (as in known_hosts) or `SHA256:…`.
+    pub host_key: Located<String>,
 }
 
 /// A PostgreSQL target.

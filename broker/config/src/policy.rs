@@ -97,6 +97,8 @@ pub struct Role {
     /// its own gets a section like this one; a kind whose engine cannot enforce a section's
     /// settings refuses the role (see `needs`).
     pub sql: SqlRole,
+    /// What the role may do on SSH hosts (`ssh:`); `None` when not written.
+    pub ssh: Option<SshRole>,
     /// The settings written on the role that only some engines can enforce, each where it is
     /// written; a rule may give the role only on resources whose engine enforces them all.
     pub needs: Vec<Located<Need>>,
@@ -120,6 +122,35 @@ pub struct SqlRole {
     pub record_rows: u32,
 }
 
+/// A role's `ssh:` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshRole {
+    /// Whether sessions may open an interactive shell (default false once `ssh:` is written).
+    pub shell: bool,
+    /// Which exec commands run, are refused, or wait for approval.
+    pub exec: SshExec,
+}
+
+/// Exec rules: without `allow` rules every command not blocked runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshExec {
+    /// Commands that may run.
+    pub allow: Vec<ExecRuleSpec>,
+    /// Commands that never run.
+    pub block: Vec<ExecRuleSpec>,
+    /// Commands that run once an approver agrees.
+    pub approve: Vec<ExecRuleSpec>,
+}
+
+/// One exec rule: a name and command globs over `program args…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRuleSpec {
+    /// Named in refusals and approvals.
+    pub name: String,
+    /// Globs; one match is enough.
+    pub commands: Vec<String>,
+}
+
 /// A role setting that only engines which understand the traffic can enforce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Need {
@@ -129,6 +160,8 @@ pub enum Need {
     SqlMasking,
     /// `record: required` or `record_rows` written out: what the session carries is recorded.
     ContentRecording,
+    /// `ssh`: shell and exec rules.
+    SshRules,
 }
 
 impl Need {
@@ -142,6 +175,7 @@ impl Need {
             Self::ContentRecording => {
                 "a content recording needs an engine that reads what the session carries"
             }
+            Self::SshRules => "shell and exec rules need the SSH engine",
         }
     }
 }

@@ -32,6 +32,7 @@ const ROLE_KEYS: &[&str] = &[
     "masking",
     "record",
     "record_rows",
+    "ssh",
 ];
 const APPROVAL_KEYS: &[&str] = &["groups", "count", "self_approve", "timeout"];
 const RULE_KEYS: &[&str] = &[
@@ -250,6 +251,12 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
     let masking = optional(fields.optional("masking"), |item| {
         profile_schema::masking_ref(cx, item, &profiles.masking)
     });
+    let ssh = optional(fields.optional("ssh"), |item| {
+        crate::ssh_schema::role(cx, item)
+    });
+    if let Some(item) = fields.optional("ssh") {
+        needs.push(cx.located(&item, Need::SshRules));
+    }
     let record = optional(fields.optional("record"), |item| record_mode(cx, item));
     let record_rows = optional(fields.optional("record_rows"), |item| record_rows(cx, item))
         .map(|rows| rows.unwrap_or(0));
@@ -294,6 +301,7 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
             masking: masking?,
             record_rows: record_rows?,
         },
+        ssh: ssh?,
         needs,
         location: cx.location(item.pos),
     })

@@ -54,13 +54,21 @@ const RESOURCE_KEYS: &[&str] = &[
     "password",
     "tls",
     "superuser_login",
+    "key",
+    "host_key",
     "labels",
     "description",
 ];
 /// Resource keys that only make sense for a PostgreSQL target.
 const POSTGRES_ONLY_KEYS: &[&str] = &["database", "user", "password", "tls", "superuser_login"];
+/// Resource keys of each kind beyond `kind`, `address`, `labels` and `description`.
+const KIND_KEYS: &[(&str, &[&str])] = &[
+    ("postgres", POSTGRES_ONLY_KEYS),
+    ("ssh", &["user", "key", "host_key"]),
+    ("tcp", &[]),
+];
 const SUPERUSER_LOGINS: &[&str] = &["allow", "refuse-guarded"];
-const KINDS: &[&str] = &["postgres", "tcp"];
+const KINDS: &[&str] = &["postgres", "ssh", "tcp"];
 const TARGET_TLS_KEYS: &[&str] = &["mode", "ca", "server_name"];
 const TLS_MODES: &[&str] = &["disable", "require", "verify-full"];
 
@@ -380,21 +388,38 @@ fn resource(cx: &mut Cx<'_>, name: &str, item: &Item<'_>) -> Option<Resource> {
         .and_then(|item| address(cx, &item));
     let description = optional(fields.optional("description"), |item| cx.string(item));
     let labels = optional(fields.optional("labels"), |item| labels(cx, item));
-    let spec = match kind? {
+    let kind = kind?;
+    let own: &[&str] = KIND_KEYS
+        .iter()
+        .find(|(name, _)| *name == kind.as_str())
+        .map_or(&[], |(_, keys)| keys);
+    let mut reported: Vec<&str> = Vec::new();
+    for key in KIND_KEYS.iter().flat_map(|(_, keys)| keys.iter().copied()) {
+        if own.contains(&key) || reported.contains(&key) {
+            continue;
+        }
+        reported.push(key);
+        if let Some(item) = fields.entry(key) {
+            let kinds: Vec<&str> = KIND_KEYS
+                .iter()
+                .filter(|(_, keys)| keys.contains(&key))
+                .map(|(name, _)| *name)
+                .collect();
+            cx.invalid(
+                &item,
+                format!(
+                    "{key} is only for kind {} (this resource is kind {kind})",
+                    kinds.join(" or ")
+                ),
+            );
+        }
+    }
+    let spec = match kind {
         // `kind` reads only the names below.
         ResourceKind::Other(_) => return None,
         ResourceKind::Postgres => ResourceSpec::Postgres(postgres(cx, &fields, address)?),
-        ResourceKind::Tcp => {
-            for key in POSTGRES_ONLY_KEYS {
-                if let Some(item) = fields.entry(key) {
-                    cx.invalid(
-                        &item,
-                        format!("{key} is only for kind postgres (this resource is kind tcp)"),
-                    );
-                }
-            }
-            ResourceSpec::Tcp(TcpSpec { address: address? })
-        }
+        ResourceKind::Ssh => ResourceSpec::Ssh(crate::ssh_schema::resource(cx, &fields, address)?),
+        ResourceKind::Tcp => ResourceSpec::Tcp(TcpSpec { address: address? }),
     };
     if !name_ok {
         return None;
@@ -413,6 +438,7 @@ fn kind(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<ResourceKind> {
     match text.as_str() {
         "postgres" => Some(ResourceKind::Postgres),
         "tcp" => Some(ResourceKind::Tcp),
+        "ssh" => Some(ResourceKind::Ssh),
         other => {
             cx.invalid(item, unknown_choice("kind", other, KINDS));
             None

@@ -9,6 +9,7 @@ mod policy;
 mod policy_config;
 mod profiles;
 mod robustness;
+mod ssh;
 mod starter;
 
 use std::path::{Path, PathBuf};

@@ -241,6 +241,7 @@ fn full_example_parses_to_the_expected_model() {
                         7,
                         "policy.roles.read.guardrails",
                     )],
+                    ssh: None,
                     location: loc(39, 5),
                 },
                 Role {
@@ -264,6 +265,7 @@ fn full_example_parses_to_the_expected_model() {
                         at(Need::SqlGuardrails, 46, 7, "policy.roles.write.guardrails"),
                         at(Need::SqlMasking, 47, 7, "policy.roles.write.masking"),
                     ],
+                    ssh: None,
                     location: loc(43, 5),
                 },
             ],
@@ -400,7 +402,7 @@ fn accessors_answer_from_the_model() {
         .iter()
         .filter_map(|resource| match &resource.spec {
             ResourceSpec::Postgres(spec) => Some(spec.server_name()),
-            ResourceSpec::Tcp(_) => None,
+            _ => None,
         })
         .collect();
     // Defaults to the address host (brackets removed), unless set explicitly.

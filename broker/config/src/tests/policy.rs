@@ -58,6 +58,7 @@ fn role(name: &str, max_ttl: Duration, default_ttl: Duration, approval: Option<A
         approval,
         record: RecordMode::Required,
         sql: Default::default(),
+        ssh: None,
         needs: Vec::new(),
         location: loc(1, 1),
     }

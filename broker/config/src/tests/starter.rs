@@ -129,7 +129,7 @@ fn starter_examples_parse_once_uncommented() {
             assert_eq!(spec.tls.mode, TlsMode::VerifyFull);
             assert_eq!(spec.password.value.to_string(), "env:PG_APP_PASSWORD");
         }
-        ResourceSpec::Tcp(_) => panic!("pg-main should be postgres"),
+        _ => panic!("pg-main should be postgres"),
     }
     let rules: Vec<(&str, &[String])> = config
         .policy

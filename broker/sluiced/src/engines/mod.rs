@@ -146,7 +146,50 @@ pub fn enforces(kind: &ResourceKind, need: Need) -> bool {
         .is_some_and(|(_, needs)| needs.contains(&need))
 }
 
-/// Every place the configuration gives a role on a resource whose engine cannot enforce it.
+/// Every resource of a kind this broker has no engine for, and every place the configuration
+/// gives a role on a resource whose engine cannot enforce it.
 pub fn check(config: &Config) -> Vec<ConfigError> {
-    config.unenforceable(enforces)
+    let mut errors: Vec<ConfigError> = config
+        .resources
+        .iter()
+        .filter(|r| !KINDS.iter().any(|(kind, _)| *kind == r.kind_ref().as_str()))
+        .map(|r| ConfigError {
+            location: r.location.clone(),
+            key: format!("resources.{}.kind", r.name),
+            message: format!(
+                "this broker has no engine for resources of kind {} yet; remove the resource or \
+                 use a broker that serves that kind",
+                r.kind_ref()
+            ),
+        })
+        .collect();
+    errors.extend(config.unenforceable(enforces));
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_resource_of_a_kind_without_an_engine_is_a_located_config_error() {
+        let text = "\
+listen: 127.0.0.1:8443
+tls: {cert: a.crt, key: a.key, ca: ca.crt}
+tokens: {signing_key: k.pem}
+store: {sqlite: s.db}
+resources:
+  web:
+    kind: ssh
+    address: 127.0.0.1:22
+    user: deploy
+    key: env:KEY
+    host_key: SHA256:abcd
+";
+        let config = sluice_config::parse(text, std::path::Path::new("/etc/sluice/sluice.yaml"))
+            .unwrap_or_else(|e| panic!("test config: {e}"));
+        let errors = super::check(&config);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].key, "resources.web.kind");
+        assert_eq!(errors[0].location.line, 6);
+        assert!(errors[0].message.contains("no engine for resources of kind ssh"));
+    }
 }

@@ -162,7 +162,7 @@ impl Engine for PostgresEngine {
     fn database(&self, resource: &Resource) -> Option<String> {
         match &resource.spec {
             ResourceSpec::Postgres(pg) => Some(pg.database.clone()),
-            ResourceSpec::Tcp(_) => None,
+            _ => None,
         }
     }
 

@@ -1,0 +1,139 @@
+//! The SSH parts of the configuration: `kind: ssh` resources (address, login, the broker's
+//! key, the pinned host key) and a role's `ssh:` section (shell, exec rules).
+//!
+//! ```yaml
+//! resources:
+//!   web:
+//!     kind: ssh
+//!     address: web.internal:22
+//!     user: deploy
+//!     key: file:/etc/sluice/keys/web
+//!     host_key: "ssh-ed25519 AAAAC3Nza…"      # or SHA256:…
+//! policy:
+//!   roles:
+//!     ops:
+//!       max_ttl: 1h
+//!       ssh:
+//!         shell: true
+//!         exec:
+//!           allow: [{name: listing, commands: ["ls", "ls *"]}]
+//!           block: [{name: no-rm, commands: ["rm *"]}]
+//!           approve: [{name: restarts, commands: ["systemctl restart *"]}]
+//! ```
+
+use crate::extract::{Cx, Fields, Item};
+use crate::model::SshSpec;
+use crate::policy::{ExecRuleSpec, SshExec, SshRole};
+use crate::schema::{credential, optional};
+
+const ROLE_SSH_KEYS: &[&str] = &["shell", "exec"];
+const EXEC_KEYS: &[&str] = &["allow", "block", "approve"];
+const EXEC_RULE_KEYS: &[&str] = &["name", "commands"];
+
+/// The SSH settings of a `kind: ssh` resource.
+pub(crate) fn resource(
+    cx: &mut Cx<'_>,
+    fields: &Fields<'_>,
+    address: Option<String>,
+) -> Option<SshSpec> {
+    let user = cx.required(fields, "user").and_then(|item| cx.text(&item));
+    let key = cx
+        .required(fields, "key")
+        .and_then(|item| credential(cx, &item));
+    let host_key = cx.required(fields, "host_key").and_then(|item| {
+        let text = cx.text(&item)?;
+        let text = text.trim().to_owned();
+        if !is_host_key(&text) {
+            cx.invalid(
+                &item,
+                "expected the host's public key as known_hosts writes it (\"ssh-ed25519 \
+                 AAAA…\") or its fingerprint (\"SHA256:…\", from `ssh-keygen -lf`)",
+            );
+            return None;
+        }
+        Some(cx.located(&item, text))
+    });
+    Some(SshSpec {
+        address: address?,
+        user: user?,
+        key: key?,
+        host_key: host_key?,
+    })
+}
+
+/// `algorithm base64` (a key) or `SHA256:base64` (a fingerprint).
+fn is_host_key(text: &str) -> bool {
+    let base64 = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+    };
+    if let Some(fingerprint) = text.strip_prefix("SHA256:") {
+        return base64(fingerprint);
+    }
+    let mut parts = text.split_whitespace();
+    let (Some(algorithm), Some(key)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    (algorithm.starts_with("ssh-")
+        || algorithm.starts_with("ecdsa-")
+        || algorithm.starts_with("sk-"))
+        && base64(key)
+}
+
+/// A role's `ssh:` section.
+pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<SshRole> {
+    let fields = cx.fields(item, ROLE_SSH_KEYS)?;
+    let shell = optional(fields.optional("shell"), |item| cx.boolean(item));
+    let exec = optional(fields.optional("exec"), |item| exec(cx, item));
+    Some(SshRole {
+        shell: shell?.unwrap_or(false),
+        exec: exec?.unwrap_or_default(),
+    })
+}
+
+fn exec(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<SshExec> {
+    let fields = cx.fields(item, EXEC_KEYS)?;
+    let mut list = |key: &str| optional(fields.optional(key), |item| rules(cx, item));
+    let allow = list("allow");
+    let block = list("block");
+    let approve = list("approve");
+    Some(SshExec {
+        allow: allow?.unwrap_or_default(),
+        block: block?.unwrap_or_default(),
+        approve: approve?.unwrap_or_default(),
+    })
+}
+
+fn rules(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<Vec<ExecRuleSpec>> {
+    let items = cx.list(
+        item,
+        "a list of rules, e.g. [{name: listing, commands: [\"ls *\"]}]",
+    )?;
+    let mut rules = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for entry in &items {
+        match rule(cx, entry) {
+            Some(rule) => rules.push(rule),
+            None => ok = false,
+        }
+    }
+    ok.then_some(rules)
+}
+
+fn rule(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<ExecRuleSpec> {
+    let fields = cx.fields(item, EXEC_RULE_KEYS)?;
+    let name = cx.required(&fields, "name").and_then(|item| cx.text(&item));
+    let commands = cx.required(&fields, "commands").and_then(|list| {
+        let commands = cx.string_list(&list)?;
+        if commands.is_empty() {
+            cx.invalid(&list, "list at least one command pattern, e.g. [\"ls *\"]");
+            return None;
+        }
+        Some(commands.into_iter().map(|c| c.value).collect())
+    });
+    Some(ExecRuleSpec {
+        name: name?,
+        commands: commands?,
+    })
+}

@@ -1,0 +1,139 @@
+//! `kind: ssh` resources and a role's `ssh:` section.
+
+use super::{parse_err, parse_ok};
+use crate::{ExecRuleSpec, Need, ResourceSpec, SshRole};
+use sluice_shared::api::ResourceKind;
+
+const HEAD: &str = "\
+listen: 127.0.0.1:8443
+tls: {cert: a.crt, key: a.key, ca: ca.crt}
+tokens: {signing_key: k.pem}
+store: {sqlite: s.db}
+";
+
+#[test]
+fn an_ssh_resource_and_a_role_with_exec_rules_load() {
+    let config = parse_ok(&format!(
+        "{HEAD}resources:
+  web:
+    kind: ssh
+    address: 127.0.0.1:2222
+    user: deploy
+    key: file:/etc/sluice/keys/web
+    host_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0
+policy:
+  roles:
+    ops:
+      max_ttl: 1h
+      ssh:
+        shell: true
+        exec:
+          allow: [{{name: listing, commands: [ls, 'ls *']}}]
+          block: [{{name: no-rm, commands: ['rm *']}}]
+    ci:
+      max_ttl: 1h
+      ssh:
+        exec:
+          allow: [{{name: migrate, commands: ['/opt/app/bin/migrate *']}}]
+  rules:
+    - {{name: r, groups: [dev], resources: [web], roles: [ops, ci]}}
+"
+    ));
+    let ResourceSpec::Ssh(web) = &config.resources[0].spec else {
+        panic!("not ssh");
+    };
+    assert_eq!(config.resources[0].kind(), ResourceKind::Ssh);
+    assert_eq!(
+        (web.address.as_str(), web.user.as_str()),
+        ("127.0.0.1:2222", "deploy")
+    );
+    assert!(web.host_key.value.starts_with("ssh-ed25519 "));
+    let ops = config.policy.role("ops").expect("ops");
+    let ssh: &SshRole = ops.ssh.as_ref().expect("ssh section");
+    assert!(ssh.shell);
+    assert_eq!(
+        ssh.exec.allow,
+        [ExecRuleSpec {
+            name: "listing".into(),
+            commands: vec!["ls".into(), "ls *".into()],
+        }]
+    );
+    assert_eq!(ssh.exec.block[0].name, "no-rm");
+    let ci = config.policy.role("ci").expect("ci");
+    assert!(
+        !ci.ssh.as_ref().expect("ssh").shell,
+        "shell is off unless written"
+    );
+    assert!(ops.needs.iter().any(|n| n.value == Need::SshRules));
+}
+
+#[test]
+fn ssh_mistakes_are_located() {
+    let errors = parse_err(&format!(
+        "{HEAD}resources:
+  web:
+    kind: ssh
+    address: 127.0.0.1:22
+    user: deploy
+    key: /etc/key
+    host_key: not a key
+    database: app
+  pg:
+    kind: postgres
+    address: db:5432
+    database: app
+    user: app
+    password: env:PW
+    host_key: SHA256:abc
+policy:
+  roles:
+    r:
+      max_ttl: 1h
+      ssh:
+        shel: true
+        exec:
+          allow: [{{name: x, commands: []}}]
+"
+    ));
+    let keys: Vec<&str> = errors.iter().map(|e| e.2.as_str()).collect();
+    for key in [
+        "resources.web.key",
+        "resources.web.host_key",
+        "resources.web.database",
+        "resources.pg.host_key",
+        "policy.roles.r.ssh.shel",
+        "policy.roles.r.ssh.exec.allow[0].commands",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {errors:#?}");
+    }
+    let database = errors
+        .iter()
+        .find(|e| e.2 == "resources.web.database")
+        .expect("database");
+    assert!(
+        database.3.contains("only for kind postgres"),
+        "{}",
+        database.3
+    );
+}
+
+#[test]
+fn a_role_with_ssh_rules_is_given_only_where_an_engine_enforces_them() {
+    let config = parse_ok(&format!(
+        "{HEAD}resources:
+  pg: {{kind: postgres, address: 'db:5432', database: app, user: app, password: 'env:PW'}}
+policy:
+  roles:
+    ops: {{max_ttl: 1h, ssh: {{shell: true}}}}
+  rules:
+    - {{name: r, groups: [dev], resources: [pg], roles: [ops]}}
+"
+    ));
+    let errors = config.unenforceable(|_, need| need != Need::SshRules);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].message.contains("policy.roles.ops.ssh"),
+        "{}",
+        errors[0].message
+    );
+}
