@@ -4,5 +4,7 @@
 //! anything reaches the host. The protocol side (russh on both ends) builds on it.
 
 pub mod command;
+pub mod session;
 
 pub use command::{CommandLine, ExecRule, ExecRules, Judgement, Simple, Transfer, TransferKind};
+pub use session::{HostKey, Journal, Params, Policy, Summary, Target, serve};

@@ -190,6 +190,10 @@ resources:
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].key, "resources.web.kind");
         assert_eq!(errors[0].location.line, 6);
-        assert!(errors[0].message.contains("no engine for resources of kind ssh"));
+        assert!(
+            errors[0]
+                .message
+                .contains("no engine for resources of kind ssh")
+        );
     }
 }

@@ -1,0 +1,528 @@
+//! One SSH session through the broker: the client's SSH is terminated here (russh server on the
+//! tunnel's stream), the broker logs in to the host with its own key (russh client, host key
+//! pinned), and each session channel is relayed with the role's rules applied to what it asks.
+//!
+//! ```text
+//!  client ssh ══tunnel══▶ [server: ephemeral key only] ──▶ per channel: pty, shell?, exec judged
+//!                                                             │ allowed          │ refused
+//!                                           [client: broker key, pinned host] ◀──┘  stderr + exit 126
+//!  host sshd ◀══TCP════════════════════════════════════════════╯
+//! ```
+//!
+//! Refused work never reaches the host: the client gets one line on stderr and the exit status
+//! 126. Port forwarding, agent and X11 forwarding and subsystems (SFTP) are refused in this
+//! version.
+
+use crate::command::{ExecRules, Judgement};
+use russh::keys::PrivateKeyWithHashAlg;
+use russh::keys::ssh_key::{HashAlg, PrivateKey, PublicKey};
+use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelMsg};
+use sluice_engine::Lease;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Exit status of a refused command: "found but not executable", as shells use it.
+pub const REFUSED: u32 = 126;
+/// Exit status when the host cannot be reached or refuses the broker.
+pub const UNREACHABLE: u32 = 255;
+/// How long the login to the host may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The host, and how the broker logs in to it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `host:port`.
+    pub address: String,
+    /// The login on the host.
+    pub user: String,
+    /// The broker's key for it.
+    pub key: Arc<PrivateKey>,
+    /// The host key it must present.
+    pub host_key: HostKey,
+}
+
+/// A pinned host key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKey {
+    /// The key itself.
+    Key(PublicKey),
+    /// Its SHA-256 fingerprint, `SHA256:…`.
+    Fingerprint(String),
+}
+
+impl HostKey {
+    /// Reads `ssh-ed25519 AAAA…` or `SHA256:…`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.starts_with("SHA256:") {
+            return Ok(Self::Fingerprint(text.to_owned()));
+        }
+        PublicKey::from_openssh(text)
+            .map(Self::Key)
+            .map_err(|e| format!("not an OpenSSH public key: {e}"))
+    }
+
+    fn accepts(&self, presented: &PublicKey) -> bool {
+        match self {
+            Self::Key(key) => key.key_data() == presented.key_data(),
+            Self::Fingerprint(fingerprint) => {
+                presented.fingerprint(HashAlg::Sha256).to_string() == *fingerprint
+            }
+        }
+    }
+
+    /// The pinned key's fingerprint, for messages.
+    fn describe(&self) -> String {
+        match self {
+            Self::Key(key) => key.fingerprint(HashAlg::Sha256).to_string(),
+            Self::Fingerprint(fingerprint) => fingerprint.clone(),
+        }
+    }
+}
+
+/// What a session's role allows.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Whether an interactive shell may be opened.
+    pub shell: bool,
+    /// The exec rules.
+    pub exec: ExecRules,
+}
+
+/// Where the session's events go (the broker's recording and audit).
+pub trait Journal: Send + Sync {
+    /// Bytes the host sent to the client's terminal or stdout (`stderr` for stream 1).
+    fn output(&self, data: &[u8], stderr: bool);
+    /// A terminal size, at the pty request and at each change.
+    fn resize(&self, cols: u32, rows: u32);
+    /// An exec command and what was decided.
+    fn command(&self, command: &str, judgement: &Judgement);
+    /// A shell was opened, or refused.
+    fn shell(&self, allowed: bool);
+    /// The exit status the host reported.
+    fn exit(&self, status: u32);
+}
+
+/// Everything one session needs.
+#[derive(Clone)]
+pub struct Params {
+    /// The only key the client may log in with (the CLI's per-connect key).
+    pub client_key: PublicKey,
+    /// The broker's SSH host key, which the CLI pins.
+    pub host_key: PrivateKey,
+    /// The host.
+    pub target: Target,
+    /// The role's rules.
+    pub policy: Policy,
+    /// Events.
+    pub journal: Option<Arc<dyn Journal>>,
+}
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No key material.
+        f.debug_struct("Params")
+            .field("target", &self.target.address)
+            .field("user", &self.target.user)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the session ended.
+#[derive(Debug)]
+pub struct Summary {
+    /// `closed`, `revoked: …`, `error: …`.
+    pub end: String,
+}
+
+/// Serves the client's SSH on `stream` until it disconnects or `lease` ends.
+pub async fn serve<S>(stream: S, params: Params, mut lease: Lease) -> Summary
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = Arc::new(russh::server::Config {
+        keys: vec![params.host_key.clone()],
+        inactivity_timeout: None,
+        auth_rejection_time: Duration::from_millis(200),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        nodelay: true,
+        ..Default::default()
+    });
+    let handler = Broker {
+        params: Arc::new(params),
+        upstream: None,
+        unreachable: None,
+    };
+    let running = match russh::server::run_stream(config, stream, handler).await {
+        Ok(running) => running,
+        Err(e) => {
+            return Summary {
+                end: format!("error: {e}"),
+            };
+        }
+    };
+    let handle = running.handle();
+    tokio::select! {
+        ended = running => Summary {
+            end: match ended {
+                Ok(()) => "closed".into(),
+                Err(e) => format!("error: {e}"),
+            },
+        },
+        reason = lease.revoked() => {
+            let _ = handle
+                .disconnect(
+                    russh::Disconnect::ByApplication,
+                    format!("sluice: access to this host ended: {reason}"),
+                    String::new(),
+                )
+                .await;
+            Summary { end: format!("revoked: {reason}") }
+        }
+    }
+}
+
+/// The server side of one client connection.
+struct Broker {
+    params: Arc<Params>,
+    /// The login to the host, once the client authenticated.
+    upstream: Option<Arc<russh::client::Handle<Upstream>>>,
+    /// Why the host could not be reached, told on the first channel.
+    unreachable: Option<String>,
+}
+
+impl russh::server::Handler for Broker {
+    type Error = russh::Error;
+
+    async fn auth_publickey(
+        &mut self,
+        _user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        if key.public_key.key_data() != self.params.client_key.key_data() {
+            return Ok(Auth::reject());
+        }
+        match tokio::time::timeout(CONNECT_TIMEOUT, login(&self.params.target)).await {
+            Ok(Ok(handle)) => self.upstream = Some(Arc::new(handle)),
+            Ok(Err(why)) => self.unreachable = Some(why),
+            Err(_) => {
+                self.unreachable = Some(format!(
+                    "no answer from {} within {}s",
+                    self.params.target.address,
+                    CONNECT_TIMEOUT.as_secs()
+                ));
+            }
+        }
+        Ok(Auth::Accept)
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(upstream) = self.upstream.clone() else {
+            reply.accept().await;
+            let why = self
+                .unreachable
+                .clone()
+                .unwrap_or_else(|| "the host is not connected".into());
+            tokio::spawn(refuse(channel, format!("sluice: {why}\r\n"), UNREACHABLE));
+            return Ok(());
+        };
+        match upstream.channel_open_session().await {
+            Ok(host) => {
+                reply.accept().await;
+                tokio::spawn(relay(channel, host, Arc::clone(&self.params)));
+            }
+            Err(e) => {
+                reply.accept().await;
+                tokio::spawn(refuse(
+                    channel,
+                    format!("sluice: the host refused a session: {e}\r\n"),
+                    UNREACHABLE,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    // Requests are answered here; the relay acts on them (it sees them on the channel).
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _cols: u32,
+        _rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Environment from the client (LANG, …) is not passed on: it can change what runs.
+        session.channel_failure(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _protocol: &str,
+        _cookie: &str,
+        _screen: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+}
+
+/// Logs in to the host with the broker's key, checking its host key.
+async fn login(target: &Target) -> Result<russh::client::Handle<Upstream>, String> {
+    let config = Arc::new(russh::client::Config {
+        inactivity_timeout: None,
+        nodelay: true,
+        ..Default::default()
+    });
+    let checker = Upstream {
+        pin: target.host_key.clone(),
+        mismatch: None,
+    };
+    let mut handle = russh::client::connect(config, target.address.as_str(), checker)
+        .await
+        .map_err(|e| match e {
+            russh::Error::UnknownKey => format!(
+                "the host at {} presented another host key than the one pinned ({}); the \
+                 session is refused",
+                target.address,
+                target.host_key.describe()
+            ),
+            other => format!("cannot reach the host at {}: {other}", target.address),
+        })?;
+    let hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .map_err(|e| format!("cannot log in to {}: {e}", target.address))?
+        .flatten();
+    let auth = handle
+        .authenticate_publickey(
+            target.user.clone(),
+            PrivateKeyWithHashAlg::new(Arc::clone(&target.key), hash),
+        )
+        .await
+        .map_err(|e| format!("cannot log in to {}: {e}", target.address))?;
+    if !auth.success() {
+        return Err(format!(
+            "the host at {} refused the broker's key for {}; the operator should check its \
+             authorized_keys",
+            target.address, target.user
+        ));
+    }
+    Ok(handle)
+}
+
+/// The broker's client to the host: it only checks the host key.
+struct Upstream {
+    pin: HostKey,
+    mismatch: Option<String>,
+}
+
+impl russh::client::Handler for Upstream {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        // A host certificate is not a pinned key: refused in this version.
+        let russh::keys::PublicKeyOrCertificate::PublicKey { key: presented, .. } = key else {
+            return Ok(false);
+        };
+        let ok = self.pin.accepts(presented);
+        if !ok {
+            self.mismatch = Some(presented.fingerprint(HashAlg::Sha256).to_string());
+        }
+        Ok(ok)
+    }
+}
+
+/// Tells the client why nothing runs, then ends the channel.
+async fn refuse(channel: Channel<Msg>, message: String, status: u32) {
+    let _ = channel.extended_data_bytes(1, message.into_bytes()).await;
+    let _ = channel.exit_status(status).await;
+    let _ = channel.eof().await;
+    let _ = channel.close().await;
+}
+
+/// Relays one session channel between the client and the host, deciding what it asks.
+async fn relay(
+    mut client: Channel<Msg>,
+    mut host: Channel<russh::client::Msg>,
+    params: Arc<Params>,
+) {
+    let journal = params.journal.clone();
+    loop {
+        tokio::select! {
+            message = client.wait() => {
+                let Some(message) = message else { break };
+                match message {
+                    ChannelMsg::RequestPty { term, col_width, row_height, pix_width, pix_height, terminal_modes, .. } => {
+                        if let Some(j) = &journal {
+                            j.resize(col_width, row_height);
+                        }
+                        let _ = host
+                            .request_pty(false, &term, col_width, row_height, pix_width, pix_height, &terminal_modes)
+                            .await;
+                    }
+                    ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height } => {
+                        if let Some(j) = &journal {
+                            j.resize(col_width, row_height);
+                        }
+                        let _ = host.window_change(col_width, row_height, pix_width, pix_height).await;
+                    }
+                    ChannelMsg::RequestShell { .. } => {
+                        if let Some(j) = &journal {
+                            j.shell(params.policy.shell);
+                        }
+                        if params.policy.shell {
+                            let _ = host.request_shell(false).await;
+                        } else {
+                            let _ = host.close().await;
+                            refuse(
+                                client,
+                                "sluice: this role may not open an interactive shell; run a \
+                                 command instead (ssh HOST COMMAND)\r\n"
+                                    .into(),
+                                REFUSED,
+                            )
+                            .await;
+                            return;
+                        }
+                    }
+                    ChannelMsg::Exec { command, .. } => {
+                        let command = String::from_utf8_lossy(&command).into_owned();
+                        let judgement = params.policy.exec.judge(&command);
+                        if let Some(j) = &journal {
+                            j.command(&command, &judgement);
+                        }
+                        let refusal = match &judgement {
+                            Judgement::Allow => None,
+                            Judgement::Block { rule, reason } => {
+                                Some(format!("sluice: refused by rule '{rule}': {reason}\r\n"))
+                            }
+                            Judgement::Hold { rule, .. } => Some(format!(
+                                "sluice: refused: rule '{rule}' holds this command for approval, \
+                                 which this broker does not do for SSH yet\r\n"
+                            )),
+                            Judgement::Transfer(t) => Some(format!(
+                                "sluice: refused: {} transfers are not served by this broker yet\r\n",
+                                t.kind
+                            )),
+                        };
+                        match refusal {
+                            None => {
+                                let _ = host.exec(false, command.into_bytes()).await;
+                            }
+                            Some(message) => {
+                                let _ = host.close().await;
+                                refuse(client, message, REFUSED).await;
+                                return;
+                            }
+                        }
+                    }
+                    ChannelMsg::Data { data } => {
+                        let _ = host.data_bytes(data).await;
+                    }
+                    ChannelMsg::Signal { signal } => {
+                        let _ = host.signal(signal).await;
+                    }
+                    ChannelMsg::Eof => {
+                        let _ = host.eof().await;
+                    }
+                    ChannelMsg::Close => {
+                        let _ = host.close().await;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            message = host.wait() => {
+                let Some(message) = message else {
+                    let _ = client.close().await;
+                    break;
+                };
+                match message {
+                    ChannelMsg::Data { data } => {
+                        if let Some(j) = &journal {
+                            j.output(&data, false);
+                        }
+                        if client.data_bytes(data).await.is_err() {
+                            break;
+                        }
+                    }
+                    ChannelMsg::ExtendedData { data, ext } => {
+                        if let Some(j) = &journal {
+                            j.output(&data, true);
+                        }
+                        if client.extended_data_bytes(ext, data).await.is_err() {
+                            break;
+                        }
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        if let Some(j) = &journal {
+                            j.exit(exit_status);
+                        }
+                        let _ = client.exit_status(exit_status).await;
+                    }
+                    ChannelMsg::Eof => {
+                        let _ = client.eof().await;
+                    }
+                    ChannelMsg::Close => {
+                        let _ = client.close().await;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The SSH engine between the real `ssh` client and a real OpenSSH `sshd`: exec with separate
+//! stdout, stderr and exit codes; refused commands that never run; an exec-only role; a wrong
+//! host key and a wrong client key refused with one clear line.
+
+use russh::keys::ssh_key::PrivateKey;
+use sluice_engine::LeaseHandle;
+use sluice_engine_ssh::{ExecRule, ExecRules, HostKey, Params, Policy, Target, serve};
+use sluice_tests::Sshd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+/// A broker-side listener serving every connection with `params`; its port.
+async fn broker(params: Params) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let params = params.clone();
+            tokio::spawn(async move {
+                let handle = LeaseHandle::new();
+                let _summary = serve(stream, params, handle.lease()).await;
+            });
+        }
+    });
+    port
+}
+
+/// An ed25519 key pair on disk for the client, and its public key.
+fn client_key(dir: &Path, name: &str) -> (PathBuf, russh::keys::PublicKey) {
+    let path = dir.join(name);
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let public = std::fs::read_to_string(path.with_extension("pub")).expect("pub");
+    (
+        path,
+        russh::keys::PublicKey::from_openssh(public.trim()).expect("public key"),
+    )
+}
+
+struct Setup {
+    sshd: Sshd,
+    dir: tempfile::TempDir,
+    broker_key: PrivateKey,
+    client: PathBuf,
+    client_public: russh::keys::PublicKey,
+}
+
+fn setup() -> Setup {
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (client, client_public) = client_key(dir.path(), "client");
+    let (host, _) = client_key(dir.path(), "broker_host");
+    let broker_key = russh::keys::load_secret_key(host, None).expect("host key");
+    Setup {
+        sshd,
+        dir,
+        broker_key,
+        client,
+        client_public,
+    }
+}
+
+impl Setup {
+    fn params(&self, policy: Policy, host_key: HostKey) -> Params {
+        let key = russh::keys::load_secret_key(self.sshd.client_key(), None).expect("broker key");
+        Params {
+            client_key: self.client_public.clone(),
+            host_key: self.broker_key.clone(),
+            target: Target {
+                address: self.sshd.address(),
+                user: self.sshd.user.clone(),
+                key: Arc::new(key),
+                host_key,
+            },
+            policy,
+            journal: None,
+        }
+    }
+
+    fn pinned(&self) -> HostKey {
+        HostKey::parse(&self.sshd.host_key()).expect("host key")
+    }
+
+    /// The system ssh at the broker on `port`, pinning the broker's host key, with `key`.
+    fn ssh(&self, port: u16, key: &Path, args: &[&str]) -> Output {
+        let known = self.dir.path().join("known_hosts");
+        std::fs::write(
+            &known,
+            format!(
+                "[127.0.0.1]:{port} {}\n",
+                self.broker_key.public_key().to_openssh().expect("openssh")
+            ),
+        )
+        .expect("known_hosts");
+        Command::new("ssh")
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+            ])
+            .args(["-o", "IdentitiesOnly=yes"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known.display()))
+            .arg("-i")
+            .arg(key)
+            .args(["-p", &port.to_string(), "someone@127.0.0.1"])
+            .args(args)
+            .output()
+            .expect("ssh")
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_passes_stdout_stderr_stdin_and_the_exit_code() {
+    let setup = Arc::new(setup());
+    let port = broker(setup.params(Policy::default(), setup.pinned())).await;
+    let s = Arc::clone(&setup);
+    let out = blocking(move || s.ssh(port, &s.client, &["echo out; echo err >&2; exit 3"])).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "out");
+    assert!(text(&out.stderr).contains("err"));
+
+    // stdin reaches the command: sent before the host even answered.
+    let s = Arc::clone(&setup);
+    let piped = blocking(move || {
+        let known = s.dir.path().join("known_hosts");
+        let _ = s.ssh(port, &s.client, &["true"]);
+        let mut child = Command::new("ssh")
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+            ])
+            .args(["-o", "IdentitiesOnly=yes"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known.display()))
+            .arg("-i")
+            .arg(&s.client)
+            .args(["-p", &port.to_string(), "x@127.0.0.1", "cat | sha256sum"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ssh");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"x\n")
+            .expect("write");
+        child.wait_with_output().expect("wait")
+    })
+    .await;
+    assert!(
+        text(&piped.stdout)
+            .starts_with("73cb3858a687a8494ca3323053016282f3dad39d42cf62ca4e79dda2aac7d9ac"),
+        "{}",
+        text(&piped.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_command_never_runs_and_says_which_rule() {
+    let setup = Arc::new(setup());
+    let marker = setup.dir.path().join("marker");
+    let policy = Policy {
+        shell: false,
+        exec: ExecRules {
+            allow: vec![ExecRule {
+                name: "listing".into(),
+                commands: vec!["ls".into(), "ls *".into(), "echo *".into()],
+            }],
+            ..ExecRules::default()
+        },
+    };
+    let port = broker(setup.params(policy, setup.pinned())).await;
+    for attack in [
+        format!("ls /tmp; touch {}", marker.display()),
+        format!("ls $(touch {})", marker.display()),
+        format!("ls `touch {}`", marker.display()),
+        format!("ls /tmp && touch {}", marker.display()),
+        format!("ls /tmp\ntouch {}", marker.display()),
+        format!("sh -c 'touch {}'", marker.display()),
+        format!("'t''ouch' {}", marker.display()),
+        format!("/usr/bin/../bin/touch {}", marker.display()),
+    ] {
+        let s = Arc::clone(&setup);
+        let line = attack.clone();
+        let out = blocking(move || s.ssh(port, &s.client, &[&line])).await;
+        assert_eq!(
+            out.status.code(),
+            Some(126),
+            "{attack}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("sluice: refused by rule"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!marker.exists(), "{attack} ran");
+    }
+    let s = Arc::clone(&setup);
+    let ok = blocking(move || s.ssh(port, &s.client, &["echo allowed"])).await;
+    assert_eq!(text(&ok.stdout).trim(), "allowed", "{}", text(&ok.stderr));
+    // An exec-only role opens no shell.
+    let s = Arc::clone(&setup);
+    let shell = blocking(move || s.ssh(port, &s.client, &["-tt"])).await;
+    assert_eq!(shell.status.code(), Some(126), "{}", text(&shell.stderr));
+    assert!(
+        text(&shell.stdout).contains("may not open an interactive shell")
+            || text(&shell.stderr).contains("may not open an interactive shell")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_host_key_or_client_key_is_refused() {
+    let setup = Arc::new(setup());
+    let (other, _) = client_key(setup.dir.path(), "other_host");
+    let other = russh::keys::load_secret_key(other, None).expect("key");
+    let port =
+        broker(setup.params(Policy::default(), HostKey::Key(other.public_key().clone()))).await;
+    let s = Arc::clone(&setup);
+    let out = blocking(move || s.ssh(port, &s.client, &["true"])).await;
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        text(&out.stderr).contains("another host key than the one pinned"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let port = broker(setup.params(Policy::default(), setup.pinned())).await;
+    let (stranger, _) = client_key(setup.dir.path(), "stranger");
+    let s = Arc::clone(&setup);
+    let out = blocking(move || s.ssh(port, &stranger, &["true"])).await;
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+}
