@@ -81,6 +81,15 @@ pub enum Command {
         after_help = "The grant is revoked when CMD exits, fails, or is stopped with Ctrl-C or SIGTERM (which are\npassed on to CMD first); `sluice run` exits with CMD's exit code.\n\nExamples:\n  sluice run pg-main --role read -- psql -c 'select count(*) from invoices'\n  sluice run pg-main --role write --ttl 15m --reason 'migration 42' -- ./migrate.sh\n  sluice run pg-main --role write --workload github -- sqitch deploy"
     )]
     Run(RunArgs),
+    /// Run the system ssh (or scp's/rsync's ssh) through the broker under a grant: the broker
+    /// logs in to the host with its own key and decides each command.
+    #[command(
+        after_help = "Examples:\n  sluice ssh web -- uptime\n  sluice ssh web --role ops\n  sluice ssh web --ssh=-tt -- top"
+    )]
+    Ssh(SshArgs),
+    /// Helpers other programs run (ssh's ProxyCommand).
+    #[command(subcommand, hide = true)]
+    Proxy(ProxyCommand),
     /// Ask for, wait for, list and revoke just-in-time grants (a role on a resource for a time).
     #[command(subcommand)]
     Grant(GrantCommand),
@@ -176,6 +185,47 @@ pub struct ConnectArgs {
     /// The audience to request the workload token for.
     #[arg(long, value_name = "AUD", requires = "workload")]
     pub audience: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// The ssh resource, optionally as LOGIN@RESOURCE (the broker logs in with the resource's
+    /// own login).
+    pub target: String,
+    /// The role to use; the policy's default role for you on the resource when left out.
+    #[arg(long, short)]
+    pub role: Option<String>,
+    /// How long a new grant should last (e.g. 30m, 8h); an active grant is reused.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub ttl: Option<u64>,
+    /// Why you need access, for the approvers and the audit trail [default: "sluice ssh"].
+    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+    pub reason: Option<String>,
+    /// Extra options for ssh, e.g. --ssh=-tt (repeatable).
+    #[arg(long = "ssh", value_name = "OPTION", allow_hyphen_values = true)]
+    pub ssh: Vec<String>,
+    /// The command to run on the host; an interactive shell when left out.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+/// `sluice proxy …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ProxyCommand {
+    /// One tunnel to an ssh resource on stdin/stdout (ssh's ProxyCommand).
+    Ssh(ProxySshArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProxySshArgs {
+    /// The ssh resource.
+    pub resource: String,
+    /// The active grant to use.
+    #[arg(long)]
+    pub grant: String,
+    /// The per-connect public key the broker is to accept.
+    #[arg(long, value_name = "FILE")]
+    pub public_key: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

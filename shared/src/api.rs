@@ -92,6 +92,9 @@ pub struct ResourceCheck {
     /// (then the guardrails alone limit what a session can do); `None` when not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_superuser: Option<bool>,
+    /// For ssh: the broker's SSH host key (`ssh-ed25519 AAAA…`), which `sluice ssh` pins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_host_key: Option<String>,
     /// Things the user should know before connecting, for the CLI to print.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,

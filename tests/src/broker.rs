@@ -59,6 +59,23 @@ impl BrokerBuilder {
         self
     }
 
+    /// An ssh resource for a test sshd: the broker holds its client key and pins its host key.
+    pub fn ssh(self, name: &str, sshd: &crate::Sshd) -> Self {
+        self.ssh_pinned(name, sshd, &sshd.host_key())
+    }
+
+    /// An ssh resource pinning `host_key` (to test a mismatch).
+    pub fn ssh_pinned(mut self, name: &str, sshd: &crate::Sshd, host_key: &str) -> Self {
+        let _ = write!(
+            self.resources,
+            "  {name}:\n    kind: ssh\n    address: {}\n    user: {}\n    key: file:{}\n    host_key: \"{host_key}\"\n",
+            sshd.address(),
+            sshd.user,
+            sshd.client_key().display()
+        );
+        self
+    }
+
     /// A tcp resource.
     pub fn tcp(mut self, name: &str, address: &str) -> Self {
         let _ = write!(

@@ -177,6 +177,7 @@ async fn check_resource(
         database: engine.and_then(|engine| engine.database(&resource)),
         subject: identity.subject,
         upstream_superuser: inspection.upstream_superuser,
+        ssh_host_key: inspection.ssh_host_key,
         notes: inspection.notes,
     }))
 }

@@ -18,6 +18,8 @@ pub struct RolePlan {
     pub record_rows: u32,
     /// Guardrails, masking and approvals of SQL sessions.
     pub sql: SqlPlan,
+    /// Shell and exec rules of SSH sessions.
+    pub ssh: sluice_engine_ssh::Policy,
     /// What a running session was built from and cannot take on mid-way.
     fixed: Fixed,
 }
@@ -44,6 +46,34 @@ pub struct Plans {
     roles: HashMap<String, Arc<RolePlan>>,
 }
 
+/// A role's SSH rules: without an `ssh:` section, a shell and any command (the host's own
+/// permissions are the limit, as for a PostgreSQL role without guardrails).
+fn ssh_policy(ssh: Option<&sluice_config::SshRole>) -> sluice_engine_ssh::Policy {
+    let Some(ssh) = ssh else {
+        return sluice_engine_ssh::Policy {
+            shell: true,
+            exec: Default::default(),
+        };
+    };
+    let rules = |specs: &[sluice_config::ExecRuleSpec]| {
+        specs
+            .iter()
+            .map(|spec| sluice_engine_ssh::ExecRule {
+                name: spec.name.clone(),
+                commands: spec.commands.clone(),
+            })
+            .collect()
+    };
+    sluice_engine_ssh::Policy {
+        shell: ssh.shell,
+        exec: sluice_engine_ssh::ExecRules {
+            allow: rules(&ssh.exec.allow),
+            block: rules(&ssh.exec.block),
+            approve: rules(&ssh.exec.approve),
+        },
+    }
+}
+
 impl Plans {
     /// Compiles every role (masking keys are read here, so a broken one is a load error).
     pub fn compile(config: &Config) -> Result<Self> {
@@ -57,6 +87,7 @@ impl Plans {
                     record: role.record,
                     record_rows: role.sql.record_rows,
                     sql: sql.remove(&role.name).unwrap_or_default(),
+                    ssh: ssh_policy(role.ssh.as_ref()),
                     fixed: Fixed {
                         guarded: role.sql.guardrails.is_some(),
                         masking: role

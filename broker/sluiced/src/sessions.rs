@@ -211,6 +211,11 @@ impl SessionLog {
             .map(|j| Arc::clone(j) as Arc<dyn Journal>)
     }
 
+    /// A handle on the recording, for engines that write their own events.
+    pub fn recording(&self) -> Option<SessionRecording> {
+        self.recording.clone()
+    }
+
     /// Writes a session-level event to the recording, if the session is recorded.
     pub fn record(&self, event: sluice_shared::recording::SessionEvent) {
         if let Some(recording) = &self.recording {

@@ -249,6 +249,11 @@ impl SessionOpener {
         self.log.as_ref().and_then(SessionLog::journal)
     }
 
+    /// A handle on the recording of a started, recorded session.
+    pub fn recording(&self) -> Option<sluice_recording::SessionRecording> {
+        self.log.as_ref().and_then(SessionLog::recording)
+    }
+
     /// Writes a session-level event to the recording of a started session.
     pub fn record(&self, event: sluice_shared::recording::SessionEvent) {
         if let Some(log) = &self.log {

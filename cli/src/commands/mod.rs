@@ -10,6 +10,7 @@ mod login;
 mod resources;
 mod run;
 mod sessions;
+mod ssh;
 mod whoami;
 
 use crate::args::{Cli, Command, GlobalArgs};
@@ -26,6 +27,8 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Resources { output } => resources::run(&cli.global, output).await,
         Command::Connect(args) => connect::run(&cli.global, args).await,
         Command::Run(args) => run::run(&cli.global, args).await,
+        Command::Ssh(args) => ssh::run(&cli.global, args).await,
+        Command::Proxy(crate::args::ProxyCommand::Ssh(args)) => ssh::proxy(&cli.global, args).await,
         Command::Grant(command) => grant::run(&cli.global, command).await,
         Command::Approvals(args) => approvals::run(&cli.global, args).await,
         Command::Approve(args) => {

@@ -12,9 +12,11 @@
 //! ```
 
 mod postgres;
+mod ssh;
 mod tcp;
 
 pub use postgres::{PostgresEngine, Targets};
+pub use ssh::SshEngine;
 pub use tcp::TcpEngine;
 
 use crate::gate::Authorized;
@@ -34,7 +36,11 @@ use std::sync::Arc;
 
 /// Every kind with an engine, and the role settings its engine enforces: the one table the
 /// config check, the gate and reloads consult.
-const KINDS: &[(&str, &[Need])] = &[("postgres", postgres::ENFORCES), ("tcp", tcp::ENFORCES)];
+const KINDS: &[(&str, &[Need])] = &[
+    ("postgres", postgres::ENFORCES),
+    ("ssh", ssh::ENFORCES),
+    ("tcp", tcp::ENFORCES),
+];
 
 /// A boxed future, for the trait's async methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -68,6 +74,8 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 pub struct Inspection {
     /// The broker's login to the target is a database superuser.
     pub upstream_superuser: Option<bool>,
+    /// The broker's SSH host key, for clients to pin.
+    pub ssh_host_key: Option<String>,
     /// Notes for the user.
     pub notes: Vec<String>,
 }
@@ -124,9 +132,10 @@ pub struct Registry {
 
 impl Registry {
     /// Every engine, with what it needs from the broker.
-    pub fn new(postgres: PostgresEngine) -> Self {
+    pub fn new(postgres: PostgresEngine, ssh: Arc<SshEngine>) -> Self {
         let mut engines: HashMap<ResourceKind, Arc<dyn Engine>> = HashMap::new();
         engines.insert(ResourceKind::Postgres, Arc::new(postgres));
+        engines.insert(ResourceKind::Ssh, ssh);
         engines.insert(ResourceKind::Tcp, Arc::new(TcpEngine));
         Self { engines }
     }
@@ -165,35 +174,4 @@ pub fn check(config: &Config) -> Vec<ConfigError> {
         .collect();
     errors.extend(config.unenforceable(enforces));
     errors
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_resource_of_a_kind_without_an_engine_is_a_located_config_error() {
-        let text = "\
-listen: 127.0.0.1:8443
-tls: {cert: a.crt, key: a.key, ca: ca.crt}
-tokens: {signing_key: k.pem}
-store: {sqlite: s.db}
-resources:
-  web:
-    kind: ssh
-    address: 127.0.0.1:22
-    user: deploy
-    key: env:KEY
-    host_key: SHA256:abcd
-";
-        let config = sluice_config::parse(text, std::path::Path::new("/etc/sluice/sluice.yaml"))
-            .unwrap_or_else(|e| panic!("test config: {e}"));
-        let errors = super::check(&config);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].key, "resources.web.kind");
-        assert_eq!(errors[0].location.line, 6);
-        assert!(
-            errors[0]
-                .message
-                .contains("no engine for resources of kind ssh")
-        );
-    }
 }

@@ -148,6 +148,7 @@ impl Engine for PostgresEngine {
                     Inspection {
                         upstream_superuser: Some(superuser),
                         notes,
+                        ..Default::default()
                     }
                 }
                 Err(e) => {

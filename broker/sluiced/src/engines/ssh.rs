@@ -1,0 +1,218 @@
+//! The SSH engine's wiring: the client's per-connect public key (sent in the tunnel's secret
+//! header), the host's address, login, the broker's key for it and the pinned host key, the
+//! role's shell and exec rules from the gate's plan, and the terminal recording, handed to
+//! `sluice-engine-ssh`.
+
+use super::{BoxFuture, Engine, Served, Session, Tunnel};
+use crate::plan::RolePlan;
+use crate::tunnel::SessionOpener;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use russh::keys::{PrivateKey, PublicKey};
+use sluice_config::{Need, ResourceSpec};
+use sluice_engine::{Lease, LeaseHandle};
+use sluice_engine_ssh::{HostKey, Judgement, Params, Target};
+use sluice_recording::SessionRecording;
+use sluice_shared::recording::{SessionEvent, TerminalEvent};
+use sluice_shared::tunnel::SECRET_HEADER;
+use sluice_shared::{ApiError, ErrorCode};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Shell and exec rules, and a recording of what the terminal showed.
+pub const ENFORCES: &[Need] = &[Need::SshRules, Need::ContentRecording];
+
+/// The SSH engine: the broker's own SSH host key, made at start, which `sluice ssh` pins.
+pub struct SshEngine {
+    host_key: PrivateKey,
+}
+
+impl std::fmt::Debug for SshEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshEngine").finish_non_exhaustive()
+    }
+}
+
+impl SshEngine {
+    /// An engine with a fresh ed25519 host key.
+    pub fn new() -> Self {
+        let seed: [u8; 32] = rand::random();
+        let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed);
+        Self {
+            host_key: PrivateKey::from(pair),
+        }
+    }
+
+    /// The host key clients pin, as an OpenSSH public key line.
+    pub fn host_public_key(&self) -> String {
+        self.host_key.public_key().to_openssh().unwrap_or_default()
+    }
+}
+
+impl Engine for SshEngine {
+    fn inspect<'a>(
+        &'a self,
+        _resource: &'a sluice_config::Resource,
+    ) -> BoxFuture<'a, super::Inspection> {
+        Box::pin(std::future::ready(super::Inspection {
+            ssh_host_key: Some(self.host_public_key()),
+            ..Default::default()
+        }))
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        tunnel: Tunnel<'a>,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, ApiError>> {
+        Box::pin(async move {
+            let authz = tunnel.authz;
+            let resource = &authz.resource().name;
+            let ResourceSpec::Ssh(spec) = &authz.resource().spec else {
+                return Err(ApiError::new(
+                    ErrorCode::Internal,
+                    "the ssh engine was handed a resource of another kind",
+                ));
+            };
+            let client_key = tunnel
+                .headers
+                .get(SECRET_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|text| PublicKey::from_openssh(text.trim()).ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "an ssh tunnel needs the client's per-connect public key in \
+                             `{SECRET_HEADER}` (use `sluice ssh`)"
+                        ),
+                    )
+                })?;
+            let unreadable = |what: &str| {
+                warn!(resource = %resource, "cannot read the {what} of an ssh resource");
+                ApiError::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "the broker cannot read the {what} for '{resource}'; the operator should \
+                         run `sluiced check-config`"
+                    ),
+                )
+            };
+            let key = spec
+                .key
+                .value
+                .resolve()
+                .ok()
+                .and_then(|secret| PrivateKey::from_openssh(secret.expose().as_bytes()).ok())
+                .ok_or_else(|| unreadable("key"))?;
+            let host_key =
+                HostKey::parse(&spec.host_key.value).map_err(|_| unreadable("host key"))?;
+            let mut opener = tunnel.opener;
+            opener
+                .open(None, false)
+                .await
+                .map_err(|why| ApiError::new(ErrorCode::Unavailable, why))?;
+            let plan: watch::Receiver<Arc<RolePlan>> = tunnel.plan;
+            let policy = plan.borrow().ssh.clone();
+            let journal = opener.recording().map(|recording| {
+                Arc::new(Recorded(recording)) as Arc<dyn sluice_engine_ssh::Journal>
+            });
+            Ok(Box::new(SshSession {
+                params: Params {
+                    client_key,
+                    host_key: self.host_key.clone(),
+                    target: Target {
+                        address: spec.address.clone(),
+                        user: spec.user.clone(),
+                        key: Arc::new(key),
+                        host_key,
+                    },
+                    policy,
+                    journal,
+                },
+                opener,
+            }) as Box<dyn Session>)
+        })
+    }
+}
+
+struct SshSession {
+    params: Params,
+    opener: SessionOpener,
+}
+
+impl Session for SshSession {
+    fn lease(&self) -> Arc<LeaseHandle> {
+        self.opener.lease()
+    }
+
+    fn serve(
+        self: Box<Self>,
+        stream: TokioIo<Upgraded>,
+        lease: Lease,
+    ) -> BoxFuture<'static, Served> {
+        Box::pin(async move {
+            let Self { params, opener } = *self;
+            info!(kind = "ssh", "session started");
+            let summary = sluice_engine_ssh::serve(stream, params, lease).await;
+            Served {
+                opener,
+                end: summary.end,
+                bytes_up: 0,
+                bytes_down: 0,
+            }
+        })
+    }
+
+    fn abandon(self: Box<Self>) -> SessionOpener {
+        self.opener
+    }
+}
+
+/// The session's events into its recording: terminal output and sizes as asciicast-shaped
+/// events; commands, shells and exit statuses as notes. Input is never recorded (passwords
+/// typed at a `sudo` prompt).
+struct Recorded(SessionRecording);
+
+impl sluice_engine_ssh::Journal for Recorded {
+    fn output(&self, data: &[u8], _stderr: bool) {
+        self.0.record(TerminalEvent::Output {
+            data: data.to_vec(),
+        });
+    }
+
+    fn resize(&self, cols: u32, rows: u32) {
+        self.0.record(TerminalEvent::Resize {
+            cols: u16::try_from(cols).unwrap_or(u16::MAX),
+            rows: u16::try_from(rows).unwrap_or(u16::MAX),
+        });
+    }
+
+    fn command(&self, command: &str, judgement: &Judgement) {
+        let decided = match judgement {
+            Judgement::Allow => "allowed".to_owned(),
+            Judgement::Block { rule, .. } => format!("refused by {rule}"),
+            Judgement::Hold { rule, .. } => format!("refused (held by {rule}, not supported yet)"),
+            Judgement::Transfer(t) => format!("refused ({} transfer)", t.kind),
+        };
+        self.0.record(SessionEvent::Note {
+            message: format!("exec ({decided}): {command}"),
+        });
+    }
+
+    fn shell(&self, allowed: bool) {
+        self.0.record(SessionEvent::Note {
+            message: if allowed {
+                "shell opened".into()
+            } else {
+                "shell refused: the role may not open one".into()
+            },
+        });
+    }
+
+    fn exit(&self, status: u32) {
+        self.0.record(SessionEvent::Note {
+            message: format!("exit status {status}"),
+        });
+    }
+}

@@ -1,0 +1,183 @@
+//! `sluice ssh [LOGIN@]RESOURCE [-- SSH ARGS]`: the system `ssh` through the broker, and
+//! `sluice proxy ssh`, its `ProxyCommand`.
+//!
+//! ```text
+//!  sluice ssh web -- uptime
+//!    ├─ check + grant (reused when active)
+//!    ├─ per-connect key: ssh-keygen into a 0700 temp dir; the broker accepts only it
+//!    ├─ known_hosts: the broker's SSH host key under the alias sluice-web (strict checking)
+//!    └─ ssh -o ProxyCommand="sluice proxy ssh web --grant G --public-key KEY.pub" … sluice@web uptime
+//!                 └─ stdio ⇄ TLS tunnel (no local port another user could reach)
+//! ```
+
+use super::connect::{check, token_source};
+use super::grant;
+use crate::args::{GlobalArgs, ProxySshArgs, SshArgs};
+use crate::exit::{CliError, CliResult, Exit};
+use crate::format;
+use sluice_shared::Secret;
+use sluice_shared::api::ResourceKind;
+use sluice_shared::grants::GrantRequest;
+use std::path::Path;
+use std::process::Command;
+
+/// The reason `ssh` gives when the person gives none.
+const DEFAULT_REASON: &str = "sluice ssh";
+
+pub async fn run(global: &GlobalArgs, args: SshArgs) -> CliResult<u8> {
+    let broker = super::broker(global)?;
+    let tokens = token_source(&broker, None, None).await?;
+    let resource = args
+        .target
+        .rsplit_once('@')
+        .map_or(args.target.as_str(), |(_, r)| r)
+        .to_owned();
+    let check = check(&broker, &tokens, &resource).await?;
+    if check.kind != ResourceKind::Ssh {
+        return Err(CliError::new(
+            Exit::Usage,
+            format!("'{resource}' is a {} resource, not ssh", check.kind),
+        )
+        .hint(format!("use `sluice connect {resource}`")));
+    }
+    let host_key = check.ssh_host_key.clone().ok_or_else(|| {
+        CliError::new(Exit::Failure, "the broker did not send its SSH host key")
+            .hint("upgrade sluiced to a version that serves ssh resources")
+    })?;
+    let request = GrantRequest {
+        resource: check.name.clone(),
+        role: args.role.clone(),
+        ttl_secs: args.ttl,
+        reason: args
+            .reason
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REASON.to_string()),
+        reuse: true,
+    };
+    let response = grant::ask(&broker, &tokens, &request).await?;
+    for line in grant::report(&response.grant, response.reused, true, format::now()) {
+        eprintln!("{line}");
+    }
+    let grant = grant::until_active(&broker, &tokens, response.grant).await?;
+
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-ssh-")
+        .tempdir()
+        .map_err(|e| {
+            CliError::new(
+                Exit::Failure,
+                format!("cannot make a temporary directory: {e}"),
+            )
+        })?;
+    let key = dir.path().join("key");
+    keygen(&key, &check.name)?;
+    let alias = format!("sluice-{}", check.name);
+    let known = dir.path().join("known_hosts");
+    std::fs::write(&known, format!("{alias} {host_key}\n"))
+        .map_err(|e| CliError::new(Exit::Failure, format!("cannot write known_hosts: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::new(Exit::Failure, format!("cannot find this program: {e}")))?;
+    let mut proxy = format!(
+        "{} --broker {}",
+        quote(&exe),
+        quote(Path::new(broker.url()))
+    );
+    if let Some(ca) = &global.ca {
+        proxy.push_str(&format!(" --ca {}", quote(ca)));
+    }
+    proxy.push_str(&format!(
+        " proxy ssh {} --grant {} --public-key {}",
+        quote(Path::new(&check.name)),
+        quote(Path::new(&grant.id)),
+        quote(&key.with_extension("pub"))
+    ));
+    let status = Command::new("ssh")
+        .arg("-o")
+        .arg(format!("ProxyCommand={proxy}"))
+        .arg("-o")
+        .arg(format!("HostKeyAlias={alias}"))
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args(["-o", "StrictHostKeyChecking=yes"])
+        .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"])
+        .args([
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "KbdInteractiveAuthentication=no",
+        ])
+        .arg("-i")
+        .arg(&key)
+        .args(&args.ssh)
+        .arg(format!("sluice@{}", check.name))
+        .args(&args.command)
+        .status()
+        .map_err(|e| {
+            CliError::new(Exit::Failure, format!("cannot run ssh: {e}"))
+                .hint("install the OpenSSH client (apt-get install openssh-client)")
+        })?;
+    Ok(status
+        .code()
+        .map_or(255, |c| u8::try_from(c).unwrap_or(255)))
+}
+
+/// `ProxyCommand`: one tunnel to the broker on stdin/stdout.
+pub async fn proxy(global: &GlobalArgs, args: ProxySshArgs) -> CliResult<u8> {
+    let broker = super::broker(global)?;
+    let tokens = token_source(&broker, None, None).await?;
+    let public = std::fs::read_to_string(&args.public_key).map_err(|e| {
+        CliError::new(
+            Exit::Usage,
+            format!("cannot read {}: {e}", args.public_key.display()),
+        )
+    })?;
+    let token = tokens.get(&broker).await?;
+    let (mut remote, leftover) = broker
+        .open_tunnel(
+            &args.resource,
+            &token,
+            &args.grant,
+            Some(&Secret::new(public.trim().to_owned())),
+            "stdio",
+        )
+        .await?;
+    let mut local = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+    if !leftover.is_empty() {
+        use tokio::io::AsyncWriteExt;
+        let _ = local.write_all(&leftover).await;
+    }
+    // Either side closing is the normal end of the connection.
+    let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
+    Ok(0)
+}
+
+fn keygen(path: &Path, resource: &str) -> CliResult<()> {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", ""])
+        .arg("-C")
+        .arg(format!("sluice-{resource}"))
+        .arg("-f")
+        .arg(path)
+        .output()
+        .map_err(|e| {
+            CliError::new(Exit::Failure, format!("cannot run ssh-keygen: {e}"))
+                .hint("install the OpenSSH client (apt-get install openssh-client)")
+        })?;
+    if !out.status.success() {
+        return Err(CliError::new(
+            Exit::Failure,
+            format!(
+                "ssh-keygen failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A word for the shell that runs the ProxyCommand.
+fn quote(path: &Path) -> String {
+    let text = path.display().to_string();
+    format!("'{}'", text.replace('\'', "'\\''"))
+}

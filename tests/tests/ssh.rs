@@ -1,0 +1,108 @@
+//! `sluice ssh` end to end: the real `ssh` client, `sluice proxy ssh` as its ProxyCommand, the
+//! broker's SSH engine, and a real OpenSSH `sshd` that trusts only the broker's key.
+
+use sluice_tests::{Broker, BrokerBuilder, Cli, Sshd};
+use std::process::Output;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn setup(sshd: &Sshd, builder: BrokerBuilder) -> (Broker, Cli) {
+    let broker = builder
+        .role("ops", "      max_ttl: 1h\n")
+        .role(
+            "ci",
+            "      max_ttl: 1h\n      ssh:\n        exec:\n          allow: [{name: listing, commands: ['ls *', 'echo *']}]\n",
+        )
+        .rule_with("eng", &[], &["eng"], &["web"], &["ops", "ci"], "")
+        .start();
+    let _ = sshd;
+    let cli = Cli::new(&broker);
+    cli.login(&broker.token("alice", &["eng"], "1h"));
+    (broker, cli)
+}
+
+fn ssh(cli: &Cli, role: &str, command: &str) -> Output {
+    cli.run(&["ssh", "web", "--role", role, "--", command])
+}
+
+#[test]
+fn commands_run_through_the_broker_with_their_output_and_exit_code() {
+    let sshd = Sshd::start();
+    let (_broker, cli) = setup(&sshd, BrokerBuilder::new().ssh("web", &sshd));
+    let out = ssh(&cli, "ops", "echo out; echo err >&2; exit 3");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "out");
+    assert!(text(&out.stderr).contains("err"));
+
+    // The session is recorded: the command, its decision and the exit status.
+    let list = cli.run(&["sessions", "list", "--output", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    let id = list["sessions"][0]["id"]
+        .as_str()
+        .expect("a session")
+        .to_owned();
+    assert_eq!(list["sessions"][0]["kind"], "ssh");
+    let shown = cli.run(&["sessions", "show", &id, "--output", "json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
+    let events = shown["events"].as_array().cloned().unwrap_or_default();
+    let notes: Vec<String> = events
+        .iter()
+        .filter_map(|e| e["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("exec (allowed): echo out")),
+        "{notes:?}"
+    );
+    assert!(notes.iter().any(|n| n == "exit status 3"), "{notes:?}");
+    assert!(events.iter().any(|e| e["type"] == "output"), "{events:?}");
+}
+
+#[test]
+fn an_exec_only_role_refuses_what_it_does_not_allow_and_nothing_runs() {
+    let sshd = Sshd::start();
+    let (_broker, cli) = setup(&sshd, BrokerBuilder::new().ssh("web", &sshd));
+    let marker = sshd.dir().join("marker");
+    for attack in [
+        format!("ls /tmp; touch {}", marker.display()),
+        format!("ls $(touch {})", marker.display()),
+        format!("echo x && touch {}", marker.display()),
+        format!("sh -c 'touch {}'", marker.display()),
+    ] {
+        let out = ssh(&cli, "ci", &attack);
+        assert_eq!(
+            out.status.code(),
+            Some(126),
+            "{attack}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("sluice: refused by rule"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!marker.exists(), "{attack} ran on the host");
+    }
+    let out = ssh(&cli, "ci", "echo allowed");
+    assert_eq!(text(&out.stdout).trim(), "allowed", "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_host_presenting_another_key_is_refused_with_one_clear_line() {
+    let sshd = Sshd::start();
+    let other = Sshd::start();
+    let (_broker, cli) = setup(
+        &sshd,
+        BrokerBuilder::new().ssh_pinned("web", &sshd, &other.host_key()),
+    );
+    let out = ssh(&cli, "ops", "true");
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("another host key than the one pinned"),
+        "{}",
+        text(&out.stderr)
+    );
+}
