@@ -46,6 +46,9 @@ _sluice() {
             sluice,logout)
                 cmd="sluice__subcmd__logout"
                 ;;
+            sluice,proxy)
+                cmd="sluice__subcmd__proxy"
+                ;;
             sluice,resources)
                 cmd="sluice__subcmd__resources"
                 ;;
@@ -54,6 +57,9 @@ _sluice() {
                 ;;
             sluice,sessions)
                 cmd="sluice__subcmd__sessions"
+                ;;
+            sluice,ssh)
+                cmd="sluice__subcmd__ssh"
                 ;;
             sluice,whoami)
                 cmd="sluice__subcmd__whoami"
@@ -136,6 +142,9 @@ _sluice() {
             sluice__subcmd__help,logout)
                 cmd="sluice__subcmd__help__subcmd__logout"
                 ;;
+            sluice__subcmd__help,proxy)
+                cmd="sluice__subcmd__help__subcmd__proxy"
+                ;;
             sluice__subcmd__help,resources)
                 cmd="sluice__subcmd__help__subcmd__resources"
                 ;;
@@ -144,6 +153,9 @@ _sluice() {
                 ;;
             sluice__subcmd__help,sessions)
                 cmd="sluice__subcmd__help__subcmd__sessions"
+                ;;
+            sluice__subcmd__help,ssh)
+                cmd="sluice__subcmd__help__subcmd__ssh"
                 ;;
             sluice__subcmd__help,whoami)
                 cmd="sluice__subcmd__help__subcmd__whoami"
@@ -166,6 +178,9 @@ _sluice() {
             sluice__subcmd__help__subcmd__grant,wait)
                 cmd="sluice__subcmd__help__subcmd__grant__subcmd__wait"
                 ;;
+            sluice__subcmd__help__subcmd__proxy,ssh)
+                cmd="sluice__subcmd__help__subcmd__proxy__subcmd__ssh"
+                ;;
             sluice__subcmd__help__subcmd__sessions,list)
                 cmd="sluice__subcmd__help__subcmd__sessions__subcmd__list"
                 ;;
@@ -174,6 +189,18 @@ _sluice() {
                 ;;
             sluice__subcmd__help__subcmd__sessions,show)
                 cmd="sluice__subcmd__help__subcmd__sessions__subcmd__show"
+                ;;
+            sluice__subcmd__proxy,help)
+                cmd="sluice__subcmd__proxy__subcmd__help"
+                ;;
+            sluice__subcmd__proxy,ssh)
+                cmd="sluice__subcmd__proxy__subcmd__ssh"
+                ;;
+            sluice__subcmd__proxy__subcmd__help,help)
+                cmd="sluice__subcmd__proxy__subcmd__help__subcmd__help"
+                ;;
+            sluice__subcmd__proxy__subcmd__help,ssh)
+                cmd="sluice__subcmd__proxy__subcmd__help__subcmd__ssh"
                 ;;
             sluice__subcmd__sessions,help)
                 cmd="sluice__subcmd__sessions__subcmd__help"
@@ -206,7 +233,7 @@ _sluice() {
 
     case "${cmd}" in
         sluice)
-            opts="-h -V --broker --ca --help --version login logout whoami resources connect run grant approvals approve deny sessions audit completions help"
+            opts="-h -V --broker --ca --help --version login logout whoami resources connect run ssh proxy grant approvals approve deny sessions audit completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -774,7 +801,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__help)
-            opts="login logout whoami resources connect run grant approvals approve deny sessions audit completions help"
+            opts="login logout whoami resources connect run ssh proxy grant approvals approve deny sessions audit completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1011,6 +1038,34 @@ _sluice() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sluice__subcmd__help__subcmd__proxy)
+            opts="ssh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__help__subcmd__proxy__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sluice__subcmd__help__subcmd__resources)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1095,6 +1150,20 @@ _sluice() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sluice__subcmd__help__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sluice__subcmd__help__subcmd__whoami)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1150,6 +1219,100 @@ _sluice() {
                 return 0
             fi
             case "${prev}" in
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__proxy)
+            opts="-h --broker --ca --help ssh help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__proxy__subcmd__help)
+            opts="ssh help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__proxy__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__proxy__subcmd__help__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__proxy__subcmd__ssh)
+            opts="-h --grant --public-key --broker --ca --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --grant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --broker)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1402,6 +1565,48 @@ _sluice() {
             case "${prev}" in
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__ssh)
+            opts="-r -h --role --ttl --reason --ssh --broker --ca --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssh)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --broker)

@@ -106,3 +106,46 @@ fn a_host_presenting_another_key_is_refused_with_one_clear_line() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn revoking_the_grant_ends_a_running_command_with_the_reason() {
+    let sshd = Sshd::start();
+    let (_broker, cli) = setup(&sshd, BrokerBuilder::new().ssh("web", &sshd));
+    let mut running = cli
+        .cmd()
+        .args(["ssh", "web", "--role", "ops", "--", "sleep 60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sluice ssh");
+    // Wait until the session is open on the broker, then revoke its grant.
+    let mut grant = String::new();
+    sluice_tests::wait_for(
+        "the ssh session to open",
+        std::time::Duration::from_secs(20),
+        || {
+            let list = cli.run(&["sessions", "list", "--output", "json"]);
+            let list: serde_json::Value =
+                serde_json::from_slice(&list.stdout).unwrap_or(serde_json::Value::Null);
+            match list["sessions"][0]["grant"].as_str() {
+                Some(g) => {
+                    grant = g.to_owned();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    let revoked = cli.run(&["grant", "revoke", &grant, "--reason", "incident over"]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    sluice_tests::wait_for("ssh to end", std::time::Duration::from_secs(20), || {
+        running.try_wait().ok().flatten().is_some()
+    });
+    let out = running.wait_with_output().expect("wait");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("access to this host ended"),
+        "{}",
+        text(&out.stderr)
+    );
+}
