@@ -149,3 +149,87 @@ fn revoking_the_grant_ends_a_running_command_with_the_reason() {
         text(&out.stderr)
     );
 }
+
+fn first_hold(approver: &Cli) -> serde_json::Value {
+    let mut hold = serde_json::Value::Null;
+    sluice_tests::wait_for(
+        "the held command to reach the approver",
+        std::time::Duration::from_secs(30),
+        || {
+            let out = approver.run(&["approvals", "--output", "json"]);
+            let queue: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            match queue["statements"].as_array().and_then(|s| s.first()) {
+                Some(h) => {
+                    hold = h.clone();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    hold
+}
+
+#[test]
+fn a_held_command_runs_once_approved_and_never_when_denied() {
+    let sshd = Sshd::start();
+    let broker = BrokerBuilder::new()
+        .ssh("web", &sshd)
+        .role(
+            "deploy",
+            "      max_ttl: 1h\n      ssh:\n        exec:\n          approve: [{name: touching, commands: ['touch *']}]\n          approvers: [dba]\n",
+        )
+        .rule_with("eng", &[], &["eng"], &["web"], &["deploy"], "")
+        .start();
+    let alice = Cli::new(&broker);
+    alice.login(&broker.token("alice", &["eng"], "1h"));
+    let bob = Cli::new(&broker);
+    bob.login(&broker.token("bob", &["dba"], "1h"));
+
+    let approved = sshd.dir().join("approved");
+    let waiting = alice
+        .cmd()
+        .args(["ssh", "web", "--role", "deploy", "--"])
+        .arg(format!("touch {}", approved.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sluice ssh");
+    let hold = first_hold(&bob);
+    assert_eq!(hold["kind"], "exec");
+    assert_eq!(hold["rule"], "touching");
+    assert!(!approved.exists(), "ran before approval");
+    let id = hold["id"].as_str().expect("id").to_owned();
+    let out = bob.run(&["approve", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = waiting.wait_with_output().expect("ssh");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("waiting for approval"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(approved.exists());
+
+    let denied = sshd.dir().join("denied");
+    let waiting = alice
+        .cmd()
+        .args(["ssh", "web", "--role", "deploy", "--"])
+        .arg(format!("touch {}", denied.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sluice ssh");
+    let id = first_hold(&bob)["id"].as_str().expect("id").to_owned();
+    let out = bob.run(&["deny", &id, "--reason", "change freeze"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = waiting.wait_with_output().expect("ssh");
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("change freeze"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!denied.exists());
+}

@@ -140,6 +140,9 @@ pub struct SshExec {
     pub block: Vec<ExecRuleSpec>,
     /// Commands that run once an approver agrees.
     pub approve: Vec<ExecRuleSpec>,
+    /// Groups whose members may approve held commands (`approvers`); the role's approval
+    /// groups when empty.
+    pub approvers: Vec<String>,
 }
 
 /// One exec rule: a name and command globs over `program args…`.

@@ -19,6 +19,7 @@
 //!           allow: [{name: listing, commands: ["ls", "ls *"]}]
 //!           block: [{name: no-rm, commands: ["rm *"]}]
 //!           approve: [{name: restarts, commands: ["systemctl restart *"]}]
+//!           approvers: [sre]              # else the role's approval groups
 //! ```
 
 use crate::extract::{Cx, Fields, Item};
@@ -27,7 +28,7 @@ use crate::policy::{ExecRuleSpec, SshExec, SshRole};
 use crate::schema::{credential, optional};
 
 const ROLE_SSH_KEYS: &[&str] = &["shell", "exec"];
-const EXEC_KEYS: &[&str] = &["allow", "block", "approve"];
+const EXEC_KEYS: &[&str] = &["allow", "block", "approve", "approvers"];
 const EXEC_RULE_KEYS: &[&str] = &["name", "commands"];
 
 /// The SSH settings of a `kind: ssh` resource.
@@ -98,10 +99,16 @@ fn exec(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<SshExec> {
     let allow = list("allow");
     let block = list("block");
     let approve = list("approve");
+    let approvers = optional(fields.optional("approvers"), |item| cx.string_list(item));
     Some(SshExec {
         allow: allow?.unwrap_or_default(),
         block: block?.unwrap_or_default(),
         approve: approve?.unwrap_or_default(),
+        approvers: approvers?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|g| g.value)
+            .collect(),
     })
 }
 

@@ -20,6 +20,9 @@ pub struct RolePlan {
     pub sql: SqlPlan,
     /// Shell and exec rules of SSH sessions.
     pub ssh: sluice_engine_ssh::Policy,
+    /// Who may approve the commands the role's SSH sessions hold (`ssh.exec.approvers`, else
+    /// `approval.groups`).
+    pub approvers: Vec<String>,
     /// What a running session was built from and cannot take on mid-way.
     fixed: Fixed,
 }
@@ -88,6 +91,13 @@ impl Plans {
                     record_rows: role.sql.record_rows,
                     sql: sql.remove(&role.name).unwrap_or_default(),
                     ssh: ssh_policy(role.ssh.as_ref()),
+                    approvers: role
+                        .ssh
+                        .as_ref()
+                        .map(|s| s.exec.approvers.clone())
+                        .filter(|a| !a.is_empty())
+                        .or_else(|| role.approval.as_ref().map(|a| a.groups.clone()))
+                        .unwrap_or_default(),
                     fixed: Fixed {
                         guarded: role.sql.guardrails.is_some(),
                         masking: role

@@ -118,6 +118,8 @@ pub struct Params {
     pub policy: Policy,
     /// Events.
     pub journal: Option<Arc<dyn Journal>>,
+    /// Where commands an `approve` rule matches wait for a person; `None` refuses them.
+    pub approvals: Option<Arc<dyn sluice_engine::hold::Approvals>>,
 }
 
 impl std::fmt::Debug for Params {
@@ -385,6 +387,82 @@ impl russh::client::Handler for Upstream {
     }
 }
 
+/// How a held command ended.
+enum Held {
+    /// Approved: run it, then pass on what the client sent meanwhile (and its end of input).
+    Run(Vec<bytes::Bytes>, bool),
+    /// Denied, timed out, or no approvals service: the client's message.
+    Refused(String),
+    /// The client went away: the request was withdrawn.
+    Gone,
+}
+
+/// Files `command` for approval, tells the client who may decide, and waits for the decision
+/// or the client's going away (which withdraws it).
+async fn held(
+    client: &mut Channel<Msg>,
+    params: &Params,
+    command: &str,
+    rule: &str,
+    reason: &str,
+) -> Held {
+    let Some(approvals) = params.approvals.as_ref() else {
+        return Held::Refused(format!(
+            "sluice: refused: rule '{rule}' holds this command for approval and no approvals \
+             service is available\r\n"
+        ));
+    };
+    let request = sluice_engine::hold::HoldRequest {
+        kind: "exec".into(),
+        what: command.to_owned(),
+        rule: rule.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let hold = match approvals.request(request) {
+        Ok(hold) => hold,
+        Err(why) => return Held::Refused(format!("sluice: refused: {why}\r\n")),
+    };
+    let _ = client
+        .extended_data_bytes(
+            1,
+            format!(
+                "sluice: {reason}; waiting for approval by {} (request {}, `sluice approve {}`)\r\n",
+                hold.approvers, hold.id, hold.id
+            )
+            .into_bytes(),
+        )
+        .await;
+    let mut decision = hold.decision;
+    let mut early = Vec::new();
+    let mut eof = false;
+    loop {
+        tokio::select! {
+            outcome = &mut decision => {
+                return match outcome {
+                    sluice_engine::hold::HoldOutcome::Approved { by } => {
+                        let _ = client
+                            .extended_data_bytes(1, format!("sluice: approved by {by}\r\n").into_bytes())
+                            .await;
+                        Held::Run(early, eof)
+                    }
+                    sluice_engine::hold::HoldOutcome::Denied { message } => {
+                        Held::Refused(format!("sluice: {message}\r\n"))
+                    }
+                };
+            }
+            message = client.wait() => match message {
+                Some(ChannelMsg::Data { data }) => early.push(data),
+                Some(ChannelMsg::Eof) => eof = true,
+                Some(ChannelMsg::Close) | None => {
+                    approvals.withdraw(&hold.id, "the client went away");
+                    return Held::Gone;
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
 /// Tells the client why nothing runs, then ends the channel.
 async fn refuse(channel: Channel<Msg>, message: String, status: u32) {
     let _ = channel.extended_data_bytes(1, message.into_bytes()).await;
@@ -449,10 +527,25 @@ async fn relay(
                             Judgement::Block { rule, reason } => {
                                 Some(format!("sluice: refused by rule '{rule}': {reason}\r\n"))
                             }
-                            Judgement::Hold { rule, .. } => Some(format!(
-                                "sluice: refused: rule '{rule}' holds this command for approval, \
-                                 which this broker does not do for SSH yet\r\n"
-                            )),
+                            Judgement::Hold { rule, reason } => {
+                                match held(&mut client, &params, &command, rule, reason).await {
+                                    Held::Run(early, eof) => {
+                                        let _ = host.exec(false, command.into_bytes()).await;
+                                        for data in early {
+                                            let _ = host.data_bytes(data).await;
+                                        }
+                                        if eof {
+                                            let _ = host.eof().await;
+                                        }
+                                        continue;
+                                    }
+                                    Held::Refused(message) => Some(message),
+                                    Held::Gone => {
+                                        let _ = host.close().await;
+                                        return;
+                                    }
+                                }
+                            }
                             Judgement::Transfer(t) => Some(format!(
                                 "sluice: refused: {} transfers are not served by this broker yet\r\n",
                                 t.kind

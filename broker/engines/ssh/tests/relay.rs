@@ -81,6 +81,7 @@ impl Setup {
             },
             policy,
             journal: None,
+            approvals: None,
         }
     }
 

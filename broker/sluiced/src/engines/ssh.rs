@@ -26,7 +26,12 @@ pub const ENFORCES: &[Need] = &[Need::SshRules, Need::ContentRecording];
 /// The SSH engine: the broker's own SSH host key, made at start, which `sluice ssh` pins.
 pub struct SshEngine {
     host_key: PrivateKey,
+    /// Where held commands wait for approvers.
+    holds: Arc<crate::holds::Holds>,
 }
+
+/// How long a held command waits for a decision.
+const HOLD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 impl std::fmt::Debug for SshEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,12 +40,13 @@ impl std::fmt::Debug for SshEngine {
 }
 
 impl SshEngine {
-    /// An engine with a fresh ed25519 host key.
-    pub fn new() -> Self {
+    /// An engine with a fresh ed25519 host key, filing held commands with `holds`.
+    pub fn new(holds: Arc<crate::holds::Holds>) -> Self {
         let seed: [u8; 32] = rand::random();
         let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed);
         Self {
             host_key: PrivateKey::from(pair),
+            holds,
         }
     }
 
@@ -113,7 +119,28 @@ impl Engine for SshEngine {
                 .await
                 .map_err(|why| ApiError::new(ErrorCode::Unavailable, why))?;
             let plan: watch::Receiver<Arc<RolePlan>> = tunnel.plan;
-            let policy = plan.borrow().ssh.clone();
+            let (policy, approvers) = {
+                let plan = plan.borrow();
+                (plan.ssh.clone(), plan.approvers.clone())
+            };
+            let who = authz.identity();
+            let approvals = crate::holds::SessionApprovals {
+                holds: Arc::clone(&self.holds),
+                session: crate::holds::Session {
+                    requester: sluice_shared::grants::Requester {
+                        subject: who.subject.clone(),
+                        groups: who.groups.clone(),
+                        auth_method: who.auth_method.clone(),
+                        provider: who.provider.clone(),
+                        ci: who.ci.clone(),
+                    },
+                    resource: resource.clone(),
+                    role: authz.role().to_owned(),
+                    grant: authz.grant_id().to_owned(),
+                    approvers,
+                    timeout: HOLD_TIMEOUT,
+                },
+            };
             let journal = opener.recording().map(|recording| {
                 Arc::new(Recorded(recording)) as Arc<dyn sluice_engine_ssh::Journal>
             });
@@ -129,6 +156,7 @@ impl Engine for SshEngine {
                     },
                     policy,
                     journal,
+                    approvals: Some(Arc::new(approvals)),
                 },
                 opener,
             }) as Box<dyn Session>)
