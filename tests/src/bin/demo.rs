@@ -1,7 +1,7 @@
 //! The Sluice demo: everything embedded, on 127.0.0.1, torn down at the end. Each step runs the
 //! real binaries and shows their output.
 
-use sluice_tests::{BrokerBuilder, Cli, OidcProvider, Postgres};
+use sluice_tests::{BrokerBuilder, Cli, OidcProvider, Postgres, Sshd};
 use std::io::{BufRead, BufReader};
 use std::process::{Output, Stdio};
 
@@ -38,6 +38,11 @@ fn main() {
 
     println!("An OpenID provider for people (the `oidc-provider` package) starts too.");
     let op = OidcProvider::start();
+    let sshd = Sshd::start();
+    println!(
+        "And an OpenSSH server on {} that trusts one key: the broker's.",
+        sshd.address()
+    );
 
     step(
         2,
@@ -60,7 +65,13 @@ fn main() {
         .policy_extra(
             "  guardrails:\n    careful:\n      base: guarded-write\n      rules:\n        - name: deletes-need-a-lead\n          action: approve\n          commands: [DELETE]\n  masking:\n    pii:\n      columns:\n        - {name: emails, column: email, style: redact}\n      detectors:\n        - {name: cards, detector: card, style: last4}\n",
         )
-        .rule_with("dbas", &[], &["dba"], &["*"], &["read", "write"], "")
+        .ssh("web", &sshd)
+        .role(
+            "ops",
+            "      description: run listed commands; restarts need a lead\n      max_ttl: 1h\n      ssh:\n        exec:\n          allow: [{name: looking, commands: [uptime, 'ls *', 'echo *']}]\n          approve: [{name: changes, commands: ['touch *']}]\n          approvers: [dba-leads]\n",
+        )
+        .rule_with("dbas", &[], &["dba"], &["pg-main"], &["read", "write"], "")
+        .rule_with("ops", &[], &["dba"], &["web"], &["ops"], "")
         .start();
     println!(
         "sluiced serves https://127.0.0.1:{} (TLS with its own development CA)",
@@ -328,5 +339,60 @@ fn main() {
         );
     }
 
-    println!("\nDone: the broker, PostgreSQL and every tunnel are shut down now.");
+    step(
+        11,
+        "SSH: the broker holds the host's key and decides every command before the host sees it",
+    );
+    show(
+        "sluice ssh web --role ops -- uptime",
+        &alice.run(&["ssh", "web", "--role", "ops", "--", "uptime"]),
+    );
+    let marker = sshd.dir().join("demo-marker");
+    let smuggle = format!("ls /tmp; cp /etc/hostname {}", marker.display());
+    show(
+        &format!("sluice ssh web --role ops -- '{smuggle}'"),
+        &alice.run(&["ssh", "web", "--role", "ops", "--", &smuggle]),
+    );
+    println!(
+        "  (the marker file exists on the host: {})",
+        marker.exists()
+    );
+    let change = format!("touch {}", marker.display());
+    println!("$ sluice ssh web --role ops -- '{change}'   # held for a lead");
+    let held = alice
+        .cmd()
+        .args(["ssh", "web", "--role", "ops", "--", &change])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice ssh");
+    let mut id = None;
+    for _ in 0..200 {
+        let out = carol.run(&["approvals", "--output", "json"]);
+        let queue: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        if let Some(found) = queue["statements"][0]["id"].as_str() {
+            id = Some(found.to_owned());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if let Some(id) = id {
+        show("sluice approvals   # as carol", &carol.run(&["approvals"]));
+        show(
+            &format!("sluice approve {id}   # as carol"),
+            &carol.run(&["approve", &id]),
+        );
+    }
+    let out = held.wait_with_output().expect("wait for sluice ssh");
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        println!("  (stderr) {line}");
+    }
+    println!("  (exit code {})", out.status.code().unwrap_or(-1));
+    println!(
+        "  (the marker file exists on the host now: {})",
+        marker.exists()
+    );
+
+    println!("\nDone: the broker, PostgreSQL, sshd and every tunnel are shut down now.");
 }
