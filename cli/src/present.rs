@@ -163,8 +163,14 @@ pub fn request_block(grant: &Grant, now: u64) -> String {
 ///   sql        delete from orders where created_at < now() - interval '5 years'
 /// ```
 pub fn statement_block(hold: &StatementHold, now: u64) -> String {
+    let what = match hold.kind.as_str() {
+        "sql" => "a statement",
+        "exec" => "a command",
+        "http" => "a request",
+        _ => "an action",
+    };
     let mut out = format!(
-        "{}: a statement in {}'s session on {} (role {}, grant {})\n",
+        "{}: {what} in {}'s session on {} (role {}, grant {})\n",
         clean(&hold.id),
         clean(&hold.requester.subject),
         clean(&hold.resource),
