@@ -181,6 +181,9 @@ _sluice() {
             sluice__subcmd__help__subcmd__proxy,ssh)
                 cmd="sluice__subcmd__help__subcmd__proxy__subcmd__ssh"
                 ;;
+            sluice__subcmd__help__subcmd__sessions,export)
+                cmd="sluice__subcmd__help__subcmd__sessions__subcmd__export"
+                ;;
             sluice__subcmd__help__subcmd__sessions,list)
                 cmd="sluice__subcmd__help__subcmd__sessions__subcmd__list"
                 ;;
@@ -202,6 +205,9 @@ _sluice() {
             sluice__subcmd__proxy__subcmd__help,ssh)
                 cmd="sluice__subcmd__proxy__subcmd__help__subcmd__ssh"
                 ;;
+            sluice__subcmd__sessions,export)
+                cmd="sluice__subcmd__sessions__subcmd__export"
+                ;;
             sluice__subcmd__sessions,help)
                 cmd="sluice__subcmd__sessions__subcmd__help"
                 ;;
@@ -213,6 +219,9 @@ _sluice() {
                 ;;
             sluice__subcmd__sessions,show)
                 cmd="sluice__subcmd__sessions__subcmd__show"
+                ;;
+            sluice__subcmd__sessions__subcmd__help,export)
+                cmd="sluice__subcmd__sessions__subcmd__help__subcmd__export"
                 ;;
             sluice__subcmd__sessions__subcmd__help,help)
                 cmd="sluice__subcmd__sessions__subcmd__help__subcmd__help"
@@ -1095,8 +1104,22 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__help__subcmd__sessions)
-            opts="list show replay"
+            opts="list show replay export"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__help__subcmd__sessions__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1401,7 +1424,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__sessions)
-            opts="-h --broker --ca --help list show replay help"
+            opts="-h --broker --ca --help list show replay export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1422,9 +1445,49 @@ _sluice() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        sluice__subcmd__sessions__subcmd__help)
-            opts="list show replay help"
+        sluice__subcmd__sessions__subcmd__export)
+            opts="-h --format --broker --ca --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "asciicast jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__sessions__subcmd__help)
+            opts="list show replay export help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__sessions__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -161,13 +161,14 @@ json\t'One JSON document (JSON Lines for streams)'"
 complete -c sluice -n "__fish_sluice_using_subcommand deny" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand deny" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand deny" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay help" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
-complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay help" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
-complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay help" -s h -l help -d 'Print help'
-complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay help" -f -a "list" -d 'Sessions through the broker, newest first: who, what, when, how they ended'
-complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay help" -f -a "show" -d 'One session\'s timeline: statements, decisions, approvals, durations, rows'
-complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay help" -f -a "replay" -d 'Replays a session as it happened: each statement and its outcome at its moment'
-complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay export help" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay export help" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay export help" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay export help" -f -a "list" -d 'Sessions through the broker, newest first: who, what, when, how they ended'
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay export help" -f -a "show" -d 'One session\'s timeline: statements, decisions, approvals, durations, rows'
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay export help" -f -a "replay" -d 'Replays a session as it happened: each statement and its outcome at its moment'
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay export help" -f -a "export" -d 'Writes a session\'s recording to stdout: `asciicast` (a terminal session, playable with `asciinema play`) or `jsonl` (the session, then every event, one JSON object a line)'
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and not __fish_seen_subcommand_from list show replay export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from list" -l resource -d 'Only sessions on this resource' -r
 complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from list" -l user -d 'Only this user\'s (or workload\'s) sessions; other people\'s need policy.auditors' -r
 complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from list" -l since -d 'Only sessions started within this long (e.g. 24h, 7d)' -r
@@ -185,9 +186,15 @@ complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_
 complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from replay" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from export" -l format -d 'The format' -r -f -a "asciicast\t'asciicast v2: a header line, then `[seconds, "o", "text"]` per terminal event'
+jsonl\t'The session as a JSON object, then one JSON object per event'"
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from export" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from export" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'Sessions through the broker, newest first: who, what, when, how they ended'
 complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "show" -d 'One session\'s timeline: statements, decisions, approvals, durations, rows'
 complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "replay" -d 'Replays a session as it happened: each statement and its outcome at its moment'
+complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "export" -d 'Writes a session\'s recording to stdout: `asciicast` (a terminal session, playable with `asciinema play`) or `jsonl` (the session, then every event, one JSON object a line)'
 complete -c sluice -n "__fish_sluice_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sluice -n "__fish_sluice_using_subcommand audit; and not __fish_seen_subcommand_from verify export help" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand audit; and not __fish_seen_subcommand_from verify export help" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
@@ -237,5 +244,6 @@ complete -c sluice -n "__fish_sluice_using_subcommand help; and __fish_seen_subc
 complete -c sluice -n "__fish_sluice_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'Sessions through the broker, newest first: who, what, when, how they ended'
 complete -c sluice -n "__fish_sluice_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "show" -d 'One session\'s timeline: statements, decisions, approvals, durations, rows'
 complete -c sluice -n "__fish_sluice_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "replay" -d 'Replays a session as it happened: each statement and its outcome at its moment'
+complete -c sluice -n "__fish_sluice_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "export" -d 'Writes a session\'s recording to stdout: `asciicast` (a terminal session, playable with `asciinema play`) or `jsonl` (the session, then every event, one JSON object a line)'
 complete -c sluice -n "__fish_sluice_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Fetch the whole audit trail and check it here: every record\'s hash, every link to the record before it, and every checkpoint the broker signed. Names the first broken link'
 complete -c sluice -n "__fish_sluice_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Write audit records as JSON Lines (one record per line, oldest first) for a SIEM'

@@ -342,6 +342,27 @@ pub enum SessionsCommand {
         #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
         speed: f64,
     },
+    /// Writes a session's recording to stdout: `asciicast` (a terminal session, playable with
+    /// `asciinema play`) or `jsonl` (the session, then every event, one JSON object a line).
+    #[command(
+        after_help = "Examples:\n  sluice sessions export ses_4f1c... --format asciicast > s.cast\n  sluice sessions export ses_4f1c... --format jsonl | jq ."
+    )]
+    Export {
+        /// The session id.
+        id: String,
+        /// The format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+    },
+}
+
+/// `sluice sessions export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// asciicast v2: a header line, then `[seconds, "o", "text"]` per terminal event.
+    Asciicast,
+    /// The session as a JSON object, then one JSON object per event.
+    Jsonl,
 }
 
 /// A look-back such as `24h` or `7d`, in seconds.

@@ -233,3 +233,52 @@ fn a_held_command_runs_once_approved_and_never_when_denied() {
     );
     assert!(!denied.exists());
 }
+
+#[test]
+fn a_terminal_session_exports_as_asciicast_and_as_json_lines() {
+    let sshd = Sshd::start();
+    let (_broker, cli) = setup(&sshd, BrokerBuilder::new().ssh("web", &sshd));
+    let out = cli.run(&[
+        "ssh",
+        "web",
+        "--role",
+        "ops",
+        "--ssh=-tt",
+        "--",
+        "stty cols 100 rows 30; echo hello-cast",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = cli.run(&["sessions", "list", "--output", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    let id = list["sessions"][0]["id"]
+        .as_str()
+        .expect("a session")
+        .to_owned();
+
+    let cast = cli.run(&["sessions", "export", &id, "--format", "asciicast"]);
+    assert!(cast.status.success(), "{}", text(&cast.stderr));
+    let cast = text(&cast.stdout);
+    let mut lines = cast.lines();
+    let header: serde_json::Value =
+        serde_json::from_str(lines.next().expect("a header")).expect("header json");
+    assert_eq!(header["version"], 2);
+    assert!(header["width"].as_u64().is_some_and(|w| w > 0), "{header}");
+    let events: Vec<serde_json::Value> = lines
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e[1] == "o" && e[2].as_str().is_some_and(|t| t.contains("hello-cast"))),
+        "{cast}"
+    );
+    assert!(events.iter().all(|e| e[0].as_f64().is_some()), "{cast}");
+
+    let jsonl = cli.run(&["sessions", "export", &id, "--format", "jsonl"]);
+    assert!(jsonl.status.success());
+    let jsonl = text(&jsonl.stdout);
+    let first: serde_json::Value =
+        serde_json::from_str(jsonl.lines().next().expect("line")).expect("json");
+    assert_eq!(first["id"], id.as_str());
+    assert!(jsonl.lines().count() > 2);
+}

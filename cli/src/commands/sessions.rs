@@ -1,6 +1,6 @@
 //! `sluice sessions list | show | replay`: recorded sessions, read back through the broker.
 
-use crate::args::{GlobalArgs, Output, SessionsCommand};
+use crate::args::{ExportFormat, GlobalArgs, Output, SessionsCommand};
 use crate::auth::session::TokenSource;
 use crate::exit::{CliResult, Exit};
 use crate::format::{self, clean};
@@ -29,6 +29,79 @@ pub async fn run(global: &GlobalArgs, command: SessionsCommand) -> CliResult<u8>
             let detail = fetch(global, &id).await?;
             replay(&detail, speed).await;
             Ok(Exit::Ok as u8)
+        }
+        SessionsCommand::Export { id, format } => {
+            let detail = fetch(global, &id).await?;
+            print!("{}", export(&detail, format)?);
+            Ok(Exit::Ok as u8)
+        }
+    }
+}
+
+/// The session in `format`: asciicast v2 for a terminal session, or JSON lines.
+fn export(detail: &SessionDetail, format: ExportFormat) -> CliResult<String> {
+    match format {
+        ExportFormat::Jsonl => {
+            let encode = |e: serde_json::Error| {
+                crate::exit::CliError::new(Exit::Failure, format!("cannot encode the session: {e}"))
+            };
+            let mut out = serde_json::to_string(&detail.session).map_err(encode)?;
+            out.push('\n');
+            for event in &detail.events {
+                out.push_str(&serde_json::to_string(event).map_err(encode)?);
+                out.push('\n');
+            }
+            Ok(out)
+        }
+        ExportFormat::Asciicast => {
+            let terminal = detail
+                .events
+                .iter()
+                .any(|e| matches!(e.body, Body::Terminal(_)));
+            if !terminal {
+                return Err(crate::exit::CliError::new(
+                    Exit::Usage,
+                    format!(
+                        "session {} ({}) has no terminal to export as asciicast",
+                        clean(&detail.session.id),
+                        clean(&detail.session.kind)
+                    ),
+                )
+                .hint("use --format jsonl"));
+            }
+            let (width, height) = detail
+                .events
+                .iter()
+                .find_map(|e| match &e.body {
+                    // A client without a terminal asks for a 0x0 pty.
+                    Body::Terminal(TerminalEvent::Resize { cols, rows })
+                        if *cols > 0 && *rows > 0 =>
+                    {
+                        Some((*cols, *rows))
+                    }
+                    _ => None,
+                })
+                .unwrap_or((80, 24));
+            let header = serde_json::json!({
+                "version": 2,
+                "width": width,
+                "height": height,
+                "timestamp": detail.session.started_at,
+                "title": format!(
+                    "{} {}@{}",
+                    detail.session.id, detail.session.subject, detail.session.resource
+                ),
+            });
+            let mut out = format!("{header}\n");
+            for line in detail
+                .events
+                .iter()
+                .filter_map(sluice_shared::recording::asciicast_event)
+            {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            Ok(out)
         }
     }
 }
@@ -336,6 +409,15 @@ async fn replay(detail: &SessionDetail, speed: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_without_a_terminal_is_not_exported_as_asciicast() {
+        let detail: SessionDetail = serde_json::from_str(OLD_DETAIL).expect("old detail parses");
+        let err = export(&detail, ExportFormat::Asciicast).expect_err("no terminal");
+        assert!(err.message.contains("has no terminal"), "{}", err.message);
+        let lines = export(&detail, ExportFormat::Jsonl).expect("jsonl");
+        assert_eq!(lines.lines().count(), 1 + detail.events.len());
+    }
 
     /// `GET /v1/sessions/{id}` as a broker answered before events were typed per family: the
     /// recording's lines as version 1 wrote them, inside the session detail.
