@@ -27,12 +27,20 @@ fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
 fn sluiced_pid() -> Option<u32> {
-    let out = Command::new("pgrep").args(["-n", "-f", "sluiced serve"]).output().ok()?;
+    let out = Command::new("pgrep")
+        .args(["-n", "-f", "sluiced serve"])
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
@@ -60,7 +68,14 @@ fn timed(mut command: Command, input: Option<&Path>) -> f64 {
 fn direct(sshd: &Sshd, port: u16, remote: &str) -> Command {
     let mut command = Command::new("ssh");
     command
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+        ])
         .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
         .arg("-i")
         .arg(sshd.client_key())
@@ -83,7 +98,9 @@ fn main() {
     cli.login(&broker.token("bench", &["eng"], "8h"));
     let relay_port = sluice_tests::free_port();
     let mut socat = Command::new("socat")
-        .arg(format!("TCP-LISTEN:{relay_port},bind=127.0.0.1,reuseaddr,fork"))
+        .arg(format!(
+            "TCP-LISTEN:{relay_port},bind=127.0.0.1,reuseaddr,fork"
+        ))
         .arg(format!("TCP:{}", sshd.address()))
         .spawn()
         .expect("socat (apt-get install socat)");
@@ -130,19 +147,26 @@ fn main() {
         ));
     }
     let _ = socat.kill();
+    let _ = socat.wait();
     let direct_mbs = rows[0].1;
     let direct_ms = rows[0].2;
     println!(
         "SSH through Sluice vs direct vs a plain relay: {megabytes} MiB through `ssh host 'cat > /dev/null'`, `ssh host true`; median of {reps}\n"
     );
-    println!("| path | bulk MB/s | × direct | `ssh host true` ms | + ms vs direct | sluiced CPU s/GB |");
+    println!(
+        "| path | bulk MB/s | × direct | `ssh host true` ms | + ms vs direct | sluiced CPU s/GB |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, mbs, ms, cpu) in &rows {
         println!(
             "| {name} | {mbs:.1} | {:.2} | {ms:.0} | {:+.0} | {} |",
             mbs / direct_mbs,
             ms - direct_ms,
-            if cpu.is_nan() { "-".to_owned() } else { format!("{cpu:.2}") }
+            if cpu.is_nan() {
+                "-".to_owned()
+            } else {
+                format!("{cpu:.2}")
+            }
         );
     }
     println!(
