@@ -282,3 +282,34 @@ fn a_terminal_session_exports_as_asciicast_and_as_json_lines() {
     assert_eq!(first["id"], id.as_str());
     assert!(jsonl.lines().count() > 2);
 }
+
+/// `sluice connect` on an ssh resource listens on 127.0.0.1 for clients that cannot use a
+/// ProxyCommand; they must present the per-connect key it made.
+#[test]
+fn connect_listens_for_ssh_clients_holding_the_per_connect_key() {
+    let sshd = Sshd::start();
+    let (_broker, cli) = setup(&sshd, BrokerBuilder::new().ssh("web", &sshd));
+    let other = sshd.dir().join("not_the_connect_key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let script = format!(
+        "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes \
+         -o UserKnownHostsFile=\"$SLUICE_SSH_KNOWN_HOSTS\" -i \"$SLUICE_SSH_KEY\" \
+         -p \"$SLUICE_PORT\" sluice@127.0.0.1 echo via-connect; \
+         ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes \
+         -o UserKnownHostsFile=\"$SLUICE_SSH_KNOWN_HOSTS\" -i {} \
+         -p \"$SLUICE_PORT\" sluice@127.0.0.1 echo stranger; echo \"other key: $?\"",
+        other.display()
+    );
+    let out = cli.run(&[
+        "connect", "web", "--role", "ops", "--exec", "sh", "-c", &script,
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stdout.contains("via-connect"), "{stdout}{stderr}");
+    assert!(!stdout.contains("stranger"), "{stdout}");
+    assert!(stdout.contains("other key: 255"), "{stdout}{stderr}");
+}

@@ -122,7 +122,6 @@ impl Tunnel {
         grant: Grant,
         port: Option<u16>,
     ) -> CliResult<Self> {
-        let secret = (check.kind == ResourceKind::Postgres).then(one_time_secret);
         let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
         let listener = TcpListener::bind(bind).await.map_err(|e| {
             CliError::new(Exit::Failure, format!("cannot listen on {bind}: {e}"))
@@ -132,6 +131,17 @@ impl Tunnel {
             .local_addr()
             .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?
             .port();
+        // SSH: a per-connect key the broker accepts for these tunnels only, and its host key
+        // pinned for this port; the files live as long as `connect` does.
+        let ssh = match check.kind {
+            ResourceKind::Ssh => Some(super::ssh::LocalKeys::make(&check, port)?),
+            _ => None,
+        };
+        let secret = match (&check.kind, &ssh) {
+            (ResourceKind::Postgres, _) => Some(one_time_secret()),
+            (_, Some(keys)) => Some(Secret::new(keys.public.clone())),
+            _ => None,
+        };
         let (ended_tx, ended) = watch::channel(None);
         let spec = Arc::new(TunnelSpec {
             broker: broker.clone(),
@@ -149,6 +159,7 @@ impl Tunnel {
                 port,
                 secret,
                 grant,
+                ssh,
             },
             serving,
             ended,
@@ -270,6 +281,8 @@ struct Details {
     port: u16,
     secret: Option<Secret<String>>,
     grant: Grant,
+    /// For ssh: the per-connect key and the pinned broker host key.
+    ssh: Option<super::ssh::LocalKeys>,
 }
 
 impl Details {
@@ -288,7 +301,17 @@ impl Details {
                 // The hop to the CLI is loopback; the hop to the broker is TLS.
                 ("PGSSLMODE", "disable".into()),
             ],
-            _ => vec![("SLUICE_HOST", "127.0.0.1".into()), ("SLUICE_PORT", port)],
+            _ => {
+                let mut env = vec![("SLUICE_HOST", "127.0.0.1".into()), ("SLUICE_PORT", port)];
+                if let Some(keys) = &self.ssh {
+                    env.push(("SLUICE_SSH_KEY", keys.key.display().to_string()));
+                    env.push((
+                        "SLUICE_SSH_KNOWN_HOSTS",
+                        keys.known_hosts.display().to_string(),
+                    ));
+                }
+                env
+            }
         }
     }
 
@@ -329,6 +352,14 @@ impl Details {
                     self.port,
                     clean(&self.check.subject)
                 );
+                if let Some(keys) = &self.ssh {
+                    println!(
+                        "Connect with: ssh -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -p {} sluice@127.0.0.1",
+                        keys.key.display(),
+                        keys.known_hosts.display(),
+                        self.port
+                    );
+                }
                 let now = format::now();
                 match self.grant.expires_at {
                     Some(at) => println!(

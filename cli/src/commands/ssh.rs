@@ -122,6 +122,53 @@ pub async fn run(global: &GlobalArgs, args: SshArgs) -> CliResult<u8> {
         .map_or(255, |c| u8::try_from(c).unwrap_or(255)))
 }
 
+/// The per-connect key and pinned broker host key of `sluice connect` on an ssh resource, in a
+/// private temporary directory removed when it drops.
+#[derive(Debug)]
+pub struct LocalKeys {
+    /// The private key file to give ssh (`-i`).
+    pub key: std::path::PathBuf,
+    /// The public key, sent with each tunnel.
+    pub public: String,
+    /// A known_hosts file pinning the broker's SSH host key for `[127.0.0.1]:PORT`.
+    pub known_hosts: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalKeys {
+    /// Makes the key and the known_hosts file for a listener on `port`.
+    pub fn make(check: &sluice_shared::api::ResourceCheck, port: u16) -> CliResult<Self> {
+        let host_key = check.ssh_host_key.clone().ok_or_else(|| {
+            CliError::new(Exit::Failure, "the broker did not send its SSH host key")
+                .hint("upgrade sluiced to a version that serves ssh resources")
+        })?;
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-ssh-")
+            .tempdir()
+            .map_err(|e| {
+                CliError::new(
+                    Exit::Failure,
+                    format!("cannot make a temporary directory: {e}"),
+                )
+            })?;
+        let key = dir.path().join("key");
+        keygen(&key, &check.name)?;
+        let public = std::fs::read_to_string(key.with_extension("pub"))
+            .map_err(|e| CliError::new(Exit::Failure, format!("cannot read the new key: {e}")))?
+            .trim()
+            .to_owned();
+        let known_hosts = dir.path().join("known_hosts");
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_key}\n"))
+            .map_err(|e| CliError::new(Exit::Failure, format!("cannot write known_hosts: {e}")))?;
+        Ok(Self {
+            key,
+            public,
+            known_hosts,
+            _dir: dir,
+        })
+    }
+}
+
 /// `ProxyCommand`: one tunnel to the broker on stdin/stdout.
 pub async fn proxy(global: &GlobalArgs, args: ProxySshArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
