@@ -142,7 +142,10 @@ impl Engine for SshEngine {
                 },
             };
             let journal = opener.recording().map(|recording| {
-                Arc::new(Recorded(recording)) as Arc<dyn sluice_engine_ssh::Journal>
+                Arc::new(Recorded {
+                    recording,
+                    budget: Budget::new(OUTPUT_CAP),
+                }) as Arc<dyn sluice_engine_ssh::Journal>
             });
             Ok(Box::new(SshSession {
                 params: Params {
@@ -197,20 +200,86 @@ impl Session for SshSession {
     }
 }
 
-/// The session's events into its recording: terminal output and sizes as asciicast-shaped
-/// events; commands, shells and exit statuses as notes. Input is never recorded (passwords
-/// typed at a `sudo` prompt).
-struct Recorded(SessionRecording);
+/// Terminal output a session's recording keeps at most; the rest is counted, not kept, and
+/// the session goes on (a `required` recording is never the reason a large `cat` ends).
+const OUTPUT_CAP: u64 = 64 * 1024 * 1024;
+
+/// What is left of the recording's output budget.
+struct Budget {
+    left: std::sync::atomic::AtomicU64,
+}
+
+/// How much of a chunk the recording keeps.
+#[derive(Debug, PartialEq, Eq)]
+enum Keep {
+    /// All of it.
+    All,
+    /// The first `n` bytes, and the budget is now spent: say so once.
+    Part(usize),
+    /// Nothing (the budget was spent before).
+    None,
+}
+
+impl Budget {
+    fn new(bytes: u64) -> Self {
+        Self {
+            left: std::sync::atomic::AtomicU64::new(bytes),
+        }
+    }
+
+    fn take(&self, len: usize) -> Keep {
+        use std::sync::atomic::Ordering;
+        let wanted = len as u64;
+        let mut left = self.left.load(Ordering::Relaxed);
+        loop {
+            if left == 0 {
+                return Keep::None;
+            }
+            let taken = wanted.min(left);
+            match self.left.compare_exchange_weak(
+                left,
+                left - taken,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) if taken == wanted && left > wanted => return Keep::All,
+                Ok(_) => return Keep::Part(usize::try_from(taken).unwrap_or(len)),
+                Err(now) => left = now,
+            }
+        }
+    }
+}
+
+/// The session's events into its recording: terminal output (up to [`OUTPUT_CAP`]) and sizes
+/// as asciicast-shaped events; commands, shells and exit statuses as notes. Input is never
+/// recorded (passwords typed at a `sudo` prompt).
+struct Recorded {
+    recording: SessionRecording,
+    budget: Budget,
+}
 
 impl sluice_engine_ssh::Journal for Recorded {
     fn output(&self, data: &[u8], _stderr: bool) {
-        self.0.record(TerminalEvent::Output {
-            data: data.to_vec(),
+        let (kept, spent) = match self.budget.take(data.len()) {
+            Keep::All => (data, false),
+            Keep::Part(n) => (&data[..n], true),
+            Keep::None => return,
+        };
+        self.recording.record(TerminalEvent::Output {
+            data: kept.to_vec(),
         });
+        if spent {
+            self.recording.record(SessionEvent::Note {
+                message: format!(
+                    "terminal output past {} MiB is not recorded; the session went on",
+                    OUTPUT_CAP / (1024 * 1024)
+                ),
+            });
+        }
     }
 
     fn resize(&self, cols: u32, rows: u32) {
-        self.0.record(TerminalEvent::Resize {
+        self.recording.record(TerminalEvent::Resize {
             cols: u16::try_from(cols).unwrap_or(u16::MAX),
             rows: u16::try_from(rows).unwrap_or(u16::MAX),
         });
@@ -223,13 +292,13 @@ impl sluice_engine_ssh::Journal for Recorded {
             Judgement::Hold { rule, .. } => format!("refused (held by {rule}, not supported yet)"),
             Judgement::Transfer(t) => format!("refused ({} transfer)", t.kind),
         };
-        self.0.record(SessionEvent::Note {
+        self.recording.record(SessionEvent::Note {
             message: format!("exec ({decided}): {command}"),
         });
     }
 
     fn shell(&self, allowed: bool) {
-        self.0.record(SessionEvent::Note {
+        self.recording.record(SessionEvent::Note {
             message: if allowed {
                 "shell opened".into()
             } else {
@@ -239,8 +308,26 @@ impl sluice_engine_ssh::Journal for Recorded {
     }
 
     fn exit(&self, status: u32) {
-        self.0.record(SessionEvent::Note {
+        self.recording.record(SessionEvent::Note {
             message: format!("exit status {status}"),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Budget, Keep};
+
+    #[test]
+    fn the_output_budget_keeps_up_to_its_size_and_says_when_it_is_spent() {
+        let budget = Budget::new(10);
+        assert_eq!(budget.take(4), Keep::All);
+        assert_eq!(budget.take(5), Keep::All);
+        assert_eq!(budget.take(5), Keep::Part(1));
+        assert_eq!(budget.take(3), Keep::None);
+        assert_eq!(budget.take(0), Keep::None);
+        let exact = Budget::new(4);
+        assert_eq!(exact.take(4), Keep::Part(4));
+        assert_eq!(exact.take(1), Keep::None);
     }
 }
