@@ -35,6 +35,19 @@ pub struct Identity {
     pub ci: std::collections::BTreeMap<String, String>,
 }
 
+impl Identity {
+    /// The identity as a held action's requester, for approvers.
+    pub fn requester(&self) -> sluice_shared::grants::Requester {
+        sluice_shared::grants::Requester {
+            subject: self.subject.clone(),
+            groups: self.groups.clone(),
+            auth_method: self.auth_method.clone(),
+            provider: self.provider.clone(),
+            ci: self.ci.clone(),
+        }
+    }
+}
+
 impl From<Claims> for Identity {
     fn from(c: Claims) -> Self {
         Self {

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sluice_shared::Secret;
 use sluice_shared::api::{ResourceCheck, ResourceKind};
-use sluice_shared::grants::{Grant, GrantRequest};
+use sluice_shared::grants::Grant;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -40,21 +40,16 @@ pub async fn run(global: &GlobalArgs, args: ConnectArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
     let tokens = token_source(&broker, args.workload.as_ref(), args.audience.as_deref()).await?;
     let check = check(&broker, &tokens, &args.resource).await?;
-    let request = GrantRequest {
-        resource: check.name.clone(),
-        role: args.role.clone(),
-        ttl_secs: args.ttl,
-        reason: args
-            .reason
-            .clone()
-            .unwrap_or_else(|| DEFAULT_REASON.to_string()),
-        reuse: true,
-    };
-    let response = grant::ask(&broker, &tokens, &request).await?;
-    for line in grant::report(&response.grant, response.reused, true, format::now()) {
-        eprintln!("{line}");
-    }
-    let grant = grant::until_active(&broker, &tokens, response.grant).await?;
+    let reason = args.reason.clone().unwrap_or_else(|| DEFAULT_REASON.into());
+    let grant = grant::reuse_or_ask(
+        &broker,
+        &tokens,
+        &check,
+        args.role.clone(),
+        args.ttl,
+        reason,
+    )
+    .await?;
     let tunnel = Tunnel::open(&broker, &tokens, check, grant, args.port).await?;
     match args.exec {
         Some(command) => tunnel.exec(&command).await,

@@ -396,6 +396,30 @@ pub fn checked(grant: Grant) -> CliResult<Grant> {
     }
 }
 
+/// The grant `connect` and `ssh` use: an active (or pending) one of the caller's on the resource
+/// and role, or a new request; reported on stderr, then waited for until active.
+pub async fn reuse_or_ask(
+    broker: &Broker,
+    tokens: &TokenSource,
+    check: &sluice_shared::api::ResourceCheck,
+    role: Option<String>,
+    ttl_secs: Option<u64>,
+    reason: String,
+) -> CliResult<Grant> {
+    let request = GrantRequest {
+        resource: check.name.clone(),
+        role,
+        ttl_secs,
+        reason,
+        reuse: true,
+    };
+    let response = ask(broker, tokens, &request).await?;
+    for line in report(&response.grant, response.reused, true, crate::format::now()) {
+        eprintln!("{line}");
+    }
+    until_active(broker, tokens, response.grant).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

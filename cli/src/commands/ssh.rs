@@ -14,10 +14,8 @@ use super::connect::{check, token_source};
 use super::grant;
 use crate::args::{GlobalArgs, ProxySshArgs, SshArgs};
 use crate::exit::{CliError, CliResult, Exit};
-use crate::format;
 use sluice_shared::Secret;
 use sluice_shared::api::ResourceKind;
-use sluice_shared::grants::GrantRequest;
 use std::path::Path;
 use std::process::Command;
 
@@ -44,33 +42,18 @@ pub async fn run(global: &GlobalArgs, args: SshArgs) -> CliResult<u8> {
         CliError::new(Exit::Failure, "the broker did not send its SSH host key")
             .hint("upgrade sluiced to a version that serves ssh resources")
     })?;
-    let request = GrantRequest {
-        resource: check.name.clone(),
-        role: args.role.clone(),
-        ttl_secs: args.ttl,
-        reason: args
-            .reason
-            .clone()
-            .unwrap_or_else(|| DEFAULT_REASON.to_string()),
-        reuse: true,
-    };
-    let response = grant::ask(&broker, &tokens, &request).await?;
-    for line in grant::report(&response.grant, response.reused, true, format::now()) {
-        eprintln!("{line}");
-    }
-    let grant = grant::until_active(&broker, &tokens, response.grant).await?;
+    let reason = args.reason.clone().unwrap_or_else(|| DEFAULT_REASON.into());
+    let grant = grant::reuse_or_ask(
+        &broker,
+        &tokens,
+        &check,
+        args.role.clone(),
+        args.ttl,
+        reason,
+    )
+    .await?;
 
-    let dir = tempfile::Builder::new()
-        .prefix("sluice-ssh-")
-        .tempdir()
-        .map_err(|e| {
-            CliError::new(
-                Exit::Failure,
-                format!("cannot make a temporary directory: {e}"),
-            )
-        })?;
-    let key = dir.path().join("key");
-    keygen(&key, &check.name)?;
+    let (dir, key) = key_dir(&check.name)?;
     let alias = format!("sluice-{}", check.name);
     let known = dir.path().join("known_hosts");
     std::fs::write(&known, format!("{alias} {host_key}\n"))
@@ -142,17 +125,7 @@ impl LocalKeys {
             CliError::new(Exit::Failure, "the broker did not send its SSH host key")
                 .hint("upgrade sluiced to a version that serves ssh resources")
         })?;
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-ssh-")
-            .tempdir()
-            .map_err(|e| {
-                CliError::new(
-                    Exit::Failure,
-                    format!("cannot make a temporary directory: {e}"),
-                )
-            })?;
-        let key = dir.path().join("key");
-        keygen(&key, &check.name)?;
+        let (dir, key) = key_dir(&check.name)?;
         let public = std::fs::read_to_string(key.with_extension("pub"))
             .map_err(|e| CliError::new(Exit::Failure, format!("cannot read the new key: {e}")))?
             .trim()
@@ -197,6 +170,22 @@ pub async fn proxy(global: &GlobalArgs, args: ProxySshArgs) -> CliResult<u8> {
     // Either side closing is the normal end of the connection.
     let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
     Ok(0)
+}
+
+/// A private temporary directory holding a fresh per-connect key (`key`, `key.pub`).
+fn key_dir(resource: &str) -> CliResult<(tempfile::TempDir, std::path::PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-ssh-")
+        .tempdir()
+        .map_err(|e| {
+            CliError::new(
+                Exit::Failure,
+                format!("cannot make a temporary directory: {e}"),
+            )
+        })?;
+    let key = dir.path().join("key");
+    keygen(&key, resource)?;
+    Ok((dir, key))
 }
 
 fn keygen(path: &Path, resource: &str) -> CliResult<()> {

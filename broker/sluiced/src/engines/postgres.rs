@@ -17,7 +17,6 @@ use sluice_engine_postgres::{
     CancelRegistry, SessionKind, SessionParams, SessionStart, SessionSummary, StartFuture, Started,
     Target, TargetTls,
 };
-use sluice_shared::grants::Requester;
 use sluice_shared::recording::SessionEvent;
 use sluice_shared::tunnel::SECRET_HEADER;
 use sluice_shared::{ApiError, ErrorCode, Secret};
@@ -197,13 +196,7 @@ impl Engine for PostgresEngine {
             let target = self.target(resource, pg)?;
             let who = authz.identity();
             let holds = crate::holds::Session {
-                requester: Requester {
-                    subject: who.subject.clone(),
-                    groups: who.groups.clone(),
-                    auth_method: who.auth_method.clone(),
-                    provider: who.provider.clone(),
-                    ci: who.ci.clone(),
-                },
+                requester: who.requester(),
                 resource: resource.clone(),
                 role: authz.role().to_string(),
                 grant: authz.grant_id().to_string(),

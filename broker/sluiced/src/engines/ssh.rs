@@ -127,13 +127,7 @@ impl Engine for SshEngine {
             let approvals = crate::holds::SessionApprovals {
                 holds: Arc::clone(&self.holds),
                 session: crate::holds::Session {
-                    requester: sluice_shared::grants::Requester {
-                        subject: who.subject.clone(),
-                        groups: who.groups.clone(),
-                        auth_method: who.auth_method.clone(),
-                        provider: who.provider.clone(),
-                        ci: who.ci.clone(),
-                    },
+                    requester: who.requester(),
                     resource: resource.clone(),
                     role: authz.role().to_owned(),
                     grant: authz.grant_id().to_owned(),
