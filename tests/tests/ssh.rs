@@ -313,3 +313,102 @@ fn connect_listens_for_ssh_clients_holding_the_per_connect_key() {
     assert!(!stdout.contains("stranger"), "{stdout}");
     assert!(stdout.contains("other key: 255"), "{stdout}{stderr}");
 }
+
+/// What is typed is never recorded: a secret typed at a prompt that does not echo (`read -s`,
+/// a `sudo` password) reaches the host but not the recording.
+#[test]
+fn typed_input_is_not_recorded() {
+    use std::io::{BufRead, BufReader, Write};
+    let sshd = Sshd::start();
+    let (_broker, cli) = setup(&sshd, BrokerBuilder::new().ssh("web", &sshd));
+    let secret = "hunter2-typed-secret";
+    let mut child = cli
+        .cmd()
+        .args([
+            "ssh",
+            "web",
+            "--role",
+            "ops",
+            "--ssh=-tt",
+            "--",
+            "stty -echo; echo READY; read -r x; echo got-${#x}",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sluice ssh");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    // Echo is off on the host's terminal once READY shows; only then is the secret typed.
+    loop {
+        let mut line = String::new();
+        let n = stdout.read_line(&mut line).expect("read");
+        assert!(n > 0, "ssh ended before READY: {seen}");
+        seen.push_str(&line);
+        if line.contains("READY") {
+            break;
+        }
+    }
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{secret}\n").as_bytes())
+        .expect("type");
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("rest");
+    let status = child.wait().expect("wait");
+    seen.push_str(&rest);
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains(&format!("got-{}", secret.len())), "{seen}");
+
+    let list = cli.run(&["sessions", "list", "--output", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    let id = list["sessions"][0]["id"]
+        .as_str()
+        .expect("a session")
+        .to_owned();
+    let recorded = text(
+        &cli.run(&["sessions", "export", &id, "--format", "jsonl"])
+            .stdout,
+    );
+    assert!(
+        recorded.contains("READY") || recorded.contains("UkVBRFk"),
+        "{recorded}"
+    );
+    use base64_forms::forms;
+    for form in forms(secret) {
+        assert!(!recorded.contains(&form), "the recording holds {form:?}");
+    }
+}
+
+/// The secret as it could appear in a recording: raw, and base64 at each of the three byte
+/// alignments (terminal output is stored as base64).
+mod base64_forms {
+    pub fn forms(secret: &str) -> Vec<String> {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let encode = |bytes: &[u8]| {
+            let mut out = String::new();
+            for chunk in bytes.chunks(3) {
+                if chunk.len() < 3 {
+                    break;
+                }
+                let n =
+                    (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
+                for i in 0..4 {
+                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                }
+            }
+            out
+        };
+        let mut forms = vec![secret.to_owned()];
+        for skip in 0..3 {
+            let encoded = encode(&secret.as_bytes()[skip..]);
+            // The middle of the encoding does not depend on what came before.
+            if encoded.len() > 8 {
+                forms.push(encoded[4..encoded.len() - 4].to_owned());
+            }
+        }
+        forms
+    }
+}
