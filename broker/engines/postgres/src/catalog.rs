@@ -88,6 +88,8 @@ pub struct Columns {
 struct State {
     /// Tables by OID.
     tables: Tables,
+    /// Table OIDs by relation name (without schema), for lookups by name; kept with `tables`.
+    by_name: HashMap<String, Vec<u32>>,
     /// OIDs a lookup could not name, with when it tried: not asked again for [`MISS_RETRY`].
     missed: HashMap<u32, Instant>,
     /// When the whole catalog was last read; `None` before the first load.
@@ -121,25 +123,28 @@ impl Known<'_> {
     /// `pg_catalog`'s, else `public`'s, else the only one of that name. `None` when unknown
     /// or ambiguous.
     pub fn relation(&self, schema: Option<&str>, name: &str) -> Option<Relation<'_>> {
-        let named = |t: &&Table| t.name.split_once('.').is_some_and(|(_, n)| n == name);
+        let candidates: Vec<&Table> = self
+            .0
+            .by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|oid| self.0.tables.get(oid))
+            .collect();
         let in_schema = |wanted: &str| {
-            self.0
-                .tables
-                .values()
-                .find(|t| named(t) && t.name.split_once('.').is_some_and(|(s, _)| s == wanted))
+            candidates
+                .iter()
+                .copied()
+                .find(|t| t.name.split_once('.').is_some_and(|(s, _)| s == wanted))
         };
         let table = match schema {
             Some(schema) => in_schema(schema)?,
             None => match in_schema("pg_catalog").or_else(|| in_schema("public")) {
                 Some(table) => table,
-                None => {
-                    let mut all = self.0.tables.values().filter(named);
-                    let first = all.next()?;
-                    if all.next().is_some() {
-                        return None;
-                    }
-                    first
-                }
+                None => match candidates.as_slice() {
+                    [only] => only,
+                    _ => return None,
+                },
             },
         };
         let mut numbered: Vec<(&i16, &String)> = table.columns.iter().collect();
@@ -176,11 +181,13 @@ impl Columns {
             });
             entry.columns.insert(num, column);
         }
+        let mut state = State {
+            tables,
+            ..State::default()
+        };
+        state.reindex();
         Self {
-            state: RwLock::new(State {
-                tables,
-                ..State::default()
-            }),
+            state: RwLock::new(state),
             turn: tokio::sync::Mutex::new(()),
         }
     }
@@ -230,6 +237,7 @@ impl Columns {
         let tables = load(target).await?;
         let mut state = self.write();
         state.tables = tables;
+        state.reindex();
         state.missed.clear();
         state.loaded = Some(Instant::now());
         state.target = Some(target.clone());
@@ -278,7 +286,10 @@ impl Columns {
         let found = lookup(oids.clone()).await;
         let mut state = self.write();
         match found {
-            Ok(tables) => state.tables.extend(tables),
+            Ok(tables) => {
+                state.tables.extend(tables);
+                state.reindex();
+            }
             Err(e) => {
                 warn!(error = %e, tables = ?oids, "cannot look up new tables for masking; their columns are masked")
             }
@@ -299,6 +310,16 @@ impl Columns {
 }
 
 impl State {
+    /// Rebuilds the name index after `tables` changed.
+    fn reindex(&mut self) {
+        self.by_name.clear();
+        for (oid, table) in &self.tables {
+            if let Some((_, name)) = table.name.split_once('.') {
+                self.by_name.entry(name.to_owned()).or_default().push(*oid);
+            }
+        }
+    }
+
     fn known(&self, oid: u32, column: i16) -> bool {
         self.tables
             .get(&oid)

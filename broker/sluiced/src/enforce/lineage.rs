@@ -52,6 +52,9 @@ pub struct SessionLineage {
     classifier: Arc<sluice_sql::Classifier>,
     last: Mutex<Option<(String, Arc<Vec<StatementLineage>>)>>,
     deferred: Mutex<HashMap<(bool, String), Output>>,
+    /// Whether each relation read so far has a masked column (the rules and the catalog do not
+    /// change under a session; a reload that changes masking ends it).
+    masked_tables: Mutex<HashMap<(Option<String>, String), bool>>,
 }
 
 impl SessionLineage {
@@ -62,6 +65,7 @@ impl SessionLineage {
             classifier,
             last: Mutex::new(None),
             deferred: Mutex::new(HashMap::new()),
+            masked_tables: Mutex::new(HashMap::new()),
         }
     }
 
@@ -115,15 +119,18 @@ impl SessionLineage {
     /// know.
     fn reads_masked(&self, sql: &str, policy: &MaskPolicy) -> bool {
         let facts = self.classifier.classify(sql);
+        let mut cache = self
+            .masked_tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() > MAX_DEFERRED {
+            cache.clear();
+        }
         let known = self.columns.known();
         facts.iter().flat_map(|f| &f.tables).any(|table| {
-            let Some(relation) = known.relation(table.schema.as_deref(), &table.name) else {
-                return true;
-            };
-            let (schema, name) = relation.name.split_once('.').unwrap_or(("", relation.name));
-            relation.columns.iter().any(|column| {
-                rule_for(&BaseColumn::new(Some(schema), name, column), policy, &known).is_some()
-            })
+            *cache
+                .entry((table.schema.clone(), table.name.clone()))
+                .or_insert_with(|| has_masked_column(table, policy, &known))
         })
     }
 
@@ -163,6 +170,17 @@ impl SessionLineage {
         }
         None
     }
+}
+
+/// Whether `table` has a column a rule masks; a relation the catalog does not know counts.
+fn has_masked_column(table: &sluice_sql::TableRef, policy: &MaskPolicy, known: &Known<'_>) -> bool {
+    let Some(relation) = known.relation(table.schema.as_deref(), &table.name) else {
+        return true;
+    };
+    let (schema, name) = relation.name.split_once('.').unwrap_or(("", relation.name));
+    relation.columns.iter().any(|column| {
+        rule_for(&BaseColumn::new(Some(schema), name, column), policy, known).is_some()
+    })
 }
 
 /// What of a masked column a value may show: `Some("a value of customers.email (rule

@@ -124,6 +124,34 @@ pub struct Served {
     pub bytes_down: u64,
 }
 
+/// The refusal of an engine handed a resource of another kind (a registry mistake).
+fn another_kind(engine: &str) -> ApiError {
+    ApiError::new(
+        sluice_shared::ErrorCode::Internal,
+        format!("the {engine} engine was handed a resource of another kind"),
+    )
+}
+
+/// The tunnel request's one-time secret header (the PostgreSQL password, the SSH client key).
+fn secret_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(sluice_shared::tunnel::SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The refusal when the broker cannot read a resource's `what` (its credential, its key);
+/// logged with the resource, never with the value.
+fn unreadable(resource: &str, what: &str) -> ApiError {
+    tracing::warn!(resource = %resource, "cannot read the {what} of a resource");
+    ApiError::new(
+        sluice_shared::ErrorCode::Internal,
+        format!(
+            "the broker cannot read the {what} for '{resource}'; the operator should run \
+             `sluiced check-config`"
+        ),
+    )
+}
+
 /// The engines of this broker, by kind.
 #[derive(Debug)]
 pub struct Registry {

@@ -93,16 +93,11 @@ impl PostgresEngine {
 impl PostgresEngine {
     /// The target of `resource` with its credential, as a session logs in to it.
     fn target(&self, resource: &str, pg: &sluice_config::PostgresSpec) -> Result<Target, ApiError> {
-        let password = pg.password.value.resolve().map_err(|e| {
-            warn!(resource = %resource, error = %e, "cannot read the target credential");
-            ApiError::new(
-                ErrorCode::Internal,
-                format!(
-                    "the broker cannot read the credential for '{resource}'; the operator \
-                     should run `sluiced check-config`"
-                ),
-            )
-        })?;
+        let password = pg
+            .password
+            .value
+            .resolve()
+            .map_err(|_| super::unreadable(resource, "credential"))?;
         let tls = self
             .targets
             .borrow()
@@ -174,15 +169,9 @@ impl Engine for PostgresEngine {
             let authz = tunnel.authz;
             let resource = &authz.resource().name;
             let ResourceSpec::Postgres(pg) = &authz.resource().spec else {
-                return Err(ApiError::new(
-                    ErrorCode::Internal,
-                    "the postgres engine was handed a resource of another kind",
-                ));
+                return Err(super::another_kind("postgres"));
             };
-            let secret = tunnel
-                .headers
-                .get(SECRET_HEADER)
-                .and_then(|v| v.to_str().ok())
+            let secret = super::secret_header(tunnel.headers)
                 .filter(|s| s.len() >= MIN_SECRET_LEN)
                 .ok_or_else(|| {
                     ApiError::new(

@@ -18,7 +18,7 @@ use sluice_shared::tunnel::SECRET_HEADER;
 use sluice_shared::{ApiError, ErrorCode};
 use std::sync::Arc;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
 /// Shell and exec rules, and a recording of what the terminal showed.
 pub const ENFORCES: &[Need] = &[Need::SshRules, Need::ContentRecording];
@@ -75,15 +75,9 @@ impl Engine for SshEngine {
             let authz = tunnel.authz;
             let resource = &authz.resource().name;
             let ResourceSpec::Ssh(spec) = &authz.resource().spec else {
-                return Err(ApiError::new(
-                    ErrorCode::Internal,
-                    "the ssh engine was handed a resource of another kind",
-                ));
+                return Err(super::another_kind("ssh"));
             };
-            let client_key = tunnel
-                .headers
-                .get(SECRET_HEADER)
-                .and_then(|v| v.to_str().ok())
+            let client_key = super::secret_header(tunnel.headers)
                 .and_then(|text| PublicKey::from_openssh(text.trim()).ok())
                 .ok_or_else(|| {
                     ApiError::new(
@@ -94,16 +88,7 @@ impl Engine for SshEngine {
                         ),
                     )
                 })?;
-            let unreadable = |what: &str| {
-                warn!(resource = %resource, "cannot read the {what} of an ssh resource");
-                ApiError::new(
-                    ErrorCode::Internal,
-                    format!(
-                        "the broker cannot read the {what} for '{resource}'; the operator should \
-                         run `sluiced check-config`"
-                    ),
-                )
-            };
+            let unreadable = |what: &str| super::unreadable(resource, what);
             let key = spec
                 .key
                 .value

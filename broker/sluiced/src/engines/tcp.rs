@@ -26,10 +26,7 @@ impl Engine for TcpEngine {
     ) -> BoxFuture<'a, Result<Box<dyn Session>, ApiError>> {
         Box::pin(async move {
             let ResourceSpec::Tcp(spec) = &tunnel.authz.resource().spec else {
-                return Err(ApiError::new(
-                    ErrorCode::Internal,
-                    "the tcp engine was handed a resource of another kind",
-                ));
+                return Err(super::another_kind("tcp"));
             };
             let mut opener = tunnel.opener;
             // A refusal here is still an HTTP answer the CLI prints.
