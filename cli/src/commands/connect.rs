@@ -126,23 +126,13 @@ impl Tunnel {
             .local_addr()
             .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?
             .port();
-        // SSH: a per-connect key the broker accepts for these tunnels only, and its host key
-        // pinned for this port; the files live as long as `connect` does.
-        let ssh = match check.kind {
-            ResourceKind::Ssh => Some(super::ssh::LocalKeys::make(&check, port)?),
-            _ => None,
-        };
-        let secret = match (&check.kind, &ssh) {
-            (ResourceKind::Postgres, _) => Some(one_time_secret()),
-            (_, Some(keys)) => Some(Secret::new(keys.public.clone())),
-            _ => None,
-        };
+        let access = Access::for_kind(&check, port)?;
         let (ended_tx, ended) = watch::channel(None);
         let spec = Arc::new(TunnelSpec {
             broker: broker.clone(),
             resource: check.name.clone(),
             kind: check.kind.clone(),
-            secret: secret.clone(),
+            secret: access.secret(),
             tokens: tokens.clone(),
             grant: grant.id.clone(),
             ended: ended_tx,
@@ -152,9 +142,8 @@ impl Tunnel {
             details: Details {
                 check,
                 port,
-                secret,
+                access,
                 grant,
-                ssh,
             },
             serving,
             ended,
@@ -274,17 +263,47 @@ fn sigint_reached_the_command() -> bool {
 struct Details {
     check: ResourceCheck,
     port: u16,
-    secret: Option<Secret<String>>,
+    access: Access,
     grant: Grant,
-    /// For ssh: the per-connect key and the pinned broker host key.
-    ssh: Option<super::ssh::LocalKeys>,
+}
+
+/// What local clients present to the tunnels, and how they are told to: the one place
+/// `connect` knows resource kinds (a new kind adds a variant here).
+#[derive(Debug)]
+enum Access {
+    /// PostgreSQL: a one-time password for these tunnels only.
+    Postgres(Secret<String>),
+    /// SSH: a per-connect key the broker accepts for these tunnels only, and its host key
+    /// pinned for this port; the files live as long as `connect` does.
+    Ssh(super::ssh::LocalKeys),
+    /// Anything else: nothing to present.
+    Plain,
+}
+
+impl Access {
+    fn for_kind(check: &ResourceCheck, port: u16) -> CliResult<Self> {
+        Ok(match check.kind {
+            ResourceKind::Postgres => Self::Postgres(one_time_secret()),
+            ResourceKind::Ssh => Self::Ssh(super::ssh::LocalKeys::make(check, port)?),
+            _ => Self::Plain,
+        })
+    }
+
+    /// What each tunnel sends in the secret header.
+    fn secret(&self) -> Option<Secret<String>> {
+        match self {
+            Self::Postgres(secret) => Some(secret.clone()),
+            Self::Ssh(keys) => Some(Secret::new(keys.public.clone())),
+            Self::Plain => None,
+        }
+    }
 }
 
 impl Details {
     fn env(&self) -> Vec<(&'static str, String)> {
         let port = self.port.to_string();
-        match (&self.check.kind, &self.secret) {
-            (ResourceKind::Postgres, Some(secret)) => vec![
+        match &self.access {
+            Access::Postgres(secret) => vec![
                 ("PGHOST", "127.0.0.1".into()),
                 ("PGPORT", port),
                 ("PGUSER", self.check.subject.clone()),
@@ -296,22 +315,23 @@ impl Details {
                 // The hop to the CLI is loopback; the hop to the broker is TLS.
                 ("PGSSLMODE", "disable".into()),
             ],
-            _ => {
-                let mut env = vec![("SLUICE_HOST", "127.0.0.1".into()), ("SLUICE_PORT", port)];
-                if let Some(keys) = &self.ssh {
-                    env.push(("SLUICE_SSH_KEY", keys.key.display().to_string()));
-                    env.push((
-                        "SLUICE_SSH_KNOWN_HOSTS",
-                        keys.known_hosts.display().to_string(),
-                    ));
-                }
-                env
-            }
+            Access::Ssh(keys) => vec![
+                ("SLUICE_HOST", "127.0.0.1".into()),
+                ("SLUICE_PORT", port),
+                ("SLUICE_SSH_KEY", keys.key.display().to_string()),
+                (
+                    "SLUICE_SSH_KNOWN_HOSTS",
+                    keys.known_hosts.display().to_string(),
+                ),
+            ],
+            Access::Plain => vec![("SLUICE_HOST", "127.0.0.1".into()), ("SLUICE_PORT", port)],
         }
     }
 
     fn uri(&self) -> Option<String> {
-        let secret = self.secret.as_ref()?;
+        let Access::Postgres(secret) = &self.access else {
+            return None;
+        };
         Some(format!(
             "postgresql://{}:{}@127.0.0.1:{}/{}?sslmode=disable",
             super::encode_segment(&self.check.subject),
@@ -319,6 +339,31 @@ impl Details {
             self.port,
             super::encode_segment(self.check.database.as_deref().unwrap_or_default()),
         ))
+    }
+
+    /// How to connect, for people.
+    fn instructions(&self) -> Vec<String> {
+        match (&self.access, self.uri()) {
+            (_, Some(uri)) => vec![
+                "Connect with:".into(),
+                format!("  psql \"{uri}\""),
+                "The password in it is a one-time secret for this tunnel only; it is not the \
+                 database's password."
+                    .into(),
+            ],
+            (Access::Ssh(keys), None) => vec![
+                "Connect with:".into(),
+                format!(
+                    "  ssh -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -p {} \
+                     sluice@127.0.0.1",
+                    keys.key.display(),
+                    keys.known_hosts.display(),
+                    self.port
+                ),
+                "The key is made for this connect only; the broker refuses any other.".into(),
+            ],
+            _ => vec![format!("Point your client at 127.0.0.1:{}.", self.port)],
+        }
     }
 
     fn print(&self, output: Output) {
@@ -334,6 +379,13 @@ impl Details {
                     obj.insert("database".into(), self.check.database.clone().into());
                     obj.insert("uri".into(), uri.into());
                 }
+                if let Access::Ssh(keys) = &self.access {
+                    obj.insert("ssh_key".into(), keys.key.display().to_string().into());
+                    obj.insert(
+                        "ssh_known_hosts".into(),
+                        keys.known_hosts.display().to_string().into(),
+                    );
+                }
                 obj.insert("grant".into(), self.grant.id.clone().into());
                 obj.insert("role".into(), self.grant.role.clone().into());
                 obj.insert("expires_at".into(), self.grant.expires_at.into());
@@ -347,14 +399,6 @@ impl Details {
                     self.port,
                     clean(&self.check.subject)
                 );
-                if let Some(keys) = &self.ssh {
-                    println!(
-                        "Connect with: ssh -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -p {} sluice@127.0.0.1",
-                        keys.key.display(),
-                        keys.known_hosts.display(),
-                        self.port
-                    );
-                }
                 let now = format::now();
                 match self.grant.expires_at {
                     Some(at) => println!(
@@ -369,15 +413,8 @@ impl Details {
                         clean(&self.grant.role)
                     ),
                 }
-                match self.uri() {
-                    Some(uri) => {
-                        println!("Connect with:");
-                        println!("  psql \"{uri}\"");
-                        println!(
-                            "The password in it is a one-time secret for this tunnel only; it is not the database's password."
-                        );
-                    }
-                    None => println!("Point your client at 127.0.0.1:{}.", self.port),
+                for line in self.instructions() {
+                    println!("{line}");
                 }
                 println!("Press Ctrl-C to close the tunnel.");
             }
