@@ -18,7 +18,8 @@
 //! |---|---|---|---|
 //! | session | [`SessionEvent`] | `note`, `end` (the start is the [`Header`] line) | every session |
 //! | SQL | [`SqlEvent`] | `statement`, `result`, `error`, `rows` | the PostgreSQL engine |
-//! | terminal | [`TerminalEvent`] | `output`, `input`, `resize` | the SSH engine (later) |
+//! | terminal | [`TerminalEvent`] | `output`, `input`, `resize` | the SSH engine |
+//! | host | [`HostEvent`] | `exec`, `exit`, `file`, `forward` | the SSH engine |
 //! | HTTP | [`HttpEvent`] | `http_request`, `http_response` | the HTTP/Kubernetes engine (later) |
 //!
 //! The JSON stays flat (`{"t":..,"type":"statement",...}`), exactly as version 1 recordings
@@ -99,6 +100,8 @@ pub enum Body {
     Terminal(TerminalEvent),
     /// HTTP requests (HTTP and Kubernetes engines).
     Http(HttpEvent),
+    /// Commands, file operations and forwards on a host (SSH engine).
+    Host(HostEvent),
     /// An event type this build does not know (written by a newer broker). Readers skip it;
     /// written back, it is `{"type":"unknown"}`.
     Unknown,
@@ -119,6 +122,12 @@ impl From<SqlEvent> for Body {
 impl From<TerminalEvent> for Body {
     fn from(event: TerminalEvent) -> Self {
         Self::Terminal(event)
+    }
+}
+
+impl From<HostEvent> for Body {
+    fn from(event: HostEvent) -> Self {
+        Self::Host(event)
     }
 }
 
@@ -257,6 +266,53 @@ impl TerminalEvent {
     const TYPES: &'static [&'static str] = &["output", "input", "resize"];
 }
 
+/// What an SSH session did on its host besides the terminal: exec commands and how they were
+/// decided, exit statuses, file operations (SFTP, `scp`, `rsync`, `git`) and local forwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostEvent {
+    /// An exec command (`ssh host CMD`) and what the broker decided.
+    Exec {
+        /// The command line as the client sent it.
+        command: String,
+        /// The decision (`allowed` also for a file transfer, judged by its `file` event).
+        decision: Decision,
+    },
+    /// The exit status the host reported for a command or shell.
+    Exit {
+        /// The status.
+        status: u32,
+    },
+    /// A file operation, as the host resolved its path.
+    File {
+        /// `read`, `write`, `list`, `stat`, `remove`, `rename`, `mkdir`, `rmdir`, `setstat`,
+        /// `symlink`, `hardlink`, `scp-upload`, `rsync-download`, `git-upload`, ...
+        op: String,
+        /// The path.
+        path: String,
+        /// The second path of a rename or link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// Bytes read or written (files and transfers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<u64>,
+        /// `done`, `failed: <code>`, or `refused by <rule>: <reason>`.
+        outcome: String,
+    },
+    /// A local forward (`ssh -L`) the client opened.
+    Forward {
+        /// `host:port`, from the SSH host.
+        to: String,
+        /// Whether the role allows it.
+        allowed: bool,
+    },
+}
+
+impl HostEvent {
+    /// The `"type"` values of this family.
+    const TYPES: &'static [&'static str] = &["exec", "exit", "file", "forward"];
+}
+
 /// HTTP requests through the broker and their responses, for the HTTP and Kubernetes engines.
 /// Reserved: nothing emits these yet. `seq` pairs a response with its request, as it pairs SQL
 /// answers with their statement.
@@ -309,6 +365,7 @@ impl Serialize for Body {
             Self::Sql(event) => event.serialize(serializer),
             Self::Terminal(event) => event.serialize(serializer),
             Self::Http(event) => event.serialize(serializer),
+            Self::Host(event) => event.serialize(serializer),
             Self::Unknown => Placeholder::Unknown.serialize(serializer),
         }
     }
@@ -333,6 +390,8 @@ impl<'de> Deserialize<'de> for Body {
             serde_json::from_value(object).map(Self::Terminal)
         } else if HttpEvent::TYPES.contains(&kind) {
             serde_json::from_value(object).map(Self::Http)
+        } else if HostEvent::TYPES.contains(&kind) {
+            serde_json::from_value(object).map(Self::Host)
         } else {
             return Ok(Self::Unknown);
         };

@@ -47,17 +47,18 @@ fn commands_run_through_the_broker_with_their_output_and_exit_code() {
     let shown = cli.run(&["sessions", "show", &id, "--output", "json"]);
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
     let events = shown["events"].as_array().cloned().unwrap_or_default();
-    let notes: Vec<String> = events
-        .iter()
-        .filter_map(|e| e["message"].as_str().map(str::to_owned))
-        .collect();
     assert!(
-        notes
-            .iter()
-            .any(|n| n.starts_with("exec (allowed): echo out")),
-        "{notes:?}"
+        events.iter().any(|e| e["type"] == "exec"
+            && e["command"] == "echo out; echo err >&2; exit 3"
+            && e["decision"]["outcome"] == "allowed"),
+        "{events:?}"
     );
-    assert!(notes.iter().any(|n| n == "exit status 3"), "{notes:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "exit" && e["status"] == 3),
+        "{events:?}"
+    );
     assert!(events.iter().any(|e| e["type"] == "output"), "{events:?}");
 }
 

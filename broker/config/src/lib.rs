@@ -45,8 +45,8 @@ pub use model::{
 };
 pub use policy::{
     Approval, ApprovalOverride, Auditors, Decision, ExecRuleSpec, Grantable, Need, Policy,
-    Principal, RecordMode, Refusal, RefusalKind, Role, Rule, SqlRole, SshExec, SshRole, Tally,
-    glob_match, may_decide, subject_match, tally,
+    Principal, RecordMode, Refusal, RefusalKind, Role, Rule, SqlRole, SshExec, SshFiles, SshRole,
+    Tally, glob_match, may_decide, subject_match, tally,
 };
 pub use profiles::{
     ColumnMaskSpec, DetectorKind, DetectorSpec, GuardAction, GuardBase, GuardRuleSpec,

@@ -129,6 +129,22 @@ pub struct SshRole {
     pub shell: bool,
     /// Which exec commands run, are refused, or wait for approval.
     pub exec: SshExec,
+    /// What SFTP, `scp`, `rsync` and `git` may do (`files`); `None`: no file transfers.
+    pub files: Option<SshFiles>,
+    /// `host:port` pairs (as the SSH host resolves them) that `ssh -L` may reach (`forward`).
+    pub forward: Vec<String>,
+}
+
+/// A role's file rules: absolute path globs (`*` in a segment, `**` across), each covering the
+/// tree below what it matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshFiles {
+    /// Nothing may be written (`read_only`).
+    pub read_only: bool,
+    /// When not empty, only these paths.
+    pub allow: Vec<String>,
+    /// Never these paths.
+    pub deny: Vec<String>,
 }
 
 /// Exec rules: without `allow` rules every command not blocked runs.

@@ -20,14 +20,20 @@
 //!           block: [{name: no-rm, commands: ["rm *"]}]
 //!           approve: [{name: restarts, commands: ["systemctl restart *"]}]
 //!           approvers: [sre]              # else the role's approval groups
+//!         files:                          # SFTP, scp, rsync, git; none without this
+//!           read_only: false
+//!           allow: [/srv/app, /tmp]
+//!           deny: ["/srv/app/secrets", "**/.ssh"]
+//!         forward: ["127.0.0.1:5432"]     # ssh -L may reach these from the host
 //! ```
 
 use crate::extract::{Cx, Fields, Item};
 use crate::model::SshSpec;
-use crate::policy::{ExecRuleSpec, SshExec, SshRole};
+use crate::policy::{ExecRuleSpec, SshExec, SshFiles, SshRole};
 use crate::schema::{credential, optional};
 
-const ROLE_SSH_KEYS: &[&str] = &["shell", "exec"];
+const ROLE_SSH_KEYS: &[&str] = &["shell", "exec", "files", "forward"];
+const FILES_KEYS: &[&str] = &["read_only", "allow", "deny"];
 const EXEC_KEYS: &[&str] = &["allow", "block", "approve", "approvers"];
 const EXEC_RULE_KEYS: &[&str] = &["name", "commands"];
 
@@ -87,10 +93,68 @@ pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<SshRole> {
     let fields = cx.fields(item, ROLE_SSH_KEYS)?;
     let shell = optional(fields.optional("shell"), |item| cx.boolean(item));
     let exec = optional(fields.optional("exec"), |item| exec(cx, item));
+    let files = optional(fields.optional("files"), |item| files(cx, item));
+    let forward = optional(fields.optional("forward"), |item| forwards(cx, item));
     Some(SshRole {
         shell: shell?.unwrap_or(false),
         exec: exec?.unwrap_or_default(),
+        files: files?,
+        forward: forward?.unwrap_or_default(),
     })
+}
+
+fn files(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<SshFiles> {
+    let fields = cx.fields(item, FILES_KEYS)?;
+    let read_only = optional(fields.optional("read_only"), |item| cx.boolean(item));
+    let mut paths = |key: &str| {
+        optional(fields.optional(key), |item| {
+            let list = cx.string_list(item)?;
+            let mut ok = true;
+            for path in &list {
+                if !(path.value.starts_with('/') || path.value.starts_with("**")) {
+                    cx.invalid(
+                        item,
+                        format!(
+                            "`{}` is not an absolute path; file rules match paths as the host \
+                             resolves them (e.g. /srv/app, /home/*/.ssh, **/.git)",
+                            path.value
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            ok.then(|| list.into_iter().map(|p| p.value).collect::<Vec<_>>())
+        })
+    };
+    let allow = paths("allow");
+    let deny = paths("deny");
+    Some(SshFiles {
+        read_only: read_only?.unwrap_or(false),
+        allow: allow?.unwrap_or_default(),
+        deny: deny?.unwrap_or_default(),
+    })
+}
+
+fn forwards(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<Vec<String>> {
+    let list = cx.string_list(item)?;
+    let mut ok = true;
+    for entry in &list {
+        let valid = entry.value.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !valid {
+            cx.invalid(
+                item,
+                format!(
+                    "`{}` is not host:port; list what `ssh -L` may reach from the host, e.g. \
+                     127.0.0.1:5432",
+                    entry.value
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok.then(|| list.into_iter().map(|e| e.value).collect())
 }
 
 fn exec(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<SshExec> {

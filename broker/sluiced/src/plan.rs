@@ -49,13 +49,16 @@ pub struct Plans {
     roles: HashMap<String, Arc<RolePlan>>,
 }
 
-/// A role's SSH rules: without an `ssh:` section, a shell and any command (the host's own
-/// permissions are the limit, as for a PostgreSQL role without guardrails).
+/// A role's SSH rules: without an `ssh:` section, a shell, any command and any file transfer
+/// (the host's own permissions are the limit, as for a PostgreSQL role without guardrails),
+/// and no forwards. With one, file transfers need its `files:` and forwards its `forward:`.
 fn ssh_policy(ssh: Option<&sluice_config::SshRole>) -> sluice_engine_ssh::Policy {
     let Some(ssh) = ssh else {
         return sluice_engine_ssh::Policy {
             shell: true,
             exec: Default::default(),
+            files: Some(Default::default()),
+            forwards: Vec::new(),
         };
     };
     let rules = |specs: &[sluice_config::ExecRuleSpec]| {
@@ -74,6 +77,15 @@ fn ssh_policy(ssh: Option<&sluice_config::SshRole>) -> sluice_engine_ssh::Policy
             block: rules(&ssh.exec.block),
             approve: rules(&ssh.exec.approve),
         },
+        files: ssh
+            .files
+            .as_ref()
+            .map(|files| sluice_engine_ssh::FileRules {
+                read_only: files.read_only,
+                allow: files.allow.clone(),
+                deny: files.deny.clone(),
+            }),
+        forwards: ssh.forward.clone(),
     }
 }
 

@@ -4,7 +4,9 @@ use crate::args::{ExportFormat, GlobalArgs, Output, SessionsCommand};
 use crate::auth::session::TokenSource;
 use crate::exit::{CliResult, Exit};
 use crate::format::{self, clean};
-use sluice_shared::recording::{Body, Event, HttpEvent, SessionEvent, SqlEvent, TerminalEvent};
+use sluice_shared::recording::{
+    Body, Event, HostEvent, HttpEvent, SessionEvent, SqlEvent, TerminalEvent,
+};
 use sluice_shared::sessions::{SESSIONS_PATH, SessionDetail, SessionInfo, SessionList};
 use std::io::Write;
 use std::time::Duration;
@@ -246,6 +248,7 @@ fn event_line(event: &Event) -> Option<String> {
         Body::Sql(sql) => sql_line(&at, sql),
         Body::Terminal(terminal) => terminal_line(&at, terminal),
         Body::Http(http) => http_line(&at, http),
+        Body::Host(host) => host_line(&at, host),
         Body::Unknown => return None,
     };
     Some(line)
@@ -335,6 +338,42 @@ fn terminal_line(at: &str, event: &TerminalEvent) -> String {
             format!("{at}     input: {}", clean(&String::from_utf8_lossy(data)))
         }
         TerminalEvent::Resize { cols, rows } => format!("{at}     terminal {cols}x{rows}"),
+    }
+}
+
+fn host_line(at: &str, event: &HostEvent) -> String {
+    match event {
+        HostEvent::Exec { command, decision } => format!(
+            "{at}  $ {}\n{:>11}-> {}",
+            clean(command),
+            "",
+            clean(&decision.describe())
+        ),
+        HostEvent::Exit { status } => format!("{at}     exit status {status}"),
+        HostEvent::File {
+            op,
+            path,
+            to,
+            bytes,
+            outcome,
+        } => {
+            let to = to
+                .as_deref()
+                .map(|to| format!(" -> {}", clean(to)))
+                .unwrap_or_default();
+            let bytes = bytes.map(|b| format!(", {b} bytes")).unwrap_or_default();
+            format!(
+                "{at}     file {} {}{to}{bytes}: {}",
+                clean(op),
+                clean(path),
+                clean(outcome)
+            )
+        }
+        HostEvent::Forward { to, allowed } => format!(
+            "{at}     forward to {}: {}",
+            clean(to),
+            if *allowed { "opened" } else { "refused" }
+        ),
     }
 }
 

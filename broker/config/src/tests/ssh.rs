@@ -65,6 +65,35 @@ policy:
         "shell is off unless written"
     );
     assert!(ops.needs.iter().any(|n| n.value == Need::SshRules));
+    assert_eq!(ssh.files, None, "no file transfers unless written");
+}
+
+#[test]
+fn file_rules_and_forwards_load() {
+    let config = parse_ok(&format!(
+        "{HEAD}resources:
+  web: {{kind: ssh, address: 127.0.0.1:22, user: d, key: file:/k, host_key: 'SHA256:abc'}}
+policy:
+  roles:
+    ops:
+      max_ttl: 1h
+      ssh:
+        files: {{read_only: true, allow: [/srv/app, '**/logs'], deny: ['/srv/app/secrets']}}
+        forward: ['127.0.0.1:5432', 'db.internal:443']
+  rules:
+    - {{name: r, groups: [dev], resources: [web], roles: [ops]}}
+"
+    ));
+    let ssh = config
+        .policy
+        .role("ops")
+        .and_then(|r| r.ssh.as_ref())
+        .expect("ssh");
+    let files = ssh.files.as_ref().expect("files");
+    assert!(files.read_only);
+    assert_eq!(files.allow, ["/srv/app", "**/logs"]);
+    assert_eq!(files.deny, ["/srv/app/secrets"]);
+    assert_eq!(ssh.forward, ["127.0.0.1:5432", "db.internal:443"]);
 }
 
 #[test]
@@ -93,6 +122,10 @@ policy:
         shel: true
         exec:
           allow: [{{name: x, commands: []}}]
+        files:
+          read_onl: true
+          allow: [srv/app]
+        forward: [localhost, '127.0.0.1:99999', 'db:5432']
 "
     ));
     let keys: Vec<&str> = errors.iter().map(|e| e.2.as_str()).collect();
@@ -103,6 +136,9 @@ policy:
         "resources.pg.host_key",
         "policy.roles.r.ssh.shel",
         "policy.roles.r.ssh.exec.allow[0].commands",
+        "policy.roles.r.ssh.files.read_onl",
+        "policy.roles.r.ssh.files.allow",
+        "policy.roles.r.ssh.forward",
     ] {
         assert!(keys.contains(&key), "{key} missing from {errors:#?}");
     }

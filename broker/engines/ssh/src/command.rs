@@ -738,6 +738,8 @@ pub struct Transfer {
     pub kind: TransferKind,
     /// True when files go to the host.
     pub upload: bool,
+    /// `scp -r`: a whole directory.
+    pub recursive: bool,
     /// The paths named (a repository, a target directory).
     pub paths: Vec<String>,
 }
@@ -782,11 +784,15 @@ fn transfer(line: &CommandLine) -> Option<Transfer> {
         "scp" if args.iter().any(|a| a == "-t" || a == "-f") => Some(Transfer {
             kind: TransferKind::Scp,
             upload: args.iter().any(|a| a == "-t"),
+            recursive: args
+                .iter()
+                .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('r')),
             paths: operands(true),
         }),
         "rsync" if args.iter().any(|a| a == "--server") => Some(Transfer {
             kind: TransferKind::Rsync,
             upload: !args.iter().any(|a| a == "--sender"),
+            recursive: true,
             paths: args
                 .iter()
                 .skip_while(|a| *a != ".")
@@ -797,6 +803,7 @@ fn transfer(line: &CommandLine) -> Option<Transfer> {
         name @ ("git-upload-pack" | "git-receive-pack" | "git-upload-archive") => Some(Transfer {
             kind: TransferKind::Git,
             upload: name == "git-receive-pack",
+            recursive: true,
             paths: operands(true),
         }),
         _ => None,

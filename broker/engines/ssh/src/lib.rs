@@ -1,10 +1,17 @@
-//! The SSH engine (issue 12). This first part is pure: [`command`] reads an exec command line
-//! the way the target user's POSIX shell will run it (quoting, control syntax, substitutions,
-//! wrappers such as `sh -c` and `sudo`) and decides it against a role's exec rules before
-//! anything reaches the host. The protocol side (russh on both ends) builds on it.
+//! The SSH engine: [`session`] terminates the client's SSH and logs in to the host (russh on
+//! both ends); [`command`] reads an exec command line as the target user's shell will run it
+//! and decides it; [`files`] judges paths, which [`resolve`] asks the host to resolve;
+//! [`sftp`] reads the SFTP messages the relay judges.
 
 pub mod command;
+pub mod files;
+pub mod resolve;
 pub mod session;
+pub mod sftp;
+mod sftp_relay;
 
 pub use command::{CommandLine, ExecRule, ExecRules, Judgement, Simple, Transfer, TransferKind};
-pub use session::{HostKey, Journal, Params, Policy, Summary, Target, serve};
+pub use files::{Access, FileRules, Refusal};
+pub use session::{
+    FileEvent, FileOutcome, HostKey, Journal, Params, Policy, Summary, Target, serve,
+};

@@ -13,7 +13,9 @@
 //! 126. Port forwarding, agent and X11 forwarding and subsystems (SFTP) are refused in this
 //! version.
 
-use crate::command::{ExecRules, Judgement};
+use crate::command::{ExecRules, Judgement, Transfer, TransferKind};
+use crate::files::{Access, FileRules, Refusal};
+use crate::resolve::{Resolved, Resolver};
 use russh::keys::PrivateKeyWithHashAlg;
 use russh::keys::ssh_key::{HashAlg, PrivateKey, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
@@ -89,6 +91,36 @@ pub struct Policy {
     pub shell: bool,
     /// The exec rules.
     pub exec: ExecRules,
+    /// What SFTP, `scp`, `rsync` and `git` may do; `None`: no file transfers at all.
+    pub files: Option<FileRules>,
+    /// `host:port` pairs a local forward (`ssh -L`) may reach, from the host.
+    pub forwards: Vec<String>,
+}
+
+/// One file operation, for the journal.
+#[derive(Debug)]
+pub struct FileEvent<'a> {
+    /// `read`, `write`, `list`, `remove`, `rename`, `mkdir`, `scp-upload`, `git-download`, …
+    pub op: &'a str,
+    /// The path as the host resolved it.
+    pub path: &'a str,
+    /// The second path of a rename or link.
+    pub to: Option<&'a str>,
+    /// Bytes read or written, for files.
+    pub bytes: Option<u64>,
+    /// What became of it.
+    pub outcome: FileOutcome<'a>,
+}
+
+/// What became of a file operation.
+#[derive(Debug)]
+pub enum FileOutcome<'a> {
+    /// Done (or, for a transfer, ended).
+    Done,
+    /// Passed on; the host answered with this `SSH_FX_*` error code.
+    Failed(u32),
+    /// Refused by the role's file rules; never reached the host.
+    Refused(&'a Refusal),
 }
 
 /// Where the session's events go (the broker's recording and audit).
@@ -97,12 +129,20 @@ pub trait Journal: Send + Sync {
     fn output(&self, data: &[u8], stderr: bool);
     /// A terminal size, at the pty request and at each change.
     fn resize(&self, cols: u32, rows: u32);
-    /// An exec command and what was decided.
+    /// An exec command and what was decided (a held one is journaled by [`Journal::held`]).
     fn command(&self, command: &str, judgement: &Judgement);
+    /// A held command's outcome: approved by someone (`Ok(by)`), or refused (`Err(reason)`).
+    fn held(&self, command: &str, rule: &str, request: &str, outcome: Result<&str, &str>);
     /// A shell was opened, or refused.
     fn shell(&self, allowed: bool);
     /// The exit status the host reported.
     fn exit(&self, status: u32);
+    /// A file operation (SFTP, or a whole `scp`/`rsync`/`git` transfer).
+    fn file(&self, event: &FileEvent<'_>);
+    /// A local forward (`ssh -L`) to `to`, allowed or refused.
+    fn forward(&self, to: &str, allowed: bool);
+    /// Anything else worth keeping.
+    fn note(&self, message: &str);
 }
 
 /// Everything one session needs.
@@ -153,10 +193,12 @@ where
         nodelay: true,
         ..Default::default()
     });
+    let resolver = Arc::new(Resolver::new(params.target.clone()));
     let handler = Broker {
         params: Arc::new(params),
         upstream: None,
         unreachable: None,
+        resolver,
     };
     let running = match russh::server::run_stream(config, stream, handler).await {
         Ok(running) => running,
@@ -194,6 +236,8 @@ struct Broker {
     upstream: Option<Arc<russh::client::Handle<Upstream>>>,
     /// Why the host could not be reached, told on the first channel.
     unreachable: Option<String>,
+    /// Resolves paths on the host for the file rules (its own login, made on first use).
+    resolver: Arc<Resolver>,
 }
 
 impl russh::server::Handler for Broker {
@@ -239,7 +283,12 @@ impl russh::server::Handler for Broker {
         match upstream.channel_open_session().await {
             Ok(host) => {
                 reply.accept().await;
-                tokio::spawn(relay(channel, host, Arc::clone(&self.params)));
+                tokio::spawn(relay(
+                    channel,
+                    host,
+                    Arc::clone(&self.params),
+                    Arc::clone(&self.resolver),
+                ));
             }
             Err(e) => {
                 reply.accept().await;
@@ -299,10 +348,54 @@ impl russh::server::Handler for Broker {
     async fn subsystem_request(
         &mut self,
         channel: ChannelId,
-        _name: &str,
+        name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        session.channel_failure(channel)
+        // The relay starts SFTP on the host, or tells the client why not.
+        if name == "sftp" && self.params.policy.files.is_some() && self.upstream.is_some() {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let to = format!("{host_to_connect}:{port_to_connect}");
+        let allowed = self.params.policy.forwards.contains(&to);
+        if let Some(j) = &self.params.journal {
+            j.forward(&to, allowed);
+        }
+        let Some(upstream) = self.upstream.clone().filter(|_| allowed) else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        match upstream
+            .channel_open_direct_tcpip(
+                host_to_connect,
+                port_to_connect,
+                originator_address,
+                originator_port,
+            )
+            .await
+        {
+            Ok(host) => {
+                reply.accept().await;
+                tokio::spawn(forward(channel, host));
+            }
+            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
+        }
+        Ok(())
     }
 
     async fn x11_request(
@@ -319,7 +412,7 @@ impl russh::server::Handler for Broker {
 }
 
 /// Logs in to the host with the broker's key, checking its host key.
-async fn login(target: &Target) -> Result<russh::client::Handle<Upstream>, String> {
+pub(crate) async fn login(target: &Target) -> Result<russh::client::Handle<Upstream>, String> {
     let config = Arc::new(russh::client::Config {
         inactivity_timeout: None,
         nodelay: true,
@@ -363,7 +456,7 @@ async fn login(target: &Target) -> Result<russh::client::Handle<Upstream>, Strin
 }
 
 /// The broker's client to the host: it only checks the host key.
-struct Upstream {
+pub(crate) struct Upstream {
     pin: HostKey,
     mismatch: Option<String>,
 }
@@ -438,6 +531,13 @@ async fn held(
     loop {
         tokio::select! {
             outcome = &mut decision => {
+                if let Some(j) = &params.journal {
+                    let decided = match &outcome {
+                        sluice_engine::hold::HoldOutcome::Approved { by } => Ok(by.as_str()),
+                        sluice_engine::hold::HoldOutcome::Denied { message } => Err(message.as_str()),
+                    };
+                    j.held(command, rule, &hold.id, decided);
+                }
                 return match outcome {
                     sluice_engine::hold::HoldOutcome::Approved { by } => {
                         let _ = client
@@ -455,6 +555,9 @@ async fn held(
                 Some(ChannelMsg::Eof) => eof = true,
                 Some(ChannelMsg::Close) | None => {
                     approvals.withdraw(&hold.id, "the client went away");
+                    if let Some(j) = &params.journal {
+                        j.held(command, rule, &hold.id, Err("withdrawn: the client went away"));
+                    }
                     return Held::Gone;
                 }
                 Some(_) => {}
@@ -471,13 +574,145 @@ async fn refuse(channel: Channel<Msg>, message: String, status: u32) {
     let _ = channel.close().await;
 }
 
+/// A file transfer an exec command started (`scp -t`, `rsync --server`, `git-upload-pack`):
+/// its output is file data, counted and not recorded as terminal output.
+struct Running {
+    op: String,
+    path: String,
+    upload: bool,
+    bytes: u64,
+}
+
+/// Judges a transfer's paths, as the host resolves them, by the role's file rules; the
+/// client's message when it is refused.
+async fn judge_transfer(
+    params: &Params,
+    resolver: &Resolver,
+    transfer: &Transfer,
+) -> Result<Running, String> {
+    let op = format!(
+        "{}-{}",
+        transfer.kind,
+        if transfer.upload {
+            "upload"
+        } else {
+            "download"
+        }
+    );
+    let Some(rules) = &params.policy.files else {
+        return Err(format!(
+            "sluice: refused: this role may not transfer files ({} needs `ssh.files` in the \
+             role)\r\n",
+            transfer.kind
+        ));
+    };
+    let Some(first) = transfer.paths.first() else {
+        return Err(format!(
+            "sluice: refused: the {} command names no path\r\n",
+            transfer.kind
+        ));
+    };
+    let access = if transfer.upload {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    // A directory sent or received whole: no denied path may lie below it.
+    let tree = match transfer.kind {
+        TransferKind::Scp => transfer.recursive,
+        TransferKind::Rsync | TransferKind::Git => true,
+    };
+    let mut resolved_first = String::new();
+    for path in &transfer.paths {
+        if path.starts_with('~') || path.contains(['$', '`', '*', '?', '[', '{']) {
+            return Err(format!(
+                "sluice: refused: the shell would expand the path `{path}`, so where it leads \
+                 cannot be judged; give the path itself\r\n"
+            ));
+        }
+        // `dir/` names `dir` (rsync's destination, made if missing).
+        let trimmed = match path.trim_end_matches('/') {
+            "" => "/",
+            trimmed => trimmed,
+        };
+        let resolved = match resolver.resolve(trimmed, crate::sftp::Follow::Yes).await {
+            Ok(Resolved::Path(resolved)) => resolved,
+            Ok(Resolved::Status(_)) => {
+                return Err(format!("sluice: {path}: no such file or directory\r\n"));
+            }
+            Err(why) => return Err(format!("sluice: refused: {why}\r\n")),
+        };
+        let judged = if tree {
+            rules.judge_tree(access, &resolved)
+        } else {
+            rules.judge(access, &resolved)
+        };
+        if let Err(refusal) = judged {
+            if let Some(j) = &params.journal {
+                j.file(&FileEvent {
+                    op: &op,
+                    path: &resolved,
+                    to: None,
+                    bytes: None,
+                    outcome: FileOutcome::Refused(&refusal),
+                });
+            }
+            return Err(format!(
+                "sluice: Permission denied: {} (rule {})\r\n",
+                refusal.reason, refusal.rule
+            ));
+        }
+        if path == first {
+            resolved_first = resolved;
+        }
+    }
+    Ok(Running {
+        op,
+        path: resolved_first,
+        upload: transfer.upload,
+        bytes: 0,
+    })
+}
+
+/// Relays a local forward (`ssh -L`) channel both ways until either side ends it.
+async fn forward(client: Channel<Msg>, host: Channel<russh::client::Msg>) {
+    let (mut client_in, client_out) = client.split();
+    let (mut host_in, host_out) = host.split();
+    tokio::select! {
+        () = pump(&mut client_in, &host_out) => {}
+        () = pump(&mut host_in, &client_out) => {}
+    }
+    let _ = host_out.close().await;
+    let _ = client_out.close().await;
+}
+
+/// Passes data and end-of-data from one channel to another until it closes.
+async fn pump<S>(from: &mut russh::ChannelReadHalf, to: &russh::ChannelWriteHalf<S>)
+where
+    S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static,
+{
+    while let Some(message) = from.wait().await {
+        let sent = match message {
+            ChannelMsg::Data { data } => to.data_bytes(data).await,
+            ChannelMsg::Eof => to.eof().await,
+            ChannelMsg::Close => return,
+            _ => Ok(()),
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
 /// Relays one session channel between the client and the host, deciding what it asks.
 async fn relay(
     mut client: Channel<Msg>,
     mut host: Channel<russh::client::Msg>,
     params: Arc<Params>,
+    resolver: Arc<Resolver>,
 ) {
     let journal = params.journal.clone();
+    let mut running: Option<Running> = None;
     loop {
         tokio::select! {
             message = client.wait() => {
@@ -516,6 +751,27 @@ async fn relay(
                             return;
                         }
                     }
+                    ChannelMsg::RequestSubsystem { name, .. } => {
+                        let Some(rules) = params.policy.files.clone().filter(|_| name == "sftp") else {
+                            if let Some(j) = &journal {
+                                j.note(&format!("subsystem {name} refused"));
+                            }
+                            let _ = host.close().await;
+                            let why = if name == "sftp" {
+                                "sluice: this role may not transfer files (no `ssh.files` in the role)\r\n".to_owned()
+                            } else {
+                                format!("sluice: the subsystem {name} is not served through sluice\r\n")
+                            };
+                            refuse(client, why, REFUSED).await;
+                            return;
+                        };
+                        if host.request_subsystem(false, "sftp").await.is_err() {
+                            let _ = client.close().await;
+                            return;
+                        }
+                        crate::sftp_relay::relay(client, host, rules, resolver, journal).await;
+                        return;
+                    }
                     ChannelMsg::Exec { command, .. } => {
                         let command = String::from_utf8_lossy(&command).into_owned();
                         let judgement = params.policy.exec.judge(&command);
@@ -546,10 +802,13 @@ async fn relay(
                                     }
                                 }
                             }
-                            Judgement::Transfer(t) => Some(format!(
-                                "sluice: refused: {} transfers are not served by this broker yet\r\n",
-                                t.kind
-                            )),
+                            Judgement::Transfer(t) => match judge_transfer(&params, &resolver, t).await {
+                                Ok(transfer) => {
+                                    running = Some(transfer);
+                                    None
+                                }
+                                Err(message) => Some(message),
+                            },
                         };
                         match refusal {
                             None => {
@@ -563,6 +822,9 @@ async fn relay(
                         }
                     }
                     ChannelMsg::Data { data } => {
+                        if let Some(t) = running.as_mut().filter(|t| t.upload) {
+                            t.bytes += data.len() as u64;
+                        }
                         let _ = host.data_bytes(data).await;
                     }
                     ChannelMsg::Signal { signal } => {
@@ -585,8 +847,17 @@ async fn relay(
                 };
                 match message {
                     ChannelMsg::Data { data } => {
-                        if let Some(j) = &journal {
-                            j.output(&data, false);
+                        match running.as_mut() {
+                            Some(t) => {
+                                if !t.upload {
+                                    t.bytes += data.len() as u64;
+                                }
+                            }
+                            None => {
+                                if let Some(j) = &journal {
+                                    j.output(&data, false);
+                                }
+                            }
                         }
                         if client.data_bytes(data).await.is_err() {
                             break;
@@ -617,5 +888,14 @@ async fn relay(
                 }
             }
         }
+    }
+    if let (Some(t), Some(j)) = (running, &journal) {
+        j.file(&FileEvent {
+            op: &t.op,
+            path: &t.path,
+            to: None,
+            bytes: Some(t.bytes),
+            outcome: FileOutcome::Done,
+        });
     }
 }

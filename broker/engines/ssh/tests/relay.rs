@@ -2,132 +2,12 @@
 //! stdout, stderr and exit codes; refused commands that never run; an exec-only role; a wrong
 //! host key and a wrong client key refused with one clear line.
 
-use russh::keys::ssh_key::PrivateKey;
-use sluice_engine::LeaseHandle;
-use sluice_engine_ssh::{ExecRule, ExecRules, HostKey, Params, Policy, Target, serve};
-use sluice_tests::Sshd;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
+
+use sluice_engine_ssh::{ExecRule, ExecRules, HostKey, Policy};
+use std::process::Command;
 use std::sync::Arc;
-
-/// A broker-side listener serving every connection with `params`; its port.
-async fn broker(params: Params) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let params = params.clone();
-            tokio::spawn(async move {
-                let handle = LeaseHandle::new();
-                let _summary = serve(stream, params, handle.lease()).await;
-            });
-        }
-    });
-    port
-}
-
-/// An ed25519 key pair on disk for the client, and its public key.
-fn client_key(dir: &Path, name: &str) -> (PathBuf, russh::keys::PublicKey) {
-    let path = dir.join(name);
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&path)
-        .status()
-        .expect("ssh-keygen");
-    assert!(made.success());
-    let public = std::fs::read_to_string(path.with_extension("pub")).expect("pub");
-    (
-        path,
-        russh::keys::PublicKey::from_openssh(public.trim()).expect("public key"),
-    )
-}
-
-struct Setup {
-    sshd: Sshd,
-    dir: tempfile::TempDir,
-    broker_key: PrivateKey,
-    client: PathBuf,
-    client_public: russh::keys::PublicKey,
-}
-
-fn setup() -> Setup {
-    let sshd = Sshd::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (client, client_public) = client_key(dir.path(), "client");
-    let (host, _) = client_key(dir.path(), "broker_host");
-    let broker_key = russh::keys::load_secret_key(host, None).expect("host key");
-    Setup {
-        sshd,
-        dir,
-        broker_key,
-        client,
-        client_public,
-    }
-}
-
-impl Setup {
-    fn params(&self, policy: Policy, host_key: HostKey) -> Params {
-        let key = russh::keys::load_secret_key(self.sshd.client_key(), None).expect("broker key");
-        Params {
-            client_key: self.client_public.clone(),
-            host_key: self.broker_key.clone(),
-            target: Target {
-                address: self.sshd.address(),
-                user: self.sshd.user.clone(),
-                key: Arc::new(key),
-                host_key,
-            },
-            policy,
-            journal: None,
-            approvals: None,
-        }
-    }
-
-    fn pinned(&self) -> HostKey {
-        HostKey::parse(&self.sshd.host_key()).expect("host key")
-    }
-
-    /// The system ssh at the broker on `port`, pinning the broker's host key, with `key`.
-    fn ssh(&self, port: u16, key: &Path, args: &[&str]) -> Output {
-        let known = self.dir.path().join("known_hosts");
-        std::fs::write(
-            &known,
-            format!(
-                "[127.0.0.1]:{port} {}\n",
-                self.broker_key.public_key().to_openssh().expect("openssh")
-            ),
-        )
-        .expect("known_hosts");
-        Command::new("ssh")
-            .args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-            ])
-            .args(["-o", "IdentitiesOnly=yes"])
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", known.display()))
-            .arg("-i")
-            .arg(key)
-            .args(["-p", &port.to_string(), "someone@127.0.0.1"])
-            .args(args)
-            .output()
-            .expect("ssh")
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking task")
-}
+use support::{blocking, broker, client_key, setup, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_passes_stdout_stderr_stdin_and_the_exit_code() {
@@ -194,6 +74,7 @@ async fn a_refused_command_never_runs_and_says_which_rule() {
             }],
             ..ExecRules::default()
         },
+        ..Policy::default()
     };
     let port = broker(setup.params(policy, setup.pinned())).await;
     for attack in [

@@ -11,9 +11,9 @@ use hyper_util::rt::TokioIo;
 use russh::keys::{PrivateKey, PublicKey};
 use sluice_config::{Need, ResourceSpec};
 use sluice_engine::{Lease, LeaseHandle};
-use sluice_engine_ssh::{HostKey, Judgement, Params, Target};
+use sluice_engine_ssh::{FileEvent, FileOutcome, HostKey, Judgement, Params, Target};
 use sluice_recording::SessionRecording;
-use sluice_shared::recording::{SessionEvent, TerminalEvent};
+use sluice_shared::recording::{Decision, HostEvent, SessionEvent, TerminalEvent};
 use sluice_shared::tunnel::SECRET_HEADER;
 use sluice_shared::{ApiError, ErrorCode};
 use std::sync::Arc;
@@ -120,12 +120,14 @@ impl Engine for SshEngine {
                     timeout: HOLD_TIMEOUT,
                 },
             };
-            let journal = opener.recording().map(|recording| {
-                Arc::new(Recorded {
-                    recording,
-                    budget: Budget::new(OUTPUT_CAP),
-                }) as Arc<dyn sluice_engine_ssh::Journal>
+            // Always a journal: file operations and refusals reach the audit trail even when
+            // the role records nothing.
+            let journal: Arc<dyn sluice_engine_ssh::Journal> = Arc::new(Recorded {
+                recording: opener.recording(),
+                budget: Budget::new(OUTPUT_CAP),
+                session: opener.session_id().unwrap_or_default().to_owned(),
             });
+            let journal = Some(journal);
             Ok(Box::new(SshSession {
                 params: Params {
                     client_key,
@@ -233,8 +235,18 @@ impl Budget {
 /// as asciicast-shaped events; commands, shells and exit statuses as notes. Input is never
 /// recorded (passwords typed at a `sudo` prompt).
 struct Recorded {
-    recording: SessionRecording,
+    recording: Option<SessionRecording>,
     budget: Budget,
+    /// The session, for audit events.
+    session: String,
+}
+
+impl Recorded {
+    fn record(&self, event: impl Into<sluice_shared::recording::Body>) {
+        if let Some(recording) = &self.recording {
+            recording.record(event);
+        }
+    }
 }
 
 impl sluice_engine_ssh::Journal for Recorded {
@@ -244,11 +256,11 @@ impl sluice_engine_ssh::Journal for Recorded {
             Keep::Part(n) => (&data[..n], true),
             Keep::None => return,
         };
-        self.recording.record(TerminalEvent::Output {
+        self.record(TerminalEvent::Output {
             data: kept.to_vec(),
         });
         if spent {
-            self.recording.record(SessionEvent::Note {
+            self.record(SessionEvent::Note {
                 message: format!(
                     "terminal output past {} MiB is not recorded; the session went on",
                     OUTPUT_CAP / (1024 * 1024)
@@ -258,26 +270,58 @@ impl sluice_engine_ssh::Journal for Recorded {
     }
 
     fn resize(&self, cols: u32, rows: u32) {
-        self.recording.record(TerminalEvent::Resize {
+        self.record(TerminalEvent::Resize {
             cols: u16::try_from(cols).unwrap_or(u16::MAX),
             rows: u16::try_from(rows).unwrap_or(u16::MAX),
         });
     }
 
     fn command(&self, command: &str, judgement: &Judgement) {
-        let decided = match judgement {
-            Judgement::Allow => "allowed".to_owned(),
-            Judgement::Block { rule, .. } => format!("refused by {rule}"),
-            Judgement::Hold { rule, .. } => format!("refused (held by {rule}, not supported yet)"),
-            Judgement::Transfer(t) => format!("refused ({} transfer)", t.kind),
+        let decision = match judgement {
+            // Journaled with its outcome by `held`.
+            Judgement::Hold { .. } => return,
+            Judgement::Allow | Judgement::Transfer(_) => Decision::Allowed,
+            Judgement::Block { rule, reason } => Decision::Blocked {
+                rule: rule.clone(),
+                message: reason.clone(),
+            },
         };
-        self.recording.record(SessionEvent::Note {
-            message: format!("exec ({decided}): {command}"),
+        if let Decision::Blocked { rule, .. } = &decision {
+            info!(
+                target: "audit",
+                event = "ssh.exec_refused.v1",
+                session = %self.session,
+                rule = %rule,
+                "an exec command was refused"
+            );
+        }
+        self.record(HostEvent::Exec {
+            command: command.to_owned(),
+            decision,
+        });
+    }
+
+    fn held(&self, command: &str, rule: &str, request: &str, outcome: Result<&str, &str>) {
+        let decision = match outcome {
+            Ok(by) => Decision::Approved {
+                rule: rule.to_owned(),
+                by: by.to_owned(),
+                request: request.to_owned(),
+            },
+            Err(reason) => Decision::Denied {
+                rule: rule.to_owned(),
+                reason: reason.to_owned(),
+                request: request.to_owned(),
+            },
+        };
+        self.record(HostEvent::Exec {
+            command: command.to_owned(),
+            decision,
         });
     }
 
     fn shell(&self, allowed: bool) {
-        self.recording.record(SessionEvent::Note {
+        self.record(SessionEvent::Note {
             message: if allowed {
                 "shell opened".into()
             } else {
@@ -287,9 +331,70 @@ impl sluice_engine_ssh::Journal for Recorded {
     }
 
     fn exit(&self, status: u32) {
-        self.recording.record(SessionEvent::Note {
-            message: format!("exit status {status}"),
+        self.record(HostEvent::Exit { status });
+    }
+
+    fn file(&self, event: &FileEvent<'_>) {
+        let outcome = match &event.outcome {
+            FileOutcome::Done => "done".to_owned(),
+            FileOutcome::Failed(code) => format!("failed: {}", sftp_status(*code)),
+            FileOutcome::Refused(refusal) => {
+                format!("refused by {}: {}", refusal.rule, refusal.reason)
+            }
+        };
+        // Every file operation is in the audit trail too: who touched which path on which
+        // host, whatever happens to the recording.
+        info!(
+            target: "audit",
+            event = "ssh.file.v1",
+            session = %self.session,
+            op = %event.op,
+            path = %event.path,
+            to = event.to.unwrap_or(""),
+            bytes = event.bytes.unwrap_or(0),
+            outcome = %outcome,
+            "file operation"
+        );
+        self.record(HostEvent::File {
+            op: event.op.to_owned(),
+            path: event.path.to_owned(),
+            to: event.to.map(str::to_owned),
+            bytes: event.bytes,
+            outcome,
         });
+    }
+
+    fn forward(&self, to: &str, allowed: bool) {
+        info!(
+            target: "audit",
+            event = "ssh.forward.v1",
+            session = %self.session,
+            to = %to,
+            allowed,
+            "local forward"
+        );
+        self.record(HostEvent::Forward {
+            to: to.to_owned(),
+            allowed,
+        });
+    }
+
+    fn note(&self, message: &str) {
+        self.record(SessionEvent::Note {
+            message: message.to_owned(),
+        });
+    }
+}
+
+/// `SSH_FX_*` codes as words.
+fn sftp_status(code: u32) -> String {
+    match code {
+        1 => "end of file".into(),
+        2 => "no such file".into(),
+        3 => "permission denied".into(),
+        4 => "failure".into(),
+        8 => "unsupported".into(),
+        other => format!("code {other}"),
     }
 }
 
