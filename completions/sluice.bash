@@ -28,6 +28,9 @@ _sluice() {
             sluice,completions)
                 cmd="sluice__subcmd__completions"
                 ;;
+            sluice,config)
+                cmd="sluice__subcmd__config"
+                ;;
             sluice,connect)
                 cmd="sluice__subcmd__connect"
                 ;;
@@ -82,6 +85,18 @@ _sluice() {
             sluice__subcmd__audit__subcmd__help,verify)
                 cmd="sluice__subcmd__audit__subcmd__help__subcmd__verify"
                 ;;
+            sluice__subcmd__config,help)
+                cmd="sluice__subcmd__config__subcmd__help"
+                ;;
+            sluice__subcmd__config,ssh)
+                cmd="sluice__subcmd__config__subcmd__ssh"
+                ;;
+            sluice__subcmd__config__subcmd__help,help)
+                cmd="sluice__subcmd__config__subcmd__help__subcmd__help"
+                ;;
+            sluice__subcmd__config__subcmd__help,ssh)
+                cmd="sluice__subcmd__config__subcmd__help__subcmd__ssh"
+                ;;
             sluice__subcmd__grant,help)
                 cmd="sluice__subcmd__grant__subcmd__help"
                 ;;
@@ -124,6 +139,9 @@ _sluice() {
             sluice__subcmd__help,completions)
                 cmd="sluice__subcmd__help__subcmd__completions"
                 ;;
+            sluice__subcmd__help,config)
+                cmd="sluice__subcmd__help__subcmd__config"
+                ;;
             sluice__subcmd__help,connect)
                 cmd="sluice__subcmd__help__subcmd__connect"
                 ;;
@@ -165,6 +183,9 @@ _sluice() {
                 ;;
             sluice__subcmd__help__subcmd__audit,verify)
                 cmd="sluice__subcmd__help__subcmd__audit__subcmd__verify"
+                ;;
+            sluice__subcmd__help__subcmd__config,ssh)
+                cmd="sluice__subcmd__help__subcmd__config__subcmd__ssh"
                 ;;
             sluice__subcmd__help__subcmd__grant,list)
                 cmd="sluice__subcmd__help__subcmd__grant__subcmd__list"
@@ -242,7 +263,7 @@ _sluice() {
 
     case "${cmd}" in
         sluice)
-            opts="-h -V --broker --ca --help --version login logout whoami resources connect run ssh proxy grant approvals approve deny sessions audit completions help"
+            opts="-h -V --broker --ca --help --version login logout whoami resources connect run ssh proxy config grant approvals approve deny sessions audit completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -472,6 +493,104 @@ _sluice() {
                 return 0
             fi
             case "${prev}" in
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__config)
+            opts="-h --broker --ca --help ssh help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__config__subcmd__help)
+            opts="ssh help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__config__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__config__subcmd__help__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__config__subcmd__ssh)
+            opts="-o -h --output --domain --broker --ca --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --domain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --broker)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -810,7 +929,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__help)
-            opts="login logout whoami resources connect run ssh proxy grant approvals approve deny sessions audit completions help"
+            opts="login logout whoami resources connect run ssh proxy config grant approvals approve deny sessions audit completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -896,6 +1015,34 @@ _sluice() {
         sluice__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__help__subcmd__config)
+            opts="ssh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__help__subcmd__config__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1322,7 +1469,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__proxy__subcmd__ssh)
-            opts="-h --grant --public-key --broker --ca --help"
+            opts="-r -h --grant --role --public-key --suffix --known-hosts --broker --ca --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1332,7 +1479,23 @@ _sluice() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --public-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --suffix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --known-hosts)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -90,6 +90,10 @@ pub enum Command {
     /// Helpers other programs run (ssh's ProxyCommand).
     #[command(subcommand, hide = true)]
     Proxy(ProxyCommand),
+    /// Write configuration for other tools: `sluice config ssh` lets plain ssh, scp, sftp,
+    /// rsync and git reach ssh resources as RESOURCE.sluice.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Ask for, wait for, list and revoke just-in-time grants (a role on a resource for a time).
     #[command(subcommand)]
     Grant(GrantCommand),
@@ -218,14 +222,45 @@ pub enum ProxyCommand {
 
 #[derive(Debug, Args)]
 pub struct ProxySshArgs {
-    /// The ssh resource.
+    /// The ssh resource, or the host name ssh was given (web.sluice) with --suffix.
     pub resource: String,
-    /// The active grant to use.
+    /// The active grant to use; without it an active grant is reused or one is asked for.
     #[arg(long)]
-    pub grant: String,
-    /// The per-connect public key the broker is to accept.
+    pub grant: Option<String>,
+    /// The role to ask for when there is no --grant.
+    #[arg(long, short)]
+    pub role: Option<String>,
+    /// The key the broker is to accept for this tunnel.
     #[arg(long, value_name = "FILE")]
     pub public_key: std::path::PathBuf,
+    /// A domain to take off RESOURCE (`.sluice`: ssh was given web.sluice).
+    #[arg(long, value_name = "SUFFIX")]
+    pub suffix: Option<String>,
+    /// Pin the broker's SSH host key for RESOURCE (as given) in this known_hosts file first.
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<std::path::PathBuf>,
+}
+
+/// `sluice config …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Write an ssh_config block for `Include`: `ssh web.sluice`, `scp f web.sluice:`, `sftp`,
+    /// `rsync` and `git clone web.sluice:repo.git` then go through the broker, reusing your
+    /// active grant or asking for one, with the broker's host key pinned.
+    #[command(
+        after_help = "Examples:\n  sluice config ssh                  # writes ~/.config/sluice/ssh_config, prints the Include line\n  sluice config ssh --output -       # print the block instead\n  echo 'Include ~/.config/sluice/ssh_config' >> ~/.ssh/config && ssh web.sluice uptime"
+    )]
+    Ssh(ConfigSshArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigSshArgs {
+    /// Where to write the block; `-` prints it [default: ssh_config in the CLI's directory].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// The domain ssh host names end with.
+    #[arg(long, default_value = "sluice", value_name = "DOMAIN")]
+    pub domain: String,
 }
 
 #[derive(Debug, Args)]

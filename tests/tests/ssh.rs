@@ -413,3 +413,97 @@ mod base64_forms {
         forms
     }
 }
+
+#[test]
+fn plain_ssh_and_scp_in_both_modes_work_through_the_generated_config() {
+    let sshd = Sshd::start();
+    let (_broker, cli) = setup(&sshd, BrokerBuilder::new().ssh("web", &sshd));
+    let config = cli.state_dir().join("ssh_config");
+    let written = cli.run(&["config", "ssh", "--output", &config.display().to_string()]);
+    assert!(written.status.success(), "{}", text(&written.stderr));
+    assert!(
+        text(&written.stderr).contains("Include"),
+        "{}",
+        text(&written.stderr)
+    );
+    let block = std::fs::read_to_string(&config).expect("config");
+    assert!(block.contains("Host *.sluice"), "{block}");
+    assert!(block.contains("StrictHostKeyChecking yes"), "{block}");
+    let tool = |program: &str, args: &[String]| {
+        let mut cmd = std::process::Command::new(program);
+        for (k, v) in cli.env() {
+            cmd.env(k, v);
+        }
+        cmd.arg("-F")
+            .arg(&config)
+            .args(["-o", "BatchMode=yes"])
+            .args(args)
+            .output()
+            .expect(program)
+    };
+    let out = tool(
+        "ssh",
+        &["web.sluice".into(), "echo through-the-config".into()],
+    );
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "through-the-config",
+        "{}",
+        text(&out.stderr)
+    );
+
+    let local = sshd.dir().join("local.bin");
+    std::fs::write(&local, vec![7u8; 300_000]).expect("local");
+    let remote = sshd.dir().join("remote.bin");
+    let back = sshd.dir().join("back.bin");
+    let up = tool(
+        "scp",
+        &[
+            local.display().to_string(),
+            format!("web.sluice:{}", remote.display()),
+        ],
+    );
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let down = tool(
+        "scp",
+        &[
+            "-O".into(),
+            format!("web.sluice:{}", remote.display()),
+            back.display().to_string(),
+        ],
+    );
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert_eq!(
+        std::fs::read(&back).expect("back"),
+        vec![7u8; 300_000],
+        "the file came back whole"
+    );
+
+    // The broker recorded the SFTP write with its path and bytes.
+    let list = cli.run(&["sessions", "list", "--output", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    let sessions = list["sessions"].as_array().cloned().unwrap_or_default();
+    let files: Vec<serde_json::Value> = sessions
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .flat_map(|id| {
+            let shown = cli.run(&["sessions", "show", id, "--output", "json"]);
+            let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
+            shown["events"].as_array().cloned().unwrap_or_default()
+        })
+        .filter(|e| e["type"] == "file")
+        .collect();
+    let remote = remote.display().to_string();
+    assert!(
+        files
+            .iter()
+            .any(|e| e["op"] == "write" && e["path"] == remote.as_str() && e["bytes"] == 300_000),
+        "{files:#?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|e| e["op"] == "scp-download" && e["path"] == remote.as_str()),
+        "{files:#?}"
+    );
+}

@@ -29,6 +29,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Run(args) => run::run(&cli.global, args).await,
         Command::Ssh(args) => ssh::run(&cli.global, args).await,
         Command::Proxy(crate::args::ProxyCommand::Ssh(args)) => ssh::proxy(&cli.global, args).await,
+        Command::Config(crate::args::ConfigCommand::Ssh(args)) => ssh::config(&cli.global, args),
         Command::Grant(command) => grant::run(&cli.global, command).await,
         Command::Approvals(args) => approvals::run(&cli.global, args).await,
         Command::Approve(args) => {

@@ -1,5 +1,6 @@
-//! `sluice ssh [LOGIN@]RESOURCE [-- SSH ARGS]`: the system `ssh` through the broker, and
-//! `sluice proxy ssh`, its `ProxyCommand`.
+//! `sluice ssh [LOGIN@]RESOURCE [-- SSH ARGS]`: the system `ssh` through the broker;
+//! `sluice proxy ssh`, its `ProxyCommand`; and `sluice config ssh`, which lets plain `ssh`,
+//! `scp`, `sftp`, `rsync` and `git` do the same for `RESOURCE.sluice`.
 //!
 //! ```text
 //!  sluice ssh web -- uptime
@@ -12,7 +13,7 @@
 
 use super::connect::{check, token_source};
 use super::grant;
-use crate::args::{GlobalArgs, ProxySshArgs, SshArgs};
+use crate::args::{ConfigSshArgs, GlobalArgs, ProxySshArgs, SshArgs};
 use crate::exit::{CliError, CliResult, Exit};
 use sluice_shared::Secret;
 use sluice_shared::api::ResourceKind;
@@ -142,7 +143,8 @@ impl LocalKeys {
     }
 }
 
-/// `ProxyCommand`: one tunnel to the broker on stdin/stdout.
+/// `ProxyCommand`: one tunnel to the broker on stdin/stdout. Nothing but the SSH stream goes
+/// to stdout; progress (a pending approval) goes to stderr, which ssh shows.
 pub async fn proxy(global: &GlobalArgs, args: ProxySshArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
     let tokens = token_source(&broker, None, None).await?;
@@ -152,12 +154,48 @@ pub async fn proxy(global: &GlobalArgs, args: ProxySshArgs) -> CliResult<u8> {
             format!("cannot read {}: {e}", args.public_key.display()),
         )
     })?;
+    let resource = match &args.suffix {
+        Some(suffix) => args
+            .resource
+            .strip_suffix(suffix.as_str())
+            .unwrap_or(&args.resource),
+        None => args.resource.as_str(),
+    }
+    .to_owned();
+    let grant = match &args.grant {
+        Some(grant) => grant.clone(),
+        None => {
+            let check = check(&broker, &tokens, &resource).await?;
+            if check.kind != ResourceKind::Ssh {
+                return Err(CliError::new(
+                    Exit::Usage,
+                    format!("'{resource}' is a {} resource, not ssh", check.kind),
+                ));
+            }
+            if let Some(known_hosts) = &args.known_hosts {
+                let host_key = check.ssh_host_key.as_deref().ok_or_else(|| {
+                    CliError::new(Exit::Failure, "the broker did not send its SSH host key")
+                })?;
+                pin(known_hosts, &args.resource, host_key)?;
+            }
+            grant::reuse_or_ask(
+                &broker,
+                &tokens,
+                &check,
+                args.role.clone(),
+                None,
+                DEFAULT_REASON.into(),
+            )
+            .await?
+            .id
+        }
+    };
     let token = tokens.get(&broker).await?;
     let (mut remote, leftover) = broker
         .open_tunnel(
-            &args.resource,
+            &resource,
             &token,
-            &args.grant,
+            &grant,
             Some(&Secret::new(public.trim().to_owned())),
             "stdio",
         )
@@ -170,6 +208,113 @@ pub async fn proxy(global: &GlobalArgs, args: ProxySshArgs) -> CliResult<u8> {
     // Either side closing is the normal end of the connection.
     let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
     Ok(0)
+}
+
+/// Replaces `host`'s line in a known_hosts file with the broker's current host key (written
+/// to a temporary file and renamed, so concurrent connections never read half a file).
+fn pin(known_hosts: &Path, host: &str, host_key: &str) -> CliResult<()> {
+    let failed = |e: std::io::Error| {
+        CliError::new(
+            Exit::Failure,
+            format!("cannot update {}: {e}", known_hosts.display()),
+        )
+    };
+    let old = std::fs::read_to_string(known_hosts).unwrap_or_default();
+    let mut lines: Vec<&str> = old
+        .lines()
+        .filter(|line| line.split_whitespace().next() != Some(host))
+        .collect();
+    let line = format!("{host} {host_key}");
+    lines.push(&line);
+    let dir = known_hosts.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    std::io::Write::write_all(&mut file, (lines.join("\n") + "\n").as_bytes()).map_err(failed)?;
+    file.persist(known_hosts).map_err(|e| failed(e.error))?;
+    Ok(())
+}
+
+/// `sluice config ssh`: the user's key for tunnels made by plain ssh, and an ssh_config block
+/// that sends `*.DOMAIN` through `sluice proxy ssh`.
+pub fn config(global: &GlobalArgs, args: ConfigSshArgs) -> CliResult<u8> {
+    let broker = super::broker(global)?;
+    let dir = crate::profile::dir()?.join("ssh");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::new(Exit::Failure, format!("cannot make {}: {e}", dir.display())))?;
+    restrict(&dir)?;
+    let key = dir.join("id_ed25519");
+    if !key.exists() {
+        keygen(&key, "config")?;
+    }
+    let known_hosts = dir.join("known_hosts");
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::new(Exit::Failure, format!("cannot find this program: {e}")))?;
+    let mut proxy = format!(
+        "{} --broker {}",
+        quote(&exe),
+        quote(Path::new(broker.url()))
+    );
+    if let Some(ca) = &global.ca {
+        proxy.push_str(&format!(" --ca {}", quote(ca)));
+    }
+    proxy.push_str(&format!(
+        " proxy ssh %h --suffix .{} --public-key {} --known-hosts {}",
+        args.domain,
+        quote(&key.with_extension("pub")),
+        quote(&known_hosts)
+    ));
+    let block = format!(
+        "# Written by `sluice config ssh` for {url}. Hosts named RESOURCE.{domain} go through\n\
+         # the broker under your grant (reused, or asked for); the broker holds the host's\n\
+         # credential and pins its own host key below. Include this file from ~/.ssh/config.\n\
+         Host *.{domain}\n\
+         \x20   ProxyCommand {proxy}\n\
+         \x20   IdentityFile {key}\n\
+         \x20   IdentitiesOnly yes\n\
+         \x20   IdentityAgent none\n\
+         \x20   UserKnownHostsFile {known}\n\
+         \x20   GlobalKnownHostsFile /dev/null\n\
+         \x20   StrictHostKeyChecking yes\n\
+         \x20   PasswordAuthentication no\n\
+         \x20   KbdInteractiveAuthentication no\n\
+         \x20   ForwardAgent no\n\
+         \x20   ForwardX11 no\n",
+        url = broker.url(),
+        domain = args.domain,
+        key = quote(&key),
+        known = quote(&known_hosts),
+    );
+    let output = args
+        .output
+        .unwrap_or_else(|| dir.parent().unwrap_or(&dir).join("ssh_config"));
+    if output == Path::new("-") {
+        print!("{block}");
+        return Ok(Exit::Ok as u8);
+    }
+    std::fs::write(&output, block).map_err(|e| {
+        CliError::new(
+            Exit::Failure,
+            format!("cannot write {}: {e}", output.display()),
+        )
+    })?;
+    eprintln!(
+        "Wrote {}. Add this line to the top of ~/.ssh/config:\n  Include {}\nthen: ssh RESOURCE.{} (scp, sftp, rsync and git too)",
+        output.display(),
+        output.display(),
+        args.domain
+    );
+    Ok(Exit::Ok as u8)
+}
+
+/// 0700: the directory holds a private key.
+fn restrict(dir: &Path) -> CliResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+        CliError::new(
+            Exit::Failure,
+            format!("cannot restrict {}: {e}", dir.display()),
+        )
+    })
 }
 
 /// A private temporary directory holding a fresh per-connect key (`key`, `key.pub`).
