@@ -1,5 +1,6 @@
 //! A throwaway OpenSSH `sshd` on 127.0.0.1: its own host key, one authorized key (the one a
-//! broker would hold), the current OS user as the login, SFTP through `internal-sftp`.
+//! broker would hold) and one trusted user CA, the current OS user as the login, SFTP through
+//! `internal-sftp`.
 //! Stopped on drop.
 //!
 //! ```text
@@ -33,7 +34,7 @@ impl Sshd {
             .prefix("sluice-sshd-")
             .tempdir()
             .expect("tempdir");
-        for name in ["host_ed25519", "client_ed25519"] {
+        for name in ["host_ed25519", "client_ed25519", "user_ca"] {
             keygen(&dir.path().join(name));
         }
         std::fs::copy(
@@ -50,7 +51,7 @@ impl Sshd {
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
              PermitRootLogin prohibit-password\nStrictModes no\nPidFile {dir}/sshd.pid\n\
              LogLevel VERBOSE\nSubsystem sftp internal-sftp\nAllowTcpForwarding yes\n\
-             X11Forwarding no\nMaxStartups 100\n",
+             X11Forwarding no\nMaxStartups 100\nTrustedUserCAKeys {dir}/user_ca.pub\n",
             dir = dir.path().display()
         );
         std::fs::write(dir.path().join("sshd_config"), config).expect("sshd_config");
@@ -146,6 +147,11 @@ impl Sshd {
             .args(args)
             .output()
             .expect("run ssh")
+    }
+
+    /// The private key of a user certificate authority this sshd trusts (`TrustedUserCAKeys`).
+    pub fn user_ca(&self) -> PathBuf {
+        self.dir.path().join("user_ca")
     }
 
     /// The directory sshd's files live in.

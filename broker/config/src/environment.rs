@@ -32,9 +32,9 @@ impl Config {
         check_file(&mut errors, &self.tokens.signing_key);
         for resource in &self.resources {
             if let ResourceSpec::Ssh(spec) = &resource.spec
-                && let Err(error) = spec.key.value.resolve()
+                && let Err(error) = spec.credential.value.secret().resolve()
             {
-                errors.push(spec.key.error(error.to_string()));
+                errors.push(spec.credential.error(error.to_string()));
             }
             if let ResourceSpec::Postgres(spec) = &resource.spec {
                 if let Some(ca) = &spec.tls.ca {

@@ -228,6 +228,16 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// Reports that `name` (or one of its alternatives, which `message` names) is missing
+    /// from the mapping `fields`.
+    pub fn missing(&mut self, fields: &Fields<'_>, name: &str, message: &str) {
+        self.error(
+            fields.item.pos,
+            &join_key(&fields.item.key, name),
+            format!("missing required key: {message}"),
+        );
+    }
+
     /// A scalar's text, possibly empty.
     pub fn string(&mut self, item: &Item<'_>) -> Option<String> {
         match &item.node.kind {

@@ -40,8 +40,8 @@ pub use credential::{CredentialError, CredentialRef};
 pub use location::{ConfigError, ConfigErrors, Located, Location};
 pub use model::{
     Config, IdentityConfig, JwksSource, LimitsConfig, OidcIssuer, PostgresSpec, RecordingConfig,
-    Resource, ResourceSpec, SshSpec, StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig,
-    TlsMode, TokensConfig, WorkloadIssuer, WorkloadPreset,
+    Resource, ResourceSpec, SshCredential, SshSpec, StoreConfig, SuperuserLogin, TargetTls,
+    TcpSpec, TlsConfig, TlsMode, TokensConfig, WorkloadIssuer, WorkloadPreset,
 };
 pub use policy::{
     Approval, ApprovalOverride, Auditors, Decision, ExecRuleSpec, Grantable, Need, Policy,

@@ -175,10 +175,37 @@ pub struct SshSpec {
     pub address: String,
     /// The login the broker uses on the host.
     pub user: String,
-    /// Where the broker finds its private key (OpenSSH format); never the key itself.
-    pub key: Located<CredentialRef>,
+    /// How the broker logs in (`key`, `password` or `ca`); never the secret itself.
+    pub credential: Located<SshCredential>,
     /// The host's key, pinned: `ssh-ed25519 AAAA…` (as in known_hosts) or `SHA256:…`.
     pub host_key: Located<String>,
+}
+
+/// How the broker logs in to an SSH host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SshCredential {
+    /// A private key (OpenSSH format) the host's `authorized_keys` lists (`key:`).
+    Key(CredentialRef),
+    /// A password (`password:`).
+    Password(CredentialRef),
+    /// A user certificate authority's private key (`ca:`): the broker signs a certificate for
+    /// each login, valid for `ttl` (`certificate_ttl`, default 5 minutes); the host trusts the
+    /// CA with `TrustedUserCAKeys`.
+    Ca {
+        /// The CA's private key.
+        key: CredentialRef,
+        /// How long each certificate is valid.
+        ttl: std::time::Duration,
+    },
+}
+
+impl SshCredential {
+    /// The secret behind it.
+    pub fn secret(&self) -> &CredentialRef {
+        match self {
+            Self::Key(secret) | Self::Password(secret) | Self::Ca { key: secret, .. } => secret,
+        }
+    }
 }
 
 /// A PostgreSQL target.

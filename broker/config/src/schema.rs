@@ -55,6 +55,8 @@ const RESOURCE_KEYS: &[&str] = &[
     "tls",
     "superuser_login",
     "key",
+    "ca",
+    "certificate_ttl",
     "host_key",
     "labels",
     "description",
@@ -64,7 +66,17 @@ const POSTGRES_ONLY_KEYS: &[&str] = &["database", "user", "password", "tls", "su
 /// Resource keys of each kind beyond `kind`, `address`, `labels` and `description`.
 const KIND_KEYS: &[(&str, &[&str])] = &[
     ("postgres", POSTGRES_ONLY_KEYS),
-    ("ssh", &["user", "key", "host_key"]),
+    (
+        "ssh",
+        &[
+            "user",
+            "key",
+            "password",
+            "ca",
+            "certificate_ttl",
+            "host_key",
+        ],
+    ),
     ("tcp", &[]),
 ];
 const SUPERUSER_LOGINS: &[&str] = &["allow", "refuse-guarded"];

@@ -28,7 +28,8 @@
 //! ```
 
 use crate::extract::{Cx, Fields, Item};
-use crate::model::SshSpec;
+use crate::location::Located;
+use crate::model::{SshCredential, SshSpec};
 use crate::policy::{ExecRuleSpec, SshExec, SshFiles, SshRole};
 use crate::schema::{credential, optional};
 
@@ -44,9 +45,7 @@ pub(crate) fn resource(
     address: Option<String>,
 ) -> Option<SshSpec> {
     let user = cx.required(fields, "user").and_then(|item| cx.text(&item));
-    let key = cx
-        .required(fields, "key")
-        .and_then(|item| credential(cx, &item));
+    let credential = login(cx, fields);
     let host_key = cx.required(fields, "host_key").and_then(|item| {
         let text = cx.text(&item)?;
         let text = text.trim().to_owned();
@@ -63,10 +62,58 @@ pub(crate) fn resource(
     Some(SshSpec {
         address: address?,
         user: user?,
-        key: key?,
+        credential: credential?,
         host_key: host_key?,
     })
 }
+
+/// Exactly one of `key`, `password` and `ca` (with its `certificate_ttl`).
+fn login(cx: &mut Cx<'_>, fields: &Fields<'_>) -> Option<Located<SshCredential>> {
+    let written: Vec<Item<'_>> = ["key", "password", "ca"]
+        .into_iter()
+        .filter_map(|key| fields.optional(key))
+        .collect();
+    let ttl = fields.optional("certificate_ttl");
+    let [item] = written.as_slice() else {
+        let message = "write one of `key` (file:/env: of a private key), `password` (file:/env:) \
+                       or `ca` (file:/env: of a user CA key the host trusts)";
+        match written.get(1) {
+            Some(second) => cx.invalid(second, format!("only one login credential: {message}")),
+            None => cx.missing(fields, "key", message),
+        }
+        return None;
+    };
+    let secret = credential(cx, item)?;
+    let ttl = match (&ttl, item.key.rsplit('.').next()) {
+        (Some(ttl), Some("ca")) => {
+            let ttl_value = crate::schema::duration(cx, ttl)?;
+            if ttl_value < std::time::Duration::from_secs(60)
+                || ttl_value > std::time::Duration::from_secs(24 * 3600)
+            {
+                cx.invalid(ttl, "a certificate lifetime between 1m and 24h, e.g. 5m");
+                return None;
+            }
+            ttl_value
+        }
+        (Some(ttl), _) => {
+            cx.invalid(ttl, "certificate_ttl only applies with `ca`");
+            return None;
+        }
+        (None, _) => DEFAULT_CERTIFICATE_TTL,
+    };
+    let value = match item.key.rsplit('.').next() {
+        Some("password") => SshCredential::Password(secret.value),
+        Some("ca") => SshCredential::Ca {
+            key: secret.value,
+            ttl,
+        },
+        _ => SshCredential::Key(secret.value),
+    };
+    Some(cx.located(item, value))
+}
+
+/// How long a broker-signed user certificate is valid when `certificate_ttl` is not written.
+const DEFAULT_CERTIFICATE_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// `algorithm base64` (a key) or `SHA256:base64` (a fingerprint).
 fn is_host_key(text: &str) -> bool {

@@ -1,7 +1,7 @@
 //! `kind: ssh` resources and a role's `ssh:` section.
 
 use super::{parse_err, parse_ok};
-use crate::{ExecRuleSpec, Need, ResourceSpec, SshRole};
+use crate::{ExecRuleSpec, Need, ResourceSpec, SshCredential, SshRole};
 use sluice_shared::api::ResourceKind;
 
 const HEAD: &str = "\
@@ -172,4 +172,41 @@ policy:
         "{}",
         errors[0].message
     );
+}
+
+#[test]
+fn the_broker_logs_in_with_one_credential_a_key_a_password_or_a_ca() {
+    let config = parse_ok(&format!(
+        "{HEAD}resources:
+  a: {{kind: ssh, address: 127.0.0.1:22, user: d, host_key: 'SHA256:abc', ca: file:/ca, certificate_ttl: 10m}}
+  b: {{kind: ssh, address: 127.0.0.1:22, user: d, host_key: 'SHA256:abc', password: env:PW}}
+  c: {{kind: ssh, address: 127.0.0.1:22, user: d, host_key: 'SHA256:abc', key: file:/k}}
+"
+    ));
+    let credential = |i: usize| match &config.resources[i].spec {
+        ResourceSpec::Ssh(spec) => spec.credential.value.clone(),
+        other => panic!("not ssh: {other:?}"),
+    };
+    assert!(matches!(
+        credential(0),
+        SshCredential::Ca { ttl, .. } if ttl == std::time::Duration::from_secs(600)
+    ));
+    assert!(matches!(credential(1), SshCredential::Password(_)));
+    assert!(matches!(credential(2), SshCredential::Key(_)));
+
+    let errors = parse_err(&format!(
+        "{HEAD}resources:
+  both: {{kind: ssh, address: 127.0.0.1:22, user: d, host_key: 'SHA256:abc', key: file:/k, ca: file:/ca}}
+  none: {{kind: ssh, address: 127.0.0.1:22, user: d, host_key: 'SHA256:abc'}}
+  ttl: {{kind: ssh, address: 127.0.0.1:22, user: d, host_key: 'SHA256:abc', key: file:/k, certificate_ttl: 5m}}
+"
+    ));
+    let keys: Vec<&str> = errors.iter().map(|e| e.2.as_str()).collect();
+    for key in [
+        "resources.both.ca",
+        "resources.none.key",
+        "resources.ttl.certificate_ttl",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {errors:#?}");
+    }
 }

@@ -4,6 +4,7 @@
 //! [`sftp`] reads the SFTP messages the relay judges.
 
 pub mod command;
+pub mod credential;
 pub mod files;
 pub mod resolve;
 pub mod session;
@@ -11,6 +12,7 @@ pub mod sftp;
 mod sftp_relay;
 
 pub use command::{CommandLine, ExecRule, ExecRules, Judgement, Simple, Transfer, TransferKind};
+pub use credential::Credential;
 pub use files::{Access, FileRules, Refusal};
 pub use session::{
     FileEvent, FileOutcome, HostKey, Journal, Params, Policy, Summary, Target, serve,

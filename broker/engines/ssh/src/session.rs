@@ -14,6 +14,7 @@
 //! version.
 
 use crate::command::{ExecRules, Judgement, Transfer, TransferKind};
+use crate::credential::Credential;
 use crate::files::{Access, FileRules, Refusal};
 use crate::resolve::{Resolved, Resolver};
 use russh::keys::PrivateKeyWithHashAlg;
@@ -39,8 +40,8 @@ pub struct Target {
     pub address: String,
     /// The login on the host.
     pub user: String,
-    /// The broker's key for it.
-    pub key: Arc<PrivateKey>,
+    /// How the broker logs in.
+    pub credential: Credential,
     /// The host key it must present.
     pub host_key: HostKey,
 }
@@ -433,22 +434,48 @@ pub(crate) async fn login(target: &Target) -> Result<russh::client::Handle<Upstr
             ),
             other => format!("cannot reach the host at {}: {other}", target.address),
         })?;
-    let hash = handle
-        .best_supported_rsa_hash()
-        .await
-        .map_err(|e| format!("cannot log in to {}: {e}", target.address))?
-        .flatten();
-    let auth = handle
-        .authenticate_publickey(
-            target.user.clone(),
-            PrivateKeyWithHashAlg::new(Arc::clone(&target.key), hash),
-        )
-        .await
-        .map_err(|e| format!("cannot log in to {}: {e}", target.address))?;
+    let failed = |e: russh::Error| format!("cannot log in to {}: {e}", target.address);
+    let user = target.user.clone();
+    let (auth, what) = match &target.credential {
+        Credential::Key(key) => {
+            let hash = handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(failed)?
+                .flatten();
+            let auth = handle
+                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::clone(key), hash))
+                .await
+                .map_err(failed)?;
+            (
+                auth,
+                "the broker's key; the operator should check its authorized_keys",
+            )
+        }
+        Credential::Password(password) => {
+            let auth = handle
+                .authenticate_password(user, password.to_string())
+                .await
+                .map_err(failed)?;
+            (auth, "the broker's password")
+        }
+        Credential::Ca { ca, ttl, key_id } => {
+            let (key, certificate) =
+                crate::credential::user_certificate(ca, &target.user, key_id, *ttl)?;
+            let auth = handle
+                .authenticate_openssh_cert(user, Arc::new(key), certificate)
+                .await
+                .map_err(failed)?;
+            (
+                auth,
+                "a certificate from the broker's CA; the operator should check the host's \
+                 TrustedUserCAKeys",
+            )
+        }
+    };
     if !auth.success() {
         return Err(format!(
-            "the host at {} refused the broker's key for {}; the operator should check its \
-             authorized_keys",
+            "the host at {} refused {what} for {}",
             target.address, target.user
         ));
     }

@@ -143,3 +143,47 @@ async fn a_wrong_host_key_or_client_key_is_refused() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_accepts_a_certificate_the_broker_signs_for_each_login() {
+    let setup = Arc::new(setup());
+    let ca = russh::keys::load_secret_key(setup.sshd.user_ca(), None).expect("ca");
+    let mut params = setup.params(Policy::default(), setup.pinned());
+    params.target.credential = sluice_engine_ssh::Credential::Ca {
+        ca: Arc::new(ca),
+        ttl: std::time::Duration::from_secs(300),
+        key_id: "sluice:alice:g_test:web".into(),
+    };
+    let port = broker(params.clone()).await;
+    let s = Arc::clone(&setup);
+    let out = blocking(move || s.ssh(port, &s.client, &["echo certified"])).await;
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "certified",
+        "{}",
+        text(&out.stderr)
+    );
+    let log = setup.sshd.log();
+    assert!(
+        log.contains("sluice:alice:g_test:web"),
+        "sshd logs the certificate's key id: {log}"
+    );
+
+    // A CA the host does not trust: one clear line, nothing runs.
+    let (untrusted, _) = client_key(setup.dir.path(), "untrusted_ca");
+    let untrusted = russh::keys::load_secret_key(untrusted, None).expect("untrusted ca");
+    params.target.credential = sluice_engine_ssh::Credential::Ca {
+        ca: Arc::new(untrusted),
+        ttl: std::time::Duration::from_secs(300),
+        key_id: "sluice:alice:g_test:web".into(),
+    };
+    let port = broker(params).await;
+    let s = Arc::clone(&setup);
+    let out = blocking(move || s.ssh(port, &s.client, &["echo never"])).await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("refused a certificate from the broker's CA"),
+        "{}",
+        text(&out.stderr)
+    );
+}

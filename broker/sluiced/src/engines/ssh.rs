@@ -9,9 +9,9 @@ use crate::tunnel::SessionOpener;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use russh::keys::{PrivateKey, PublicKey};
-use sluice_config::{Need, ResourceSpec};
+use sluice_config::{Need, ResourceSpec, SshCredential};
 use sluice_engine::{Lease, LeaseHandle};
-use sluice_engine_ssh::{FileEvent, FileOutcome, HostKey, Judgement, Params, Target};
+use sluice_engine_ssh::{Credential, FileEvent, FileOutcome, HostKey, Judgement, Params, Target};
 use sluice_recording::SessionRecording;
 use sluice_shared::recording::{Decision, HostEvent, SessionEvent, TerminalEvent};
 use sluice_shared::tunnel::SECRET_HEADER;
@@ -89,13 +89,32 @@ impl Engine for SshEngine {
                     )
                 })?;
             let unreadable = |what: &str| super::unreadable(resource, what);
-            let key = spec
-                .key
+            let secret = spec
+                .credential
                 .value
+                .secret()
                 .resolve()
-                .ok()
-                .and_then(|secret| PrivateKey::from_openssh(secret.expose().as_bytes()).ok())
-                .ok_or_else(|| unreadable("key"))?;
+                .map_err(|_| unreadable("login credential"))?;
+            let private_key = || {
+                PrivateKey::from_openssh(secret.expose().as_bytes())
+                    .map(Arc::new)
+                    .map_err(|_| unreadable("login credential"))
+            };
+            let credential = match &spec.credential.value {
+                SshCredential::Key(_) => Credential::Key(private_key()?),
+                SshCredential::Password(_) => Credential::Password(secret.expose().as_str().into()),
+                SshCredential::Ca { ttl, .. } => Credential::Ca {
+                    ca: private_key()?,
+                    ttl: *ttl,
+                    // Who and under which grant, in the host's own log (sshd logs the key id).
+                    key_id: format!(
+                        "sluice:{}:{}:{}",
+                        authz.identity().subject,
+                        authz.grant_id(),
+                        resource
+                    ),
+                },
+            };
             let host_key =
                 HostKey::parse(&spec.host_key.value).map_err(|_| unreadable("host key"))?;
             let mut opener = tunnel.opener;
@@ -135,7 +154,7 @@ impl Engine for SshEngine {
                     target: Target {
                         address: spec.address.clone(),
                         user: spec.user.clone(),
-                        key: Arc::new(key),
+                        credential,
                         host_key,
                     },
                     policy,

@@ -77,7 +77,7 @@ impl Setup {
             target: Target {
                 address: self.sshd.address(),
                 user: self.sshd.user.clone(),
-                key: Arc::new(key),
+                credential: sluice_engine_ssh::Credential::Key(Arc::new(key)),
                 host_key,
             },
             policy,
