@@ -193,8 +193,8 @@ pub struct ConnectArgs {
 
 #[derive(Debug, Args)]
 pub struct SshArgs {
-    /// The ssh resource, optionally as LOGIN@RESOURCE (the broker logs in with the resource's
-    /// own login).
+    /// The ssh resource, optionally as LOGIN@RESOURCE for a login the role allows besides the
+    /// resource's own (`ssh.logins`).
     pub target: String,
     /// The role to use; the policy's default role for you on the resource when left out.
     #[arg(long, short)]
@@ -366,7 +366,8 @@ pub enum SessionsCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
-    /// Replays a session as it happened: each statement and its outcome at its moment.
+    /// Replays a session as it happened: each statement and its outcome at its moment, or, for
+    /// an SSH terminal session, what the terminal showed, written to your terminal at its pace.
     #[command(
         after_help = "Examples:\n  sluice sessions replay ses_4f1c...            # real time\n  sluice sessions replay ses_4f1c... --speed 10  # ten times faster\n  sluice sessions replay ses_4f1c... --speed 0   # no waiting"
     )]

@@ -133,6 +133,11 @@ pub struct SshRole {
     pub files: Option<SshFiles>,
     /// `host:port` pairs (as the SSH host resolves them) that `ssh -L` may reach (`forward`).
     pub forward: Vec<String>,
+    /// Logins on the host besides the resource's `user` that sessions may ask for (`logins`).
+    pub logins: Vec<String>,
+    /// Record what the client types (`record_input`, default false: passwords typed at
+    /// prompts would be recorded too).
+    pub record_input: bool,
 }
 
 /// A role's file rules: absolute path globs (`*` in a segment, `**` across), each covering the

@@ -25,6 +25,8 @@
 //!           allow: [/srv/app, /tmp]
 //!           deny: ["/srv/app/secrets", "**/.ssh"]
 //!         forward: ["127.0.0.1:5432"]     # ssh -L may reach these from the host
+//!         logins: [app]                   # ssh app@web, besides the resource's user
+//!         record_input: false             # keystrokes (passwords at prompts) not recorded
 //! ```
 
 use crate::extract::{Cx, Fields, Item};
@@ -33,7 +35,14 @@ use crate::model::{SshCredential, SshSpec};
 use crate::policy::{ExecRuleSpec, SshExec, SshFiles, SshRole};
 use crate::schema::{credential, optional};
 
-const ROLE_SSH_KEYS: &[&str] = &["shell", "exec", "files", "forward"];
+const ROLE_SSH_KEYS: &[&str] = &[
+    "shell",
+    "exec",
+    "files",
+    "forward",
+    "logins",
+    "record_input",
+];
 const FILES_KEYS: &[&str] = &["read_only", "allow", "deny"];
 const EXEC_KEYS: &[&str] = &["allow", "block", "approve", "approvers"];
 const EXEC_RULE_KEYS: &[&str] = &["name", "commands"];
@@ -142,11 +151,19 @@ pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<SshRole> {
     let exec = optional(fields.optional("exec"), |item| exec(cx, item));
     let files = optional(fields.optional("files"), |item| files(cx, item));
     let forward = optional(fields.optional("forward"), |item| forwards(cx, item));
+    let logins = optional(fields.optional("logins"), |item| cx.string_list(item));
+    let record_input = optional(fields.optional("record_input"), |item| cx.boolean(item));
     Some(SshRole {
         shell: shell?.unwrap_or(false),
         exec: exec?.unwrap_or_default(),
         files: files?,
         forward: forward?.unwrap_or_default(),
+        logins: logins?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| l.value)
+            .collect(),
+        record_input: record_input?.unwrap_or(false),
     })
 }
 

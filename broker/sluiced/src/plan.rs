@@ -59,6 +59,8 @@ fn ssh_policy(ssh: Option<&sluice_config::SshRole>) -> sluice_engine_ssh::Policy
             exec: Default::default(),
             files: Some(Default::default()),
             forwards: Vec::new(),
+            logins: Vec::new(),
+            record_input: false,
         };
     };
     let rules = |specs: &[sluice_config::ExecRuleSpec]| {
@@ -86,6 +88,8 @@ fn ssh_policy(ssh: Option<&sluice_config::SshRole>) -> sluice_engine_ssh::Policy
                 deny: files.deny.clone(),
             }),
         forwards: ssh.forward.clone(),
+        logins: ssh.logins.clone(),
+        record_input: ssh.record_input,
     }
 }
 

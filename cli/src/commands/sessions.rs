@@ -426,6 +426,13 @@ fn timeline(detail: &SessionDetail) -> String {
 
 /// Prints each event when it happened, `speed` times faster (0: at once).
 async fn replay(detail: &SessionDetail, speed: f64) {
+    let terminal = detail
+        .events
+        .iter()
+        .any(|e| matches!(e.body, Body::Terminal(TerminalEvent::Output { .. })));
+    if terminal {
+        return replay_terminal(detail, speed).await;
+    }
     print!("{}", summary(&detail.session));
     println!();
     let mut last = 0u64;
@@ -442,6 +449,34 @@ async fn replay(detail: &SessionDetail, speed: f64) {
     }
     if let Some(why) = &detail.truncated {
         println!("(the recording stops here: {})", clean(why));
+    }
+}
+
+/// A terminal session played back as the person saw it: the recorded output bytes written to
+/// the terminal at their recorded pace (the summary and the end go to stderr).
+/// `sluice sessions show` lists the same events with control characters escaped.
+async fn replay_terminal(detail: &SessionDetail, speed: f64) {
+    eprint!("{}", summary(&detail.session));
+    eprintln!("(replaying the terminal at {speed}x; `sluice sessions show` lists the events)\n");
+    let mut last = 0u64;
+    for event in &detail.events {
+        let Body::Terminal(TerminalEvent::Output { data }) = &event.body else {
+            continue;
+        };
+        if speed > 0.0 && event.t > last {
+            let wait = (event.t - last) as f64 / 1000.0 / speed;
+            // Idle stretches are shortened to 2 s, as terminal players do.
+            tokio::time::sleep(Duration::from_secs_f64(wait.min(2.0))).await;
+        }
+        last = last.max(event.t);
+        let mut out = std::io::stdout().lock();
+        if out.write_all(data).and_then(|()| out.flush()).is_err() {
+            return;
+        }
+    }
+    eprintln!("\n(end of the recording)");
+    if let Some(why) = &detail.truncated {
+        eprintln!("(the recording stops here: {})", clean(why));
     }
 }
 

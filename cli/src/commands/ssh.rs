@@ -26,11 +26,11 @@ const DEFAULT_REASON: &str = "sluice ssh";
 pub async fn run(global: &GlobalArgs, args: SshArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
     let tokens = token_source(&broker, None, None).await?;
-    let resource = args
-        .target
-        .rsplit_once('@')
-        .map_or(args.target.as_str(), |(_, r)| r)
-        .to_owned();
+    // LOGIN@RESOURCE asks for another login the role allows; `sluice` is the resource's own.
+    let (login, resource) = match args.target.rsplit_once('@') {
+        Some((login, resource)) => (login.to_owned(), resource.to_owned()),
+        None => ("sluice".to_owned(), args.target.clone()),
+    };
     let check = check(&broker, &tokens, &resource).await?;
     if check.kind != ResourceKind::Ssh {
         return Err(CliError::new(
@@ -94,7 +94,7 @@ pub async fn run(global: &GlobalArgs, args: SshArgs) -> CliResult<u8> {
         .arg("-i")
         .arg(&key)
         .args(&args.ssh)
-        .arg(format!("sluice@{}", check.name))
+        .arg(format!("{login}@{}", check.name))
         .args(&args.command)
         .status()
         .map_err(|e| {
@@ -200,14 +200,40 @@ pub async fn proxy(global: &GlobalArgs, args: ProxySshArgs) -> CliResult<u8> {
             "stdio",
         )
         .await?;
-    let mut local = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+    // ssh hands a ProxyCommand pipes: read and write them as non-blocking pipes on the
+    // runtime (tokio's stdin/stdout go through a blocking thread per read, which caps bulk
+    // transfers); anything else (a terminal, a file) falls back to those.
+    let mut local: Box<dyn Duplex> = match pipes() {
+        Some((rx, tx)) => Box::new(tokio::io::join(rx, tx)),
+        None => Box::new(tokio::io::join(tokio::io::stdin(), tokio::io::stdout())),
+    };
     if !leftover.is_empty() {
         use tokio::io::AsyncWriteExt;
         let _ = local.write_all(&leftover).await;
     }
     // Either side closing is the normal end of the connection.
-    let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
+    let _ = tokio::io::copy_bidirectional_with_sizes(&mut local, &mut remote, COPY, COPY).await;
     Ok(0)
+}
+
+/// Buffer size of each direction of the proxy's copy.
+const COPY: usize = 64 * 1024;
+
+/// Both halves of the local side of the proxy.
+trait Duplex: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Duplex for T {}
+
+/// stdin and stdout as non-blocking pipes, when both are pipes.
+fn pipes() -> Option<(
+    tokio::net::unix::pipe::Receiver,
+    tokio::net::unix::pipe::Sender,
+)> {
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let stdout = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    let rx = tokio::net::unix::pipe::Receiver::from_file(std::fs::File::from(stdin)).ok()?;
+    let tx = tokio::net::unix::pipe::Sender::from_file(std::fs::File::from(stdout)).ok()?;
+    Some((rx, tx))
 }
 
 /// Replaces `host`'s line in a known_hosts file with the broker's current host key (written

@@ -393,6 +393,16 @@ fn main() {
         "  (the marker file exists on the host now: {})",
         marker.exists()
     );
+    // The recording of that session: the command, who approved it, its exit status.
+    let list = alice.run(&["sessions", "list", "--resource", "web", "--output", "json"]);
+    let list: serde_json::Value =
+        serde_json::from_slice(&list.stdout).unwrap_or(serde_json::Value::Null);
+    if let Some(id) = list["sessions"][0]["id"].as_str() {
+        show(
+            &format!("sluice sessions show {id}   # the held command's session, replayed"),
+            &alice.run(&["sessions", "show", id]),
+        );
+    }
 
     println!("\nDone: the broker, PostgreSQL, sshd and every tunnel are shut down now.");
 }

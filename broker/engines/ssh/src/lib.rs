@@ -15,5 +15,5 @@ pub use command::{CommandLine, ExecRule, ExecRules, Judgement, Simple, Transfer,
 pub use credential::Credential;
 pub use files::{Access, FileRules, Refusal};
 pub use session::{
-    FileEvent, FileOutcome, HostKey, Journal, Params, Policy, Summary, Target, serve,
+    DEFAULT_LOGIN, FileEvent, FileOutcome, HostKey, Journal, Params, Policy, Summary, Target, serve,
 };

@@ -33,6 +33,19 @@ pub const UNREACHABLE: u32 = 255;
 /// How long the login to the host may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The ciphers the broker speaks on both legs: AES-GCM only. Every byte is decrypted and
+/// encrypted again in the broker, and ring's AES-GCM (AES-NI) costs a fraction of
+/// ChaCha20-Poly1305 there; a client picks the first of its own list the server offers, so
+/// ChaCha20 (first in OpenSSH's list) is not offered. Every OpenSSH since 6.2 speaks AES-GCM.
+const CIPHERS: &[russh::cipher::Name] = &[russh::cipher::AES_128_GCM, russh::cipher::AES_256_GCM];
+
+fn preferred() -> russh::Preferred {
+    russh::Preferred {
+        cipher: std::borrow::Cow::Borrowed(CIPHERS),
+        ..russh::Preferred::default()
+    }
+}
+
 /// The host, and how the broker logs in to it.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -96,7 +109,14 @@ pub struct Policy {
     pub files: Option<FileRules>,
     /// `host:port` pairs a local forward (`ssh -L`) may reach, from the host.
     pub forwards: Vec<String>,
+    /// Logins besides the resource's own that the client may ask for (`ssh app@host`).
+    pub logins: Vec<String>,
+    /// Whether what the client types is recorded (off: passwords typed at prompts).
+    pub record_input: bool,
 }
+
+/// The login `sluice ssh` asks for when the person names none: the resource's own.
+pub const DEFAULT_LOGIN: &str = "sluice";
 
 /// One file operation, for the journal.
 #[derive(Debug)]
@@ -130,6 +150,8 @@ pub trait Journal: Send + Sync {
     fn output(&self, data: &[u8], stderr: bool);
     /// A terminal size, at the pty request and at each change.
     fn resize(&self, cols: u32, rows: u32);
+    /// Bytes the client typed, when the role records input.
+    fn input(&self, data: &[u8]);
     /// An exec command and what was decided (a held one is journaled by [`Journal::held`]).
     fn command(&self, command: &str, judgement: &Judgement);
     /// A held command's outcome: approved by someone (`Ok(by)`), or refused (`Err(reason)`).
@@ -192,6 +214,7 @@ where
         auth_rejection_time: Duration::from_millis(200),
         auth_rejection_time_initial: Some(Duration::ZERO),
         nodelay: true,
+        preferred: preferred(),
         ..Default::default()
     });
     let resolver = Arc::new(Resolver::new(params.target.clone()));
@@ -246,13 +269,33 @@ impl russh::server::Handler for Broker {
 
     async fn auth_publickey(
         &mut self,
-        _user: &str,
+        user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         if key.public_key.key_data() != self.params.client_key.key_data() {
             return Ok(Auth::reject());
         }
-        match tokio::time::timeout(CONNECT_TIMEOUT, login(&self.params.target)).await {
+        let mut target = self.params.target.clone();
+        if user != DEFAULT_LOGIN && user != target.user {
+            if !self.params.policy.logins.iter().any(|l| l == user) {
+                let mut may: Vec<&str> = vec![&target.user];
+                may.extend(self.params.policy.logins.iter().map(String::as_str));
+                self.unreachable = Some(format!(
+                    "this role may not log in as {user}; it may use {}",
+                    may.join(", ")
+                ));
+                if let Some(j) = &self.params.journal {
+                    j.note(&format!("login as {user} refused"));
+                }
+                return Ok(Auth::Accept);
+            }
+            target.user = user.to_owned();
+        }
+        if let Some(j) = &self.params.journal {
+            j.note(&format!("logged in to the host as {}", target.user));
+        }
+        self.resolver = Arc::new(Resolver::new(target.clone()));
+        match tokio::time::timeout(CONNECT_TIMEOUT, login(&target)).await {
             Ok(Ok(handle)) => self.upstream = Some(Arc::new(handle)),
             Ok(Err(why)) => self.unreachable = Some(why),
             Err(_) => {
@@ -270,7 +313,7 @@ impl russh::server::Handler for Broker {
         &mut self,
         channel: Channel<Msg>,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(upstream) = self.upstream.clone() else {
             reply.accept().await;
@@ -289,6 +332,7 @@ impl russh::server::Handler for Broker {
                     host,
                     Arc::clone(&self.params),
                     Arc::clone(&self.resolver),
+                    session.handle(),
                 ));
             }
             Err(e) => {
@@ -417,6 +461,7 @@ pub(crate) async fn login(target: &Target) -> Result<russh::client::Handle<Upstr
     let config = Arc::new(russh::client::Config {
         inactivity_timeout: None,
         nodelay: true,
+        preferred: preferred(),
         ..Default::default()
     });
     let checker = Upstream {
@@ -737,6 +782,7 @@ async fn relay(
     mut host: Channel<russh::client::Msg>,
     params: Arc<Params>,
     resolver: Arc<Resolver>,
+    session: russh::server::Handle,
 ) {
     let journal = params.journal.clone();
     let mut running: Option<Running> = None;
@@ -849,8 +895,17 @@ async fn relay(
                         }
                     }
                     ChannelMsg::Data { data } => {
-                        if let Some(t) = running.as_mut().filter(|t| t.upload) {
-                            t.bytes += data.len() as u64;
+                        match running.as_mut() {
+                            Some(t) => {
+                                if t.upload {
+                                    t.bytes += data.len() as u64;
+                                }
+                            }
+                            None => {
+                                if let Some(j) = journal.as_ref().filter(|_| params.policy.record_input) {
+                                    j.input(&data);
+                                }
+                            }
                         }
                         let _ = host.data_bytes(data).await;
                     }
@@ -903,6 +958,14 @@ async fn relay(
                             j.exit(exit_status);
                         }
                         let _ = client.exit_status(exit_status).await;
+                    }
+                    ChannelMsg::ExitSignal { signal_name, core_dumped, error_message, lang_tag } => {
+                        if let Some(j) = &journal {
+                            j.note(&format!("ended by signal {signal_name:?}"));
+                        }
+                        let _ = session
+                            .exit_signal_request(client.id(), signal_name, core_dumped, error_message, lang_tag)
+                            .await;
                     }
                     ChannelMsg::Eof => {
                         let _ = client.eof().await;

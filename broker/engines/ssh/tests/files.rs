@@ -140,7 +140,7 @@ async fn sftp_judges_every_operation_where_its_path_leads_and_the_batch_goes_on(
     let out = blocking(move || {
         let mut args = s.options(port);
         args.extend(["-P".into(), port.to_string(), "-b".into(), p(&batch_file)]);
-        args.push("someone@127.0.0.1".into());
+        args.push("sluice@127.0.0.1".into());
         run("sftp", &args)
     })
     .await;
@@ -225,7 +225,7 @@ async fn scp_in_both_modes_rsync_and_git_move_files_within_the_rules() {
             args.extend(["-P".into(), port.to_string(), from, to]);
             run("scp", &args)
         };
-        let remote = |path: &Path| format!("someone@127.0.0.1:{}", p(path));
+        let remote = |path: &Path| format!("sluice@127.0.0.1:{}", p(path));
         vec![
             scp(
                 &[],
@@ -303,10 +303,10 @@ async fn scp_in_both_modes_rsync_and_git_move_files_within_the_rules() {
         (
             rsync(
                 format!("{}/", p(&l.join("tree"))),
-                format!("someone@127.0.0.1:{}/", p(&r.join("allowed/tree"))),
+                format!("sluice@127.0.0.1:{}/", p(&r.join("allowed/tree"))),
             ),
             rsync(
-                format!("someone@127.0.0.1:{}/", p(&r.join("allowed"))),
+                format!("sluice@127.0.0.1:{}/", p(&r.join("allowed"))),
                 p(&l.join("all")),
             ),
         )
@@ -333,8 +333,8 @@ async fn scp_in_both_modes_rsync_and_git_move_files_within_the_rules() {
     assert!(init.status.success());
     let s = Arc::clone(&setup);
     let l = local.clone();
-    let url = format!("ssh://someone@127.0.0.1:{port}{}", p(&bare));
-    let denied_url = format!("ssh://someone@127.0.0.1:{port}{}", p(&root.join("denied")));
+    let url = format!("ssh://sluice@127.0.0.1:{port}{}", p(&bare));
+    let denied_url = format!("ssh://sluice@127.0.0.1:{port}{}", p(&root.join("denied")));
     let (pushed, refused) = blocking(move || {
         let git = |dir: &Path, args: &[&str]| {
             std::process::Command::new("git")
@@ -415,7 +415,7 @@ async fn without_file_rules_no_transfer_starts() {
             args.extend([
                 "-P".into(),
                 port.to_string(),
-                format!("someone@127.0.0.1:{hello}"),
+                format!("sluice@127.0.0.1:{hello}"),
                 p(&l.join("x")),
             ]);
             run("scp", &args)
@@ -454,7 +454,7 @@ async fn local_forwards_reach_listed_targets_only_and_remote_forwards_are_refuse
         let ssh = |extra: Vec<String>, command: &[&str]| {
             let mut args = s.options(port);
             args.extend(extra);
-            args.extend(["-p".into(), port.to_string(), "someone@127.0.0.1".into()]);
+            args.extend(["-p".into(), port.to_string(), "sluice@127.0.0.1".into()]);
             args.extend(command.iter().map(|c| (*c).to_owned()));
             let mut child = std::process::Command::new("ssh")
                 .args(&args)

@@ -38,7 +38,7 @@ async fn exec_passes_stdout_stderr_stdin_and_the_exit_code() {
             .arg(format!("UserKnownHostsFile={}", known.display()))
             .arg("-i")
             .arg(&s.client)
-            .args(["-p", &port.to_string(), "x@127.0.0.1", "cat | sha256sum"])
+            .args(["-p", &port.to_string(), "sluice@127.0.0.1", "cat | sha256sum"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -183,6 +183,30 @@ async fn the_host_accepts_a_certificate_the_broker_signs_for_each_login() {
     assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("refused a certificate from the broker's CA"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_the_role_does_not_list_is_refused_with_the_ones_it_may_use() {
+    let setup = Arc::new(setup());
+    let port = broker(setup.params(Policy::default(), setup.pinned())).await;
+    let s = Arc::clone(&setup);
+    let out = blocking(move || {
+        let mut args = s.options(port);
+        args.extend([
+            "-p".into(),
+            port.to_string(),
+            "nobody@127.0.0.1".into(),
+            "id".into(),
+        ]);
+        support::run("ssh", &args)
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("this role may not log in as nobody; it may use"),
         "{}",
         text(&out.stderr)
     );

@@ -288,6 +288,18 @@ impl sluice_engine_ssh::Journal for Recorded {
         }
     }
 
+    fn input(&self, data: &[u8]) {
+        // Typed bytes share the output's budget: a recording stays bounded either way.
+        let kept = match self.budget.take(data.len()) {
+            Keep::All => data,
+            Keep::Part(n) => &data[..n],
+            Keep::None => return,
+        };
+        self.record(TerminalEvent::Input {
+            data: kept.to_vec(),
+        });
+    }
+
     fn resize(&self, cols: u32, rows: u32) {
         self.record(TerminalEvent::Resize {
             cols: u16::try_from(cols).unwrap_or(u16::MAX),

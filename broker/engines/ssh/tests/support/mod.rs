@@ -158,7 +158,7 @@ impl Setup {
             .arg(format!("UserKnownHostsFile={}", known.display()))
             .arg("-i")
             .arg(key)
-            .args(["-p", &port.to_string(), "someone@127.0.0.1"])
+            .args(["-p", &port.to_string(), "sluice@127.0.0.1"])
             .args(args)
             .output()
             .expect("ssh")
@@ -192,6 +192,9 @@ impl Captured {
 impl sluice_engine_ssh::Journal for Captured {
     fn output(&self, _data: &[u8], _stderr: bool) {}
     fn resize(&self, _cols: u32, _rows: u32) {}
+    fn input(&self, data: &[u8]) {
+        self.push(format!("input {}", String::from_utf8_lossy(data)));
+    }
     fn command(&self, command: &str, judgement: &sluice_engine_ssh::Judgement) {
         self.push(format!("exec {command} {judgement:?}"));
     }
