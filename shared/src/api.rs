@@ -33,6 +33,9 @@ pub enum ResourceKind {
     Tcp,
     /// An SSH host: the broker terminates SSH and logs in with its own credential.
     Ssh,
+    /// A Kubernetes API server: the broker terminates HTTP, decides each API request and calls
+    /// the server with its own credential.
+    Kubernetes,
     /// A kind this build does not know, by name.
     Other(String),
 }
@@ -44,6 +47,7 @@ impl ResourceKind {
             Self::Postgres => "postgres",
             Self::Tcp => "tcp",
             Self::Ssh => "ssh",
+            Self::Kubernetes => "kubernetes",
             Self::Other(name) => name,
         }
     }
@@ -55,6 +59,7 @@ impl From<String> for ResourceKind {
             "postgres" => Self::Postgres,
             "tcp" => Self::Tcp,
             "ssh" => Self::Ssh,
+            "kubernetes" => Self::Kubernetes,
             _ => Self::Other(name),
         }
     }

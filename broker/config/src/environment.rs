@@ -36,6 +36,12 @@ impl Config {
             {
                 errors.push(spec.credential.error(error.to_string()));
             }
+            if let ResourceSpec::Kubernetes(spec) = &resource.spec {
+                check_file(&mut errors, &spec.ca);
+                if let Err(error) = spec.token.value.resolve() {
+                    errors.push(spec.token.error(error.to_string()));
+                }
+            }
             if let ResourceSpec::Postgres(spec) = &resource.spec {
                 if let Some(ca) = &spec.tls.ca {
                     check_file(&mut errors, ca);

@@ -136,10 +136,12 @@ impl Resource {
         const POSTGRES: &ResourceKind = &ResourceKind::Postgres;
         const TCP: &ResourceKind = &ResourceKind::Tcp;
         const SSH: &ResourceKind = &ResourceKind::Ssh;
+        const KUBERNETES: &ResourceKind = &ResourceKind::Kubernetes;
         match self.spec {
             ResourceSpec::Postgres(_) => POSTGRES,
             ResourceSpec::Tcp(_) => TCP,
             ResourceSpec::Ssh(_) => SSH,
+            ResourceSpec::Kubernetes(_) => KUBERNETES,
         }
     }
 
@@ -149,6 +151,7 @@ impl Resource {
             ResourceSpec::Postgres(spec) => &spec.address,
             ResourceSpec::Tcp(spec) => &spec.address,
             ResourceSpec::Ssh(spec) => &spec.address,
+            ResourceSpec::Kubernetes(spec) => &spec.address,
         }
     }
 }
@@ -166,6 +169,25 @@ pub enum ResourceSpec {
     Tcp(TcpSpec),
     /// An SSH host the broker logs in to with its own key.
     Ssh(SshSpec),
+    /// A Kubernetes API server the broker calls with its own credential.
+    Kubernetes(KubeSpec),
+}
+
+/// A Kubernetes API server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubeSpec {
+    /// `host:port` of the API server (always HTTPS).
+    pub address: String,
+    /// The CA that signed the API server's certificate (pinned: nothing else is trusted), and
+    /// the name to check when it is not the address's host.
+    pub ca: Located<PathBuf>,
+    /// The name the certificate must carry, when it is not the address's host.
+    pub server_name: Option<String>,
+    /// The broker's credential: a bearer token (`token: file:/env:`).
+    pub token: Located<CredentialRef>,
+    /// Send `Impersonate-User` (the Sluice subject) and `Impersonate-Group` (the role's
+    /// `kube.groups`) so the cluster's RBAC and audit log see the person (`impersonate`).
+    pub impersonate: bool,
 }
 
 /// An SSH host.

@@ -99,6 +99,8 @@ pub struct Role {
     pub sql: SqlRole,
     /// What the role may do on SSH hosts (`ssh:`); `None` when not written.
     pub ssh: Option<SshRole>,
+    /// What the role may do on Kubernetes API servers (`kube:`); `None` when not written.
+    pub kube: Option<KubeRole>,
     /// The settings written on the role that only some engines can enforce, each where it is
     /// written; a rule may give the role only on resources whose engine enforces them all.
     pub needs: Vec<Located<Need>>,
@@ -186,6 +188,41 @@ pub enum Need {
     ContentRecording,
     /// `ssh`: shell and exec rules.
     SshRules,
+    /// `kube`: API request rules.
+    KubeRules,
+}
+
+/// A role's `kube:` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeRole {
+    /// A built-in profile (`kube-read-only`, `kube-guarded`) whose rules come before the
+    /// role's own (`profile`).
+    pub profile: Option<String>,
+    /// Requests that may be sent; when any is written, nothing else is.
+    pub allow: Vec<KubeRuleSpec>,
+    /// Requests that are refused.
+    pub block: Vec<KubeRuleSpec>,
+    /// Requests that wait for an approver.
+    pub approve: Vec<KubeRuleSpec>,
+    /// Who may approve held requests; the role's approval groups when empty.
+    pub approvers: Vec<String>,
+    /// `Impersonate-Group` values sent with each request when the resource impersonates.
+    pub groups: Vec<String>,
+}
+
+/// One Kubernetes request rule; an empty list matches anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeRuleSpec {
+    /// Named in refusals and approvals.
+    pub name: String,
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`, `*`.
+    pub verbs: Vec<String>,
+    /// `pods`, `pods/exec`, `apps/deployments`, `apps/*`, `*`.
+    pub resources: Vec<String>,
+    /// Namespace globs.
+    pub namespaces: Vec<String>,
+    /// Name globs.
+    pub names: Vec<String>,
 }
 
 impl Need {
@@ -200,6 +237,7 @@ impl Need {
                 "a content recording needs an engine that reads what the session carries"
             }
             Self::SshRules => "shell and exec rules need the SSH engine",
+            Self::KubeRules => "Kubernetes request rules need the Kubernetes engine",
         }
     }
 }

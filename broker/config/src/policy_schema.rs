@@ -33,6 +33,7 @@ const ROLE_KEYS: &[&str] = &[
     "record",
     "record_rows",
     "ssh",
+    "kube",
 ];
 const APPROVAL_KEYS: &[&str] = &["groups", "count", "self_approve", "timeout"];
 const RULE_KEYS: &[&str] = &[
@@ -257,6 +258,12 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
     if let Some(item) = fields.optional("ssh") {
         needs.push(cx.located(&item, Need::SshRules));
     }
+    let kube = optional(fields.optional("kube"), |item| {
+        crate::kube_schema::role(cx, item)
+    });
+    if let Some(item) = fields.optional("kube") {
+        needs.push(cx.located(&item, Need::KubeRules));
+    }
     let record = optional(fields.optional("record"), |item| record_mode(cx, item));
     let record_rows = optional(fields.optional("record_rows"), |item| record_rows(cx, item))
         .map(|rows| rows.unwrap_or(0));
@@ -302,6 +309,7 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
             record_rows: record_rows?,
         },
         ssh: ssh?,
+        kube: kube?,
         needs,
         location: cx.location(item.pos),
     })

@@ -56,6 +56,9 @@ const RESOURCE_KEYS: &[&str] = &[
     "superuser_login",
     "key",
     "ca",
+    "server_name",
+    "token",
+    "impersonate",
     "certificate_ttl",
     "host_key",
     "labels",
@@ -77,10 +80,11 @@ const KIND_KEYS: &[(&str, &[&str])] = &[
             "host_key",
         ],
     ),
+    ("kubernetes", &["ca", "server_name", "token", "impersonate"]),
     ("tcp", &[]),
 ];
 const SUPERUSER_LOGINS: &[&str] = &["allow", "refuse-guarded"];
-const KINDS: &[&str] = &["postgres", "ssh", "tcp"];
+const KINDS: &[&str] = &["kubernetes", "postgres", "ssh", "tcp"];
 const TARGET_TLS_KEYS: &[&str] = &["mode", "ca", "server_name"];
 const TLS_MODES: &[&str] = &["disable", "require", "verify-full"];
 
@@ -431,6 +435,9 @@ fn resource(cx: &mut Cx<'_>, name: &str, item: &Item<'_>) -> Option<Resource> {
         ResourceKind::Other(_) => return None,
         ResourceKind::Postgres => ResourceSpec::Postgres(postgres(cx, &fields, address)?),
         ResourceKind::Ssh => ResourceSpec::Ssh(crate::ssh_schema::resource(cx, &fields, address)?),
+        ResourceKind::Kubernetes => {
+            ResourceSpec::Kubernetes(crate::kube_schema::resource(cx, &fields, address)?)
+        }
         ResourceKind::Tcp => ResourceSpec::Tcp(TcpSpec { address: address? }),
     };
     if !name_ok {
@@ -451,6 +458,7 @@ fn kind(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<ResourceKind> {
         "postgres" => Some(ResourceKind::Postgres),
         "tcp" => Some(ResourceKind::Tcp),
         "ssh" => Some(ResourceKind::Ssh),
+        "kubernetes" => Some(ResourceKind::Kubernetes),
         other => {
             cx.invalid(item, unknown_choice("kind", other, KINDS));
             None

@@ -242,6 +242,7 @@ fn full_example_parses_to_the_expected_model() {
                         "policy.roles.read.guardrails",
                     )],
                     ssh: None,
+                    kube: None,
                     location: loc(39, 5),
                 },
                 Role {
@@ -266,6 +267,7 @@ fn full_example_parses_to_the_expected_model() {
                         at(Need::SqlMasking, 47, 7, "policy.roles.write.masking"),
                     ],
                     ssh: None,
+                    kube: None,
                     location: loc(43, 5),
                 },
             ],

@@ -59,6 +59,7 @@ fn role(name: &str, max_ttl: Duration, default_ttl: Duration, approval: Option<A
         record: RecordMode::Required,
         sql: Default::default(),
         ssh: None,
+        kube: None,
         needs: Vec::new(),
         location: loc(1, 1),
     }

@@ -38,7 +38,12 @@ async fn exec_passes_stdout_stderr_stdin_and_the_exit_code() {
             .arg(format!("UserKnownHostsFile={}", known.display()))
             .arg("-i")
             .arg(&s.client)
-            .args(["-p", &port.to_string(), "sluice@127.0.0.1", "cat | sha256sum"])
+            .args([
+                "-p",
+                &port.to_string(),
+                "sluice@127.0.0.1",
+                "cat | sha256sum",
+            ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()

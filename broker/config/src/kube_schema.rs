@@ -1,0 +1,159 @@
+//! The Kubernetes parts of the configuration: `kind: kubernetes` resources (the API server,
+//! its pinned CA, the broker's token, impersonation) and a role's `kube:` section (a profile,
+//! allow/block/approve request rules, approvers, impersonated groups).
+//!
+//! ```yaml
+//! resources:
+//!   prod-cluster:
+//!     kind: kubernetes
+//!     address: k8s.internal:6443
+//!     ca: /etc/sluice/k8s-ca.pem           # the only CA trusted for the API server
+//!     token: file:/etc/sluice/k8s-token     # the broker's bearer token, or env:NAME
+//!     impersonate: true                     # Impersonate-User = the Sluice subject
+//! policy:
+//!   roles:
+//!     viewer:
+//!       max_ttl: 8h
+//!       kube: {profile: kube-read-only}
+//!     deployer:
+//!       max_ttl: 1h
+//!       kube:
+//!         profile: kube-guarded
+//!         block: [{name: no-prod-secrets, resources: [secrets], namespaces: ["prod-*"]}]
+//!         approve: [{name: prod-deletes, verbs: [delete], namespaces: ["prod-*"]}]
+//!         approvers: [sre]
+//!         groups: [deployers]               # Impersonate-Group
+//! ```
+
+use crate::extract::{Cx, Fields, Item};
+use crate::model::KubeSpec;
+use crate::policy::{KubeRole, KubeRuleSpec};
+use crate::schema::{credential, optional};
+
+const ROLE_KEYS: &[&str] = &[
+    "profile",
+    "allow",
+    "block",
+    "approve",
+    "approvers",
+    "groups",
+];
+const RULE_KEYS: &[&str] = &["name", "verbs", "resources", "namespaces", "names"];
+/// The built-in profiles (their rules live in the engine).
+pub const PROFILES: &[&str] = &["kube-guarded", "kube-read-only"];
+const VERBS: &[&str] = &[
+    "*",
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
+
+/// The settings of a `kind: kubernetes` resource.
+pub(crate) fn resource(
+    cx: &mut Cx<'_>,
+    fields: &Fields<'_>,
+    address: Option<String>,
+) -> Option<KubeSpec> {
+    let ca = cx.required(fields, "ca").and_then(|item| {
+        let path = cx.path(&item)?;
+        Some(path)
+    });
+    let server_name = optional(fields.optional("server_name"), |item| cx.text(item));
+    let token = cx
+        .required(fields, "token")
+        .and_then(|item| credential(cx, &item));
+    let impersonate = optional(fields.optional("impersonate"), |item| cx.boolean(item));
+    Some(KubeSpec {
+        address: address?,
+        ca: ca?,
+        server_name: server_name?,
+        token: token?,
+        impersonate: impersonate?.unwrap_or(false),
+    })
+}
+
+/// A role's `kube:` section.
+pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<KubeRole> {
+    let fields = cx.fields(item, ROLE_KEYS)?;
+    let profile = optional(fields.optional("profile"), |item| {
+        let text = cx.text(item)?;
+        if PROFILES.contains(&text.as_str()) {
+            Some(text)
+        } else {
+            cx.invalid(
+                item,
+                crate::schema::unknown_choice("profile", &text, PROFILES),
+            );
+            None
+        }
+    });
+    let mut list = |key: &str| optional(fields.optional(key), |item| rules(cx, item));
+    let allow = list("allow");
+    let block = list("block");
+    let approve = list("approve");
+    let names = |cx: &mut Cx<'_>, key: &str| {
+        optional(fields.optional(key), |item| cx.string_list(item))
+            .map(|v| v.unwrap_or_default().into_iter().map(|l| l.value).collect())
+    };
+    let approvers: Option<Vec<String>> = names(cx, "approvers");
+    let groups: Option<Vec<String>> = names(cx, "groups");
+    Some(KubeRole {
+        profile: profile?,
+        allow: allow?.unwrap_or_default(),
+        block: block?.unwrap_or_default(),
+        approve: approve?.unwrap_or_default(),
+        approvers: approvers?,
+        groups: groups?,
+    })
+}
+
+fn rules(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<Vec<KubeRuleSpec>> {
+    let items = cx.list(
+        item,
+        "a list of rules, e.g. [{name: no-ns-delete, verbs: [delete], resources: [namespaces]}]",
+    )?;
+    let mut rules = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for entry in &items {
+        match rule(cx, entry) {
+            Some(rule) => rules.push(rule),
+            None => ok = false,
+        }
+    }
+    ok.then_some(rules)
+}
+
+fn rule(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<KubeRuleSpec> {
+    let fields = cx.fields(item, RULE_KEYS)?;
+    let name = cx.required(&fields, "name").and_then(|item| cx.text(&item));
+    let mut list = |key: &str| {
+        optional(fields.optional(key), |item| cx.string_list(item)).map(|v| {
+            v.unwrap_or_default()
+                .into_iter()
+                .map(|l| l.value)
+                .collect::<Vec<_>>()
+        })
+    };
+    let verbs = list("verbs");
+    let resources = list("resources");
+    let namespaces = list("namespaces");
+    let names = list("names");
+    if let (Some(verbs), Some(item)) = (&verbs, fields.optional("verbs"))
+        && let Some(bad) = verbs.iter().find(|v| !VERBS.contains(&v.as_str()))
+    {
+        cx.invalid(&item, crate::schema::unknown_choice("verb", bad, VERBS));
+        return None;
+    }
+    Some(KubeRuleSpec {
+        name: name?,
+        verbs: verbs?,
+        resources: resources?,
+        namespaces: namespaces?,
+        names: names?,
+    })
+}
