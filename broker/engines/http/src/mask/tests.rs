@@ -215,3 +215,27 @@ fn top_level_arrays_and_scalars() {
     let mut scalar = json!("aHVudGVyMg==");
     assert_eq!(mask_secrets(&mut scalar, true), 0);
 }
+
+#[test]
+fn metadata_only_tables_mask_the_last_applied_annotation() {
+    // kubectl get secrets asks for a Table; by default each row carries the object's metadata,
+    // annotations included, and the last-applied annotation holds the values.
+    let applied = json!({"kind": "Secret", "data": {"password": "aHVudGVyMg=="}}).to_string();
+    let mut table = json!({
+        "kind": "Table",
+        "rows": [{
+            "cells": ["a", "Opaque", 1, "5m"],
+            "object": {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"name": "a", "annotations": { LAST_APPLIED: applied }},
+            },
+        }],
+    });
+    assert_eq!(mask_secrets(&mut table, true), 1);
+    let text = table["rows"][0]["object"]["metadata"]["annotations"][LAST_APPLIED]
+        .as_str()
+        .expect("a string");
+    assert!(!text.contains("aHVudGVyMg=="), "{text}");
+    assert!(text.contains("KioqKg=="), "{text}");
+}
