@@ -87,6 +87,13 @@ pub enum Command {
         after_help = "Examples:\n  sluice ssh web -- uptime\n  sluice ssh web --role ops\n  sluice ssh web --ssh=-tt -- top"
     )]
     Ssh(SshArgs),
+    /// Run kubectl through the broker under a grant: a temporary kubeconfig points it at a
+    /// local tunnel with a one-time token; the broker decides every API request and calls the
+    /// cluster with its own credential.
+    #[command(
+        after_help = "Examples:\n  sluice kube prod-cluster -- get pods -n prod\n  sluice kube prod-cluster --role deployer -- rollout restart deploy/web -n prod\n  sluice connect prod-cluster --exec kubectl get ns   # the same, KUBECONFIG set for the command"
+    )]
+    Kube(KubeArgs),
     /// Helpers other programs run (ssh's ProxyCommand).
     #[command(subcommand, hide = true)]
     Proxy(ProxyCommand),
@@ -211,6 +218,30 @@ pub struct SshArgs {
     /// The command to run on the host; an interactive shell when left out.
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// The kubernetes resource.
+    pub resource: String,
+    /// The role to use; the policy's default role for you on the resource when left out.
+    #[arg(long, short)]
+    pub role: Option<String>,
+    /// How long a new grant should last (e.g. 30m, 8h); an active grant is reused.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub ttl: Option<u64>,
+    /// Why you need access, for the approvers and the audit trail [default: "sluice kube"].
+    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+    pub reason: Option<String>,
+    /// The namespace the kubeconfig's context starts in.
+    #[arg(long, short, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// The kubectl program to run.
+    #[arg(long, default_value = "kubectl", value_name = "PROGRAM")]
+    pub kubectl: String,
+    /// Arguments for kubectl.
+    #[arg(last = true)]
+    pub args: Vec<String>,
 }
 
 /// `sluice proxy …`.

@@ -23,6 +23,9 @@ pub struct RolePlan {
     /// Who may approve the commands the role's SSH sessions hold (`ssh.exec.approvers`, else
     /// `approval.groups`).
     pub approvers: Vec<String>,
+    /// Request rules of Kubernetes sessions; `None` without a `kube:` section (the cluster's
+    /// RBAC for the broker's credential is the limit).
+    pub kube: Option<KubePlan>,
     /// What a running session was built from and cannot take on mid-way.
     fixed: Fixed,
 }
@@ -33,6 +36,60 @@ pub struct RolePlan {
 struct Fixed {
     guarded: bool,
     masking: Option<MaskingProfile>,
+}
+
+/// A role's `kube:` section, compiled: its profile's rules, then its own.
+#[derive(Debug, Clone)]
+pub struct KubePlan {
+    /// Allow, block and approve rules.
+    pub rules: sluice_engine_http::kube::KubeRules,
+    /// `Impersonate-Group` values.
+    pub groups: Vec<String>,
+    /// Who may approve held requests (`kube.approvers`, else `approval.groups`).
+    pub approvers: Vec<String>,
+}
+
+/// Compiles a role's `kube:` section; a rule the engine would misread is a load error.
+fn kube_plan(role: &sluice_config::Role) -> Result<Option<KubePlan>> {
+    use sluice_engine_http::kube::{KubeRule, KubeRules};
+    let Some(kube) = &role.kube else {
+        return Ok(None);
+    };
+    let mut rules = match &kube.profile {
+        Some(name) => KubeRules::profile(name)
+            .ok_or_else(|| anyhow::anyhow!("role {}: unknown kube profile {name}", role.name))?,
+        None => KubeRules::default(),
+    };
+    let convert = |specs: &[sluice_config::KubeRuleSpec]| -> Vec<KubeRule> {
+        specs
+            .iter()
+            .map(|spec| KubeRule {
+                name: spec.name.clone(),
+                verbs: spec.verbs.clone(),
+                resources: spec.resources.clone(),
+                namespaces: spec.namespaces.clone(),
+                names: spec.names.clone(),
+            })
+            .collect()
+    };
+    rules.allow.extend(convert(&kube.allow));
+    rules.block.extend(convert(&kube.block));
+    rules.approve.extend(convert(&kube.approve));
+    rules
+        .validate()
+        .map_err(|errors| anyhow::anyhow!("role {}: kube rules: {}", role.name, errors.join("; ")))?;
+    Ok(Some(KubePlan {
+        rules,
+        groups: kube.groups.clone(),
+        approvers: if kube.approvers.is_empty() {
+            role.approval
+                .as_ref()
+                .map(|a| a.groups.clone())
+                .unwrap_or_default()
+        } else {
+            kube.approvers.clone()
+        },
+    }))
 }
 
 impl RolePlan {
@@ -102,7 +159,9 @@ impl Plans {
             .roles
             .iter()
             .map(|role| {
+                let kube = kube_plan(role)?;
                 let plan = RolePlan {
+                    kube,
                     record: role.record,
                     record_rows: role.sql.record_rows,
                     sql: sql.remove(&role.name).unwrap_or_default(),
@@ -124,9 +183,9 @@ impl Plans {
                             .cloned(),
                     },
                 };
-                (role.name.clone(), Arc::new(plan))
+                Ok((role.name.clone(), Arc::new(plan)))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Self { roles })
     }
 

@@ -102,6 +102,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     let engines = Arc::new(crate::engines::Registry::new(
         crate::engines::PostgresEngine::new(enforcer, targets),
         Arc::new(crate::engines::SshEngine::new(holds.clone())),
+        crate::engines::KubeEngine::new(holds.clone()),
     ));
     let state = AppState {
         gate: Gate::new(live, tokens, revocations.clone(), grants.clone()),

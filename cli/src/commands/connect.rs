@@ -36,6 +36,30 @@ const PG_ENV_TO_CLEAR: &[&str] = &[
 /// The reason `connect` gives when the person gives none.
 const DEFAULT_REASON: &str = "sluice connect";
 
+/// `sluice kube RES -- ARGS`: `connect RES --exec kubectl ARGS`, with the namespace given.
+pub async fn kube(global: &GlobalArgs, args: crate::args::KubeArgs) -> CliResult<u8> {
+    let broker = super::broker(global)?;
+    let tokens = token_source(&broker, None, None).await?;
+    let check = check(&broker, &tokens, &args.resource).await?;
+    if check.kind != ResourceKind::Kubernetes {
+        return Err(CliError::new(
+            Exit::Usage,
+            format!("'{}' is a {} resource, not kubernetes", args.resource, check.kind),
+        )
+        .hint(format!("use `sluice connect {}`", args.resource)));
+    }
+    let reason = args.reason.clone().unwrap_or_else(|| "sluice kube".into());
+    let grant = grant::reuse_or_ask(&broker, &tokens, &check, args.role.clone(), args.ttl, reason)
+        .await?;
+    let mut tunnel = Tunnel::open(&broker, &tokens, check, grant, None).await?;
+    if let (Some(namespace), Access::Kube(kube)) = (&args.namespace, &mut tunnel.details.access) {
+        kube.namespace(namespace, tunnel.details.port)?;
+    }
+    let mut command = vec![args.kubectl.clone()];
+    command.extend(args.args.iter().cloned());
+    tunnel.exec(&command).await
+}
+
 pub async fn run(global: &GlobalArgs, args: ConnectArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
     let tokens = token_source(&broker, args.workload.as_ref(), args.audience.as_deref()).await?;
@@ -276,6 +300,8 @@ enum Access {
     /// SSH: a per-connect key the broker accepts for these tunnels only, and its host key
     /// pinned for this port; the files live as long as `connect` does.
     Ssh(super::ssh::LocalKeys),
+    /// Kubernetes: a one-time bearer token in a temporary kubeconfig.
+    Kube(KubeConfig),
     /// Anything else: nothing to present.
     Plain,
 }
@@ -285,6 +311,7 @@ impl Access {
         Ok(match check.kind {
             ResourceKind::Postgres => Self::Postgres(one_time_secret()),
             ResourceKind::Ssh => Self::Ssh(super::ssh::LocalKeys::make(check, port)?),
+            ResourceKind::Kubernetes => Self::Kube(KubeConfig::make(&check.name, port)?),
             _ => Self::Plain,
         })
     }
@@ -294,6 +321,7 @@ impl Access {
         match self {
             Self::Postgres(secret) => Some(secret.clone()),
             Self::Ssh(keys) => Some(Secret::new(keys.public.clone())),
+            Self::Kube(kube) => Some(kube.token.clone()),
             Self::Plain => None,
         }
     }
@@ -323,6 +351,12 @@ impl Details {
                     "SLUICE_SSH_KNOWN_HOSTS",
                     keys.known_hosts.display().to_string(),
                 ),
+            ],
+            Access::Kube(kube) => vec![
+                ("KUBECONFIG", kube.path.display().to_string()),
+                ("SLUICE_URL", format!("http://127.0.0.1:{port}")),
+                ("SLUICE_HOST", "127.0.0.1".into()),
+                ("SLUICE_PORT", port),
             ],
             Access::Plain => vec![("SLUICE_HOST", "127.0.0.1".into()), ("SLUICE_PORT", port)],
         }
@@ -361,6 +395,13 @@ impl Details {
                     self.port
                 ),
                 "The key is made for this connect only; the broker refuses any other.".into(),
+            ],
+            (Access::Kube(kube), None) => vec![
+                "Use kubectl with:".into(),
+                format!("  kubectl --kubeconfig {} get ns", kube.path.display()),
+                "Its token is made for this connect only; the cluster's credential stays in the \
+                 broker."
+                    .into(),
             ],
             _ => vec![format!("Point your client at 127.0.0.1:{}.", self.port)],
         }
@@ -423,6 +464,73 @@ impl Details {
 }
 
 /// 256 random bits, URL-safe: fits a libpq password and a URI without escaping.
+/// A kubeconfig for the local tunnel, in a private temporary directory removed when it drops:
+/// the server is the tunnel's port, the user's token the one-time token (never the cluster's
+/// credential).
+#[derive(Debug)]
+pub struct KubeConfig {
+    token: Secret<String>,
+    /// The kubeconfig file.
+    pub path: std::path::PathBuf,
+    resource: String,
+    _dir: tempfile::TempDir,
+}
+
+impl KubeConfig {
+    fn make(resource: &str, port: u16) -> CliResult<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-kube-")
+            .tempdir()
+            .map_err(|e| {
+                CliError::new(Exit::Failure, format!("cannot make a temporary directory: {e}"))
+            })?;
+        let config = Self {
+            token: one_time_secret(),
+            path: dir.path().join("kubeconfig"),
+            resource: resource.to_owned(),
+            _dir: dir,
+        };
+        config.write(port, None)?;
+        Ok(config)
+    }
+
+    /// Starts the context in `namespace`.
+    fn namespace(&self, namespace: &str, port: u16) -> CliResult<()> {
+        self.write(port, Some(namespace))
+    }
+
+    fn write(&self, port: u16, namespace: Option<&str>) -> CliResult<()> {
+        // JSON is YAML: no YAML writer needed, and no quoting mistakes.
+        let mut context = serde_json::json!({"cluster": self.resource, "user": "sluice"});
+        if let Some(namespace) = namespace {
+            context["namespace"] = namespace.into();
+        }
+        let config = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": self.resource, "cluster": {"server": format!("http://127.0.0.1:{port}")}}],
+            "users": [{"name": "sluice", "user": {"token": self.token.expose()}}],
+            "contexts": [{"name": self.resource, "context": context}],
+            "current-context": self.resource,
+        });
+        write_private(&self.path, config.to_string().as_bytes())
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, data: &[u8]) -> CliResult<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(data))
+        .map_err(|e| CliError::new(Exit::Failure, format!("cannot write {}: {e}", path.display())))
+}
+
 fn one_time_secret() -> Secret<String> {
     let bytes: [u8; 32] = rand::random();
     Secret::new(URL_SAFE_NO_PAD.encode(bytes))

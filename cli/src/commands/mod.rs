@@ -28,6 +28,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Connect(args) => connect::run(&cli.global, args).await,
         Command::Run(args) => run::run(&cli.global, args).await,
         Command::Ssh(args) => ssh::run(&cli.global, args).await,
+        Command::Kube(args) => connect::kube(&cli.global, args).await,
         Command::Proxy(crate::args::ProxyCommand::Ssh(args)) => ssh::proxy(&cli.global, args).await,
         Command::Config(crate::args::ConfigCommand::Ssh(args)) => ssh::config(&cli.global, args),
         Command::Grant(command) => grant::run(&cli.global, command).await,

@@ -11,10 +11,12 @@
 //!                                   │ opens the record when the protocol says it is a session
 //! ```
 
+mod kube;
 mod postgres;
 mod ssh;
 mod tcp;
 
+pub use kube::KubeEngine;
 pub use postgres::{PostgresEngine, Targets};
 pub use ssh::SshEngine;
 pub use tcp::TcpEngine;
@@ -37,6 +39,7 @@ use std::sync::Arc;
 /// Every kind with an engine, and the role settings its engine enforces: the one table the
 /// config check, the gate and reloads consult.
 const KINDS: &[(&str, &[Need])] = &[
+    ("kubernetes", kube::ENFORCES),
     ("postgres", postgres::ENFORCES),
     ("ssh", ssh::ENFORCES),
     ("tcp", tcp::ENFORCES),
@@ -160,8 +163,9 @@ pub struct Registry {
 
 impl Registry {
     /// Every engine, with what it needs from the broker.
-    pub fn new(postgres: PostgresEngine, ssh: Arc<SshEngine>) -> Self {
+    pub fn new(postgres: PostgresEngine, ssh: Arc<SshEngine>, kube: KubeEngine) -> Self {
         let mut engines: HashMap<ResourceKind, Arc<dyn Engine>> = HashMap::new();
+        engines.insert(ResourceKind::Kubernetes, Arc::new(kube));
         engines.insert(ResourceKind::Postgres, Arc::new(postgres));
         engines.insert(ResourceKind::Ssh, ssh);
         engines.insert(ResourceKind::Tcp, Arc::new(TcpEngine));

@@ -1,0 +1,803 @@
+//! The Kubernetes engine: the broker terminates the client's HTTP (kubectl's), reads every API
+//! request as the API server would (verb, group, resource, subresource, namespace, name),
+//! decides it by the role's rules, and calls the API server with its own token, the person
+//! impersonated when the resource says so. Secret values never reach the client.
+//!
+//! ```text
+//!  kubectl ══tunnel══▶ [hyper server] ── Bearer = the tunnel's one-time token? ──▶ 401
+//!                         │ Impersonate-* from the client? ──▶ 403
+//!                         │ attributes(method, path, query) ──rules──▶ block: 403 Status
+//!                         │                                           hold: wait for an approver
+//!                         ▼ allow
+//!                      [hyper client, TLS with the pinned CA] ── Bearer = the broker's token,
+//!                         │                                     Impersonate-User/Group
+//!  API server ◀═══════════╯ responses: Secrets masked (whole bodies, or watch events one by
+//!                            one), streamed otherwise; exec/attach/port-forward upgrades relayed
+//! ```
+
+use super::{BoxFuture, Engine, Served, Session, Tunnel};
+use crate::plan::RolePlan;
+use crate::tunnel::SessionOpener;
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::upgrade::Upgraded;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use sluice_config::{KubeSpec, Need, ResourceSpec};
+use sluice_engine::{Lease, LeaseHandle};
+use sluice_engine_http::kube::{Attributes, Decision, attributes, forbidden_status};
+use sluice_engine_http::mask::{LineMasker, mask_secrets};
+use sluice_recording::SessionRecording;
+use sluice_shared::recording::{Decision as Recorded, HttpEvent};
+use sluice_shared::tunnel::SECRET_HEADER;
+use sluice_shared::{ApiError, ErrorCode};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, watch};
+use tracing::info;
+
+/// Request rules, and a recording of each request.
+pub const ENFORCES: &[Need] = &[Need::KubeRules, Need::ContentRecording];
+
+/// The shortest one-time token a tunnel may carry (as for PostgreSQL's one-time password).
+const MIN_SECRET_LEN: usize = 32;
+/// How long a held request waits for a decision.
+const HOLD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// The largest Secret response body the broker reads whole to mask it.
+const MAX_MASKED_BODY: usize = 64 * 1024 * 1024;
+/// How long connecting to the API server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The Kubernetes engine.
+#[derive(Debug)]
+pub struct KubeEngine {
+    /// Where held requests wait for approvers.
+    holds: Arc<crate::holds::Holds>,
+}
+
+impl KubeEngine {
+    /// An engine filing held requests with `holds`.
+    pub fn new(holds: Arc<crate::holds::Holds>) -> Self {
+        Self { holds }
+    }
+}
+
+impl Engine for KubeEngine {
+    fn prepare<'a>(
+        &'a self,
+        tunnel: Tunnel<'a>,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, ApiError>> {
+        Box::pin(async move {
+            let authz = tunnel.authz;
+            let resource = authz.resource().name.clone();
+            let ResourceSpec::Kubernetes(spec) = &authz.resource().spec else {
+                return Err(super::another_kind("kubernetes"));
+            };
+            let secret = super::secret_header(tunnel.headers)
+                .filter(|s| s.len() >= MIN_SECRET_LEN)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "a kubernetes tunnel needs a one-time token of at least \
+                             {MIN_SECRET_LEN} characters in `{SECRET_HEADER}` (use `sluice kube` \
+                             or `sluice connect`)"
+                        ),
+                    )
+                })?
+                .to_owned();
+            let token = spec
+                .token
+                .value
+                .resolve()
+                .map_err(|_| super::unreadable(&resource, "token"))?;
+            let upstream = Upstream::new(spec, token.expose().clone())
+                .map_err(|_| super::unreadable(&resource, "API server CA"))?;
+            let mut opener = tunnel.opener;
+            opener
+                .open(None, false)
+                .await
+                .map_err(|why| ApiError::new(ErrorCode::Unavailable, why))?;
+            let plan: watch::Receiver<Arc<RolePlan>> = tunnel.plan;
+            let approvers = {
+                let plan = plan.borrow();
+                plan.kube
+                    .as_ref()
+                    .map_or_else(|| plan.approvers.clone(), |k| k.approvers.clone())
+            };
+            let who = authz.identity();
+            let approvals = crate::holds::SessionApprovals {
+                holds: Arc::clone(&self.holds),
+                session: crate::holds::Session {
+                    requester: who.requester(),
+                    resource: resource.clone(),
+                    role: authz.role().to_owned(),
+                    grant: authz.grant_id().to_owned(),
+                    approvers,
+                    timeout: HOLD_TIMEOUT,
+                },
+            };
+            let context = Arc::new(Context_ {
+                secret,
+                subject: who.subject.clone(),
+                impersonate: spec.impersonate,
+                plan,
+                upstream: Mutex::new(upstream),
+                approvals,
+                recording: opener.recording(),
+                session: opener.session_id().unwrap_or_default().to_owned(),
+                seq: AtomicU64::new(0),
+                bytes_down: AtomicU64::new(0),
+                cut: watch::channel(false).0,
+                upgraded: std::sync::Mutex::new(Vec::new()),
+            });
+            Ok(Box::new(KubeSession { context, opener }) as Box<dyn Session>)
+        })
+    }
+}
+
+/// What every request of one session shares.
+struct Context_ {
+    /// The one-time token kubectl must present.
+    secret: String,
+    /// Who is calling (for impersonation and approvals).
+    subject: String,
+    impersonate: bool,
+    plan: watch::Receiver<Arc<RolePlan>>,
+    upstream: Mutex<Upstream>,
+    approvals: crate::holds::SessionApprovals,
+    recording: Option<SessionRecording>,
+    session: String,
+    seq: AtomicU64,
+    bytes_down: AtomicU64,
+    /// Set when the session ends: upgraded streams (exec, port-forward) stop.
+    cut: watch::Sender<bool>,
+    /// Upgraded streams still running; the session lasts until they end.
+    upgraded: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+struct KubeSession {
+    context: Arc<Context_>,
+    opener: SessionOpener,
+}
+
+impl Session for KubeSession {
+    fn lease(&self) -> Arc<LeaseHandle> {
+        self.opener.lease()
+    }
+
+    fn serve(
+        self: Box<Self>,
+        stream: TokioIo<Upgraded>,
+        mut lease: Lease,
+    ) -> BoxFuture<'static, Served> {
+        Box::pin(async move {
+            let Self { context, opener } = *self;
+            info!(kind = "kubernetes", "session started");
+            let service_context = Arc::clone(&context);
+            let service = hyper::service::service_fn(move |request| {
+                let context = Arc::clone(&service_context);
+                async move { Ok::<_, std::convert::Infallible>(handle(context, request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(stream.into_inner(), service)
+                .with_upgrades();
+            // Dropping the connection ends every request on it (open watches); upgraded
+            // streams (exec, port-forward) are cut through `cut`.
+            let mut end = tokio::select! {
+                served = connection => match served {
+                    Ok(()) => "closed".to_owned(),
+                    Err(e) if e.is_incomplete_message() => "closed".to_owned(),
+                    Err(e) => format!("error: {e}"),
+                },
+                reason = lease.revoked() => format!("revoked: {reason}"),
+            };
+            if !end.starts_with("revoked") {
+                let running: Vec<_> = context
+                    .upgraded
+                    .lock()
+                    .map(|mut tasks| tasks.drain(..).collect())
+                    .unwrap_or_default();
+                let all = async {
+                    for task in running {
+                        let _ = task.await;
+                    }
+                };
+                tokio::select! {
+                    () = all => {}
+                    reason = lease.revoked() => end = format!("revoked: {reason}"),
+                }
+            }
+            context.cut.send_replace(true);
+            Served {
+                opener,
+                end,
+                bytes_up: 0,
+                bytes_down: context.bytes_down.load(Ordering::Relaxed),
+            }
+        })
+    }
+
+    fn abandon(self: Box<Self>) -> SessionOpener {
+        self.opener
+    }
+}
+
+/// One request from kubectl, to its response.
+async fn handle(context: Arc<Context_>, request: Request<Incoming>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    if !authorized(&context.secret, request.headers()) {
+        return status(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "sluice: this tunnel needs the token `sluice kube` gave kubectl",
+        );
+    }
+    if let Some(name) = request
+        .headers()
+        .keys()
+        .find(|name| name.as_str().starts_with("impersonate-"))
+    {
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "sluice: the client may not send {name} (--as, --as-group): the broker says who \
+                 is calling"
+            ),
+        );
+    }
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let attributes = attributes(request.method().as_str(), &path, &query);
+    let seq = context.seq.fetch_add(1, Ordering::Relaxed) + 1;
+    let rules = context.plan.borrow().kube.clone();
+    let decision = match &rules {
+        Some(plan) => plan.rules.judge(&attributes),
+        // A role without `kube:` is limited by the cluster's own RBAC for the broker's token.
+        None => Decision::Allow,
+    };
+    let recorded = match decision {
+        Decision::Allow => Recorded::Allowed,
+        Decision::Block { rule, reason } => {
+            info!(
+                target: "audit",
+                event = "kube.request_refused.v1",
+                session = %context.session,
+                rule = %rule,
+                request = %attributes.describe(),
+                "a Kubernetes request was refused"
+            );
+            record_request(&context, seq, &request, &query, block_decision(&rule, &reason));
+            return json(StatusCode::FORBIDDEN, &forbidden_status(&attributes, &rule, &reason));
+        }
+        Decision::Hold { rule, reason } => match held(&context, &attributes, &rule, &reason).await
+        {
+            Ok(decided) => decided,
+            Err(denied) => {
+                let message = match &denied {
+                    Recorded::Denied { reason, .. } => reason.clone(),
+                    _ => "not approved".to_owned(),
+                };
+                record_request(&context, seq, &request, &query, denied);
+                return json(
+                    StatusCode::FORBIDDEN,
+                    &forbidden_status(&attributes, &rule, &message),
+                );
+            }
+        },
+    };
+    record_request(&context, seq, &request, &query, recorded);
+    let groups = rules.map(|plan| plan.groups.clone()).unwrap_or_default();
+    let response = forward(&context, request, &attributes, &groups).await;
+    let response = respond(&context, response, &attributes);
+    if let Some(recording) = &context.recording {
+        recording.record(HttpEvent::HttpResponse {
+            seq,
+            status: response.status().as_u16(),
+            bytes: response.body().size_hint().exact().unwrap_or(0),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    response
+}
+
+fn block_decision(rule: &str, reason: &str) -> Recorded {
+    Recorded::Blocked {
+        rule: rule.to_owned(),
+        message: reason.to_owned(),
+    }
+}
+
+/// `Authorization: Bearer <the tunnel's token>`, compared in constant time.
+fn authorized(secret: &str, headers: &HeaderMap) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(presented) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    presented.len() == secret.len() && bool::from(presented.as_bytes().ct_eq(secret.as_bytes()))
+}
+
+fn record_request(
+    context: &Context_,
+    seq: u64,
+    request: &Request<Incoming>,
+    query: &str,
+    decision: Recorded,
+) {
+    if let Some(recording) = &context.recording {
+        recording.record(HttpEvent::HttpRequest {
+            seq,
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            query: query.to_owned(),
+            decision,
+        });
+    }
+}
+
+/// Files a held request and waits for the decision; a request whose client goes away is
+/// dropped here, which withdraws it.
+async fn held(
+    context: &Context_,
+    attributes: &Attributes,
+    rule: &str,
+    reason: &str,
+) -> Result<Recorded, Recorded> {
+    use sluice_engine::hold::{Approvals, HoldOutcome, HoldRequest};
+    let request = HoldRequest {
+        kind: "kube".into(),
+        what: attributes.describe(),
+        rule: rule.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let hold = context.approvals.request(request).map_err(|why| Recorded::Denied {
+        rule: rule.to_owned(),
+        reason: why,
+        request: String::new(),
+    })?;
+    // Withdrawn if this future is dropped (kubectl interrupted, connection closed).
+    struct Withdraw<'a> {
+        approvals: &'a crate::holds::SessionApprovals,
+        id: String,
+        armed: bool,
+    }
+    impl Drop for Withdraw<'_> {
+        fn drop(&mut self) {
+            if self.armed {
+                self.approvals.withdraw(&self.id, "the client went away");
+            }
+        }
+    }
+    let mut guard = Withdraw {
+        approvals: &context.approvals,
+        id: hold.id.clone(),
+        armed: true,
+    };
+    let outcome = hold.decision.await;
+    guard.armed = false;
+    match outcome {
+        HoldOutcome::Approved { by } => Ok(Recorded::Approved {
+            rule: rule.to_owned(),
+            by,
+            request: hold.id,
+        }),
+        HoldOutcome::Denied { message } => Err(Recorded::Denied {
+            rule: rule.to_owned(),
+            reason: message,
+            request: hold.id,
+        }),
+    }
+}
+
+/// What came back from the API server: its response, or the broker's own answer.
+enum Answer {
+    Upstream(Response<Incoming>),
+    Local(Response<ResponseBody>),
+}
+
+/// Sends the request to the API server as the broker. An upgrade (exec, attach, port-forward
+/// over WebSocket or SPDY) that the server accepts is relayed byte for byte until either side
+/// closes or the session ends.
+async fn forward(
+    context: &Arc<Context_>,
+    mut request: Request<Incoming>,
+    attributes: &Attributes,
+    groups: &[String],
+) -> Answer {
+    let upgrade = request.headers().contains_key(header::UPGRADE);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (mut parts, body) = request.into_parts();
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    parts.headers.remove(header::AUTHORIZATION);
+    // Every body must be readable: no compression, no protobuf.
+    parts.headers.remove(header::ACCEPT_ENCODING);
+    let accept = json_accept(parts.headers.get(header::ACCEPT));
+    parts.headers.insert(header::ACCEPT, accept);
+    let mut upstream = context.upstream.lock().await;
+    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", upstream.token)) {
+        parts.headers.insert(header::AUTHORIZATION, value);
+    }
+    if context.impersonate {
+        if let Ok(user) = HeaderValue::from_str(&context.subject) {
+            parts
+                .headers
+                .insert(HeaderName::from_static("impersonate-user"), user);
+        }
+        for group in groups {
+            if let Ok(group) = HeaderValue::from_str(group) {
+                parts
+                    .headers
+                    .append(HeaderName::from_static("impersonate-group"), group);
+            }
+        }
+    }
+    let outgoing = Request::from_parts(parts, body);
+    let mut response = match upstream.send(outgoing).await {
+        Ok(response) => response,
+        Err(why) => {
+            return Answer::Local(status(
+                StatusCode::BAD_GATEWAY,
+                "ServiceUnavailable",
+                &format!("sluice: the API server could not be reached: {why}"),
+            ));
+        }
+    };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_upgrade) = client_upgrade
+    {
+        // The connection now belongs to the upgraded stream.
+        upstream.sender = None;
+        drop(upstream);
+        let host_upgrade = hyper::upgrade::on(&mut response);
+        let mut cut = context.cut.subscribe();
+        info!(
+            target: "audit",
+            event = "kube.stream_opened.v1",
+            session = %context.session,
+            request = %attributes.describe(),
+            "an exec, attach or port-forward stream opened"
+        );
+        let task = tokio::spawn(async move {
+            let (Ok(client), Ok(host)) = (client_upgrade.await, host_upgrade.await) else {
+                return;
+            };
+            let (mut client, mut host) = (TokioIo::new(client), TokioIo::new(host));
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut host) => {}
+                _ = cut.wait_for(|cut| *cut) => {}
+            }
+        });
+        if let Ok(mut tasks) = context.upgraded.lock() {
+            tasks.push(task);
+        }
+        let (parts, _) = response.into_parts();
+        return Answer::Local(Response::from_parts(
+            parts,
+            Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync(),
+        ));
+    }
+    Answer::Upstream(response)
+}
+
+/// The API server's response as the client gets it: Secret values masked.
+fn respond(
+    context: &Arc<Context_>,
+    answer: Answer,
+    attributes: &Attributes,
+) -> Response<ResponseBody> {
+    let response = match answer {
+        Answer::Local(response) => return response,
+        Answer::Upstream(response) => response,
+    };
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    let secrets = attributes.resource == "secrets";
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
+    if !secrets {
+        let counted = Counted {
+            inner: body,
+            context: Arc::clone(context),
+        };
+        return Response::from_parts(parts, counted.map_err(box_error).boxed_unsync());
+    }
+    if !is_json || encoded {
+        // A Secret in a body the broker cannot read is never passed on.
+        return status(
+            StatusCode::BAD_GATEWAY,
+            "InternalError",
+            "sluice: the API server answered a Secret request in a form the broker cannot mask",
+        );
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if attributes.verb == "watch" {
+        let masked = MaskedLines {
+            inner: body,
+            masker: Some(LineMasker::new(true)),
+        };
+        return Response::from_parts(parts, masked.boxed_unsync());
+    }
+    let masked = async move {
+        let bytes = http_body_util::Limited::new(body, MAX_MASKED_BODY)
+            .collect()
+            .await?
+            .to_bytes();
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes)?;
+        mask_secrets(&mut value, true);
+        Ok::<Bytes, BoxError>(Bytes::from(serde_json::to_vec(&value)?))
+    };
+    Response::from_parts(parts, once(masked))
+}
+
+/// A body of one frame computed by `future` (a masked Secret response).
+fn once<F>(future: F) -> ResponseBody
+where
+    F: std::future::Future<Output = Result<Bytes, BoxError>> + Send + 'static,
+{
+    struct Once<F> {
+        future: Option<Pin<Box<F>>>,
+    }
+    impl<F> Body for Once<F>
+    where
+        F: std::future::Future<Output = Result<Bytes, BoxError>>,
+    {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            let Some(future) = self.future.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match future.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(result) => {
+                    self.future = None;
+                    Poll::Ready(Some(result.map(Frame::data)))
+                }
+            }
+        }
+    }
+    UnsyncBoxBody::new(Once {
+        future: Some(Box::pin(future)),
+    })
+}
+
+/// A watch stream masked event by event, as the events arrive.
+struct MaskedLines {
+    inner: Incoming,
+    masker: Option<LineMasker>,
+}
+
+impl Body for MaskedLines {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        loop {
+            if self.masker.is_none() {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    let Some(masker) = self.masker.as_mut() else {
+                        return Poll::Ready(None);
+                    };
+                    let out = masker.push(&data);
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                    }
+                }
+                Poll::Ready(None) => {
+                    let rest = self.masker.take().map(LineMasker::finish).unwrap_or_default();
+                    if rest.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
+                }
+            }
+        }
+    }
+}
+
+/// A body passed through while its bytes are counted.
+struct Counted {
+    inner: Incoming,
+    context: Arc<Context_>,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.context
+                .bytes_down
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+fn box_error(e: hyper::Error) -> BoxError {
+    Box::new(e)
+}
+
+/// Accept without protobuf: `application/json` forms kept (kubectl's Table requests), others
+/// dropped; nothing left means JSON.
+fn json_accept(accept: Option<&HeaderValue>) -> HeaderValue {
+    let kept: Vec<&str> = accept
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|part| part.starts_with("application/json") || part.starts_with("*/*"))
+        .collect();
+    if kept.is_empty() {
+        return HeaderValue::from_static("application/json");
+    }
+    HeaderValue::from_str(&kept.join(",")).unwrap_or(HeaderValue::from_static("application/json"))
+}
+
+/// Connection-level headers are the broker's own on each leg; `Upgrade` is kept for exec.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    for name in [
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+    ] {
+        headers.remove(name);
+    }
+    if !upgrade {
+        headers.remove(header::CONNECTION);
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// A `metav1.Status` answer of the broker's own.
+fn status(code: StatusCode, reason: &str, message: &str) -> Response<ResponseBody> {
+    json(
+        code,
+        &serde_json::json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code.as_u16(),
+        }),
+    )
+}
+
+fn json(code: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The broker's HTTP/1.1 connection to the API server, opened on first use and again after it
+/// closes; TLS with only the resource's CA trusted.
+struct Upstream {
+    address: String,
+    server_name: rustls_pki_types::ServerName<'static>,
+    tls: tokio_rustls::TlsConnector,
+    token: String,
+    sender: Option<hyper::client::conn::http1::SendRequest<Incoming>>,
+}
+
+impl Upstream {
+    fn new(spec: &KubeSpec, token: String) -> anyhow::Result<Self> {
+        let roots = crate::tls::root_store(&spec.ca.value)?;
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let host = spec
+            .server_name
+            .clone()
+            .unwrap_or_else(|| host_of(&spec.address).to_owned());
+        Ok(Self {
+            address: spec.address.clone(),
+            server_name: rustls_pki_types::ServerName::try_from(host)?,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            token,
+            sender: None,
+        })
+    }
+
+    async fn send(
+        &mut self,
+        request: Request<Incoming>,
+    ) -> Result<Response<Incoming>, String> {
+        let ready = match self.sender.as_mut() {
+            Some(sender) => sender.ready().await.is_ok(),
+            None => false,
+        };
+        if !ready {
+            self.sender = Some(self.connect().await?);
+        }
+        let Some(sender) = self.sender.as_mut() else {
+            return Err("no connection".into());
+        };
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn connect(
+        &self,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Incoming>, String> {
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect(&self.address)
+                .await
+                .map_err(|e| format!("{}: {e}", self.address))?;
+            let _ = tcp.set_nodelay(true);
+            let tls = self
+                .tls
+                .connect(self.server_name.clone(), tcp)
+                .await
+                .map_err(|e| format!("TLS with {}: {e}", self.address))?;
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(connection.with_upgrades());
+            Ok::<_, String>(sender)
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| format!("no answer from {} within {CONNECT_TIMEOUT:?}", self.address))?
+    }
+}
+
+/// `host` of `host:port` (brackets of an IPv6 address removed).
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
