@@ -1083,6 +1083,35 @@ mod tests {
     }
 
     #[test]
+    fn negotiation() {
+        let neg = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("accept", HeaderValue::from_str(accept).expect("header"));
+            Output::negotiate(&h, &Query::default())
+        };
+        let kubectl_get = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert!(matches!(neg(kubectl_get), Output::Table(t) if t.api_version == "meta.k8s.io/v1"));
+        assert!(
+            matches!(neg("application/json;as=Table;v=v1beta1;g=meta.k8s.io"), Output::Table(t) if t.api_version == "meta.k8s.io/v1beta1")
+        );
+        // Protobuf is never spoken: JSON it is.
+        assert!(matches!(
+            neg("application/vnd.kubernetes.protobuf"),
+            Output::Json
+        ));
+        assert!(matches!(
+            neg("application/vnd.kubernetes.protobuf,application/json"),
+            Output::Json
+        ));
+        assert!(matches!(
+            neg(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+            ),
+            Output::Json
+        ));
+    }
+
+    #[test]
     fn continue_round_trip() {
         let t = encode_continue(42, "prod/cm-00499");
         assert_eq!(

@@ -520,6 +520,44 @@ fn patch_scale_and_deletecollection() {
         r#"[{"op":"replace","path":"/data/LOG_LEVEL","value":"debug"}]"#,
     ]);
     k.ok(&["scale", "deploy", "web", "-n", "prod", "--replicas=3"]);
+    // Server-side dry runs answer as if, and change nothing.
+    let out = k.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        "prod",
+        "--dry-run=server",
+        "-p",
+        r#"{"spec":{"replicas":9}}"#,
+    ]);
+    assert!(out.contains("deployment.apps/web patched"), "{out}");
+    assert!(
+        kube.requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.query.contains("dryRun=All"))
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let body = dir.path().join("cm.json");
+    std::fs::write(
+        &body,
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dry"}}"#,
+    )
+    .expect("body");
+    let out = k.ok(&[
+        "create",
+        "-n",
+        "prod",
+        "--validate=false",
+        "--dry-run=server",
+        "-f",
+        &body.to_string_lossy(),
+    ]);
+    assert!(
+        out.contains("configmap/dry created (server dry run)"),
+        "{out}"
+    );
+    assert!(kube.object("cm", "prod", "dry").is_none());
     let d = kube
         .object("deployments", "prod", "web")
         .expect("deployment");
@@ -551,13 +589,7 @@ fn every_request_is_logged() {
     let url = kube.url();
     let traced: Vec<String> = text(&out.stderr)
         .lines()
-        .filter_map(|l| {
-            let at = l.find("] ")? + 2;
-            let rest = &l[at..];
-            let (method, rest) = rest.split_once(' ')?;
-            let target = rest.split_whitespace().next()?.strip_prefix(&url)?;
-            Some(format!("{method} {target}"))
-        })
+        .filter_map(|l| trace_line(l, &url))
         .collect();
     let logged: Vec<String> = kube
         .requests()
@@ -584,4 +616,21 @@ fn every_request_is_logged() {
     // Discovery runs in parallel, so compare as sets of requests.
     assert_eq!(sorted_traced, sorted_logged);
     assert!(kube.requests().iter().all(|r| r.authorization == "present"));
+}
+
+/// `METHOD PATH?QUERY` from a kubectl `-v=6` response line, in either the 1.32 form
+/// (`] GET https://... 200 OK`) or the 1.33 structured form (`"Response" verb="GET" url="..."`).
+fn trace_line(l: &str, url: &str) -> Option<String> {
+    const STRUCTURED: &str = "\"Response\" verb=\"";
+    if let Some(at) = l.find(STRUCTURED) {
+        let rest = &l[at + STRUCTURED.len()..];
+        let (method, rest) = rest.split_once('"')?;
+        let rest = rest.split_once("url=\"")?.1;
+        let (full, _) = rest.split_once('"')?;
+        return Some(format!("{method} {}", full.strip_prefix(url)?));
+    }
+    let rest = &l[l.find("] ")? + 2..];
+    let (method, rest) = rest.split_once(' ')?;
+    let target = rest.split_whitespace().next()?.strip_prefix(url)?;
+    Some(format!("{method} {target}"))
 }
