@@ -38,6 +38,8 @@ pub struct TunnelSpec {
     /// Set to the broker's explanation when it refuses a tunnel because the grant is no longer
     /// active.
     pub ended: tokio::sync::watch::Sender<Option<String>>,
+    /// TLS the local end serves first (kubernetes: kubectl sends its token only over TLS).
+    pub local_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Accepts local connections forever, one task (and one tunnel) each.
@@ -60,8 +62,25 @@ pub async fn serve(listener: TcpListener, spec: Arc<TunnelSpec>) {
     }
 }
 
-async fn handle(mut local: TcpStream, peer: &str, spec: &TunnelSpec) -> Result<(), CliError> {
+async fn handle(local: TcpStream, peer: &str, spec: &TunnelSpec) -> Result<(), CliError> {
     let _ = tune(&local);
+    match &spec.local_tls {
+        Some(config) => match tokio_rustls::TlsAcceptor::from(Arc::clone(config))
+            .accept(local)
+            .await
+        {
+            Ok(tls) => relay(tls, peer, spec).await,
+            // A client that does not speak TLS (or gave up) has nothing to tunnel.
+            Err(_) => Ok(()),
+        },
+        None => relay(local, peer, spec).await,
+    }
+}
+
+async fn relay<S>(mut local: S, peer: &str, spec: &TunnelSpec) -> Result<(), CliError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     // Read the token per tunnel: a `sluice login` in another terminal fixes a running connect.
     let opened = match spec.tokens.get(&spec.broker).await {
         Ok(token) => {

@@ -59,6 +59,23 @@ impl BrokerBuilder {
         self
     }
 
+    /// A kubernetes resource: the API server at `address` (`host:port`, HTTPS), its CA pinned,
+    /// the broker's bearer `token` through an environment variable of the broker process, the
+    /// caller impersonated.
+    pub fn kube(mut self, name: &str, address: &str, ca: &std::path::Path, token: &str) -> Self {
+        let var = format!(
+            "SLUICE_TEST_KUBE_{}",
+            name.to_uppercase().replace(['-', '.'], "_")
+        );
+        let _ = write!(
+            self.resources,
+            "  {name}:\n    kind: kubernetes\n    address: {address}\n    ca: {}\n    token: env:{var}\n    impersonate: true\n",
+            ca.display()
+        );
+        self.env.push((var, token.to_string()));
+        self
+    }
+
     /// An ssh resource for a test sshd: the broker holds its client key and pins its host key.
     pub fn ssh(self, name: &str, sshd: &crate::Sshd) -> Self {
         self.ssh_pinned(name, sshd, &sshd.host_key())

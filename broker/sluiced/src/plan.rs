@@ -75,9 +75,9 @@ fn kube_plan(role: &sluice_config::Role) -> Result<Option<KubePlan>> {
     rules.allow.extend(convert(&kube.allow));
     rules.block.extend(convert(&kube.block));
     rules.approve.extend(convert(&kube.approve));
-    rules
-        .validate()
-        .map_err(|errors| anyhow::anyhow!("role {}: kube rules: {}", role.name, errors.join("; ")))?;
+    rules.validate().map_err(|errors| {
+        anyhow::anyhow!("role {}: kube rules: {}", role.name, errors.join("; "))
+    })?;
     Ok(Some(KubePlan {
         rules,
         groups: kube.groups.clone(),

@@ -44,13 +44,23 @@ pub async fn kube(global: &GlobalArgs, args: crate::args::KubeArgs) -> CliResult
     if check.kind != ResourceKind::Kubernetes {
         return Err(CliError::new(
             Exit::Usage,
-            format!("'{}' is a {} resource, not kubernetes", args.resource, check.kind),
+            format!(
+                "'{}' is a {} resource, not kubernetes",
+                args.resource, check.kind
+            ),
         )
         .hint(format!("use `sluice connect {}`", args.resource)));
     }
     let reason = args.reason.clone().unwrap_or_else(|| "sluice kube".into());
-    let grant = grant::reuse_or_ask(&broker, &tokens, &check, args.role.clone(), args.ttl, reason)
-        .await?;
+    let grant = grant::reuse_or_ask(
+        &broker,
+        &tokens,
+        &check,
+        args.role.clone(),
+        args.ttl,
+        reason,
+    )
+    .await?;
     let mut tunnel = Tunnel::open(&broker, &tokens, check, grant, None).await?;
     if let (Some(namespace), Access::Kube(kube)) = (&args.namespace, &mut tunnel.details.access) {
         kube.namespace(namespace, tunnel.details.port)?;
@@ -160,6 +170,7 @@ impl Tunnel {
             tokens: tokens.clone(),
             grant: grant.id.clone(),
             ended: ended_tx,
+            local_tls: access.local_tls(),
         });
         let serving = tokio::spawn(tunnel::serve(listener, spec));
         Ok(Self {
@@ -325,6 +336,14 @@ impl Access {
             Self::Plain => None,
         }
     }
+
+    /// TLS the local listener serves before tunnelling.
+    fn local_tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        match self {
+            Self::Kube(kube) => Some(Arc::clone(&kube.tls)),
+            _ => None,
+        }
+    }
 }
 
 impl Details {
@@ -354,7 +373,7 @@ impl Details {
             ],
             Access::Kube(kube) => vec![
                 ("KUBECONFIG", kube.path.display().to_string()),
-                ("SLUICE_URL", format!("http://127.0.0.1:{port}")),
+                ("SLUICE_URL", format!("https://127.0.0.1:{port}")),
                 ("SLUICE_HOST", "127.0.0.1".into()),
                 ("SLUICE_PORT", port),
             ],
@@ -470,6 +489,10 @@ impl Details {
 #[derive(Debug)]
 pub struct KubeConfig {
     token: Secret<String>,
+    /// The local listener's TLS, with a certificate made for this connect.
+    tls: Arc<rustls::ServerConfig>,
+    /// That certificate (PEM), which the kubeconfig trusts.
+    certificate: String,
     /// The kubeconfig file.
     pub path: std::path::PathBuf,
     resource: String,
@@ -482,10 +505,16 @@ impl KubeConfig {
             .prefix("sluice-kube-")
             .tempdir()
             .map_err(|e| {
-                CliError::new(Exit::Failure, format!("cannot make a temporary directory: {e}"))
+                CliError::new(
+                    Exit::Failure,
+                    format!("cannot make a temporary directory: {e}"),
+                )
             })?;
+        let (tls, certificate) = local_tls()?;
         let config = Self {
             token: one_time_secret(),
+            tls,
+            certificate,
             path: dir.path().join("kubeconfig"),
             resource: resource.to_owned(),
             _dir: dir,
@@ -508,13 +537,39 @@ impl KubeConfig {
         let config = serde_json::json!({
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": self.resource, "cluster": {"server": format!("http://127.0.0.1:{port}")}}],
+            "clusters": [{"name": self.resource, "cluster": {
+                "server": format!("https://127.0.0.1:{port}"),
+                "certificate-authority-data": base64::engine::general_purpose::STANDARD.encode(&self.certificate),
+            }}],
             "users": [{"name": "sluice", "user": {"token": self.token.expose()}}],
             "contexts": [{"name": self.resource, "context": context}],
             "current-context": self.resource,
         });
         write_private(&self.path, config.to_string().as_bytes())
     }
+}
+
+/// A self-signed certificate for 127.0.0.1, made for one connect, and a TLS acceptor serving
+/// it: the loopback hop is encrypted and kubectl pins exactly this certificate.
+fn local_tls() -> CliResult<(Arc<rustls::ServerConfig>, String)> {
+    let failed = |e: &dyn std::fmt::Display| {
+        CliError::new(
+            Exit::Failure,
+            format!("cannot make the local TLS certificate: {e}"),
+        )
+    };
+    let key = rcgen::KeyPair::generate().map_err(|e| failed(&e))?;
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .map_err(|e| failed(&e))?;
+    let cert = params.self_signed(&key).map_err(|e| failed(&e))?;
+    let der =
+        rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| failed(&e))?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], der)
+        .map_err(|e| failed(&e))?;
+    Ok((Arc::new(config), cert.pem()))
 }
 
 /// Writes a file only its owner can read.
@@ -528,7 +583,12 @@ fn write_private(path: &std::path::Path, data: &[u8]) -> CliResult<()> {
         .mode(0o600)
         .open(path)
         .and_then(|mut file| file.write_all(data))
-        .map_err(|e| CliError::new(Exit::Failure, format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| {
+            CliError::new(
+                Exit::Failure,
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })
 }
 
 fn one_time_secret() -> Secret<String> {

@@ -277,24 +277,34 @@ async fn handle(context: Arc<Context_>, request: Request<Incoming>) -> Response<
                 request = %attributes.describe(),
                 "a Kubernetes request was refused"
             );
-            record_request(&context, seq, &request, &query, block_decision(&rule, &reason));
-            return json(StatusCode::FORBIDDEN, &forbidden_status(&attributes, &rule, &reason));
+            record_request(
+                &context,
+                seq,
+                &request,
+                &query,
+                block_decision(&rule, &reason),
+            );
+            return json(
+                StatusCode::FORBIDDEN,
+                &forbidden_status(&attributes, &rule, &reason),
+            );
         }
-        Decision::Hold { rule, reason } => match held(&context, &attributes, &rule, &reason).await
-        {
-            Ok(decided) => decided,
-            Err(denied) => {
-                let message = match &denied {
-                    Recorded::Denied { reason, .. } => reason.clone(),
-                    _ => "not approved".to_owned(),
-                };
-                record_request(&context, seq, &request, &query, denied);
-                return json(
-                    StatusCode::FORBIDDEN,
-                    &forbidden_status(&attributes, &rule, &message),
-                );
+        Decision::Hold { rule, reason } => {
+            match held(&context, &attributes, &rule, &reason).await {
+                Ok(decided) => decided,
+                Err(denied) => {
+                    let message = match &denied {
+                        Recorded::Denied { reason, .. } => reason.clone(),
+                        _ => "not approved".to_owned(),
+                    };
+                    record_request(&context, seq, &request, &query, denied);
+                    return json(
+                        StatusCode::FORBIDDEN,
+                        &forbidden_status(&attributes, &rule, &message),
+                    );
+                }
             }
-        },
+        }
     };
     record_request(&context, seq, &request, &query, recorded);
     let groups = rules.map(|plan| plan.groups.clone()).unwrap_or_default();
@@ -364,11 +374,14 @@ async fn held(
         rule: rule.to_owned(),
         reason: reason.to_owned(),
     };
-    let hold = context.approvals.request(request).map_err(|why| Recorded::Denied {
-        rule: rule.to_owned(),
-        reason: why,
-        request: String::new(),
-    })?;
+    let hold = context
+        .approvals
+        .request(request)
+        .map_err(|why| Recorded::Denied {
+            rule: rule.to_owned(),
+            reason: why,
+            request: String::new(),
+        })?;
     // Withdrawn if this future is dropped (kubectl interrupted, connection closed).
     struct Withdraw<'a> {
         approvals: &'a crate::holds::SessionApprovals,
@@ -487,7 +500,9 @@ async fn forward(
         let (parts, _) = response.into_parts();
         return Answer::Local(Response::from_parts(
             parts,
-            Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync(),
+            Full::new(Bytes::new())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
         ));
     }
     Answer::Upstream(response)
@@ -616,7 +631,11 @@ impl Body for MaskedLines {
                     }
                 }
                 Poll::Ready(None) => {
-                    let rest = self.masker.take().map(LineMasker::finish).unwrap_or_default();
+                    let rest = self
+                        .masker
+                        .take()
+                        .map(LineMasker::finish)
+                        .unwrap_or_default();
                     if rest.is_empty() {
                         return Poll::Ready(None);
                     }
@@ -751,10 +770,7 @@ impl Upstream {
         })
     }
 
-    async fn send(
-        &mut self,
-        request: Request<Incoming>,
-    ) -> Result<Response<Incoming>, String> {
+    async fn send(&mut self, request: Request<Incoming>) -> Result<Response<Incoming>, String> {
         let ready = match self.sender.as_mut() {
             Some(sender) => sender.ready().await.is_ok(),
             None => false,
@@ -771,9 +787,7 @@ impl Upstream {
             .map_err(|e| e.to_string())
     }
 
-    async fn connect(
-        &self,
-    ) -> Result<hyper::client::conn::http1::SendRequest<Incoming>, String> {
+    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Incoming>, String> {
         let connect = async {
             let tcp = tokio::net::TcpStream::connect(&self.address)
                 .await

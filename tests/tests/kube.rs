@@ -1,0 +1,208 @@
+//! `sluice kube` end to end: real kubectl through the CLI's local tunnel, the broker's
+//! Kubernetes engine, and the test crate's fake API server (which logs every request it
+//! receives, so a refused call is proven never to have arrived).
+
+use sluice_fake_kube::FakeKube;
+use sluice_tests::{Broker, BrokerBuilder, Cli};
+use std::process::Output;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+struct Setup {
+    fake: FakeKube,
+    _broker: Broker,
+    cli: Cli,
+    cache: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let fake = FakeKube::start();
+    let address = fake.url().trim_start_matches("https://").to_owned();
+    let broker = BrokerBuilder::new()
+        .kube("cluster", &address, fake.ca_pem(), fake.token())
+        .role(
+            "viewer",
+            "      max_ttl: 1h\n      kube: {profile: kube-read-only}\n",
+        )
+        .role(
+            "deployer",
+            "      max_ttl: 1h\n      kube: {profile: kube-guarded}\n",
+        )
+        .role("ops", "      max_ttl: 1h\n")
+        .rule_with(
+            "eng",
+            &[],
+            &["eng"],
+            &["cluster"],
+            &["viewer", "deployer", "ops"],
+            "",
+        )
+        .start();
+    let cli = Cli::new(&broker);
+    cli.login(&broker.token("alice", &["eng"], "1h"));
+    Setup {
+        fake,
+        _broker: broker,
+        cli,
+        cache: tempfile::tempdir().expect("cache dir"),
+    }
+}
+
+impl Setup {
+    /// `sluice kube cluster --role ROLE -- ARGS` (kubectl with its own discovery cache).
+    fn kubectl(&self, role: &str, args: &[&str]) -> Output {
+        let cache = format!("--cache-dir={}", self.cache.path().display());
+        let mut all = vec!["kube", "cluster", "--role", role, "--", cache.as_str()];
+        all.extend_from_slice(args);
+        self.cli.run(&all)
+    }
+}
+
+#[test]
+fn a_blocked_call_never_reaches_the_cluster_and_kubectl_says_forbidden() {
+    let s = setup();
+    let out = s.kubectl("deployer", &["delete", "namespace", "prod"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("Error from server (Forbidden)"), "{stderr}");
+    assert!(stderr.contains("kube-guarded"), "names the rule: {stderr}");
+    assert!(
+        !s.fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path.contains("/namespaces/prod")),
+        "the fake API server received the DELETE"
+    );
+    assert!(s.fake.object("namespaces", "", "prod").is_some());
+
+    // The same role may read; every request reached the cluster as alice.
+    let pods = s.kubectl("deployer", &["get", "pods", "-n", "prod"]);
+    assert!(
+        text(&pods.stdout).contains("web-1"),
+        "{}",
+        text(&pods.stderr)
+    );
+    let logged = s.fake.requests();
+    let pod_list = logged
+        .iter()
+        .find(|r| r.path == "/api/v1/namespaces/prod/pods")
+        .expect("the list reached the fake");
+    assert_eq!(pod_list.impersonate_user.as_deref(), Some("alice"));
+    assert_eq!(pod_list.authorization, "present");
+}
+
+#[test]
+fn secret_values_never_reach_kubectl_in_any_form() {
+    let s = setup();
+    let secret_plain = "s3cr3t-VALUE";
+    let secret_b64 = "czNjcjN0LVZBTFVF";
+    for args in [
+        vec!["get", "secret", "db-creds", "-n", "prod", "-o", "json"],
+        vec!["get", "secret", "db-creds", "-n", "prod", "-o", "yaml"],
+        vec!["get", "secrets", "-n", "prod", "-o", "json"],
+        vec![
+            "get",
+            "secret",
+            "db-creds",
+            "-n",
+            "prod",
+            "-o",
+            "jsonpath={.data.password}",
+        ],
+        vec![
+            "get",
+            "--raw",
+            "/api/v1/namespaces/prod/secrets?watch=1&timeoutSeconds=1",
+        ],
+        vec!["get", "--raw", "/api/v1/secrets"],
+    ] {
+        let out = s.kubectl("viewer", &args);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            !stdout.contains(secret_plain) && !stdout.contains(secret_b64),
+            "{args:?} leaked: {stdout}"
+        );
+        assert!(stdout.contains("KioqKg=="), "{args:?}: {stdout}");
+    }
+}
+
+#[test]
+fn impersonation_from_the_client_is_refused_and_the_kubeconfig_holds_no_cluster_credential() {
+    let s = setup();
+    let out = s.kubectl(
+        "ops",
+        &["get", "pods", "-n", "prod", "--as", "system:admin"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    // kubectl shows discovery refusals without their message; `get --raw` shows it.
+    assert!(
+        text(&out.stderr).contains("Forbidden"),
+        "{}",
+        text(&out.stderr)
+    );
+    let raw = s.kubectl(
+        "ops",
+        &["get", "--raw", "/api/v1/namespaces", "--as", "system:admin"],
+    );
+    assert!(
+        text(&raw.stderr).contains("may not send impersonate-user"),
+        "{}",
+        text(&raw.stderr)
+    );
+    assert!(
+        !s.fake
+            .requests()
+            .iter()
+            .any(|r| r.impersonate_user.as_deref() == Some("system:admin")),
+        "the impersonation reached the cluster"
+    );
+    let shown = s.cli.run(&[
+        "connect",
+        "cluster",
+        "--role",
+        "ops",
+        "--exec",
+        "sh",
+        "-c",
+        "cat \"$KUBECONFIG\"",
+    ]);
+    let kubeconfig = text(&shown.stdout);
+    assert!(kubeconfig.contains("127.0.0.1"), "{kubeconfig}");
+    assert!(
+        !kubeconfig.contains(s.fake.token()),
+        "the cluster's token is in the kubeconfig"
+    );
+}
+
+#[test]
+fn exec_runs_through_the_broker_with_its_exit_code_and_read_only_refuses_it() {
+    let s = setup();
+    let out = s.kubectl(
+        "ops",
+        &[
+            "exec",
+            "-n",
+            "prod",
+            "web-1",
+            "--",
+            "sh",
+            "-c",
+            "echo hi; exit 3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "hi");
+    let refused = s.kubectl(
+        "viewer",
+        &["exec", "-n", "prod", "web-1", "--", "sh", "-c", "echo no"],
+    );
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(
+        !text(&refused.stdout).contains("no"),
+        "{}",
+        text(&refused.stdout)
+    );
+}
