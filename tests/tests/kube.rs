@@ -28,7 +28,7 @@ fn setup() -> Setup {
         )
         .role(
             "deployer",
-            "      max_ttl: 1h\n      kube: {profile: kube-guarded}\n",
+            "      max_ttl: 1h\n      kube: {profile: kube-guarded, approvers: [leads]}\n",
         )
         .role("ops", "      max_ttl: 1h\n")
         .rule_with(
@@ -205,4 +205,138 @@ fn exec_runs_through_the_broker_with_its_exit_code_and_read_only_refuses_it() {
         "{}",
         text(&refused.stdout)
     );
+}
+
+fn first_hold(approver: &Cli) -> serde_json::Value {
+    let mut hold = serde_json::Value::Null;
+    sluice_tests::wait_for(
+        "the held request to reach the approver",
+        std::time::Duration::from_secs(30),
+        || {
+            let out = approver.run(&["approvals", "--output", "json"]);
+            let queue: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            match queue["statements"].as_array().and_then(|s| s.first()) {
+                Some(h) => {
+                    hold = h.clone();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    hold
+}
+
+#[test]
+fn a_held_delete_waits_inside_kubectl_shows_what_it_would_remove_and_runs_only_when_approved() {
+    let s = setup();
+    let bob = Cli::new(&s._broker);
+    bob.login(&s._broker.token("bob", &["leads"], "1h"));
+    let cache = format!("--cache-dir={}", s.cache.path().display());
+    let spawn = |args: &[&str]| {
+        let mut all = vec![
+            "kube",
+            "cluster",
+            "--role",
+            "deployer",
+            "--",
+            cache.as_str(),
+        ];
+        all.extend_from_slice(args);
+        s.cli
+            .cmd()
+            .args(&all)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sluice kube")
+    };
+
+    // Denied: kubectl fails with the reason and the deployment stays.
+    let waiting = spawn(&["delete", "deployment", "web", "-n", "prod"]);
+    let hold = first_hold(&bob);
+    assert_eq!(hold["kind"], "kube");
+    let what = hold["sql"]
+        .as_str()
+        .or(hold["what"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        what.contains("delete apps/deployments \"web\" in namespace prod")
+            && what.contains("would remove Deployment"),
+        "{hold}"
+    );
+    let id = hold["id"].as_str().expect("id").to_owned();
+    let out = bob.run(&["deny", &id, "--reason", "change freeze"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = waiting.wait_with_output().expect("kubectl");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("change freeze"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(s.fake.object("deployments", "prod", "web").is_some());
+    assert!(
+        !s.fake.requests().iter().any(|r| r.method == "DELETE"
+            && r.path.ends_with("/deployments/web")
+            && !r.query.contains("dryRun")),
+        "a denied delete reached the cluster"
+    );
+
+    // Approved: the same call completes.
+    let waiting = spawn(&["delete", "deployment", "web", "-n", "prod"]);
+    let id = first_hold(&bob)["id"].as_str().expect("id").to_owned();
+    let out = bob.run(&["approve", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = waiting.wait_with_output().expect("kubectl");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(s.fake.object("deployments", "prod", "web").is_none());
+}
+
+#[test]
+fn revoking_the_grant_cuts_a_running_watch() {
+    let s = setup();
+    let cache = format!("--cache-dir={}", s.cache.path().display());
+    let mut watch = s
+        .cli
+        .cmd()
+        .args([
+            "kube", "cluster", "--role", "viewer", "--", &cache, "get", "pods", "-n", "prod", "-w",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sluice kube");
+    let mut grant = String::new();
+    sluice_tests::wait_for(
+        "the watch to start",
+        std::time::Duration::from_secs(30),
+        || {
+            s.fake
+                .requests()
+                .iter()
+                .any(|r| r.query.contains("watch=true"))
+                && {
+                    let list = s.cli.run(&["grant", "list", "--output", "json"]);
+                    let list: serde_json::Value =
+                        serde_json::from_slice(&list.stdout).unwrap_or(serde_json::Value::Null);
+                    match list["grants"][0]["id"].as_str() {
+                        Some(id) => {
+                            grant = id.to_owned();
+                            true
+                        }
+                        None => false,
+                    }
+                }
+        },
+    );
+    let revoked = s
+        .cli
+        .run(&["grant", "revoke", &grant, "--reason", "incident over"]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    sluice_tests::wait_for("kubectl to end", std::time::Duration::from_secs(20), || {
+        watch.try_wait().ok().flatten().is_some()
+    });
 }

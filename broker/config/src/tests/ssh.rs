@@ -210,3 +210,50 @@ fn the_broker_logs_in_with_one_credential_a_key_a_password_or_a_ca() {
         assert!(keys.contains(&key), "{key} missing from {errors:#?}");
     }
 }
+
+#[test]
+fn a_kubernetes_resource_and_a_kube_role_load() {
+    let config = parse_ok(&format!(
+        "{HEAD}resources:
+  cluster: {{kind: kubernetes, address: 127.0.0.1:6443, ca: /ca.pem, token: env:T, impersonate: true}}
+policy:
+  roles:
+    deployer:
+      max_ttl: 1h
+      kube: {{profile: kube-guarded, approvers: [leads], groups: [deployers]}}
+  rules:
+    - {{name: r, groups: [dev], resources: [cluster], roles: [deployer]}}
+"
+    ));
+    let kube = config
+        .policy
+        .role("deployer")
+        .and_then(|r| r.kube.as_ref())
+        .expect("kube");
+    assert_eq!(kube.profile.as_deref(), Some("kube-guarded"));
+    assert_eq!(kube.approvers, ["leads"]);
+    assert_eq!(kube.groups, ["deployers"]);
+    let ResourceSpec::Kubernetes(spec) = &config.resources[0].spec else {
+        panic!("not kubernetes");
+    };
+    assert!(spec.impersonate);
+    let errors = parse_err(&format!(
+        "{HEAD}resources:
+  cluster: {{kind: kubernetes, address: 127.0.0.1:6443, token: env:T, user: x}}
+policy:
+  roles:
+    r:
+      max_ttl: 1h
+      kube: {{profile: kube-everything, allow: [{{name: x, verbs: [destroy]}}]}}
+"
+    ));
+    let keys: Vec<&str> = errors.iter().map(|e| e.2.as_str()).collect();
+    for key in [
+        "resources.cluster.ca",
+        "resources.cluster.user",
+        "policy.roles.r.kube.profile",
+        "policy.roles.r.kube.allow[0].verbs",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {errors:#?}");
+    }
+}

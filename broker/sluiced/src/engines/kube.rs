@@ -368,9 +368,13 @@ async fn held(
     reason: &str,
 ) -> Result<Recorded, Recorded> {
     use sluice_engine::hold::{Approvals, HoldOutcome, HoldRequest};
+    let what = match preview(context, attributes).await {
+        Some(preview) => format!("{} — {preview}", attributes.describe()),
+        None => attributes.describe(),
+    };
     let request = HoldRequest {
         kind: "kube".into(),
-        what: attributes.describe(),
+        what,
         rule: rule.to_owned(),
         reason: reason.to_owned(),
     };
@@ -422,6 +426,100 @@ enum Answer {
     Local(Response<ResponseBody>),
 }
 
+/// What a held delete would remove, asked of the API server as the broker: the object (by a
+/// `dryRun=All` delete), and for a namespace or a collection how many objects of the common
+/// kinds it holds. `None` when there is nothing to show or the server does not say.
+async fn preview(context: &Context_, attributes: &Attributes) -> Option<String> {
+    if !matches!(attributes.verb.as_str(), "delete" | "deletecollection") {
+        return None;
+    }
+    let collection = attributes
+        .path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if attributes.verb == "deletecollection" {
+        let count = count(context, &collection).await?;
+        return Some(format!("would remove {count} {}", attributes.resource));
+    }
+    let removed = ask(
+        context,
+        hyper::Method::DELETE,
+        &format!("{collection}?dryRun=All"),
+    )
+    .await?;
+    let kind = removed["kind"].as_str().unwrap_or("object");
+    let mut preview = format!("would remove {kind} {}", attributes.target());
+    if attributes.resource == "namespaces" {
+        let ns = &attributes.name;
+        let mut held = Vec::new();
+        for (what, path) in [
+            ("pods", format!("/api/v1/namespaces/{ns}/pods")),
+            (
+                "deployments",
+                format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+            ),
+            ("services", format!("/api/v1/namespaces/{ns}/services")),
+            ("secrets", format!("/api/v1/namespaces/{ns}/secrets")),
+            ("configmaps", format!("/api/v1/namespaces/{ns}/configmaps")),
+        ] {
+            if let Some(count) = count(context, &path).await
+                && count != "0"
+            {
+                held.push(format!("{count} {what}"));
+            }
+        }
+        if !held.is_empty() {
+            preview.push_str(&format!(" and everything in it: {}", held.join(", ")));
+        }
+    }
+    Some(preview)
+}
+
+/// How many objects a list holds (`500+` past one page).
+async fn count(context: &Context_, path: &str) -> Option<String> {
+    let list = ask(context, hyper::Method::GET, &format!("{path}?limit=500")).await?;
+    let items = list["items"].as_array()?.len();
+    let more = list["metadata"]["continue"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty());
+    Some(if more {
+        format!("{items}+")
+    } else {
+        items.to_string()
+    })
+}
+
+/// One request of the broker's own to the API server (as the broker, never impersonating:
+/// the preview is for the approver); its JSON answer on success.
+async fn ask(context: &Context_, method: hyper::Method, path: &str) -> Option<serde_json::Value> {
+    let mut upstream = context.upstream.lock().await;
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, upstream.address.clone())
+        .header(header::ACCEPT, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {}", upstream.token))
+        .body(
+            Full::new(Bytes::new())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .ok()?;
+    let response = upstream.send(request).await.ok()?;
+    drop(upstream);
+    if !response.status().is_success() {
+        return None;
+    }
+    let body = http_body_util::Limited::new(response.into_body(), 8 * 1024 * 1024)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    serde_json::from_slice(&body).ok()
+}
+
 /// Sends the request to the API server as the broker. An upgrade (exec, attach, port-forward
 /// over WebSocket or SPDY) that the server accepts is relayed byte for byte until either side
 /// closes or the session ends.
@@ -458,7 +556,7 @@ async fn forward(
             }
         }
     }
-    let outgoing = Request::from_parts(parts, body);
+    let outgoing = Request::from_parts(parts, body.map_err(box_error).boxed_unsync());
     let mut response = match upstream.send(outgoing).await {
         Ok(response) => response,
         Err(why) => {
@@ -748,7 +846,7 @@ struct Upstream {
     server_name: rustls_pki_types::ServerName<'static>,
     tls: tokio_rustls::TlsConnector,
     token: String,
-    sender: Option<hyper::client::conn::http1::SendRequest<Incoming>>,
+    sender: Option<hyper::client::conn::http1::SendRequest<ResponseBody>>,
 }
 
 impl Upstream {
@@ -770,7 +868,7 @@ impl Upstream {
         })
     }
 
-    async fn send(&mut self, request: Request<Incoming>) -> Result<Response<Incoming>, String> {
+    async fn send(&mut self, request: Request<ResponseBody>) -> Result<Response<Incoming>, String> {
         let ready = match self.sender.as_mut() {
             Some(sender) => sender.ready().await.is_ok(),
             None => false,
@@ -787,7 +885,9 @@ impl Upstream {
             .map_err(|e| e.to_string())
     }
 
-    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Incoming>, String> {
+    async fn connect(
+        &self,
+    ) -> Result<hyper::client::conn::http1::SendRequest<ResponseBody>, String> {
         let connect = async {
             let tcp = tokio::net::TcpStream::connect(&self.address)
                 .await
