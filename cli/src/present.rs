@@ -166,6 +166,7 @@ pub fn statement_block(hold: &StatementHold, now: u64) -> String {
     let what = match hold.kind.as_str() {
         "sql" => "a statement",
         "exec" => "a command",
+        "kube" => "a Kubernetes request",
         "http" => "a request",
         _ => "an action",
     };

@@ -213,6 +213,9 @@ pub async fn proxy(global: &GlobalArgs, args: ProxySshArgs) -> CliResult<u8> {
     }
     // Either side closing is the normal end of the connection.
     let _ = tokio::io::copy_bidirectional_with_sizes(&mut local, &mut remote, COPY, COPY).await;
+    // ssh has gone (its pipe closed first): end the tunnel cleanly, not as a dropped one.
+    use tokio::io::AsyncWriteExt;
+    let _ = remote.shutdown().await;
     Ok(0)
 }
 

@@ -43,6 +43,12 @@ fn main() {
         "And an OpenSSH server on {} that trusts one key: the broker's.",
         sshd.address()
     );
+    let cluster = sluice_fake_kube::FakeKube::start();
+    println!(
+        "And a Kubernetes API server on {} (the test suite's own; kube-apiserver does not install here) \
+         that accepts one token: the broker's.",
+        cluster.url()
+    );
 
     step(
         2,
@@ -72,6 +78,17 @@ fn main() {
         )
         .rule_with("dbas", &[], &["dba"], &["pg-main"], &["read", "write"], "")
         .rule_with("ops", &[], &["dba"], &["web"], &["ops"], "")
+        .kube(
+            "prod-cluster",
+            cluster.url().trim_start_matches("https://"),
+            cluster.ca_pem(),
+            cluster.token(),
+        )
+        .role(
+            "deployer",
+            "      description: deploy; deletes need a lead, namespaces are never deleted\n      max_ttl: 1h\n      kube: {profile: kube-guarded, approvers: [dba-leads]}\n",
+        )
+        .rule_with("deployers", &[], &["dba"], &["prod-cluster"], &["deployer"], "")
         .start();
     println!(
         "sluiced serves https://127.0.0.1:{} (TLS with its own development CA)",
@@ -404,5 +421,48 @@ fn main() {
         );
     }
 
-    println!("\nDone: the broker, PostgreSQL, sshd and every tunnel are shut down now.");
+    step(
+        12,
+        "Kubernetes: kubectl through the broker; a namespace delete never reaches the cluster, Secrets are masked",
+    );
+    let cache = std::env::temp_dir().join(format!("sluice-demo-kube-{}", std::process::id()));
+    let cache_arg = format!("--cache-dir={}", cache.display());
+    let kubectl = |args: &[&str]| {
+        let mut all = vec!["kube", "prod-cluster", "--", cache_arg.as_str()];
+        all.extend_from_slice(args);
+        alice.run(&all)
+    };
+    show(
+        "sluice kube prod-cluster -- get pods -n prod",
+        &kubectl(&["get", "pods", "-n", "prod"]),
+    );
+    show(
+        "sluice kube prod-cluster -- delete namespace prod",
+        &kubectl(&["delete", "namespace", "prod"]),
+    );
+    println!(
+        "  (the API server received a DELETE: {})",
+        cluster
+            .requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path.ends_with("/namespaces/prod"))
+    );
+    show(
+        "sluice kube prod-cluster -- get secret db-creds -n prod -o jsonpath='{.data}'",
+        &kubectl(&[
+            "get",
+            "secret",
+            "db-creds",
+            "-n",
+            "prod",
+            "-o",
+            "jsonpath={.data}",
+        ]),
+    );
+    println!("\n  (KioqKg== is base64 of ****: the values never left the broker)");
+    let _ = std::fs::remove_dir_all(&cache);
+
+    println!(
+        "\nDone: the broker, PostgreSQL, sshd, the API server and every tunnel are shut down now."
+    );
 }

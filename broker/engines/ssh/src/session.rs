@@ -237,6 +237,10 @@ where
         ended = running => Summary {
             end: match ended {
                 Ok(()) => "closed".into(),
+                // The client's side went away without a goodbye: how most SSH clients end.
+                Err(russh::Error::IO(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    "closed".into()
+                }
                 Err(e) => format!("error: {e}"),
             },
         },
