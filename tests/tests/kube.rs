@@ -340,3 +340,37 @@ fn revoking_the_grant_cuts_a_running_watch() {
         watch.try_wait().ok().flatten().is_some()
     });
 }
+
+#[test]
+fn a_watch_upgraded_to_a_websocket_is_refused_so_secrets_cannot_pass_the_masker() {
+    let s = setup();
+    // A WebSocket watch through the tunnel (what `curl` or a custom client could ask for).
+    let dir = tempfile::tempdir().expect("dir");
+    let out = s.cli.run(&[
+        "connect",
+        "cluster",
+        "--role",
+        "ops",
+        "--exec",
+        "sh",
+        "-c",
+        &format!(
+            "curl -sk --max-time 5 -H \"Authorization: Bearer $(sed -n 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/p' \"$KUBECONFIG\")\" \
+             -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+             -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
+             \"$SLUICE_URL/api/v1/namespaces/prod/secrets?watch=true\" -o {}/body -w '%{{http_code}}'",
+            dir.path().display()
+        ),
+    ]);
+    assert_eq!(text(&out.stdout).trim(), "403", "{}", text(&out.stderr));
+    let body = std::fs::read_to_string(dir.path().join("body")).unwrap_or_default();
+    assert!(body.contains("kube:upgrade"), "{body}");
+    assert!(!body.contains("czNjcjN0"), "{body}");
+    assert!(
+        !s.fake
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/secrets")),
+        "the upgrade reached the cluster"
+    );
+}

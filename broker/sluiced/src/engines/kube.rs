@@ -260,6 +260,34 @@ async fn handle(context: Arc<Context_>, request: Request<Incoming>) -> Response<
     let query = request.uri().query().unwrap_or_default().to_owned();
     let attributes = attributes(request.method().as_str(), &path, &query);
     let seq = context.seq.fetch_add(1, Ordering::Relaxed) + 1;
+    // Only streams the broker knows to carry no objects may leave HTTP: a watch upgraded to a
+    // WebSocket would carry Secrets past the masker.
+    if request.headers().contains_key(header::UPGRADE)
+        && !matches!(
+            attributes.subresource.as_str(),
+            "exec" | "attach" | "portforward"
+        )
+    {
+        record_request(
+            &context,
+            seq,
+            &request,
+            &query,
+            block_decision(
+                "kube:upgrade",
+                "only exec, attach and port-forward may upgrade",
+            ),
+        );
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "sluice: {} may not upgrade the connection: only exec, attach and port-forward \
+                 streams are relayed (rule kube:upgrade)",
+                attributes.describe()
+            ),
+        );
+    }
     let rules = context.plan.borrow().kube.clone();
     let decision = match &rules {
         Some(plan) => plan.rules.judge(&attributes),
