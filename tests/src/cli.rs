@@ -57,6 +57,29 @@ impl Cli {
         cmd
     }
 
+    /// Waits (up to 30 s) until this approver's queue (`sluice approvals --output json`) holds
+    /// a held action — a statement, a command, a Kubernetes request — and returns the first.
+    pub fn first_hold(&self) -> serde_json::Value {
+        let mut hold = serde_json::Value::Null;
+        crate::util::wait_for(
+            "a held action to reach the approver",
+            std::time::Duration::from_secs(30),
+            || {
+                let out = self.run(&["approvals", "--output", "json"]);
+                let queue: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+                match queue["statements"].as_array().and_then(|s| s.first()) {
+                    Some(h) => {
+                        hold = h.clone();
+                        true
+                    }
+                    None => false,
+                }
+            },
+        );
+        hold
+    }
+
     /// Runs `sluice ARGS` to completion.
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().expect("run sluice")

@@ -1,12 +1,9 @@
 //! Guardrails and masking end to end: real psql through the broker to real PostgreSQL, under
 //! roles with the built-in profiles, a custom approval rule and a masking profile.
 
-use serde_json::Value;
 use sluice_tests::postgres::psql;
-use sluice_tests::util::wait_for;
 use sluice_tests::{Broker, BrokerBuilder, Cli, Postgres};
 use std::process::{Output, Stdio};
-use std::time::Duration;
 
 /// Roles: `read` (read-only), `write` (guarded-write), `careful` (guarded-write, deletes held
 /// for a dba), `masked` (read-only with masking).
@@ -221,27 +218,6 @@ fn spawn_held(alice: &Cli, statements: &[&str]) -> std::process::Child {
         .expect("spawn psql")
 }
 
-/// Waits until `approver` sees a held statement; returns it.
-fn first_hold(approver: &Cli) -> Value {
-    let mut hold = Value::Null;
-    wait_for(
-        "the held statement to reach the approver",
-        Duration::from_secs(30),
-        || {
-            let out = approver.run(&["approvals", "--output", "json"]);
-            let queue: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-            match queue["statements"].as_array().and_then(|s| s.first()) {
-                Some(h) => {
-                    hold = h.clone();
-                    true
-                }
-                None => false,
-            }
-        },
-    );
-    hold
-}
-
 fn dba(broker: &Broker) -> Cli {
     let bob = Cli::new(broker);
     bob.login(&broker.token("bob", &["dba"], "1h"));
@@ -253,7 +229,7 @@ fn a_held_delete_runs_once_a_dba_approves_it_from_another_cli() {
     let (pg, broker, alice) = setup();
     let bob = dba(&broker);
     let waiting = spawn_held(&alice, &["delete from customers where id = 42"]);
-    let hold = first_hold(&bob);
+    let hold = bob.first_hold();
     assert_eq!(hold["sql"], "delete from customers where id = 42");
     assert_eq!(hold["rule"], "deletes-need-a-dba");
     assert_eq!(hold["requester"]["subject"], "alice");
@@ -285,7 +261,7 @@ fn a_held_delete_denied_by_a_dba_fails_with_the_reason_and_changes_nothing() {
             "select 'still usable'",
         ],
     );
-    let hold = first_hold(&bob);
+    let hold = bob.first_hold();
     let id = hold["id"].as_str().expect("id").to_string();
     // A denial needs a reason; then it goes through.
     let out = bob.run(&["deny", &id, "--reason", ""]);

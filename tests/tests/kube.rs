@@ -207,27 +207,6 @@ fn exec_runs_through_the_broker_with_its_exit_code_and_read_only_refuses_it() {
     );
 }
 
-fn first_hold(approver: &Cli) -> serde_json::Value {
-    let mut hold = serde_json::Value::Null;
-    sluice_tests::wait_for(
-        "the held request to reach the approver",
-        std::time::Duration::from_secs(30),
-        || {
-            let out = approver.run(&["approvals", "--output", "json"]);
-            let queue: serde_json::Value =
-                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-            match queue["statements"].as_array().and_then(|s| s.first()) {
-                Some(h) => {
-                    hold = h.clone();
-                    true
-                }
-                None => false,
-            }
-        },
-    );
-    hold
-}
-
 #[test]
 fn a_held_delete_waits_inside_kubectl_shows_what_it_would_remove_and_runs_only_when_approved() {
     let s = setup();
@@ -255,7 +234,7 @@ fn a_held_delete_waits_inside_kubectl_shows_what_it_would_remove_and_runs_only_w
 
     // Denied: kubectl fails with the reason and the deployment stays.
     let waiting = spawn(&["delete", "deployment", "web", "-n", "prod"]);
-    let hold = first_hold(&bob);
+    let hold = bob.first_hold();
     assert_eq!(hold["kind"], "kube");
     let what = hold["sql"]
         .as_str()
@@ -287,7 +266,7 @@ fn a_held_delete_waits_inside_kubectl_shows_what_it_would_remove_and_runs_only_w
 
     // Approved: the same call completes.
     let waiting = spawn(&["delete", "deployment", "web", "-n", "prod"]);
-    let id = first_hold(&bob)["id"].as_str().expect("id").to_owned();
+    let id = bob.first_hold()["id"].as_str().expect("id").to_owned();
     let out = bob.run(&["approve", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = waiting.wait_with_output().expect("kubectl");

@@ -151,27 +151,6 @@ fn revoking_the_grant_ends_a_running_command_with_the_reason() {
     );
 }
 
-fn first_hold(approver: &Cli) -> serde_json::Value {
-    let mut hold = serde_json::Value::Null;
-    sluice_tests::wait_for(
-        "the held command to reach the approver",
-        std::time::Duration::from_secs(30),
-        || {
-            let out = approver.run(&["approvals", "--output", "json"]);
-            let queue: serde_json::Value =
-                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-            match queue["statements"].as_array().and_then(|s| s.first()) {
-                Some(h) => {
-                    hold = h.clone();
-                    true
-                }
-                None => false,
-            }
-        },
-    );
-    hold
-}
-
 #[test]
 fn a_held_command_runs_once_approved_and_never_when_denied() {
     let sshd = Sshd::start();
@@ -197,7 +176,7 @@ fn a_held_command_runs_once_approved_and_never_when_denied() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("sluice ssh");
-    let hold = first_hold(&bob);
+    let hold = bob.first_hold();
     assert_eq!(hold["kind"], "exec");
     assert_eq!(hold["rule"], "touching");
     assert!(!approved.exists(), "ran before approval");
@@ -222,7 +201,7 @@ fn a_held_command_runs_once_approved_and_never_when_denied() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("sluice ssh");
-    let id = first_hold(&bob)["id"].as_str().expect("id").to_owned();
+    let id = bob.first_hold()["id"].as_str().expect("id").to_owned();
     let out = bob.run(&["deny", &id, "--reason", "change freeze"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = waiting.wait_with_output().expect("ssh");

@@ -113,19 +113,12 @@ pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<KubeRole> {
 }
 
 fn rules(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<Vec<KubeRuleSpec>> {
-    let items = cx.list(
+    crate::schema::list_of(
+        cx,
         item,
         "a list of rules, e.g. [{name: no-ns-delete, verbs: [delete], resources: [namespaces]}]",
-    )?;
-    let mut rules = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for entry in &items {
-        match rule(cx, entry) {
-            Some(rule) => rules.push(rule),
-            None => ok = false,
-        }
-    }
-    ok.then_some(rules)
+        rule,
+    )
 }
 
 fn rule(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<KubeRuleSpec> {

@@ -467,6 +467,26 @@ fn kind(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<ResourceKind> {
 }
 
 /// `unknown kind "mysql"; expected one of postgres, tcp`, with a suggestion when one is close.
+/// A list whose every entry `each` reads; `None` (after reporting every bad entry) when one
+/// is wrong.
+pub(crate) fn list_of<T>(
+    cx: &mut Cx<'_>,
+    item: &Item<'_>,
+    expected: &str,
+    mut each: impl FnMut(&mut Cx<'_>, &Item<'_>) -> Option<T>,
+) -> Option<Vec<T>> {
+    let items = cx.list(item, expected)?;
+    let mut values = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for entry in &items {
+        match each(cx, entry) {
+            Some(value) => values.push(value),
+            None => ok = false,
+        }
+    }
+    ok.then_some(values)
+}
+
 pub(crate) fn unknown_choice(what: &str, value: &str, choices: &[&str]) -> String {
     match suggest(value, choices.iter().copied()) {
         Some(close) => format!("unknown {what} \"{value}\"; did you mean \"{close}\"?"),

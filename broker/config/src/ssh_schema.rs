@@ -241,19 +241,12 @@ fn exec(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<SshExec> {
 }
 
 fn rules(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<Vec<ExecRuleSpec>> {
-    let items = cx.list(
+    crate::schema::list_of(
+        cx,
         item,
         "a list of rules, e.g. [{name: listing, commands: [\"ls *\"]}]",
-    )?;
-    let mut rules = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for entry in &items {
-        match rule(cx, entry) {
-            Some(rule) => rules.push(rule),
-            None => ok = false,
-        }
-    }
-    ok.then_some(rules)
+        rule,
+    )
 }
 
 fn rule(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<ExecRuleSpec> {

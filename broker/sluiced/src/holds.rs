@@ -304,6 +304,29 @@ pub struct SessionApprovals {
     pub session: Session,
 }
 
+impl SessionApprovals {
+    /// The approvals of one tunnel's session: the gate's identity asks, on the grant's resource
+    /// and role, decided by `approvers` (or refused when there are none) within `timeout`.
+    pub fn for_tunnel(
+        holds: &Arc<Holds>,
+        authz: &crate::gate::Authorized,
+        approvers: Vec<String>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            holds: Arc::clone(holds),
+            session: Session {
+                requester: authz.identity().requester(),
+                resource: authz.resource().name.clone(),
+                role: authz.role().to_owned(),
+                grant: authz.grant_id().to_owned(),
+                approvers,
+                timeout,
+            },
+        }
+    }
+}
+
 impl Approvals for SessionApprovals {
     fn request(&self, hold: HoldRequest) -> Result<Hold, String> {
         self.holds.file(&self.session, hold)

@@ -114,21 +114,15 @@ impl Engine for KubeEngine {
                     .as_ref()
                     .map_or_else(|| plan.approvers.clone(), |k| k.approvers.clone())
             };
-            let who = authz.identity();
-            let approvals = crate::holds::SessionApprovals {
-                holds: Arc::clone(&self.holds),
-                session: crate::holds::Session {
-                    requester: who.requester(),
-                    resource: resource.clone(),
-                    role: authz.role().to_owned(),
-                    grant: authz.grant_id().to_owned(),
-                    approvers,
-                    timeout: HOLD_TIMEOUT,
-                },
-            };
+            let approvals = crate::holds::SessionApprovals::for_tunnel(
+                &self.holds,
+                authz,
+                approvers,
+                HOLD_TIMEOUT,
+            );
             let context = Arc::new(Context_ {
                 secret,
-                subject: who.subject.clone(),
+                subject: authz.identity().subject.clone(),
                 impersonate: spec.impersonate,
                 plan,
                 upstream: Mutex::new(upstream),

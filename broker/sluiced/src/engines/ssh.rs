@@ -127,18 +127,12 @@ impl Engine for SshEngine {
                 let plan = plan.borrow();
                 (plan.ssh.clone(), plan.approvers.clone())
             };
-            let who = authz.identity();
-            let approvals = crate::holds::SessionApprovals {
-                holds: Arc::clone(&self.holds),
-                session: crate::holds::Session {
-                    requester: who.requester(),
-                    resource: resource.clone(),
-                    role: authz.role().to_owned(),
-                    grant: authz.grant_id().to_owned(),
-                    approvers,
-                    timeout: HOLD_TIMEOUT,
-                },
-            };
+            let approvals = crate::holds::SessionApprovals::for_tunnel(
+                &self.holds,
+                authz,
+                approvers,
+                HOLD_TIMEOUT,
+            );
             // Always a journal: file operations and refusals reach the audit trail even when
             // the role records nothing.
             let journal: Arc<dyn sluice_engine_ssh::Journal> = Arc::new(Recorded {
