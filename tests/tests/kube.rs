@@ -31,12 +31,19 @@ fn setup() -> Setup {
             "      max_ttl: 1h\n      kube: {profile: kube-guarded, approvers: [leads]}\n",
         )
         .role("ops", "      max_ttl: 1h\n")
+        .role(
+            "masked",
+            "      max_ttl: 1h\n      kube: {masking: pii, mask: [\"$.data.note\"]}\n",
+        )
+        .policy_extra(
+            "  masking:\n    pii:\n      detectors:\n        - {name: keys, detector: secret, style: redact}\n        - {name: mails, detector: email, style: redact}\n",
+        )
         .rule_with(
             "eng",
             &[],
             &["eng"],
             &["cluster"],
-            &["viewer", "deployer", "ops"],
+            &["viewer", "deployer", "ops", "masked"],
             "",
         )
         .start();
@@ -352,4 +359,54 @@ fn a_watch_upgraded_to_a_websocket_is_refused_so_secrets_cannot_pass_the_masker(
             .any(|r| r.path.ends_with("/secrets")),
         "the upgrade reached the cluster"
     );
+}
+
+#[test]
+fn planted_secrets_and_configured_paths_are_masked_in_every_json_response() {
+    let s = setup();
+    // (kubectl's typed `create configmap` sends protobuf, which the fake does not read: the
+    // object is made client-side and sent as JSON.)
+    let created = s.cli.run(&[
+        "connect",
+        "cluster",
+        "--role",
+        "ops",
+        "--exec",
+        "sh",
+        "-c",
+        &format!(
+            "kubectl --cache-dir={cache} create configmap planted -n prod \
+             --from-literal=aws=AKIAIOSFODNN7EXAMPLE --from-literal=mail=alice@example.com \
+             --from-literal=note=hello --from-literal=plain=visible --dry-run=client -o json \
+             | kubectl --cache-dir={cache} create --validate=false -f -",
+            cache = s.cache.path().display()
+        ),
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    for args in [
+        vec!["get", "configmap", "planted", "-n", "prod", "-o", "json"],
+        vec!["get", "configmaps", "-n", "prod", "-o", "yaml"],
+        vec![
+            "get",
+            "--raw",
+            "/api/v1/namespaces/prod/configmaps?watch=1&timeoutSeconds=1",
+        ],
+    ] {
+        let out = s.kubectl("masked", &args);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        for planted in ["AKIAIOSFODNN7EXAMPLE", "alice@example.com", "hello"] {
+            assert!(
+                !stdout.contains(planted),
+                "{args:?} shows {planted}: {stdout}"
+            );
+        }
+        assert!(stdout.contains("visible"), "{args:?}: {stdout}");
+    }
+    // The same values through a role that does not mask.
+    let plain = s.kubectl(
+        "ops",
+        &["get", "configmap", "planted", "-n", "prod", "-o", "json"],
+    );
+    assert!(text(&plain.stdout).contains("AKIAIOSFODNN7EXAMPLE"));
 }

@@ -23,6 +23,9 @@
 //!         approve: [{name: prod-deletes, verbs: [delete], namespaces: ["prod-*"]}]
 //!         approvers: [sre]
 //!         groups: [deployers]               # Impersonate-Group
+//!         masking: pii                      # a policy.masking profile: its detectors scan
+//!                                           # every JSON string and log line
+//!         mask: ["$.spec.containers[*].env[*].value"]   # redacted in every response
 //! ```
 
 use crate::extract::{Cx, Fields, Item};
@@ -37,6 +40,8 @@ const ROLE_KEYS: &[&str] = &[
     "approve",
     "approvers",
     "groups",
+    "masking",
+    "mask",
 ];
 const RULE_KEYS: &[&str] = &["name", "verbs", "resources", "namespaces", "names"];
 /// The built-in profiles (their rules live in the engine).
@@ -102,6 +107,11 @@ pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<KubeRole> {
     };
     let approvers: Option<Vec<String>> = names(cx, "approvers");
     let groups: Option<Vec<String>> = names(cx, "groups");
+    let masking = optional(fields.optional("masking"), |item| {
+        let name = cx.text(item)?;
+        Some(cx.located(item, name))
+    });
+    let mask = optional(fields.optional("mask"), |item| cx.string_list(item));
     Some(KubeRole {
         profile: profile?,
         allow: allow?.unwrap_or_default(),
@@ -109,6 +119,8 @@ pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<KubeRole> {
         approve: approve?.unwrap_or_default(),
         approvers: approvers?,
         groups: groups?,
+        masking: masking?,
+        mask: mask?.unwrap_or_default(),
     })
 }
 

@@ -208,6 +208,12 @@ pub struct KubeRole {
     pub approvers: Vec<String>,
     /// `Impersonate-Group` values sent with each request when the resource impersonates.
     pub groups: Vec<String>,
+    /// A masking profile (`policy.masking`) whose detectors scan every string of every JSON
+    /// response and every line of logs (`masking`).
+    pub masking: Option<crate::location::Located<String>>,
+    /// JSON paths whose values are redacted in every response (`mask`), e.g.
+    /// `$.spec.containers[*].env[*].value`.
+    pub mask: Vec<crate::location::Located<String>>,
 }
 
 /// One Kubernetes request rule; an empty list matches anything.

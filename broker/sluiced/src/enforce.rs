@@ -72,54 +72,12 @@ impl std::fmt::Debug for SqlPlan {
 }
 
 impl SqlPlan {
-    /// Builds every role's guard and masking policy, by role name.
-    pub fn compile_all(config: &Config) -> Result<HashMap<String, SqlPlan>> {
-        let mut masks = HashMap::new();
-        for profile in &config.policy.masking {
-            let key = match &profile.key {
-                Some(key) => {
-                    let secret = key.value.resolve().map_err(|e| {
-                        anyhow::anyhow!(
-                            "{}: policy.masking.{}.key: {e}",
-                            key.location,
-                            profile.name
-                        )
-                    })?;
-                    let digest = aws_lc_rs::digest::digest(
-                        &aws_lc_rs::digest::SHA256,
-                        secret.expose().as_bytes(),
-                    );
-                    let mut key = [0u8; 32];
-                    key.copy_from_slice(digest.as_ref());
-                    key
-                }
-                // No `hash` style uses it (the config checks that): any key will do.
-                None => rand::random(),
-            };
-            let columns = profile
-                .columns
-                .iter()
-                .map(|rule| sluice_mask::ColumnRule {
-                    name: rule.name.clone(),
-                    column: rule.column.clone(),
-                    style: style(rule.style),
-                })
-                .collect();
-            let detectors = profile
-                .detectors
-                .iter()
-                .map(|rule| sluice_mask::DetectorRule {
-                    name: rule.name.clone(),
-                    detector: detector(rule.detector),
-                    style: style(rule.style),
-                })
-                .collect();
-            let policy = MaskPolicy::new(columns, detectors, key).with_context(|| {
-                format!("{}: policy.masking.{}", profile.location, profile.name)
-            })?;
-            masks.insert(profile.name.clone(), policy);
-        }
-
+    /// Builds every role's guard and masking policy, by role name, with the masking profiles
+    /// [`mask_policies`] compiled.
+    pub(crate) fn compile_with(
+        config: &Config,
+        masks: &HashMap<String, MaskPolicy>,
+    ) -> Result<HashMap<String, SqlPlan>> {
         let mut roles = HashMap::new();
         for role in &config.policy.roles {
             let approvers_of_role = role
@@ -349,6 +307,52 @@ fn rule(spec: &GuardRuleSpec) -> GuardRule {
         commands: spec.commands.clone(),
         pattern: spec.pattern.clone(),
     }
+}
+
+/// Every masking profile, compiled (its key read), by name: SQL roles and Kubernetes roles
+/// name them.
+pub fn mask_policies(config: &Config) -> Result<HashMap<String, MaskPolicy>> {
+    let mut masks = HashMap::new();
+    for profile in &config.policy.masking {
+        let key = match &profile.key {
+            Some(key) => {
+                let secret = key.value.resolve().map_err(|e| {
+                    anyhow::anyhow!("{}: policy.masking.{}.key: {e}", key.location, profile.name)
+                })?;
+                let digest = aws_lc_rs::digest::digest(
+                    &aws_lc_rs::digest::SHA256,
+                    secret.expose().as_bytes(),
+                );
+                let mut key = [0u8; 32];
+                key.copy_from_slice(digest.as_ref());
+                key
+            }
+            // No `hash` style uses it (the config checks that): any key will do.
+            None => rand::random(),
+        };
+        let columns = profile
+            .columns
+            .iter()
+            .map(|rule| sluice_mask::ColumnRule {
+                name: rule.name.clone(),
+                column: rule.column.clone(),
+                style: style(rule.style),
+            })
+            .collect();
+        let detectors = profile
+            .detectors
+            .iter()
+            .map(|rule| sluice_mask::DetectorRule {
+                name: rule.name.clone(),
+                detector: detector(rule.detector),
+                style: style(rule.style),
+            })
+            .collect();
+        let policy = MaskPolicy::new(columns, detectors, key)
+            .with_context(|| format!("{}: policy.masking.{}", profile.location, profile.name))?;
+        masks.insert(profile.name.clone(), policy);
+    }
+    Ok(masks)
 }
 
 fn style(style: MaskStyle) -> sluice_mask::Style {

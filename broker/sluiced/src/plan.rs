@@ -47,10 +47,24 @@ pub struct KubePlan {
     pub groups: Vec<String>,
     /// Who may approve held requests (`kube.approvers`, else `approval.groups`).
     pub approvers: Vec<String>,
+    /// Detectors that scan every string of JSON responses and every line of text ones.
+    pub masking: Option<Arc<sluice_mask::MaskPolicy>>,
+    /// JSON paths redacted in every response.
+    pub paths: Vec<sluice_engine_http::JsonPath>,
+}
+
+impl KubePlan {
+    /// Whether responses other than Secrets' are rewritten.
+    pub fn masks(&self) -> bool {
+        self.masking.is_some() || !self.paths.is_empty()
+    }
 }
 
 /// Compiles a role's `kube:` section; a rule the engine would misread is a load error.
-fn kube_plan(role: &sluice_config::Role) -> Result<Option<KubePlan>> {
+fn kube_plan(
+    role: &sluice_config::Role,
+    masks: &HashMap<String, sluice_mask::MaskPolicy>,
+) -> Result<Option<KubePlan>> {
     use sluice_engine_http::kube::{KubeRule, KubeRules};
     let Some(kube) = &role.kube else {
         return Ok(None);
@@ -78,8 +92,36 @@ fn kube_plan(role: &sluice_config::Role) -> Result<Option<KubePlan>> {
     rules.validate().map_err(|errors| {
         anyhow::anyhow!("role {}: kube rules: {}", role.name, errors.join("; "))
     })?;
+    let masking = match &kube.masking {
+        Some(name) => Some(Arc::new(masks.get(&name.value).cloned().ok_or_else(
+            || {
+                anyhow::anyhow!(
+                    "{}: policy.roles.{}.kube.masking: there is no masking profile named {}",
+                    name.location,
+                    role.name,
+                    name.value
+                )
+            },
+        )?)),
+        None => None,
+    };
+    let paths = kube
+        .mask
+        .iter()
+        .map(|path| {
+            sluice_engine_http::JsonPath::parse(&path.value).map_err(|why| {
+                anyhow::anyhow!(
+                    "{}: policy.roles.{}.kube.mask: {why}",
+                    path.location,
+                    role.name
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Some(KubePlan {
         rules,
+        masking,
+        paths,
         groups: kube.groups.clone(),
         approvers: if kube.approvers.is_empty() {
             role.approval
@@ -153,13 +195,14 @@ fn ssh_policy(ssh: Option<&sluice_config::SshRole>) -> sluice_engine_ssh::Policy
 impl Plans {
     /// Compiles every role (masking keys are read here, so a broken one is a load error).
     pub fn compile(config: &Config) -> Result<Self> {
-        let mut sql = SqlPlan::compile_all(config)?;
+        let masks = crate::enforce::mask_policies(config)?;
+        let mut sql = SqlPlan::compile_with(config, &masks)?;
         let roles = config
             .policy
             .roles
             .iter()
             .map(|role| {
-                let kube = kube_plan(role)?;
+                let kube = kube_plan(role, &masks)?;
                 let plan = RolePlan {
                     kube,
                     record: role.record,

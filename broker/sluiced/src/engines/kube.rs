@@ -16,7 +16,7 @@
 //! ```
 
 use super::{BoxFuture, Engine, Served, Session, Tunnel};
-use crate::plan::RolePlan;
+use crate::plan::{KubePlan, RolePlan};
 use crate::tunnel::SessionOpener;
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -29,7 +29,7 @@ use hyper_util::rt::TokioIo;
 use sluice_config::{KubeSpec, Need, ResourceSpec};
 use sluice_engine::{Lease, LeaseHandle};
 use sluice_engine_http::kube::{Attributes, Decision, attributes, forbidden_status};
-use sluice_engine_http::mask::{LineMasker, mask_secrets};
+use sluice_engine_http::mask::mask_secrets;
 use sluice_recording::SessionRecording;
 use sluice_shared::recording::{Decision as Recorded, HttpEvent};
 use sluice_shared::tunnel::SECRET_HEADER;
@@ -329,9 +329,12 @@ async fn handle(context: Arc<Context_>, request: Request<Incoming>) -> Response<
         }
     };
     record_request(&context, seq, &request, &query, recorded);
-    let groups = rules.map(|plan| plan.groups.clone()).unwrap_or_default();
+    let groups = rules
+        .as_ref()
+        .map(|plan| plan.groups.clone())
+        .unwrap_or_default();
     let response = forward(&context, request, &attributes, &groups).await;
-    let response = respond(&context, response, &attributes);
+    let response = respond(&context, response, &attributes, rules.as_ref());
     if let Some(recording) = &context.recording {
         recording.record(HttpEvent::HttpResponse {
             seq,
@@ -628,11 +631,15 @@ async fn forward(
     Answer::Upstream(response)
 }
 
-/// The API server's response as the client gets it: Secret values masked.
+/// The API server's response as the client gets it: Secret values masked, and with a role
+/// that masks (`kube.masking`, `kube.mask`) every JSON string scanned by its detectors, its
+/// JSON paths redacted and every line of a text response (logs) scanned. A body that must be
+/// masked but cannot be read (another content type, compressed) is refused, never passed on.
 fn respond(
     context: &Arc<Context_>,
     answer: Answer,
     attributes: &Attributes,
+    plan: Option<&KubePlan>,
 ) -> Response<ResponseBody> {
     let response = match answer {
         Answer::Local(response) => return response,
@@ -641,34 +648,56 @@ fn respond(
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
     let secrets = attributes.resource == "secrets";
-    let is_json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
-    if !secrets {
+    let masking = plan.filter(|p| p.masks()).cloned();
+    if !secrets && masking.is_none() {
         let counted = Counted {
             inner: body,
             context: Arc::clone(context),
         };
         return Response::from_parts(parts, counted.map_err(box_error).boxed_unsync());
     }
-    if !is_json || encoded {
-        // A Secret in a body the broker cannot read is never passed on.
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let json = content_type.starts_with("application/json");
+    let text = content_type.starts_with("text/plain") && !secrets;
+    let empty = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    if empty {
+        return Response::from_parts(parts, body.map_err(box_error).boxed_unsync());
+    }
+    if parts.headers.contains_key(header::CONTENT_ENCODING) || !(json || text) {
         return status(
             StatusCode::BAD_GATEWAY,
             "InternalError",
-            "sluice: the API server answered a Secret request in a form the broker cannot mask",
+            &format!(
+                "sluice: the API server answered {} with {}, which the broker cannot mask; \
+                 the response is withheld",
+                attributes.describe(),
+                if content_type.is_empty() {
+                    "no content type"
+                } else {
+                    content_type.as_str()
+                }
+            ),
         );
     }
     parts.headers.remove(header::CONTENT_LENGTH);
+    let rewrite = Arc::new(Rewrite { secrets, masking });
+    if text {
+        let rewrite = Arc::clone(&rewrite);
+        let lines = Lines::new(body, move |line| rewrite.text(line));
+        return Response::from_parts(parts, lines.boxed_unsync());
+    }
     if attributes.verb == "watch" {
-        let masked = MaskedLines {
-            inner: body,
-            masker: Some(LineMasker::new(true)),
-        };
-        return Response::from_parts(parts, masked.boxed_unsync());
+        let rewrite = Arc::clone(&rewrite);
+        let lines = Lines::new(body, move |line| rewrite.event(line));
+        return Response::from_parts(parts, lines.boxed_unsync());
     }
     let masked = async move {
         let bytes = http_body_util::Limited::new(body, MAX_MASKED_BODY)
@@ -676,13 +705,124 @@ fn respond(
             .await?
             .to_bytes();
         let mut value: serde_json::Value = serde_json::from_slice(&bytes)?;
-        mask_secrets(&mut value, true);
+        rewrite.json(&mut value);
         Ok::<Bytes, BoxError>(Bytes::from(serde_json::to_vec(&value)?))
     };
     Response::from_parts(parts, once(masked))
 }
 
-/// A body of one frame computed by `future` (a masked Secret response).
+/// What a response's values go through.
+struct Rewrite {
+    /// A `secrets` request: Secret values replaced.
+    secrets: bool,
+    /// The role's detectors and JSON paths.
+    masking: Option<KubePlan>,
+}
+
+impl Rewrite {
+    fn json(&self, value: &mut serde_json::Value) {
+        if self.secrets {
+            mask_secrets(value, true);
+        }
+        let Some(plan) = &self.masking else {
+            return;
+        };
+        // Paths are written for one object; lists, watch events and tables hold several.
+        let mut objects = Vec::new();
+        objects_of(value, &mut objects);
+        for object in objects {
+            for path in &plan.paths {
+                path.apply(object, &mut |_| "****".to_owned());
+            }
+        }
+        if let Some(policy) = &plan.masking {
+            let mut counts = sluice_mask::MaskCounts::default();
+            scan_strings(
+                value,
+                &mut |text| match policy.mask_text(text, &mut counts) {
+                    std::borrow::Cow::Owned(masked) => Some(masked),
+                    std::borrow::Cow::Borrowed(_) => None,
+                },
+            );
+        }
+    }
+
+    /// One watch event line; one that is not JSON is withheld.
+    fn event(&self, line: &[u8]) -> Vec<u8> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return line.to_vec();
+        }
+        let mut out = match serde_json::from_slice::<serde_json::Value>(line) {
+            Ok(mut value) => {
+                self.json(&mut value);
+                serde_json::to_vec(&value).unwrap_or_default()
+            }
+            Err(_) => serde_json::to_vec(&serde_json::json!({
+                "type": "ERROR",
+                "object": {
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "sluice: an event it could not read was withheld",
+                    "reason": "InternalError", "code": 500,
+                },
+            }))
+            .unwrap_or_default(),
+        };
+        out.push(b'\n');
+        out
+    }
+
+    /// One line of a text response (logs).
+    fn text(&self, line: &[u8]) -> Vec<u8> {
+        let Some(policy) = self.masking.as_ref().and_then(|p| p.masking.as_ref()) else {
+            return line.to_vec();
+        };
+        let mut counts = sluice_mask::MaskCounts::default();
+        policy.mask_bytes(line, &mut counts).into_owned()
+    }
+}
+
+/// The API objects a response holds: the items of a list (nested lists too), the object of
+/// a watch event, the objects of a table's rows, or the response itself.
+fn objects_of<'v>(value: &'v mut serde_json::Value, out: &mut Vec<&'v mut serde_json::Value>) {
+    let kind = value["kind"].as_str().unwrap_or_default().to_owned();
+    if value.get("items").is_some_and(serde_json::Value::is_array) {
+        if let Some(items) = value.get_mut("items").and_then(|v| v.as_array_mut()) {
+            for item in items {
+                objects_of(item, out);
+            }
+        }
+    } else if value.get("type").is_some() && value.get("object").is_some() {
+        if let Some(object) = value.get_mut("object") {
+            objects_of(object, out);
+        }
+    } else if kind == "Table" {
+        if let Some(rows) = value.get_mut("rows").and_then(|v| v.as_array_mut()) {
+            for row in rows {
+                if let Some(object) = row.get_mut("object") {
+                    objects_of(object, out);
+                }
+            }
+        }
+    } else {
+        out.push(value);
+    }
+}
+
+/// Calls `f` on every string value (not keys) of `value`; replaces it when `f` says so.
+fn scan_strings(value: &mut serde_json::Value, f: &mut dyn FnMut(&str) -> Option<String>) {
+    match value {
+        serde_json::Value::String(text) => {
+            if let Some(masked) = f(text) {
+                *text = masked;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| scan_strings(v, f)),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(|v| scan_strings(v, f)),
+        _ => {}
+    }
+}
+
+/// A body of one frame computed by `future` (a masked whole response).
 fn once<F>(future: F) -> ResponseBody
 where
     F: std::future::Future<Output = Result<Bytes, BoxError>> + Send + 'static,
@@ -717,13 +857,60 @@ where
     })
 }
 
-/// A watch stream masked event by event, as the events arrive.
-struct MaskedLines {
+/// A streamed body rewritten line by line as lines complete (watch events, log lines): never
+/// buffered whole; a line longer than [`MAX_LINE`] is dropped with the rest of it.
+struct Lines<F> {
     inner: Incoming,
-    masker: Option<LineMasker>,
+    line: Vec<u8>,
+    /// Skipping the rest of an over-long line.
+    skipping: bool,
+    rewrite: F,
+    done: bool,
 }
 
-impl Body for MaskedLines {
+/// The longest line rewritten; longer ones are withheld.
+const MAX_LINE: usize = 16 * 1024 * 1024;
+
+impl<F: FnMut(&[u8]) -> Vec<u8>> Lines<F> {
+    fn new(inner: Incoming, rewrite: F) -> Self {
+        Self {
+            inner,
+            line: Vec::new(),
+            skipping: false,
+            rewrite,
+            done: false,
+        }
+    }
+
+    /// Rewrites every complete line of `data` (and what was pending before it).
+    fn take(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut rest = data;
+        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+            if self.skipping {
+                self.skipping = false;
+            } else {
+                self.line.extend_from_slice(&rest[..end]);
+                out.extend((self.rewrite)(&self.line));
+                if !out.ends_with(b"\n") {
+                    out.push(b'\n');
+                }
+            }
+            self.line.clear();
+            rest = &rest[end + 1..];
+        }
+        if !self.skipping {
+            self.line.extend_from_slice(rest);
+            if self.line.len() > MAX_LINE {
+                self.line.clear();
+                self.skipping = true;
+            }
+        }
+        out
+    }
+}
+
+impl<F: FnMut(&[u8]) -> Vec<u8> + Unpin> Body for Lines<F> {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -732,7 +919,7 @@ impl Body for MaskedLines {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         loop {
-            if self.masker.is_none() {
+            if self.done {
                 return Poll::Ready(None);
             }
             match Pin::new(&mut self.inner).poll_frame(cx) {
@@ -742,24 +929,19 @@ impl Body for MaskedLines {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
-                    let Some(masker) = self.masker.as_mut() else {
-                        return Poll::Ready(None);
-                    };
-                    let out = masker.push(&data);
+                    let out = self.take(&data);
                     if !out.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
                     }
                 }
                 Poll::Ready(None) => {
-                    let rest = self
-                        .masker
-                        .take()
-                        .map(LineMasker::finish)
-                        .unwrap_or_default();
-                    if rest.is_empty() {
+                    self.done = true;
+                    let last = std::mem::take(&mut self.line);
+                    if last.is_empty() || self.skipping {
                         return Poll::Ready(None);
                     }
-                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
+                    let out = (self.rewrite)(&last);
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
                 }
             }
         }
