@@ -403,6 +403,17 @@ fn planted_secrets_and_configured_paths_are_masked_in_every_json_response() {
         }
         assert!(stdout.contains("visible"), "{args:?}: {stdout}");
     }
+    // An exec stream cannot be masked: a masking role gets none.
+    let exec = s.kubectl(
+        "masked",
+        &["exec", "-n", "prod", "web-1", "--", "echo", "x"],
+    );
+    assert_ne!(exec.status.code(), Some(0));
+    assert!(
+        text(&exec.stderr).contains("cannot be masked"),
+        "{}",
+        text(&exec.stderr)
+    );
     // The same values through a role that does not mask.
     let plain = s.kubectl(
         "ops",

@@ -283,6 +283,24 @@ async fn handle(context: Arc<Context_>, request: Request<Incoming>) -> Response<
         );
     }
     let rules = context.plan.borrow().kube.clone();
+    // An exec or port-forward stream cannot be masked: a role that masks gets none.
+    if request.headers().contains_key(header::UPGRADE)
+        && rules.as_ref().is_some_and(KubePlan::masks)
+    {
+        let reason = "this role masks responses, and an exec, attach or port-forward stream \
+                      cannot be masked";
+        record_request(
+            &context,
+            seq,
+            &request,
+            &query,
+            block_decision("kube:masking", reason),
+        );
+        return json(
+            StatusCode::FORBIDDEN,
+            &forbidden_status(&attributes, "kube:masking", reason),
+        );
+    }
     let decision = match &rules {
         Some(plan) => plan.rules.judge(&attributes),
         // A role without `kube:` is limited by the cluster's own RBAC for the broker's token.
