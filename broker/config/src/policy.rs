@@ -140,6 +140,10 @@ pub struct SshRole {
     /// Record what the client types (`record_input`, default false: passwords typed at
     /// prompts would be recorded too).
     pub record_input: bool,
+    /// Remote forwards (`ssh -R`) may be opened on the host (`remote_forward`, default false).
+    pub remote_forward: bool,
+    /// The client's agent may be forwarded to the host (`agent`, default false).
+    pub agent: bool,
 }
 
 /// A role's file rules: absolute path globs (`*` in a segment, `**` across), each covering the

@@ -27,6 +27,8 @@
 //!         forward: ["127.0.0.1:5432"]     # ssh -L may reach these from the host
 //!         logins: [app]                   # ssh app@web, besides the resource's user
 //!         record_input: false             # keystrokes (passwords at prompts) not recorded
+//!         remote_forward: false           # ssh -R
+//!         agent: false                    # ssh -A
 //! ```
 
 use crate::extract::{Cx, Fields, Item};
@@ -42,6 +44,8 @@ const ROLE_SSH_KEYS: &[&str] = &[
     "forward",
     "logins",
     "record_input",
+    "remote_forward",
+    "agent",
 ];
 const FILES_KEYS: &[&str] = &["read_only", "allow", "deny"];
 const EXEC_KEYS: &[&str] = &["allow", "block", "approve", "approvers"];
@@ -153,6 +157,8 @@ pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<SshRole> {
     let forward = optional(fields.optional("forward"), |item| forwards(cx, item));
     let logins = optional(fields.optional("logins"), |item| cx.string_list(item));
     let record_input = optional(fields.optional("record_input"), |item| cx.boolean(item));
+    let remote_forward = optional(fields.optional("remote_forward"), |item| cx.boolean(item));
+    let agent = optional(fields.optional("agent"), |item| cx.boolean(item));
     Some(SshRole {
         shell: shell?.unwrap_or(false),
         exec: exec?.unwrap_or_default(),
@@ -164,6 +170,8 @@ pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<SshRole> {
             .map(|l| l.value)
             .collect(),
         record_input: record_input?.unwrap_or(false),
+        remote_forward: remote_forward?.unwrap_or(false),
+        agent: agent?.unwrap_or(false),
     })
 }
 

@@ -160,6 +160,8 @@ fn ssh_policy(ssh: Option<&sluice_config::SshRole>) -> sluice_engine_ssh::Policy
             forwards: Vec::new(),
             logins: Vec::new(),
             record_input: false,
+            remote_forward: false,
+            agent: false,
         };
     };
     let rules = |specs: &[sluice_config::ExecRuleSpec]| {
@@ -189,6 +191,8 @@ fn ssh_policy(ssh: Option<&sluice_config::SshRole>) -> sluice_engine_ssh::Policy
         forwards: ssh.forward.clone(),
         logins: ssh.logins.clone(),
         record_input: ssh.record_input,
+        remote_forward: ssh.remote_forward,
+        agent: ssh.agent,
     }
 }
 

@@ -8,7 +8,7 @@
 //! A symlink swapped between this answer and the operation itself (a race by someone who can
 //! already write there) is not caught; docs/ssh.md says so.
 
-use crate::session::{Target, Upstream, login};
+use crate::session::{Link, Target, Upstream, login};
 use crate::sftp::{self, Follow, Framer, Reply};
 use russh::ChannelMsg;
 use tokio::sync::Mutex;
@@ -93,7 +93,7 @@ impl Resolver {
                 self.target.address
             )
         };
-        let handle = login(&self.target).await?;
+        let handle = login(&self.target, Link::default()).await?;
         let channel = handle.channel_open_session().await.map_err(|e| why(&e))?;
         channel
             .request_subsystem(true, "sftp")

@@ -113,6 +113,43 @@ pub struct Policy {
     pub logins: Vec<String>,
     /// Whether what the client types is recorded (off: passwords typed at prompts).
     pub record_input: bool,
+    /// Whether remote forwards (`ssh -R`) may be opened on the host.
+    pub remote_forward: bool,
+    /// Whether the client's agent may be forwarded to the host (`ssh -A`).
+    pub agent: bool,
+}
+
+/// The client's session, for channels the host opens toward it (a remote forward's
+/// connections, agent requests); set once the client asks for either.
+#[derive(Clone, Default)]
+pub(crate) struct Link(Arc<std::sync::Mutex<Option<(russh::server::Handle, Allowed)>>>);
+
+/// What the host may open toward the client.
+#[derive(Clone, Copy)]
+struct Allowed {
+    remote_forward: bool,
+    agent: bool,
+}
+
+impl Link {
+    fn set(&self, handle: russh::server::Handle, policy: &Policy) {
+        if let Ok(mut link) = self.0.lock() {
+            *link = Some((
+                handle,
+                Allowed {
+                    remote_forward: policy.remote_forward,
+                    agent: policy.agent,
+                },
+            ));
+        }
+    }
+
+    fn get(&self, allowed: impl Fn(Allowed) -> bool) -> Option<russh::server::Handle> {
+        let link = self.0.lock().ok()?;
+        link.as_ref()
+            .filter(|(_, a)| allowed(*a))
+            .map(|(handle, _)| handle.clone())
+    }
 }
 
 /// The login `sluice ssh` asks for when the person names none: the resource's own.
@@ -223,6 +260,7 @@ where
         upstream: None,
         unreachable: None,
         resolver,
+        link: Link::default(),
     };
     let running = match russh::server::run_stream(config, stream, handler).await {
         Ok(running) => running,
@@ -266,6 +304,8 @@ struct Broker {
     unreachable: Option<String>,
     /// Resolves paths on the host for the file rules (its own login, made on first use).
     resolver: Arc<Resolver>,
+    /// The client's session, for what the host opens toward it.
+    link: Link,
 }
 
 impl russh::server::Handler for Broker {
@@ -299,7 +339,7 @@ impl russh::server::Handler for Broker {
             j.note(&format!("logged in to the host as {}", target.user));
         }
         self.resolver = Arc::new(Resolver::new(target.clone()));
-        match tokio::time::timeout(CONNECT_TIMEOUT, login(&target)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, login(&target, self.link.clone())).await {
             Ok(Ok(handle)) => self.upstream = Some(Arc::new(handle)),
             Ok(Err(why)) => self.unreachable = Some(why),
             Err(_) => {
@@ -408,6 +448,68 @@ impl russh::server::Handler for Broker {
         }
     }
 
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let allowed = self.params.policy.remote_forward;
+        let upstream = self.upstream.clone().filter(|_| allowed);
+        let Some(upstream) = upstream else {
+            if let Some(j) = &self.params.journal {
+                j.forward(&format!("remote {address}:{port}"), false);
+            }
+            return Ok(false);
+        };
+        self.link.set(session.handle(), &self.params.policy);
+        let bound = upstream.tcpip_forward(address, *port).await;
+        if let Some(j) = &self.params.journal {
+            let shown = bound.as_ref().map_or(*port, |bound| *bound);
+            j.forward(&format!("remote {address}:{shown}"), bound.is_ok());
+        }
+        match bound {
+            Ok(bound) => {
+                if *port == 0 {
+                    *port = bound;
+                }
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let Some(upstream) = self.upstream.clone() else {
+            return Ok(false);
+        };
+        Ok(upstream.cancel_tcpip_forward(address, port).await.is_ok())
+    }
+
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        if let Some(j) = &self.params.journal {
+            j.note(if self.params.policy.agent {
+                "agent forwarding opened"
+            } else {
+                "agent forwarding refused"
+            });
+        }
+        if !self.params.policy.agent {
+            return Ok(false);
+        }
+        self.link.set(session.handle(), &self.params.policy);
+        Ok(true)
+    }
+
     async fn channel_open_direct_tcpip(
         &mut self,
         channel: Channel<Msg>,
@@ -461,7 +563,10 @@ impl russh::server::Handler for Broker {
 }
 
 /// Logs in to the host with the broker's key, checking its host key.
-pub(crate) async fn login(target: &Target) -> Result<russh::client::Handle<Upstream>, String> {
+pub(crate) async fn login(
+    target: &Target,
+    link: Link,
+) -> Result<russh::client::Handle<Upstream>, String> {
     let config = Arc::new(russh::client::Config {
         inactivity_timeout: None,
         nodelay: true,
@@ -469,6 +574,7 @@ pub(crate) async fn login(target: &Target) -> Result<russh::client::Handle<Upstr
         ..Default::default()
     });
     let checker = Upstream {
+        link,
         pin: target.host_key.clone(),
         mismatch: None,
     };
@@ -533,12 +639,69 @@ pub(crate) async fn login(target: &Target) -> Result<russh::client::Handle<Upstr
 
 /// The broker's client to the host: it only checks the host key.
 pub(crate) struct Upstream {
+    link: Link,
     pin: HostKey,
     mismatch: Option<String>,
 }
 
 impl russh::client::Handler for Upstream {
     type Error = russh::Error;
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<russh::client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: russh::client::ChannelOpenHandle,
+        _session: &mut russh::client::Session,
+    ) -> Result<(), Self::Error> {
+        let Some(client) = self.link.get(|a| a.remote_forward) else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        match client
+            .channel_open_forwarded_tcpip(
+                connected_address,
+                connected_port,
+                originator_address,
+                originator_port,
+            )
+            .await
+        {
+            Ok(toward_client) => {
+                reply.accept().await;
+                tokio::spawn(forward(toward_client, channel));
+            }
+            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
+        }
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: Channel<russh::client::Msg>,
+        reply: russh::client::ChannelOpenHandle,
+        _session: &mut russh::client::Session,
+    ) -> Result<(), Self::Error> {
+        let Some(client) = self.link.get(|a| a.agent) else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        match client.channel_open_agent().await {
+            Ok(toward_client) => {
+                reply.accept().await;
+                tokio::spawn(forward(toward_client, channel));
+            }
+            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
+        }
+        Ok(())
+    }
 
     async fn check_server_key(
         &mut self,
@@ -915,6 +1078,10 @@ async fn relay(
                     }
                     ChannelMsg::Signal { signal } => {
                         let _ = host.signal(signal).await;
+                    }
+                    // Answered by `agent_request`; only an allowed one is passed on.
+                    ChannelMsg::AgentForward { .. } if params.policy.agent => {
+                        let _ = host.agent_forward(false).await;
                     }
                     ChannelMsg::Eof => {
                         let _ = host.eof().await;

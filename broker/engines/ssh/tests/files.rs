@@ -515,3 +515,142 @@ async fn local_forwards_reach_listed_targets_only_and_remote_forwards_are_refuse
         "{lines:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_may_allow_remote_forwards_and_agent_forwarding() {
+    let setup = Arc::new(setup());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let _ = stream.write_all(b"220 through the remote forward\r\n");
+        }
+    });
+    let captured = Arc::new(Captured::default());
+    let mut params = setup.params(
+        Policy {
+            shell: true,
+            remote_forward: true,
+            agent: true,
+            ..Policy::default()
+        },
+        setup.pinned(),
+    );
+    params.journal = Some(Arc::clone(&captured) as Arc<dyn sluice_engine_ssh::Journal>);
+    let port = broker(params).await;
+
+    // -R: the host listens on `remote`; a connection there reaches the target through the
+    // client.
+    let remote = sluice_tests::free_port();
+    let mut args = setup.options(port);
+    args.extend([
+        "-N".into(),
+        "-o".into(),
+        "ExitOnForwardFailure=yes".into(),
+        "-R".into(),
+        format!("{remote}:127.0.0.1:{target}"),
+        "-p".into(),
+        port.to_string(),
+        "sluice@127.0.0.1".into(),
+    ]);
+    let mut forwarding = std::process::Command::new("ssh")
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ssh -R");
+    let banner = blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", remote)) {
+                let mut buf = [0u8; 64];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n > 0 {
+                    return String::from_utf8_lossy(&buf[..n]).into_owned();
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "no remote forward");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    })
+    .await;
+    let _ = forwarding.kill();
+    let _ = forwarding.wait();
+    assert!(
+        banner.contains("220 through the remote forward"),
+        "{banner}"
+    );
+    assert!(
+        captured
+            .lines()
+            .contains(&format!("forward remote 127.0.0.1:{remote} true"))
+            || captured
+                .lines()
+                .iter()
+                .any(|l| l.starts_with("forward remote") && l.ends_with("true")),
+        "{:?}",
+        captured.lines()
+    );
+
+    // -A: the host sees the client's agent and the key in it.
+    let socket = setup.dir.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    let refusing = broker(setup.params(
+        Policy {
+            shell: true,
+            ..Policy::default()
+        },
+        setup.pinned(),
+    ))
+    .await;
+    let s = Arc::clone(&setup);
+    let sock = socket.clone();
+    let (listed, refused) = blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !sock.exists() {
+            assert!(std::time::Instant::now() < deadline, "no agent socket");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let added = std::process::Command::new("ssh-add")
+            .arg(&s.client)
+            .env("SSH_AUTH_SOCK", &sock)
+            .output()
+            .expect("ssh-add");
+        assert!(added.status.success(), "{}", text(&added.stderr));
+        let list_keys = |port: u16| {
+            let mut args = s.options(port);
+            args.extend([
+                "-A".into(),
+                "-p".into(),
+                port.to_string(),
+                "sluice@127.0.0.1".into(),
+                "ssh-add -l".into(),
+            ]);
+            std::process::Command::new("ssh")
+                .args(&args)
+                .env("SSH_AUTH_SOCK", &sock)
+                .output()
+                .expect("ssh -A")
+        };
+        (list_keys(port), list_keys(refusing))
+    })
+    .await;
+    // A role that does not allow it: the host has no agent.
+    assert!(!refused.status.success(), "{}", text(&refused.stdout));
+    assert!(!text(&refused.stdout).contains("ED25519"));
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert!(
+        text(&listed.stdout).contains("ED25519"),
+        "{}",
+        text(&listed.stdout)
+    );
+}
