@@ -439,6 +439,9 @@ impl Details {
                     obj.insert("database".into(), self.check.database.clone().into());
                     obj.insert("uri".into(), uri.into());
                 }
+                if let Access::Kube(kube) = &self.access {
+                    obj.insert("kubeconfig".into(), kube.path.display().to_string().into());
+                }
                 if let Access::Ssh(keys) = &self.access {
                     obj.insert("ssh_key".into(), keys.key.display().to_string().into());
                     obj.insert(

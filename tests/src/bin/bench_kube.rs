@@ -1,0 +1,237 @@
+//! The Kubernetes benchmark: requests per second and p50/p99 latency of a small GET (8
+//! concurrent keep-alive clients), and the MB/s of a large list, direct to the test API server
+//! vs through `sluice connect` and the broker (no masking, then a role whose detectors scan
+//! every string), in one run; the broker's CPU per 1,000 requests. Not a test:
+//! `bench/kube.sh`. The client is `curl --parallel` (one process, reused connections).
+//!
+//! Environment: BENCH_KUBE_REQUESTS (4000), BENCH_KUBE_OBJECTS (20000), BENCH_REPS (3).
+
+use base64::Engine as _;
+use sluice_fake_kube::FakeKube;
+use sluice_tests::{BrokerBuilder, Cli};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}
+
+fn median(values: Vec<f64>) -> f64 {
+    percentile(&values, 0.5)
+}
+
+/// `sluiced`'s CPU seconds so far (utime + stime).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn sluiced_pid() -> Option<u32> {
+    let out = Command::new("pgrep")
+        .args(["-n", "-f", "sluiced serve"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Where a client sends requests: base URL, bearer token, CA file.
+struct Target {
+    url: String,
+    token: String,
+    ca: PathBuf,
+}
+
+/// `count` GETs of `path`, 8 at a time; (wall seconds, per-request seconds, bytes).
+fn run_curl(
+    target: &Target,
+    path: &str,
+    count: u64,
+    parallel: u64,
+    dir: &Path,
+) -> (f64, Vec<f64>, u64) {
+    let config = dir.join("curl.cfg");
+    let mut text = format!("header = \"Authorization: Bearer {}\"\n", target.token);
+    for _ in 0..count {
+        text.push_str(&format!(
+            "url = \"{}{path}\"\noutput = \"/dev/null\"\n",
+            target.url
+        ));
+    }
+    std::fs::write(&config, text).expect("curl config");
+    let started = Instant::now();
+    let out = Command::new("curl")
+        .args(["-s", "--fail", "--parallel", "--parallel-immediate"])
+        .arg("--parallel-max")
+        .arg(parallel.to_string())
+        .arg("--cacert")
+        .arg(&target.ca)
+        .arg("-K")
+        .arg(&config)
+        .args(["-w", "%{time_total} %{size_download} %{http_code}\\n"])
+        .output()
+        .expect("curl");
+    let wall = started.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(t), Some(b), Some(code)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        assert_eq!(code, "200", "a request failed: {line}");
+        times.push(t.parse().unwrap_or(f64::NAN));
+        bytes += b.parse::<u64>().unwrap_or(0);
+    }
+    assert_eq!(
+        times.len() as u64,
+        count,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (wall, times, bytes)
+}
+
+/// `sluice connect cluster --role ROLE` in the background; its target.
+fn connect(cli: &Cli, role: &str, dir: &Path) -> (Child, Target) {
+    let mut child = cli
+        .cmd()
+        .args(["connect", "cluster", "--role", role, "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sluice connect");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("connect output");
+    let details: serde_json::Value = serde_json::from_str(&line).expect("connect json");
+    let kubeconfig = details["kubeconfig"].as_str().expect("kubeconfig path");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(kubeconfig).expect("kubeconfig"))
+            .expect("kubeconfig json");
+    let cluster = &config["clusters"][0]["cluster"];
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(
+            cluster["certificate-authority-data"]
+                .as_str()
+                .unwrap_or_default(),
+        )
+        .expect("ca data");
+    let ca = dir.join(format!("{role}-ca.pem"));
+    std::fs::write(&ca, pem).expect("ca file");
+    let target = Target {
+        url: cluster["server"].as_str().unwrap_or_default().to_owned(),
+        token: config["users"][0]["user"]["token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        ca,
+    };
+    (child, target)
+}
+
+fn main() {
+    let requests = env_num("BENCH_KUBE_REQUESTS", 4000);
+    let objects = env_num("BENCH_KUBE_OBJECTS", 20000);
+    let reps = env_num("BENCH_REPS", 3).max(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeKube::start();
+    fake.seed_many("bulk", "configmaps", objects as usize);
+    let address = fake.url().trim_start_matches("https://").to_owned();
+    let broker = BrokerBuilder::new()
+        .kube("cluster", &address, fake.ca_pem(), fake.token())
+        .role("plain", "      max_ttl: 1h\n")
+        .role("masked", "      max_ttl: 1h\n      kube: {masking: pii}\n")
+        .policy_extra(
+            "  masking:\n    pii:\n      detectors:\n        - {name: keys, detector: secret, style: redact}\n        - {name: mails, detector: email, style: redact}\n",
+        )
+        .rule_with("eng", &[], &["eng"], &["cluster"], &["plain", "masked"], "")
+        .start();
+    let cli = Cli::new(&broker);
+    cli.login(&broker.token("alice", &["eng"], "8h"));
+    let pid = sluiced_pid();
+
+    let direct = Target {
+        url: fake.url(),
+        token: fake.token().to_owned(),
+        ca: fake.ca_pem().to_path_buf(),
+    };
+    let (mut plain_child, plain) = connect(&cli, "plain", dir.path());
+    let (mut masked_child, masked) = connect(&cli, "masked", dir.path());
+    let small = "/api/v1/namespaces/prod/pods/web-1";
+    let large = "/api/v1/namespaces/bulk/configmaps";
+    println!(
+        "Kubernetes through Sluice vs direct: {requests} GETs of one pod, 8 concurrent keep-alive clients (curl --parallel); \
+         a list of {objects} configmaps; median of {reps}\n"
+    );
+    println!(
+        "| path | GET req/s | × direct | p50 ms | p99 ms | + p99 ms | list MB/s | × direct | sluiced CPU s/1k req |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut base: Option<(f64, f64, f64)> = None;
+    for (name, target) in [
+        ("direct", &direct),
+        ("sluice", &plain),
+        ("sluice-masked", &masked),
+    ] {
+        let mut rps = Vec::new();
+        let mut p50 = Vec::new();
+        let mut p99 = Vec::new();
+        let mut mbps = Vec::new();
+        let mut cpu = Vec::new();
+        // Warm up discovery-free paths and connections.
+        let _ = run_curl(target, small, 50, 8, dir.path());
+        for _ in 0..reps {
+            let before = pid.map(cpu_seconds);
+            let (wall, times, _) = run_curl(target, small, requests, 8, dir.path());
+            if let (Some(pid), Some(before)) = (pid, before)
+                && name != "direct"
+            {
+                cpu.push((cpu_seconds(pid) - before) / (requests as f64 / 1000.0));
+            }
+            rps.push(requests as f64 / wall);
+            p50.push(percentile(&times, 0.5) * 1000.0);
+            p99.push(percentile(&times, 0.99) * 1000.0);
+            let (wall, _, bytes) = run_curl(target, large, 1, 1, dir.path());
+            mbps.push(bytes as f64 / 1e6 / wall);
+        }
+        let (rps, p50, p99, mbps) = (median(rps), median(p50), median(p99), median(mbps));
+        let (base_rps, base_p99, base_mbps) = *base.get_or_insert((rps, p99, mbps));
+        let cpu = if cpu.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.3}", median(cpu))
+        };
+        println!(
+            "| {name} | {rps:.0} | {:.2} | {p50:.2} | {p99:.2} | {:+.2} | {mbps:.1} | {:.2} | {cpu} |",
+            rps / base_rps,
+            p99 - base_p99,
+            mbps / base_mbps
+        );
+    }
+    let _ = plain_child.kill();
+    let _ = masked_child.kill();
+    let _ = plain_child.wait();
+    let _ = masked_child.wait();
+}
