@@ -25,7 +25,7 @@ pub struct RolePlan {
     pub approvers: Vec<String>,
     /// Request rules of Kubernetes sessions; `None` without a `kube:` section (the cluster's
     /// RBAC for the broker's credential is the limit).
-    pub kube: Option<KubePlan>,
+    pub kube: Option<Arc<KubePlan>>,
     /// What a running session was built from and cannot take on mid-way.
     fixed: Fixed,
 }
@@ -206,7 +206,7 @@ impl Plans {
             .roles
             .iter()
             .map(|role| {
-                let kube = kube_plan(role, &masks)?;
+                let kube = kube_plan(role, &masks)?.map(Arc::new);
                 let plan = RolePlan {
                     kube,
                     record: role.record,

@@ -285,7 +285,7 @@ async fn handle(context: Arc<Context_>, request: Request<Incoming>) -> Response<
     let rules = context.plan.borrow().kube.clone();
     // An exec or port-forward stream cannot be masked: a role that masks gets none.
     if request.headers().contains_key(header::UPGRADE)
-        && rules.as_ref().is_some_and(KubePlan::masks)
+        && rules.as_ref().is_some_and(|plan| plan.masks())
     {
         let reason = "this role masks responses, and an exec, attach or port-forward stream \
                       cannot be masked";
@@ -625,13 +625,56 @@ async fn forward(
             request = %attributes.describe(),
             "an exec, attach or port-forward stream opened"
         );
+        // An exec or attach over WebSocket is recorded as a terminal: what the container
+        // wrote (stdout, stderr) as output events; what the client types is not recorded.
+        let terminal = matches!(attributes.subresource.as_str(), "exec" | "attach")
+            && response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|p| p.contains("channel.k8s.io"));
+        let recording = context.recording.clone().filter(|_| terminal);
+        if let Some(recording) = context.recording.as_ref().filter(|_| !terminal) {
+            recording.record(sluice_shared::recording::SessionEvent::Note {
+                message: format!(
+                    "{}: the stream's content is not recorded (not an exec over WebSocket)",
+                    attributes.describe()
+                ),
+            });
+        }
         let task = tokio::spawn(async move {
             let (Ok(client), Ok(host)) = (client_upgrade.await, host_upgrade.await) else {
                 return;
             };
-            let (mut client, mut host) = (TokioIo::new(client), TokioIo::new(host));
+            let (client, host) = (TokioIo::new(client), TokioIo::new(host));
+            let (mut client_read, mut client_write) = tokio::io::split(client);
+            let (mut host_read, mut host_write) = tokio::io::split(host);
+            let up = tokio::io::copy(&mut client_read, &mut host_write);
+            let down = async {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut frames = Frames::default();
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match host_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    if let Some(recording) = &recording {
+                        for output in frames.push(&buf[..n]) {
+                            recording.record(sluice_shared::recording::TerminalEvent::Output {
+                                data: output,
+                            });
+                        }
+                    }
+                }
+                let _ = client_write.shutdown().await;
+            };
             tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut client, &mut host) => {}
+                _ = up => {}
+                () = down => {}
                 _ = cut.wait_for(|cut| *cut) => {}
             }
         });
@@ -657,7 +700,7 @@ fn respond(
     context: &Arc<Context_>,
     answer: Answer,
     attributes: &Attributes,
-    plan: Option<&KubePlan>,
+    plan: Option<&Arc<KubePlan>>,
 ) -> Response<ResponseBody> {
     let response = match answer {
         Answer::Local(response) => return response,
@@ -666,7 +709,7 @@ fn respond(
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
     let secrets = attributes.resource == "secrets";
-    let masking = plan.filter(|p| p.masks()).cloned();
+    let masking = plan.filter(|p| p.masks()).map(Arc::clone);
     if !secrets && masking.is_none() {
         let counted = Counted {
             inner: body,
@@ -734,7 +777,7 @@ struct Rewrite {
     /// A `secrets` request: Secret values replaced.
     secrets: bool,
     /// The role's detectors and JSON paths.
-    masking: Option<KubePlan>,
+    masking: Option<Arc<KubePlan>>,
 }
 
 impl Rewrite {
@@ -966,6 +1009,95 @@ impl<F: FnMut(&[u8]) -> Vec<u8> + Unpin> Body for Lines<F> {
     }
 }
 
+/// The output a container writes, read from the API server's side of an exec WebSocket
+/// (`v4`/`v5.channel.k8s.io`: each binary message is a channel byte, then data; channels 1 and
+/// 2 are stdout and stderr). Server frames are unmasked. At most [`MAX_RECORDED`] bytes are
+/// kept; a frame longer than [`MAX_FRAME`] is passed on but not recorded.
+#[derive(Default)]
+pub(crate) struct Frames {
+    buffer: Vec<u8>,
+    /// Bytes of an over-long frame still to skip.
+    skip: u64,
+    /// The channel of a fragmented message, for its continuation frames.
+    channel: Option<u8>,
+    recorded: u64,
+}
+
+/// The longest frame recorded.
+const MAX_FRAME: u64 = 1024 * 1024;
+/// Terminal output a session's recording keeps at most (as for SSH).
+const MAX_RECORDED: u64 = 64 * 1024 * 1024;
+
+impl Frames {
+    /// Feeds bytes from the server; returns the stdout/stderr data of every complete frame.
+    pub(crate) fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
+        let mut data = data;
+        if self.skip > 0 {
+            let skipped = self.skip.min(data.len() as u64);
+            self.skip -= skipped;
+            data = &data[usize::try_from(skipped).unwrap_or(data.len())..];
+        }
+        self.buffer.extend_from_slice(data);
+        let mut out = Vec::new();
+        while let Some((header, len)) = frame_header(&self.buffer) {
+            if len > MAX_FRAME {
+                let available = (self.buffer.len() - header) as u64;
+                self.skip = len.saturating_sub(available);
+                self.buffer.clear();
+                break;
+            }
+            let total = header + usize::try_from(len).unwrap_or(usize::MAX);
+            if self.buffer.len() < total {
+                break;
+            }
+            let opcode = self.buffer[0] & 0x0f;
+            let fin = self.buffer[0] & 0x80 != 0;
+            let payload = &self.buffer[header..total];
+            let (channel, body) = match opcode {
+                // Binary or text: the first byte is the channel.
+                1 | 2 => (
+                    payload.first().copied(),
+                    payload.get(1..).unwrap_or_default(),
+                ),
+                0 => (self.channel, payload),
+                _ => (None, &payload[..0]),
+            };
+            if matches!(opcode, 1 | 2) {
+                self.channel = if fin { None } else { channel };
+            }
+            if matches!(channel, Some(1 | 2)) && !body.is_empty() && self.recorded < MAX_RECORDED {
+                let keep = (MAX_RECORDED - self.recorded).min(body.len() as u64);
+                self.recorded += keep;
+                out.push(body[..usize::try_from(keep).unwrap_or(body.len())].to_vec());
+            }
+            self.buffer.drain(..total);
+        }
+        out
+    }
+}
+
+/// The header length and payload length of the frame at the start of `buffer`, once the whole
+/// header has arrived.
+fn frame_header(buffer: &[u8]) -> Option<(usize, u64)> {
+    let second = *buffer.get(1)?;
+    let masked = second & 0x80 != 0;
+    let (len, mut header) = match second & 0x7f {
+        126 => (
+            u64::from(u16::from_be_bytes([*buffer.get(2)?, *buffer.get(3)?])),
+            4,
+        ),
+        127 => {
+            let bytes: [u8; 8] = buffer.get(2..10)?.try_into().ok()?;
+            (u64::from_be_bytes(bytes), 10)
+        }
+        short => (u64::from(short), 2),
+    };
+    if masked {
+        header += 4;
+    }
+    (buffer.len() >= header).then_some((header, len))
+}
+
 /// A body passed through while its bytes are counted.
 struct Counted {
     inner: Incoming,
@@ -1136,4 +1268,66 @@ impl Upstream {
 fn host_of(address: &str) -> &str {
     let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
     host.trim_start_matches('[').trim_end_matches(']')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Frames;
+
+    /// A server (unmasked) frame.
+    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(n as u8),
+            n if n < 65536 => {
+                out.push(126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn stdout_and_stderr_are_read_from_frames_however_the_bytes_arrive() {
+        let mut stream = Vec::new();
+        stream.extend(frame(true, 2, b"\x01hello "));
+        stream.extend(frame(true, 2, b"\x02oops"));
+        stream.extend(frame(true, 2, b"\x03{\"status\":\"Success\"}"));
+        stream.extend(frame(false, 2, b"\x01frag"));
+        stream.extend(frame(true, 0, b"mented"));
+        stream.extend(frame(true, 2, &[&[1u8][..], &[b'x'; 70_000][..]].concat()));
+        let whole: Vec<Vec<u8>> = Frames::default().push(&stream);
+        for size in [1, 2, 3, 7, 1000] {
+            let mut frames = Frames::default();
+            let mut split = Vec::new();
+            for chunk in stream.chunks(size) {
+                split.extend(frames.push(chunk));
+            }
+            assert_eq!(split, whole, "chunks of {size}");
+        }
+        assert_eq!(whole[0], b"hello ");
+        assert_eq!(whole[1], b"oops");
+        assert_eq!(whole[2], b"frag");
+        assert_eq!(whole[3], b"mented");
+        assert_eq!(whole[4].len(), 70_000);
+        assert_eq!(whole.len(), 5, "the status channel is not terminal output");
+    }
+
+    #[test]
+    fn an_over_long_frame_is_passed_over_not_kept() {
+        let big = vec![b'y'; 2 * 1024 * 1024];
+        let mut stream = frame(true, 2, &[&[1u8][..], &big[..]].concat());
+        stream.extend(frame(true, 2, b"\x01after"));
+        let mut frames = Frames::default();
+        let mut out = Vec::new();
+        for chunk in stream.chunks(4096) {
+            out.extend(frames.push(chunk));
+        }
+        assert_eq!(out, vec![b"after".to_vec()]);
+    }
 }
