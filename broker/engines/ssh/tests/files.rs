@@ -8,7 +8,7 @@ use sluice_engine_ssh::{FileRules, Policy};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use support::{Captured, Setup, blocking, broker, run, setup, sha256, text};
+use support::{Captured, Setup, blocking, broker, broker_with_lease, run, setup, sha256, text};
 
 /// A host tree: `allowed/` (with `hello.txt`, `secret/key.txt`, a symlink `link -> ../denied`
 /// and a dangling `dangling -> ../denied/new.bin`), `denied/d.txt`, and a local directory.
@@ -653,4 +653,100 @@ async fn a_role_may_allow_remote_forwards_and_agent_forwarding() {
         "{}",
         text(&listed.stdout)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_ends_a_running_scp_and_an_open_forward_within_a_second() {
+    let setup = Arc::new(setup());
+    let t = tree(&setup);
+    // A target that speaks first and then stays open.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let _ = stream.write_all(b"220 hello\r\n");
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let mut params = setup.params(
+        Policy {
+            shell: true,
+            files: Some(rules(&t)),
+            forwards: vec![format!("127.0.0.1:{target}")],
+            ..Policy::default()
+        },
+        setup.pinned(),
+    );
+    params.journal = None;
+    let (port, lease) = broker_with_lease(params).await;
+
+    // An scp upload that would take half a minute (20 MB at scp's -l 4000 kbit/s).
+    let big = t.local.join("big.bin");
+    std::fs::write(&big, vec![5u8; 20 * 1024 * 1024]).expect("big");
+    let mut scp_args = setup.options(port);
+    scp_args.extend([
+        "-O".into(),
+        "-l".into(),
+        "4000".into(),
+        "-P".into(),
+        port.to_string(),
+        p(&big),
+        format!("sluice@127.0.0.1:{}", p(&t.root.join("allowed/slow.bin"))),
+    ]);
+    let mut forward_args = setup.options(port);
+    forward_args.extend([
+        "-W".into(),
+        format!("127.0.0.1:{target}"),
+        "-p".into(),
+        port.to_string(),
+        "sluice@127.0.0.1".into(),
+    ]);
+    let spawn = |program: &str, args: &[String]| {
+        std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect(program)
+    };
+    let mut forward = spawn("ssh", &forward_args);
+    let mut scp = spawn("scp", &scp_args);
+    // Both are running: the forward read the banner.
+    let mut stdout = forward.stdout.take().expect("stdout");
+    let banner = blocking(move || {
+        let mut buf = [0u8; 16];
+        let n = stdout.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await;
+    assert!(banner.starts_with("220"), "{banner}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(scp.try_wait().expect("wait").is_none(), "scp ended early");
+    let revoked = std::time::Instant::now();
+    lease.end("the grant was revoked");
+    let ended = blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let forward_done = forward.try_wait().expect("wait").is_some();
+            let scp_done = scp.try_wait().expect("wait").is_some();
+            if forward_done && scp_done {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = forward.kill();
+                let _ = scp.kill();
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    })
+    .await;
+    assert!(ended, "a revoked session kept running");
+    // Not a timing threshold on the product: a generous bound that only a hang exceeds.
+    assert!(revoked.elapsed() < std::time::Duration::from_secs(10));
 }

@@ -29,6 +29,27 @@ pub async fn broker(params: Params) -> u16 {
     port
 }
 
+/// A broker-side listener whose every session holds one lease: ending `lease` revokes them
+/// all, as a revoked grant does.
+pub async fn broker_with_lease(params: Params) -> (u16, Arc<LeaseHandle>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = Arc::new(LeaseHandle::new());
+    let shared = Arc::clone(&handle);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let params = params.clone();
+            let lease = shared.lease();
+            tokio::spawn(async move {
+                let _summary = serve(stream, params, lease).await;
+            });
+        }
+    });
+    (port, handle)
+}
+
 /// An ed25519 key pair on disk for the client, and its public key.
 pub fn client_key(dir: &Path, name: &str) -> (PathBuf, russh::keys::PublicKey) {
     let path = dir.join(name);
