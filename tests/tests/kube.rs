@@ -440,3 +440,32 @@ fn planted_secrets_and_configured_paths_are_masked_in_every_json_response() {
     );
     assert!(text(&plain.stdout).contains("AKIAIOSFODNN7EXAMPLE"));
 }
+
+#[test]
+fn a_long_list_pages_through_the_broker() {
+    let s = setup();
+    s.fake.seed_many("bulk", "configmaps", 5000);
+    let out = s.kubectl(
+        "viewer",
+        &[
+            "get",
+            "configmaps",
+            "-n",
+            "bulk",
+            "--chunk-size=500",
+            "--no-headers",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 5000);
+    let pages = s
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/namespaces/bulk/configmaps")
+        .count();
+    assert_eq!(
+        pages, 10,
+        "each page reached the API server as its own request"
+    );
+}
