@@ -11,6 +11,7 @@ pub mod broker;
 pub mod ci_issuer;
 pub mod cli;
 pub mod guard;
+pub mod measure;
 pub mod oidc;
 pub mod postgres;
 pub mod session;

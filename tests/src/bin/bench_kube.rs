@@ -8,51 +8,12 @@
 
 use base64::Engine as _;
 use sluice_fake_kube::FakeKube;
+use sluice_tests::measure::{cpu_seconds, env_num, median, percentile, sluiced_pid};
 use sluice_tests::{BrokerBuilder, Cli};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(values: &[f64], p: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or(f64::NAN)
-}
-
-fn median(values: Vec<f64>) -> f64 {
-    percentile(&values, 0.5)
-}
-
-/// `sluiced`'s CPU seconds so far (utime + stime).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn sluiced_pid() -> Option<u32> {
-    let out = Command::new("pgrep")
-        .args(["-n", "-f", "sluiced serve"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
 
 /// Where a client sends requests: base URL, bearer token, CA file.
 struct Target {

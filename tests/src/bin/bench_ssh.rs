@@ -5,44 +5,11 @@
 //!
 //! Environment: BENCH_SSH_MB (1024), BENCH_REPS (3).
 
+use sluice_tests::measure::{cpu_seconds, env_num, median, sluiced_pid};
 use sluice_tests::{BrokerBuilder, Cli, Sshd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// The sluiced process's CPU seconds so far (utime + stime).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn sluiced_pid() -> Option<u32> {
-    let out = Command::new("pgrep")
-        .args(["-n", "-f", "sluiced serve"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
 
 /// Runs `command` with `input` on stdin; its wall time in seconds.
 fn timed(mut command: Command, input: Option<&Path>) -> f64 {
