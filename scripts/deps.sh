@@ -45,6 +45,12 @@ if ! python3 -c 'import psycopg' >/dev/null 2>&1; then
     python3 -m pip install --quiet 'psycopg[binary]>=3.2,<4'
 fi
 
+if ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
+  echo "==> installing the Kubernetes Python client (pip)" >&2
+  python3 -m pip install --quiet --break-system-packages 'kubernetes>=30,<38' 2>/dev/null ||
+    python3 -m pip install --quiet 'kubernetes>=30,<38'
+fi
+
 sluice_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ ! -f "$sluice_root/tests/oidc/node_modules/oidc-provider/package.json" ] && command -v node >/dev/null 2>&1; then
   echo "==> installing the OIDC test provider's npm packages (tests/oidc)" >&2

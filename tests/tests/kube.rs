@@ -469,3 +469,33 @@ fn a_long_list_pages_through_the_broker() {
         "each page reached the API server as its own request"
     );
 }
+
+#[test]
+fn the_python_client_gets_the_same_decisions_and_masking() {
+    let s = setup();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/kube_client.py");
+    let out = s.cli.run(&[
+        "connect",
+        "cluster",
+        "--role",
+        "viewer",
+        "--exec",
+        "python3",
+        &script.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        got["pods"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|n| n == "web-1")),
+        "{got}"
+    );
+    assert_eq!(got["data"]["password"], "KioqKg==", "{got}");
+    let refused = got["delete"].as_str().unwrap_or_default();
+    assert!(
+        refused.starts_with("403") && refused.contains("kube-read-only"),
+        "{got}"
+    );
+    assert!(s.fake.object("namespaces", "", "prod").is_some());
+}

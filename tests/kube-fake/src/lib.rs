@@ -326,6 +326,10 @@ fn pod_body(container: &str, phase: &str) -> Value {
                 "ready": running,
                 "restartCount": 0,
                 "image": "registry.example/app:1.0",
+                // The API server always sets these (the Python client requires them).
+                "imageID": "registry.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                "containerID": "containerd://0000",
+                "started": running,
                 "state": if running { json!({"running": {"startedAt": time::rfc3339(time::now_secs())}}) } else { json!({"waiting": {"reason": "ContainerCreating"}}) }
             }]
         }
