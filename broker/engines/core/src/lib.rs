@@ -7,9 +7,11 @@
 //!   counts, ended by either side closing or by the lease.
 //! - [`tcp`]: the TCP engine, which is only a connect plus [`relay`].
 //! - [`hold`]: the approval hold every engine files its risky actions through.
+//! - [`glob`]: the `*`/`?` matcher engines' rules use for names and command lines.
 //!
 //! Engines never see storage, identity or the HTTP API: what they need arrives as values.
 
+pub mod glob;
 pub mod hold;
 pub mod lease;
 pub mod relay;

@@ -13,7 +13,6 @@
 //! values and chosen JSON paths never reach the client. The relay that owns the sockets lives
 //! elsewhere and calls into these.
 
-mod glob;
 pub mod kube;
 pub mod mask;
 

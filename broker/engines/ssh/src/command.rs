@@ -25,6 +25,7 @@
 //! A deny-list cannot stop someone who is allowed an interpreter (`python3 -c …`,
 //! `awk 'BEGIN{system(…)}'`): allow-lists are the recommended form.
 
+use sluice_engine::glob::glob;
 use std::fmt;
 
 /// How deep `sh -c '… sh -c "…"'` nesting is followed before the line is refused.
@@ -935,35 +936,6 @@ impl ExecRules {
         }
         Judgement::Allow
     }
-}
-
-/// `*` any run of characters (spaces included), `?` exactly one; everything else literal.
-/// Linear two-pointer matching with one backtrack point.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(&c) if c == '?' || c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 #[cfg(test)]

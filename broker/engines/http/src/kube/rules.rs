@@ -33,7 +33,7 @@
 use serde_json::{Value, json};
 
 use super::request::{Attributes, suspicious};
-use crate::glob::glob;
+use sluice_engine::glob::glob;
 
 /// API groups without a dot in their name; any other group has one (CRD groups must).
 const DOTLESS_GROUPS: [&str; 5] = ["apps", "batch", "policy", "autoscaling", "extensions"];

@@ -1,11 +1,12 @@
-//! Glob patterns for names: `*` matches any run of characters, `?` exactly one, everything
-//! else itself (case-sensitive, as Kubernetes names are).
+//! Glob patterns for names and command lines: `*` matches any run of characters (spaces and
+//! slashes included), `?` exactly one, everything else itself (case-sensitive). The SSH
+//! engine's exec rules and the Kubernetes rules share it.
 //!
 //! Iterative, with one remembered `*` to retry from: no recursion, no exponential blow-up; at
-//! worst length(pattern) × length(text) steps, and Kubernetes names are at most 253 characters.
+//! worst length(pattern) × length(text) steps.
 
 /// Whether `text` matches `pattern` as a whole.
-pub(crate) fn glob(pattern: &str, text: &str) -> bool {
+pub fn glob(pattern: &str, text: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
     let (mut p, mut t) = (0, 0);
