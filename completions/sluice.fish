@@ -69,11 +69,11 @@ complete -c sluice -n "__fish_sluice_using_subcommand resources" -l ca -d 'PEM f
 complete -c sluice -n "__fish_sluice_using_subcommand resources" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -s r -l role -d 'The role to use; the policy\'s default role for you on the resource when left out' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l ttl -d 'How long a new grant should last (e.g. 30m, 8h); the role\'s default when left out. Capped at the role\'s maximum. An active grant you already hold is used as it is' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connect" -l reason -d 'Why you need access, for the approvers and the audit trail [default: "sluice connect"]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connect" -l reason -d 'Why you need access, for the approvers and the audit trail [default: the command, e.g. "sluice connect"]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -s p -l port -d 'Local port to listen on (127.0.0.1 only); a free one by default' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l output -d 'Output format of the connection details (not used with --exec)' -r -f -a "text\t'For people'
 json\t'One JSON document (JSON Lines for streams)'"
-complete -c sluice -n "__fish_sluice_using_subcommand connect" -l exec -d 'Run this command with the connection in its environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD for postgres; SLUICE_HOST, SLUICE_PORT for tcp), close the tunnel when it exits and exit with its code' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connect" -l exec -d 'Run this command with the connection in its environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD for postgres; KUBECONFIG for kubernetes; SLUICE_SSH_KEY and SLUICE_SSH_KNOWN_HOSTS for ssh; SLUICE_HOST, SLUICE_PORT always), close the tunnel when it exits and exit with its code' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l workload -d 'Authenticate this one command with the platform\'s identity token instead of a stored login (CI steps): github, gitlab, kubernetes, file:PATH or env:VAR' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l audience -d 'The audience to request the workload token for' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connect" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
@@ -88,15 +88,15 @@ complete -c sluice -n "__fish_sluice_using_subcommand run" -l broker -d 'Broker 
 complete -c sluice -n "__fish_sluice_using_subcommand run" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand run" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand ssh" -s r -l role -d 'The role to use; the policy\'s default role for you on the resource when left out' -r
-complete -c sluice -n "__fish_sluice_using_subcommand ssh" -l ttl -d 'How long a new grant should last (e.g. 30m, 8h); an active grant is reused' -r
-complete -c sluice -n "__fish_sluice_using_subcommand ssh" -l reason -d 'Why you need access, for the approvers and the audit trail [default: "sluice ssh"]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand ssh" -l ttl -d 'How long a new grant should last (e.g. 30m, 8h); the role\'s default when left out. Capped at the role\'s maximum. An active grant you already hold is used as it is' -r
+complete -c sluice -n "__fish_sluice_using_subcommand ssh" -l reason -d 'Why you need access, for the approvers and the audit trail [default: the command, e.g. "sluice connect"]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand ssh" -l ssh -d 'Extra options for ssh, e.g. --ssh=-tt (repeatable)' -r
 complete -c sluice -n "__fish_sluice_using_subcommand ssh" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand ssh" -l ca -d 'PEM file with the CA that signed the broker\'s certificate; remembered by `login`' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand ssh" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand kube" -s r -l role -d 'The role to use; the policy\'s default role for you on the resource when left out' -r
-complete -c sluice -n "__fish_sluice_using_subcommand kube" -l ttl -d 'How long a new grant should last (e.g. 30m, 8h); an active grant is reused' -r
-complete -c sluice -n "__fish_sluice_using_subcommand kube" -l reason -d 'Why you need access, for the approvers and the audit trail [default: "sluice kube"]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand kube" -l ttl -d 'How long a new grant should last (e.g. 30m, 8h); the role\'s default when left out. Capped at the role\'s maximum. An active grant you already hold is used as it is' -r
+complete -c sluice -n "__fish_sluice_using_subcommand kube" -l reason -d 'Why you need access, for the approvers and the audit trail [default: the command, e.g. "sluice connect"]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand kube" -s n -l namespace -d 'The namespace the kubeconfig\'s context starts in' -r
 complete -c sluice -n "__fish_sluice_using_subcommand kube" -l kubectl -d 'The kubectl program to run' -r
 complete -c sluice -n "__fish_sluice_using_subcommand kube" -l broker -d 'Broker URL (https://HOST:PORT); remembered by `login`' -r

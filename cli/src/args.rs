@@ -164,10 +164,9 @@ pub struct LoginArgs {
     pub store: bool,
 }
 
+/// The grant a command uses: an active one of yours is reused, else one is asked for.
 #[derive(Debug, Args)]
-pub struct ConnectArgs {
-    /// The resource to connect to.
-    pub resource: String,
+pub struct GrantArgs {
     /// The role to use; the policy's default role for you on the resource when left out.
     #[arg(long, short)]
     pub role: Option<String>,
@@ -175,9 +174,19 @@ pub struct ConnectArgs {
     /// at the role's maximum. An active grant you already hold is used as it is.
     #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
     pub ttl: Option<u64>,
-    /// Why you need access, for the approvers and the audit trail [default: "sluice connect"].
+    /// Why you need access, for the approvers and the audit trail [default: the command, e.g.
+    /// "sluice connect"].
     #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The resource to connect to.
+    pub resource: String,
+    /// The grant to use or ask for.
+    #[command(flatten)]
+    pub grant: GrantArgs,
     /// Local port to listen on (127.0.0.1 only); a free one by default.
     #[arg(long, short)]
     pub port: Option<u16>,
@@ -185,8 +194,9 @@ pub struct ConnectArgs {
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
     /// Run this command with the connection in its environment (PGHOST, PGPORT, PGUSER,
-    /// PGDATABASE, PGPASSWORD for postgres; SLUICE_HOST, SLUICE_PORT for tcp), close the tunnel
-    /// when it exits and exit with its code.
+    /// PGDATABASE, PGPASSWORD for postgres; KUBECONFIG for kubernetes; SLUICE_SSH_KEY and
+    /// SLUICE_SSH_KNOWN_HOSTS for ssh; SLUICE_HOST, SLUICE_PORT always), close the tunnel when it
+    /// exits and exit with its code.
     #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "CMD")]
     pub exec: Option<Vec<String>>,
     /// Authenticate this one command with the platform's identity token instead of a stored
@@ -203,15 +213,9 @@ pub struct SshArgs {
     /// The ssh resource, optionally as LOGIN@RESOURCE for a login the role allows besides the
     /// resource's own (`ssh.logins`).
     pub target: String,
-    /// The role to use; the policy's default role for you on the resource when left out.
-    #[arg(long, short)]
-    pub role: Option<String>,
-    /// How long a new grant should last (e.g. 30m, 8h); an active grant is reused.
-    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
-    pub ttl: Option<u64>,
-    /// Why you need access, for the approvers and the audit trail [default: "sluice ssh"].
-    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
-    pub reason: Option<String>,
+    /// The grant to use or ask for.
+    #[command(flatten)]
+    pub grant: GrantArgs,
     /// Extra options for ssh, e.g. --ssh=-tt (repeatable).
     #[arg(long = "ssh", value_name = "OPTION", allow_hyphen_values = true)]
     pub ssh: Vec<String>,
@@ -224,15 +228,9 @@ pub struct SshArgs {
 pub struct KubeArgs {
     /// The kubernetes resource.
     pub resource: String,
-    /// The role to use; the policy's default role for you on the resource when left out.
-    #[arg(long, short)]
-    pub role: Option<String>,
-    /// How long a new grant should last (e.g. 30m, 8h); an active grant is reused.
-    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
-    pub ttl: Option<u64>,
-    /// Why you need access, for the approvers and the audit trail [default: "sluice kube"].
-    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
-    pub reason: Option<String>,
+    /// The grant to use or ask for.
+    #[command(flatten)]
+    pub grant: GrantArgs,
     /// The namespace the kubeconfig's context starts in.
     #[arg(long, short, value_name = "NS")]
     pub namespace: Option<String>,
@@ -744,7 +742,10 @@ mod tests {
         let Command::Connect(args) = cli.command else {
             panic!("not connect");
         };
-        assert_eq!((args.role, args.ttl, args.reason), (None, None, None));
+        assert_eq!(
+            (args.grant.role, args.grant.ttl, args.grant.reason),
+            (None, None, None)
+        );
         let cli = parse(&[
             "connect", "pg-main", "-r", "write", "--ttl", "2h", "--reason", "deploy", "--exec",
             "psql", "-c", "select 1",
@@ -753,8 +754,8 @@ mod tests {
         let Command::Connect(args) = cli.command else {
             panic!("not connect");
         };
-        assert_eq!(args.role.as_deref(), Some("write"));
-        assert_eq!(args.ttl, Some(7200));
+        assert_eq!(args.grant.role.as_deref(), Some("write"));
+        assert_eq!(args.grant.ttl, Some(7200));
         assert_eq!(args.exec.expect("exec"), ["psql", "-c", "select 1"]);
     }
 

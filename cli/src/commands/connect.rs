@@ -41,26 +41,8 @@ pub async fn kube(global: &GlobalArgs, args: crate::args::KubeArgs) -> CliResult
     let broker = super::broker(global)?;
     let tokens = token_source(&broker, None, None).await?;
     let check = check(&broker, &tokens, &args.resource).await?;
-    if check.kind != ResourceKind::Kubernetes {
-        return Err(CliError::new(
-            Exit::Usage,
-            format!(
-                "'{}' is a {} resource, not kubernetes",
-                args.resource, check.kind
-            ),
-        )
-        .hint(format!("use `sluice connect {}`", args.resource)));
-    }
-    let reason = args.reason.clone().unwrap_or_else(|| "sluice kube".into());
-    let grant = grant::reuse_or_ask(
-        &broker,
-        &tokens,
-        &check,
-        args.role.clone(),
-        args.ttl,
-        reason,
-    )
-    .await?;
+    require_kind(&check, ResourceKind::Kubernetes)?;
+    let grant = grant::reuse_or_ask(&broker, &tokens, &check, &args.grant, "sluice kube").await?;
     let mut tunnel = Tunnel::open(&broker, &tokens, check, grant, None).await?;
     if let (Some(namespace), Access::Kube(kube)) = (&args.namespace, &mut tunnel.details.access) {
         kube.namespace(namespace, tunnel.details.port)?;
@@ -74,16 +56,7 @@ pub async fn run(global: &GlobalArgs, args: ConnectArgs) -> CliResult<u8> {
     let broker = super::broker(global)?;
     let tokens = token_source(&broker, args.workload.as_ref(), args.audience.as_deref()).await?;
     let check = check(&broker, &tokens, &args.resource).await?;
-    let reason = args.reason.clone().unwrap_or_else(|| DEFAULT_REASON.into());
-    let grant = grant::reuse_or_ask(
-        &broker,
-        &tokens,
-        &check,
-        args.role.clone(),
-        args.ttl,
-        reason,
-    )
-    .await?;
+    let grant = grant::reuse_or_ask(&broker, &tokens, &check, &args.grant, DEFAULT_REASON).await?;
     let tunnel = Tunnel::open(&broker, &tokens, check, grant, args.port).await?;
     match args.exec {
         Some(command) => tunnel.exec(&command).await,
@@ -122,6 +95,23 @@ pub async fn check(
         eprintln!("sluice: note: {}", clean(note));
     }
     Ok(check)
+}
+
+/// Refuses a resource of another kind than a kind-specific command serves (`sluice ssh` on a
+/// database), pointing at `connect`.
+pub fn require_kind(check: &ResourceCheck, kind: ResourceKind) -> CliResult<()> {
+    if check.kind == kind {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Exit::Usage,
+        format!(
+            "'{}' is a {} resource, not {kind}",
+            clean(&check.name),
+            check.kind
+        ),
+    )
+    .hint(format!("use `sluice connect {}`", clean(&check.name))))
 }
 
 /// An open listener on 127.0.0.1 whose connections are tunnelled under one grant. Dropping it

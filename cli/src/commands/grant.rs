@@ -396,21 +396,24 @@ pub fn checked(grant: Grant) -> CliResult<Grant> {
     }
 }
 
-/// The grant `connect` and `ssh` use: an active (or pending) one of the caller's on the resource
-/// and role, or a new request; reported on stderr, then waited for until active.
+/// The grant `connect`, `ssh`, `kube` and the ssh proxy use: an active (or pending) one of the
+/// caller's on the resource and role, or a new request (with `default_reason` when `args` give
+/// none); reported on stderr, then waited for until active.
 pub async fn reuse_or_ask(
     broker: &Broker,
     tokens: &TokenSource,
     check: &sluice_shared::api::ResourceCheck,
-    role: Option<String>,
-    ttl_secs: Option<u64>,
-    reason: String,
+    args: &crate::args::GrantArgs,
+    default_reason: &str,
 ) -> CliResult<Grant> {
     let request = GrantRequest {
         resource: check.name.clone(),
-        role,
-        ttl_secs,
-        reason,
+        role: args.role.clone(),
+        ttl_secs: args.ttl,
+        reason: args
+            .reason
+            .clone()
+            .unwrap_or_else(|| default_reason.to_owned()),
         reuse: true,
     };
     let response = ask(broker, tokens, &request).await?;

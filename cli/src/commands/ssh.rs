@@ -11,7 +11,7 @@
 //!                 └─ stdio ⇄ TLS tunnel (no local port another user could reach)
 //! ```
 
-use super::connect::{check, token_source};
+use super::connect::{check, require_kind, token_source};
 use super::grant;
 use crate::args::{ConfigSshArgs, GlobalArgs, ProxySshArgs, SshArgs};
 use crate::exit::{CliError, CliResult, Exit};
@@ -32,27 +32,12 @@ pub async fn run(global: &GlobalArgs, args: SshArgs) -> CliResult<u8> {
         None => ("sluice".to_owned(), args.target.clone()),
     };
     let check = check(&broker, &tokens, &resource).await?;
-    if check.kind != ResourceKind::Ssh {
-        return Err(CliError::new(
-            Exit::Usage,
-            format!("'{resource}' is a {} resource, not ssh", check.kind),
-        )
-        .hint(format!("use `sluice connect {resource}`")));
-    }
+    require_kind(&check, ResourceKind::Ssh)?;
     let host_key = check.ssh_host_key.clone().ok_or_else(|| {
         CliError::new(Exit::Failure, "the broker did not send its SSH host key")
             .hint("upgrade sluiced to a version that serves ssh resources")
     })?;
-    let reason = args.reason.clone().unwrap_or_else(|| DEFAULT_REASON.into());
-    let grant = grant::reuse_or_ask(
-        &broker,
-        &tokens,
-        &check,
-        args.role.clone(),
-        args.ttl,
-        reason,
-    )
-    .await?;
+    let grant = grant::reuse_or_ask(&broker, &tokens, &check, &args.grant, DEFAULT_REASON).await?;
 
     let (dir, key) = key_dir(&check.name)?;
     let alias = format!("sluice-{}", check.name);
@@ -166,28 +151,21 @@ pub async fn proxy(global: &GlobalArgs, args: ProxySshArgs) -> CliResult<u8> {
         Some(grant) => grant.clone(),
         None => {
             let check = check(&broker, &tokens, &resource).await?;
-            if check.kind != ResourceKind::Ssh {
-                return Err(CliError::new(
-                    Exit::Usage,
-                    format!("'{resource}' is a {} resource, not ssh", check.kind),
-                ));
-            }
+            require_kind(&check, ResourceKind::Ssh)?;
             if let Some(known_hosts) = &args.known_hosts {
                 let host_key = check.ssh_host_key.as_deref().ok_or_else(|| {
                     CliError::new(Exit::Failure, "the broker did not send its SSH host key")
                 })?;
                 pin(known_hosts, &args.resource, host_key)?;
             }
-            grant::reuse_or_ask(
-                &broker,
-                &tokens,
-                &check,
-                args.role.clone(),
-                None,
-                DEFAULT_REASON.into(),
-            )
-            .await?
-            .id
+            let wanted = crate::args::GrantArgs {
+                role: args.role.clone(),
+                ttl: None,
+                reason: None,
+            };
+            grant::reuse_or_ask(&broker, &tokens, &check, &wanted, DEFAULT_REASON)
+                .await?
+                .id
         }
     };
     let token = tokens.get(&broker).await?;
