@@ -80,6 +80,26 @@ impl Cli {
         hold
     }
 
+    /// Waits (up to 30 s) until the broker lists at least `count` sessions and every one has
+    /// ended, and returns them, newest first. A session's recording is complete only once it
+    /// has ended, which the broker writes just after the client leaves: read recordings after
+    /// this.
+    pub fn ended_sessions(&self, count: usize) -> Vec<serde_json::Value> {
+        let mut sessions = Vec::new();
+        crate::util::wait_for(
+            &format!("{count} sessions, every one ended"),
+            std::time::Duration::from_secs(30),
+            || {
+                let out = self.run(&["sessions", "list", "--output", "json"]);
+                let list: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+                sessions = list["sessions"].as_array().cloned().unwrap_or_default();
+                sessions.len() >= count && sessions.iter().all(|s| !s["end"].is_null())
+            },
+        );
+        sessions
+    }
+
     /// Runs `sluice ARGS` to completion.
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().expect("run sluice")

@@ -203,12 +203,9 @@ fn exec_runs_through_the_broker_with_its_exit_code_and_read_only_refuses_it() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "hi");
     // The exec is recorded as a terminal: its output exports as asciicast.
-    let list = s.cli.run(&["sessions", "list", "--output", "json"]);
-    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
-    let cast = list["sessions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let cast = s
+        .cli
+        .ended_sessions(1)
         .iter()
         .filter_map(|session| session["id"].as_str().map(str::to_owned))
         .map(|id| {

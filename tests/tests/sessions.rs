@@ -149,7 +149,7 @@ fn a_recorded_psql_session_lists_shows_and_replays_for_its_owner_and_auditors_on
         "{stdout}"
     );
 
-    let list = sessions(&alice, &[]);
+    let list = alice.ended_sessions(1);
     assert_eq!(list.len(), 1, "{list:?}");
     let session = &list[0];
     let id = session["id"].as_str().unwrap_or_default().to_owned();

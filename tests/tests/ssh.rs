@@ -37,13 +37,9 @@ fn commands_run_through_the_broker_with_their_output_and_exit_code() {
     assert!(text(&out.stderr).contains("err"));
 
     // The session is recorded: the command, its decision and the exit status.
-    let list = cli.run(&["sessions", "list", "--output", "json"]);
-    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
-    let id = list["sessions"][0]["id"]
-        .as_str()
-        .expect("a session")
-        .to_owned();
-    assert_eq!(list["sessions"][0]["kind"], "ssh");
+    let sessions = cli.ended_sessions(1);
+    let id = sessions[0]["id"].as_str().expect("a session").to_owned();
+    assert_eq!(sessions[0]["kind"], "ssh");
     let shown = cli.run(&["sessions", "show", &id, "--output", "json"]);
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
     let events = shown["events"].as_array().cloned().unwrap_or_default();
@@ -228,9 +224,7 @@ fn a_terminal_session_exports_as_asciicast_and_as_json_lines() {
         "stty cols 100 rows 30; echo hello-cast",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let list = cli.run(&["sessions", "list", "--output", "json"]);
-    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
-    let id = list["sessions"][0]["id"]
+    let id = cli.ended_sessions(1)[0]["id"]
         .as_str()
         .expect("a session")
         .to_owned();
@@ -342,9 +336,7 @@ fn typed_input_is_not_recorded() {
     assert!(status.success(), "{seen}");
     assert!(seen.contains(&format!("got-{}", secret.len())), "{seen}");
 
-    let list = cli.run(&["sessions", "list", "--output", "json"]);
-    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
-    let id = list["sessions"][0]["id"]
+    let id = cli.ended_sessions(1)[0]["id"]
         .as_str()
         .expect("a session")
         .to_owned();
@@ -458,10 +450,9 @@ fn plain_ssh_and_scp_in_both_modes_work_through_the_generated_config() {
         "the file came back whole"
     );
 
-    // The broker recorded the SFTP write with its path and bytes.
-    let list = cli.run(&["sessions", "list", "--output", "json"]);
-    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
-    let sessions = list["sessions"].as_array().cloned().unwrap_or_default();
+    // The broker recorded the SFTP write with its path and bytes (the echo, the upload and the
+    // download are three sessions).
+    let sessions = cli.ended_sessions(3);
     let files: Vec<serde_json::Value> = sessions
         .iter()
         .filter_map(|s| s["id"].as_str())

@@ -69,12 +69,9 @@ fn a_superuser_login_is_announced_checked_recorded_and_audited() {
         "{err}"
     );
 
-    let list = cli.run(&["sessions", "list", "--output", "json"]);
-    let list: serde_json::Value =
-        serde_json::from_slice(&list.stdout).unwrap_or_else(|e| panic!("{e}: {list:?}"));
-    let id = list["sessions"][0]["id"]
+    let id = cli.ended_sessions(1)[0]["id"]
         .as_str()
-        .unwrap_or_else(|| panic!("no session in {list}"))
+        .expect("a session id")
         .to_owned();
     let shown = cli.run(&["sessions", "show", &id, "--output", "json"]);
     let shown: serde_json::Value =

@@ -1126,6 +1126,10 @@ async fn relay(
                     }
                     ChannelMsg::ExitStatus { exit_status } => {
                         if let Some(j) = &journal {
+                            // The transfer is over once the host's command exits: journal it
+                            // before the client hears of the exit, so whoever reads the
+                            // recording after the client is done finds it.
+                            finish_transfer(j.as_ref(), running.take());
                             j.exit(exit_status);
                         }
                         let _ = client.exit_status(exit_status).await;
@@ -1142,6 +1146,9 @@ async fn relay(
                         let _ = client.eof().await;
                     }
                     ChannelMsg::Close => {
+                        if let Some(j) = &journal {
+                            finish_transfer(j.as_ref(), running.take());
+                        }
                         let _ = client.close().await;
                         break;
                     }
@@ -1150,8 +1157,15 @@ async fn relay(
             }
         }
     }
-    if let (Some(t), Some(j)) = (running, &journal) {
-        j.file(&FileEvent {
+    if let Some(j) = &journal {
+        finish_transfer(j.as_ref(), running);
+    }
+}
+
+/// Journals a transfer that ran to its end, with the bytes it moved.
+fn finish_transfer(journal: &dyn Journal, running: Option<Running>) {
+    if let Some(t) = running {
+        journal.file(&FileEvent {
             op: &t.op,
             path: &t.path,
             to: None,
