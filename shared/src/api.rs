@@ -36,6 +36,9 @@ pub enum ResourceKind {
     /// A Kubernetes API server: the broker terminates HTTP, decides each API request and calls
     /// the server with its own credential.
     Kubernetes,
+    /// An HTTP service: the broker terminates HTTP, decides each request by method and path,
+    /// and calls the service with its own credential.
+    Http,
     /// A kind this build does not know, by name.
     Other(String),
 }
@@ -48,6 +51,7 @@ impl ResourceKind {
             Self::Tcp => "tcp",
             Self::Ssh => "ssh",
             Self::Kubernetes => "kubernetes",
+            Self::Http => "http",
             Self::Other(name) => name,
         }
     }
@@ -60,6 +64,7 @@ impl From<String> for ResourceKind {
             "tcp" => Self::Tcp,
             "ssh" => Self::Ssh,
             "kubernetes" => Self::Kubernetes,
+            "http" => Self::Http,
             _ => Self::Other(name),
         }
     }

@@ -42,6 +42,27 @@ impl Config {
                     errors.push(spec.token.error(error.to_string()));
                 }
             }
+            if let ResourceSpec::Http(spec) = &resource.spec {
+                if let Some(ca) = &spec.ca {
+                    check_file(&mut errors, ca);
+                }
+                if let Some(authorization) = &spec.inject.authorization {
+                    let secret = match &authorization.value {
+                        crate::model::HttpAuthorization::Bearer(secret)
+                        | crate::model::HttpAuthorization::Basic {
+                            password: secret, ..
+                        } => secret,
+                    };
+                    if let Err(error) = secret.resolve() {
+                        errors.push(authorization.error(error.to_string()));
+                    }
+                }
+                for (_, secret) in &spec.inject.headers {
+                    if let Err(error) = secret.value.resolve() {
+                        errors.push(secret.error(error.to_string()));
+                    }
+                }
+            }
             if let ResourceSpec::Postgres(spec) = &resource.spec {
                 if let Some(ca) = &spec.tls.ca {
                     check_file(&mut errors, ca);

@@ -19,6 +19,7 @@ mod credential;
 mod enforceable;
 mod environment;
 mod extract;
+mod http_schema;
 mod identity;
 mod kube_schema;
 mod location;
@@ -40,14 +41,16 @@ use std::path::Path;
 pub use credential::{CredentialError, CredentialRef};
 pub use location::{ConfigError, ConfigErrors, Located, Location};
 pub use model::{
-    Config, IdentityConfig, JwksSource, KubeSpec, LimitsConfig, OidcIssuer, PostgresSpec,
-    RecordingConfig, Resource, ResourceSpec, SshCredential, SshSpec, StoreConfig, SuperuserLogin,
-    TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig, WorkloadIssuer, WorkloadPreset,
+    Config, HttpAuthorization, HttpInject, HttpSpec, IdentityAssertion, IdentityConfig, JwksSource,
+    KubeSpec, LimitsConfig, OidcIssuer, PostgresSpec, RecordingConfig, Resource, ResourceSpec,
+    SshCredential, SshSpec, StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode,
+    TokensConfig, WorkloadIssuer, WorkloadPreset,
 };
 pub use policy::{
-    Approval, ApprovalOverride, Auditors, Decision, ExecRuleSpec, Grantable, KubeRole,
-    KubeRuleSpec, Need, Policy, Principal, RecordMode, Refusal, RefusalKind, Role, Rule, SqlRole,
-    SshExec, SshFiles, SshRole, Tally, glob_match, may_decide, subject_match, tally,
+    Approval, ApprovalOverride, Auditors, Decision, ExecRuleSpec, Grantable, HttpRole,
+    HttpRuleSpec, KubeRole, KubeRuleSpec, Need, Policy, Principal, RecordMode, Refusal,
+    RefusalKind, Role, Rule, SqlRole, SshExec, SshFiles, SshRole, Tally, glob_match, may_decide,
+    subject_match, tally,
 };
 pub use profiles::{
     ColumnMaskSpec, DetectorKind, DetectorSpec, GuardAction, GuardBase, GuardRuleSpec,

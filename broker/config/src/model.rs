@@ -137,11 +137,13 @@ impl Resource {
         const TCP: &ResourceKind = &ResourceKind::Tcp;
         const SSH: &ResourceKind = &ResourceKind::Ssh;
         const KUBERNETES: &ResourceKind = &ResourceKind::Kubernetes;
+        const HTTP: &ResourceKind = &ResourceKind::Http;
         match self.spec {
             ResourceSpec::Postgres(_) => POSTGRES,
             ResourceSpec::Tcp(_) => TCP,
             ResourceSpec::Ssh(_) => SSH,
             ResourceSpec::Kubernetes(_) => KUBERNETES,
+            ResourceSpec::Http(_) => HTTP,
         }
     }
 
@@ -152,6 +154,7 @@ impl Resource {
             ResourceSpec::Tcp(spec) => &spec.address,
             ResourceSpec::Ssh(spec) => &spec.address,
             ResourceSpec::Kubernetes(spec) => &spec.address,
+            ResourceSpec::Http(spec) => &spec.address,
         }
     }
 }
@@ -171,6 +174,57 @@ pub enum ResourceSpec {
     Ssh(SshSpec),
     /// A Kubernetes API server the broker calls with its own credential.
     Kubernetes(KubeSpec),
+    /// An HTTP service the broker calls with its own credential.
+    Http(HttpSpec),
+}
+
+/// An HTTP service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSpec {
+    /// `host:port` of the service.
+    pub address: String,
+    /// HTTPS with this CA pinned (`ca`); `None` for plain HTTP, which only a loopback address
+    /// may use (`plaintext: true`).
+    pub ca: Option<Located<PathBuf>>,
+    /// The name the certificate must carry, when it is not the address's host.
+    pub server_name: Option<String>,
+    /// What the broker adds to every request (`inject`).
+    pub inject: HttpInject,
+    /// A signed assertion of who is calling, sent with every request (`identity`).
+    pub identity: Option<IdentityAssertion>,
+}
+
+/// The credentials the broker adds to every request to an HTTP service; none of it ever reaches
+/// the client.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HttpInject {
+    /// `Authorization: Bearer <secret>` (`bearer`), or basic auth (`basic: {user, password}`).
+    pub authorization: Option<Located<HttpAuthorization>>,
+    /// Named headers and their secrets (`headers: {X-Api-Key: env:KEY}`).
+    pub headers: Vec<(String, Located<CredentialRef>)>,
+}
+
+/// The `Authorization` header the broker sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpAuthorization {
+    /// `Bearer <token>`.
+    Bearer(CredentialRef),
+    /// `Basic base64(user:password)`.
+    Basic {
+        /// The user name (not a secret).
+        user: String,
+        /// The password.
+        password: CredentialRef,
+    },
+}
+
+/// `identity: {header, ttl}` of an HTTP resource: a JWT of the caller signed by the broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityAssertion {
+    /// The header that carries it (default `Sluice-Identity`).
+    pub header: String,
+    /// How long each assertion is valid (default 5 minutes).
+    pub ttl: std::time::Duration,
 }
 
 /// A Kubernetes API server.

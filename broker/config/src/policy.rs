@@ -101,6 +101,8 @@ pub struct Role {
     pub ssh: Option<SshRole>,
     /// What the role may do on Kubernetes API servers (`kube:`); `None` when not written.
     pub kube: Option<KubeRole>,
+    /// What the role may do on HTTP services (`http:`); `None` when not written.
+    pub http: Option<HttpRole>,
     /// The settings written on the role that only some engines can enforce, each where it is
     /// written; a rule may give the role only on resources whose engine enforces them all.
     pub needs: Vec<Located<Need>>,
@@ -194,6 +196,38 @@ pub enum Need {
     SshRules,
     /// `kube`: API request rules.
     KubeRules,
+    /// `http`: method and path rules.
+    HttpRules,
+}
+
+/// A role's `http:` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpRole {
+    /// A built-in profile (`http-read-only`) whose rules come before the role's own.
+    pub profile: Option<String>,
+    /// Requests that may be sent; when any is written, nothing else is.
+    pub allow: Vec<HttpRuleSpec>,
+    /// Requests that are refused.
+    pub block: Vec<HttpRuleSpec>,
+    /// Requests that wait for an approver.
+    pub approve: Vec<HttpRuleSpec>,
+    /// Who may approve held requests; the role's approval groups when empty.
+    pub approvers: Vec<String>,
+    /// A masking profile whose detectors scan every JSON string and text line of responses.
+    pub masking: Option<crate::location::Located<String>>,
+    /// JSON paths whose values are redacted in every JSON response (`mask`).
+    pub mask: Vec<crate::location::Located<String>>,
+}
+
+/// One HTTP request rule; an empty list matches anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpRuleSpec {
+    /// Named in refusals and approvals.
+    pub name: String,
+    /// Methods (`GET`, `POST`, ..., `*`), upper case.
+    pub methods: Vec<String>,
+    /// Path globs, e.g. `/v1/customers/*`.
+    pub paths: Vec<String>,
 }
 
 /// A role's `kube:` section.
@@ -248,6 +282,7 @@ impl Need {
             }
             Self::SshRules => "shell and exec rules need the SSH engine",
             Self::KubeRules => "Kubernetes request rules need the Kubernetes engine",
+            Self::HttpRules => "HTTP request rules need the HTTP engine",
         }
     }
 }

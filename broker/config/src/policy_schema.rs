@@ -34,6 +34,7 @@ const ROLE_KEYS: &[&str] = &[
     "record_rows",
     "ssh",
     "kube",
+    "http",
 ];
 const APPROVAL_KEYS: &[&str] = &["groups", "count", "self_approve", "timeout"];
 const RULE_KEYS: &[&str] = &[
@@ -264,6 +265,12 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
     if let Some(item) = fields.optional("kube") {
         needs.push(cx.located(&item, Need::KubeRules));
     }
+    let http = optional(fields.optional("http"), |item| {
+        crate::http_schema::role(cx, item)
+    });
+    if let Some(item) = fields.optional("http") {
+        needs.push(cx.located(&item, Need::HttpRules));
+    }
     let record = optional(fields.optional("record"), |item| record_mode(cx, item));
     let record_rows = optional(fields.optional("record_rows"), |item| record_rows(cx, item))
         .map(|rows| rows.unwrap_or(0));
@@ -310,6 +317,7 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
         },
         ssh: ssh?,
         kube: kube?,
+        http: http?,
         needs,
         location: cx.location(item.pos),
     })

@@ -59,6 +59,9 @@ const RESOURCE_KEYS: &[&str] = &[
     "server_name",
     "token",
     "impersonate",
+    "plaintext",
+    "inject",
+    "identity",
     "certificate_ttl",
     "host_key",
     "labels",
@@ -81,10 +84,14 @@ const KIND_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("kubernetes", &["ca", "server_name", "token", "impersonate"]),
+    (
+        "http",
+        &["ca", "server_name", "plaintext", "inject", "identity"],
+    ),
     ("tcp", &[]),
 ];
 const SUPERUSER_LOGINS: &[&str] = &["allow", "refuse-guarded"];
-const KINDS: &[&str] = &["kubernetes", "postgres", "ssh", "tcp"];
+const KINDS: &[&str] = &["http", "kubernetes", "postgres", "ssh", "tcp"];
 const TARGET_TLS_KEYS: &[&str] = &["mode", "ca", "server_name"];
 const TLS_MODES: &[&str] = &["disable", "require", "verify-full"];
 
@@ -438,6 +445,9 @@ fn resource(cx: &mut Cx<'_>, name: &str, item: &Item<'_>) -> Option<Resource> {
         ResourceKind::Kubernetes => {
             ResourceSpec::Kubernetes(crate::kube_schema::resource(cx, &fields, address)?)
         }
+        ResourceKind::Http => {
+            ResourceSpec::Http(crate::http_schema::resource(cx, &fields, address)?)
+        }
         ResourceKind::Tcp => ResourceSpec::Tcp(TcpSpec { address: address? }),
     };
     if !name_ok {
@@ -459,6 +469,7 @@ fn kind(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<ResourceKind> {
         "tcp" => Some(ResourceKind::Tcp),
         "ssh" => Some(ResourceKind::Ssh),
         "kubernetes" => Some(ResourceKind::Kubernetes),
+        "http" => Some(ResourceKind::Http),
         other => {
             cx.invalid(item, unknown_choice("kind", other, KINDS));
             None

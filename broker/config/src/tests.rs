@@ -3,6 +3,7 @@
 mod credential;
 mod environment;
 mod errors;
+mod http;
 mod identity;
 mod model;
 mod policy;

@@ -243,6 +243,7 @@ fn full_example_parses_to_the_expected_model() {
                     )],
                     ssh: None,
                     kube: None,
+                    http: None,
                     location: loc(39, 5),
                 },
                 Role {
@@ -268,6 +269,7 @@ fn full_example_parses_to_the_expected_model() {
                     ],
                     ssh: None,
                     kube: None,
+                    http: None,
                     location: loc(43, 5),
                 },
             ],

@@ -60,6 +60,7 @@ fn role(name: &str, max_ttl: Duration, default_ttl: Duration, approval: Option<A
         sql: Default::default(),
         ssh: None,
         kube: None,
+        http: None,
         needs: Vec::new(),
         location: loc(1, 1),
     }

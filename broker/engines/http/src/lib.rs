@@ -15,8 +15,10 @@
 
 pub mod kube;
 pub mod mask;
+pub mod route;
 
 pub use kube::{
     Attributes, Decision, KubeRule, KubeRules, attributes, forbidden_status, suspicious,
 };
 pub use mask::{JsonPath, LineMasker, mask_secrets};
+pub use route::{RouteRule, RouteRules};

@@ -15,18 +15,21 @@
 //!                            one), streamed otherwise; exec/attach/port-forward upgrades relayed
 //! ```
 
+use super::web::{
+    self, BoxError, Counted, Lines, ResponseBody, Upstream, authorized, block_decision, box_error,
+    json, once, scan_strings, strip_hop_by_hop,
+};
 use super::{BoxFuture, Engine, Served, Session, Tunnel};
 use crate::plan::{KubePlan, RolePlan};
 use crate::tunnel::SessionOpener;
 use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Frame, Incoming};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::body::{Body, Incoming};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sluice_config::{KubeSpec, Need, ResourceSpec};
+use sluice_config::{Need, ResourceSpec};
 use sluice_engine::{Lease, LeaseHandle};
 use sluice_engine_http::kube::{Attributes, Decision, attributes, forbidden_status};
 use sluice_engine_http::mask::mask_secrets;
@@ -34,10 +37,8 @@ use sluice_recording::SessionRecording;
 use sluice_shared::recording::{Decision as Recorded, HttpEvent};
 use sluice_shared::tunnel::SECRET_HEADER;
 use sluice_shared::{ApiError, ErrorCode};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, watch};
 use tracing::info;
@@ -51,11 +52,6 @@ const MIN_SECRET_LEN: usize = 32;
 const HOLD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// The largest Secret response body the broker reads whole to mask it.
 const MAX_MASKED_BODY: usize = 64 * 1024 * 1024;
-/// How long connecting to the API server may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The Kubernetes engine.
 #[derive(Debug)]
@@ -100,8 +96,12 @@ impl Engine for KubeEngine {
                 .value
                 .resolve()
                 .map_err(|_| super::unreadable(&resource, "token"))?;
-            let upstream = Upstream::new(spec, token.expose().clone())
-                .map_err(|_| super::unreadable(&resource, "API server CA"))?;
+            let upstream = Upstream::new(
+                &spec.address,
+                Some(&spec.ca.value),
+                spec.server_name.as_deref(),
+            )
+            .map_err(|_| super::unreadable(&resource, "API server CA"))?;
             let mut opener = tunnel.opener;
             opener
                 .open(None, false)
@@ -122,6 +122,7 @@ impl Engine for KubeEngine {
             );
             let context = Arc::new(Context_ {
                 secret,
+                token: token.expose().clone(),
                 subject: authz.identity().subject.clone(),
                 impersonate: spec.impersonate,
                 plan,
@@ -130,7 +131,7 @@ impl Engine for KubeEngine {
                 recording: opener.recording(),
                 session: opener.session_id().unwrap_or_default().to_owned(),
                 seq: AtomicU64::new(0),
-                bytes_down: AtomicU64::new(0),
+                bytes_down: Arc::new(AtomicU64::new(0)),
                 cut: watch::channel(false).0,
                 upgraded: std::sync::Mutex::new(Vec::new()),
             });
@@ -143,6 +144,8 @@ impl Engine for KubeEngine {
 struct Context_ {
     /// The one-time token kubectl must present.
     secret: String,
+    /// The broker's bearer token for the API server.
+    token: String,
     /// Who is calling (for impersonation and approvals).
     subject: String,
     impersonate: bool,
@@ -152,7 +155,7 @@ struct Context_ {
     recording: Option<SessionRecording>,
     session: String,
     seq: AtomicU64,
-    bytes_down: AtomicU64,
+    bytes_down: Arc<AtomicU64>,
     /// Set when the session ends: upgraded streams (exec, port-forward) stop.
     cut: watch::Sender<bool>,
     /// Upgraded streams still running; the session lasts until they end.
@@ -364,26 +367,6 @@ async fn handle(context: Arc<Context_>, request: Request<Incoming>) -> Response<
     response
 }
 
-fn block_decision(rule: &str, reason: &str) -> Recorded {
-    Recorded::Blocked {
-        rule: rule.to_owned(),
-        message: reason.to_owned(),
-    }
-}
-
-/// `Authorization: Bearer <the tunnel's token>`, compared in constant time.
-fn authorized(secret: &str, headers: &HeaderMap) -> bool {
-    use subtle::ConstantTimeEq;
-    let Some(presented) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    presented.len() == secret.len() && bool::from(presented.as_bytes().ct_eq(secret.as_bytes()))
-}
-
 fn record_request(
     context: &Context_,
     seq: u64,
@@ -402,65 +385,25 @@ fn record_request(
     }
 }
 
-/// Files a held request and waits for the decision; a request whose client goes away is
-/// dropped here, which withdraws it.
+/// Files a held request, with a preview of what a delete would remove, and waits for the
+/// decision.
 async fn held(
     context: &Context_,
     attributes: &Attributes,
     rule: &str,
     reason: &str,
 ) -> Result<Recorded, Recorded> {
-    use sluice_engine::hold::{Approvals, HoldOutcome, HoldRequest};
     let what = match preview(context, attributes).await {
         Some(preview) => format!("{} — {preview}", attributes.describe()),
         None => attributes.describe(),
     };
-    let request = HoldRequest {
+    let request = sluice_engine::hold::HoldRequest {
         kind: "kube".into(),
         what,
         rule: rule.to_owned(),
         reason: reason.to_owned(),
     };
-    let hold = context
-        .approvals
-        .request(request)
-        .map_err(|why| Recorded::Denied {
-            rule: rule.to_owned(),
-            reason: why,
-            request: String::new(),
-        })?;
-    // Withdrawn if this future is dropped (kubectl interrupted, connection closed).
-    struct Withdraw<'a> {
-        approvals: &'a crate::holds::SessionApprovals,
-        id: String,
-        armed: bool,
-    }
-    impl Drop for Withdraw<'_> {
-        fn drop(&mut self) {
-            if self.armed {
-                self.approvals.withdraw(&self.id, "the client went away");
-            }
-        }
-    }
-    let mut guard = Withdraw {
-        approvals: &context.approvals,
-        id: hold.id.clone(),
-        armed: true,
-    };
-    let outcome = hold.decision.await;
-    guard.armed = false;
-    match outcome {
-        HoldOutcome::Approved { by } => Ok(Recorded::Approved {
-            rule: rule.to_owned(),
-            by,
-            request: hold.id,
-        }),
-        HoldOutcome::Denied { message } => Err(Recorded::Denied {
-            rule: rule.to_owned(),
-            reason: message,
-            request: hold.id,
-        }),
-    }
+    web::held(&context.approvals, request).await
 }
 
 /// What came back from the API server: its response, or the broker's own answer.
@@ -543,7 +486,7 @@ async fn ask(context: &Context_, method: hyper::Method, path: &str) -> Option<se
         .uri(path)
         .header(header::HOST, upstream.address.clone())
         .header(header::ACCEPT, "application/json")
-        .header(header::AUTHORIZATION, format!("Bearer {}", upstream.token))
+        .header(header::AUTHORIZATION, format!("Bearer {}", context.token))
         .body(
             Full::new(Bytes::new())
                 .map_err(|never| match never {})
@@ -582,7 +525,7 @@ async fn forward(
     let accept = json_accept(parts.headers.get(header::ACCEPT));
     parts.headers.insert(header::ACCEPT, accept);
     let mut upstream = context.upstream.lock().await;
-    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", upstream.token)) {
+    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", context.token)) {
         parts.headers.insert(header::AUTHORIZATION, value);
     }
     if context.impersonate {
@@ -713,7 +656,7 @@ fn respond(
     if !secrets && masking.is_none() {
         let counted = Counted {
             inner: body,
-            context: Arc::clone(context),
+            bytes: Arc::clone(&context.bytes_down),
         };
         return Response::from_parts(parts, counted.map_err(box_error).boxed_unsync());
     }
@@ -869,146 +812,6 @@ fn objects_of<'v>(value: &'v mut serde_json::Value, out: &mut Vec<&'v mut serde_
     }
 }
 
-/// Calls `f` on every string value (not keys) of `value`; replaces it when `f` says so.
-fn scan_strings(value: &mut serde_json::Value, f: &mut dyn FnMut(&str) -> Option<String>) {
-    match value {
-        serde_json::Value::String(text) => {
-            if let Some(masked) = f(text) {
-                *text = masked;
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| scan_strings(v, f)),
-        serde_json::Value::Object(fields) => fields.values_mut().for_each(|v| scan_strings(v, f)),
-        _ => {}
-    }
-}
-
-/// A body of one frame computed by `future` (a masked whole response).
-fn once<F>(future: F) -> ResponseBody
-where
-    F: std::future::Future<Output = Result<Bytes, BoxError>> + Send + 'static,
-{
-    struct Once<F> {
-        future: Option<Pin<Box<F>>>,
-    }
-    impl<F> Body for Once<F>
-    where
-        F: std::future::Future<Output = Result<Bytes, BoxError>>,
-    {
-        type Data = Bytes;
-        type Error = BoxError;
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            let Some(future) = self.future.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match future.as_mut().poll(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(result) => {
-                    self.future = None;
-                    Poll::Ready(Some(result.map(Frame::data)))
-                }
-            }
-        }
-    }
-    UnsyncBoxBody::new(Once {
-        future: Some(Box::pin(future)),
-    })
-}
-
-/// A streamed body rewritten line by line as lines complete (watch events, log lines): never
-/// buffered whole; a line longer than [`MAX_LINE`] is dropped with the rest of it.
-struct Lines<F> {
-    inner: Incoming,
-    line: Vec<u8>,
-    /// Skipping the rest of an over-long line.
-    skipping: bool,
-    rewrite: F,
-    done: bool,
-}
-
-/// The longest line rewritten; longer ones are withheld.
-const MAX_LINE: usize = 16 * 1024 * 1024;
-
-impl<F: FnMut(&[u8]) -> Vec<u8>> Lines<F> {
-    fn new(inner: Incoming, rewrite: F) -> Self {
-        Self {
-            inner,
-            line: Vec::new(),
-            skipping: false,
-            rewrite,
-            done: false,
-        }
-    }
-
-    /// Rewrites every complete line of `data` (and what was pending before it).
-    fn take(&mut self, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut rest = data;
-        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
-            if self.skipping {
-                self.skipping = false;
-            } else {
-                self.line.extend_from_slice(&rest[..end]);
-                out.extend((self.rewrite)(&self.line));
-                if !out.ends_with(b"\n") {
-                    out.push(b'\n');
-                }
-            }
-            self.line.clear();
-            rest = &rest[end + 1..];
-        }
-        if !self.skipping {
-            self.line.extend_from_slice(rest);
-            if self.line.len() > MAX_LINE {
-                self.line.clear();
-                self.skipping = true;
-            }
-        }
-        out
-    }
-}
-
-impl<F: FnMut(&[u8]) -> Vec<u8> + Unpin> Body for Lines<F> {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        loop {
-            if self.done {
-                return Poll::Ready(None);
-            }
-            match Pin::new(&mut self.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
-                Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let out = self.take(&data);
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
-                    }
-                }
-                Poll::Ready(None) => {
-                    self.done = true;
-                    let last = std::mem::take(&mut self.line);
-                    if last.is_empty() || self.skipping {
-                        return Poll::Ready(None);
-                    }
-                    let out = (self.rewrite)(&last);
-                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
-                }
-            }
-        }
-    }
-}
-
 /// The output a container writes, read from the API server's side of an exec WebSocket
 /// (`v4`/`v5.channel.k8s.io`: each binary message is a channel byte, then data; channels 1 and
 /// 2 are stdout and stderr). Server frames are unmasked. At most [`MAX_RECORDED`] bytes are
@@ -1098,36 +901,6 @@ fn frame_header(buffer: &[u8]) -> Option<(usize, u64)> {
     (buffer.len() >= header).then_some((header, len))
 }
 
-/// A body passed through while its bytes are counted.
-struct Counted {
-    inner: Incoming,
-    context: Arc<Context_>,
-}
-
-impl Body for Counted {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.context
-                .bytes_down
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-}
-
-fn box_error(e: hyper::Error) -> BoxError {
-    Box::new(e)
-}
-
 /// Accept without protobuf: `application/json` forms kept (kubectl's Table requests), others
 /// dropped; nothing left means JSON.
 fn json_accept(accept: Option<&HeaderValue>) -> HeaderValue {
@@ -1144,24 +917,6 @@ fn json_accept(accept: Option<&HeaderValue>) -> HeaderValue {
     HeaderValue::from_str(&kept.join(",")).unwrap_or(HeaderValue::from_static("application/json"))
 }
 
-/// Connection-level headers are the broker's own on each leg; `Upgrade` is kept for exec.
-fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    for name in [
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-    ] {
-        headers.remove(name);
-    }
-    if !upgrade {
-        headers.remove(header::CONNECTION);
-        headers.remove(header::UPGRADE);
-    }
-}
-
 /// A `metav1.Status` answer of the broker's own.
 fn status(code: StatusCode, reason: &str, message: &str) -> Response<ResponseBody> {
     json(
@@ -1176,98 +931,6 @@ fn status(code: StatusCode, reason: &str, message: &str) -> Response<ResponseBod
             "code": code.as_u16(),
         }),
     )
-}
-
-fn json(code: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = code;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// The broker's HTTP/1.1 connection to the API server, opened on first use and again after it
-/// closes; TLS with only the resource's CA trusted.
-struct Upstream {
-    address: String,
-    server_name: rustls_pki_types::ServerName<'static>,
-    tls: tokio_rustls::TlsConnector,
-    token: String,
-    sender: Option<hyper::client::conn::http1::SendRequest<ResponseBody>>,
-}
-
-impl Upstream {
-    fn new(spec: &KubeSpec, token: String) -> anyhow::Result<Self> {
-        let roots = crate::tls::root_store(&spec.ca.value)?;
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let host = spec
-            .server_name
-            .clone()
-            .unwrap_or_else(|| host_of(&spec.address).to_owned());
-        Ok(Self {
-            address: spec.address.clone(),
-            server_name: rustls_pki_types::ServerName::try_from(host)?,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
-            token,
-            sender: None,
-        })
-    }
-
-    async fn send(&mut self, request: Request<ResponseBody>) -> Result<Response<Incoming>, String> {
-        let ready = match self.sender.as_mut() {
-            Some(sender) => sender.ready().await.is_ok(),
-            None => false,
-        };
-        if !ready {
-            self.sender = Some(self.connect().await?);
-        }
-        let Some(sender) = self.sender.as_mut() else {
-            return Err("no connection".into());
-        };
-        sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    async fn connect(
-        &self,
-    ) -> Result<hyper::client::conn::http1::SendRequest<ResponseBody>, String> {
-        let connect = async {
-            let tcp = tokio::net::TcpStream::connect(&self.address)
-                .await
-                .map_err(|e| format!("{}: {e}", self.address))?;
-            let _ = tcp.set_nodelay(true);
-            let tls = self
-                .tls
-                .connect(self.server_name.clone(), tcp)
-                .await
-                .map_err(|e| format!("TLS with {}: {e}", self.address))?;
-            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(connection.with_upgrades());
-            Ok::<_, String>(sender)
-        };
-        tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| format!("no answer from {} within {CONNECT_TIMEOUT:?}", self.address))?
-    }
-}
-
-/// `host` of `host:port` (brackets of an IPv6 address removed).
-fn host_of(address: &str) -> &str {
-    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
-    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 #[cfg(test)]

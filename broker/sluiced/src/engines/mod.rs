@@ -15,6 +15,7 @@ mod kube;
 mod postgres;
 mod ssh;
 mod tcp;
+mod web;
 
 pub use kube::KubeEngine;
 pub use postgres::{PostgresEngine, Targets};

@@ -229,7 +229,7 @@ pub fn attributes(method: &str, path: &str, query: &str) -> Attributes {
 }
 
 /// The path's decoded segments, or why the path is refused.
-fn segments(path: &str) -> Result<Vec<String>, &'static str> {
+pub(crate) fn segments(path: &str) -> Result<Vec<String>, &'static str> {
     let Some(inner) = path.strip_prefix('/') else {
         return Err("the path does not start with /");
     };
