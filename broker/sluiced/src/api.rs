@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/v1/health", get(health))
         .route("/v1/version", get(version))
+        .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/whoami", get(whoami))
         .route("/v1/auth/config", get(auth_config))
         .route("/v1/auth/token", post(exchange))
@@ -86,6 +87,11 @@ async fn health() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
     })
+}
+
+/// The broker's public key, for services that verify its identity assertions.
+async fn jwks(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(app.gate.tokens().jwks())
 }
 
 async fn version() -> Json<VersionInfo> {

@@ -130,6 +130,11 @@ impl Gate {
         self.config.current()
     }
 
+    /// The broker's token service: its public key and the identity assertions it signs.
+    pub fn tokens(&self) -> &Arc<TokenService> {
+        &self.tokens
+    }
+
     /// The live configuration, for sessions that re-check themselves at each reload.
     pub fn live(&self) -> &LiveConfig {
         &self.config

@@ -26,6 +26,10 @@ pub struct RolePlan {
     /// Request rules of Kubernetes sessions; `None` without a `kube:` section (the cluster's
     /// RBAC for the broker's credential is the limit).
     pub kube: Option<Arc<KubePlan>>,
+    /// Request rules and masking of HTTP sessions; `None` without an `http:` section
+    /// (everything is relayed, the service's own authorization for the broker's credential is
+    /// the limit).
+    pub http: Option<Arc<HttpPlan>>,
     /// What a running session was built from and cannot take on mid-way.
     fixed: Fixed,
 }
@@ -60,6 +64,116 @@ impl KubePlan {
     }
 }
 
+/// A role's `http:` section, compiled: its profile's rules, then its own.
+#[derive(Debug, Clone)]
+pub struct HttpPlan {
+    /// Allow, block and approve rules by method and path.
+    pub rules: sluice_engine_http::RouteRules,
+    /// Who may approve held requests (`http.approvers`, else `approval.groups`).
+    pub approvers: Vec<String>,
+    /// Detectors that scan every string of JSON responses and every line of text ones.
+    pub masking: Option<Arc<sluice_mask::MaskPolicy>>,
+    /// JSON paths redacted in every JSON response.
+    pub paths: Vec<sluice_engine_http::JsonPath>,
+}
+
+impl HttpPlan {
+    /// Whether responses are rewritten.
+    pub fn masks(&self) -> bool {
+        self.masking.is_some() || !self.paths.is_empty()
+    }
+}
+
+/// A section's `masking` profile and `mask` JSON paths, compiled; `section` (`kube`, `http`)
+/// names them in errors.
+type ResponseMasks = (
+    Option<Arc<sluice_mask::MaskPolicy>>,
+    Vec<sluice_engine_http::JsonPath>,
+);
+
+fn response_masks(
+    role: &sluice_config::Role,
+    section: &str,
+    masking: Option<&sluice_config::Located<String>>,
+    mask: &[sluice_config::Located<String>],
+    masks: &HashMap<String, sluice_mask::MaskPolicy>,
+) -> Result<ResponseMasks> {
+    let masking = match masking {
+        Some(name) => Some(Arc::new(masks.get(&name.value).cloned().ok_or_else(
+            || {
+                anyhow::anyhow!(
+                    "{}: policy.roles.{}.{section}.masking: there is no masking profile named {}",
+                    name.location,
+                    role.name,
+                    name.value
+                )
+            },
+        )?)),
+        None => None,
+    };
+    let paths = mask
+        .iter()
+        .map(|path| {
+            sluice_engine_http::JsonPath::parse(&path.value).map_err(|why| {
+                anyhow::anyhow!(
+                    "{}: policy.roles.{}.{section}.mask: {why}",
+                    path.location,
+                    role.name
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((masking, paths))
+}
+
+/// The approvers of a section's held requests: its own, else the role's approval groups.
+fn section_approvers(role: &sluice_config::Role, own: &[String]) -> Vec<String> {
+    if own.is_empty() {
+        role.approval
+            .as_ref()
+            .map(|a| a.groups.clone())
+            .unwrap_or_default()
+    } else {
+        own.to_vec()
+    }
+}
+
+/// Compiles a role's `http:` section.
+fn http_plan(
+    role: &sluice_config::Role,
+    masks: &HashMap<String, sluice_mask::MaskPolicy>,
+) -> Result<Option<HttpPlan>> {
+    use sluice_engine_http::{RouteRule, RouteRules};
+    let Some(http) = &role.http else {
+        return Ok(None);
+    };
+    let mut rules = match &http.profile {
+        Some(name) => RouteRules::profile(name)
+            .ok_or_else(|| anyhow::anyhow!("role {}: unknown http profile {name}", role.name))?,
+        None => RouteRules::default(),
+    };
+    let convert = |specs: &[sluice_config::HttpRuleSpec]| -> Vec<RouteRule> {
+        specs
+            .iter()
+            .map(|spec| RouteRule {
+                name: spec.name.clone(),
+                methods: spec.methods.clone(),
+                paths: spec.paths.clone(),
+            })
+            .collect()
+    };
+    rules.allow.extend(convert(&http.allow));
+    rules.block.extend(convert(&http.block));
+    rules.approve.extend(convert(&http.approve));
+    let (masking, paths) = response_masks(role, "http", http.masking.as_ref(), &http.mask, masks)?;
+    Ok(Some(HttpPlan {
+        rules,
+        approvers: section_approvers(role, &http.approvers),
+        masking,
+        paths,
+    }))
+}
+
 /// Compiles a role's `kube:` section; a rule the engine would misread is a load error.
 fn kube_plan(
     role: &sluice_config::Role,
@@ -92,45 +206,13 @@ fn kube_plan(
     rules.validate().map_err(|errors| {
         anyhow::anyhow!("role {}: kube rules: {}", role.name, errors.join("; "))
     })?;
-    let masking = match &kube.masking {
-        Some(name) => Some(Arc::new(masks.get(&name.value).cloned().ok_or_else(
-            || {
-                anyhow::anyhow!(
-                    "{}: policy.roles.{}.kube.masking: there is no masking profile named {}",
-                    name.location,
-                    role.name,
-                    name.value
-                )
-            },
-        )?)),
-        None => None,
-    };
-    let paths = kube
-        .mask
-        .iter()
-        .map(|path| {
-            sluice_engine_http::JsonPath::parse(&path.value).map_err(|why| {
-                anyhow::anyhow!(
-                    "{}: policy.roles.{}.kube.mask: {why}",
-                    path.location,
-                    role.name
-                )
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let (masking, paths) = response_masks(role, "kube", kube.masking.as_ref(), &kube.mask, masks)?;
     Ok(Some(KubePlan {
         rules,
         masking,
         paths,
         groups: kube.groups.clone(),
-        approvers: if kube.approvers.is_empty() {
-            role.approval
-                .as_ref()
-                .map(|a| a.groups.clone())
-                .unwrap_or_default()
-        } else {
-            kube.approvers.clone()
-        },
+        approvers: section_approvers(role, &kube.approvers),
     }))
 }
 
@@ -207,8 +289,10 @@ impl Plans {
             .iter()
             .map(|role| {
                 let kube = kube_plan(role, &masks)?.map(Arc::new);
+                let http = http_plan(role, &masks)?.map(Arc::new);
                 let plan = RolePlan {
                     kube,
+                    http,
                     record: role.record,
                     record_rows: role.sql.record_rows,
                     sql: sql.remove(&role.name).unwrap_or_default(),

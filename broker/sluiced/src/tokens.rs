@@ -56,6 +56,23 @@ pub struct Provenance {
     pub not_after: Option<u64>,
 }
 
+/// Who an identity assertion speaks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Assertion<'a> {
+    /// The resource called (the audience is `sluice:RESOURCE`).
+    pub resource: &'a str,
+    /// The Sluice subject.
+    pub subject: &'a str,
+    /// The subject's groups.
+    pub groups: &'a [String],
+    /// The grant the call is made under.
+    pub grant: &'a str,
+    /// The grant's role.
+    pub role: &'a str,
+    /// The session (tunnel) id.
+    pub session: &'a str,
+}
+
 /// Why a token was refused. Messages are safe to show the caller: they never echo the token.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
@@ -91,6 +108,10 @@ pub struct TokenService {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// The raw Ed25519 public key, published in the JWK Set.
+    public: Vec<u8>,
+    /// Its key id: base64url of the first 12 bytes of its SHA-256.
+    kid: String,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -118,17 +139,70 @@ impl TokenService {
             return None;
         }
         let encoding = EncodingKey::from_ed_pem(pem.as_bytes()).ok()?;
-        let decoding = DecodingKey::from_ed_der(pair.public_key_raw());
+        let public = pair.public_key_raw().to_vec();
+        let decoding = DecodingKey::from_ed_der(&public);
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 0;
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let kid = {
+            use base64::Engine as _;
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &public);
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12])
+        };
         Some(Self {
             encoding,
             decoding,
             validation,
+            public,
+            kid,
         })
+    }
+
+    /// The public key as a JWK Set (`GET /.well-known/jwks.json`): what a service verifies
+    /// identity assertions with.
+    pub fn jwks(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        serde_json::json!({
+            "keys": [{
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "alg": "EdDSA",
+                "use": "sig",
+                "kid": self.kid,
+                "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.public),
+            }]
+        })
+    }
+
+    /// Signs an identity assertion: who is calling a service through the broker, under which
+    /// grant. Its audience is the resource's (`sluice:RESOURCE`), never a session token's, so a
+    /// service that checks `aud` accepts neither a session token nor another service's
+    /// assertion.
+    pub fn assert_identity(
+        &self,
+        assertion: &Assertion<'_>,
+        ttl: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = now_secs();
+        let claims = serde_json::json!({
+            "iss": ISSUER,
+            "aud": format!("sluice:{}", assertion.resource),
+            "sub": assertion.subject,
+            "groups": assertion.groups,
+            "grant": assertion.grant,
+            "role": assertion.role,
+            "session": assertion.session,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl.as_secs().max(1),
+            "jti": random_id(),
+        });
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("JWT".into());
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
     }
 
     /// Signs a token for `subject` valid for `ttl`.

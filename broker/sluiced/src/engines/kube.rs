@@ -132,8 +132,7 @@ impl Engine for KubeEngine {
                 session: opener.session_id().unwrap_or_default().to_owned(),
                 seq: AtomicU64::new(0),
                 bytes_down: Arc::new(AtomicU64::new(0)),
-                cut: watch::channel(false).0,
-                upgraded: std::sync::Mutex::new(Vec::new()),
+                streams: web::Streams::default(),
             });
             Ok(Box::new(KubeSession { context, opener }) as Box<dyn Session>)
         })
@@ -156,10 +155,8 @@ struct Context_ {
     session: String,
     seq: AtomicU64,
     bytes_down: Arc<AtomicU64>,
-    /// Set when the session ends: upgraded streams (exec, port-forward) stop.
-    cut: watch::Sender<bool>,
-    /// Upgraded streams still running; the session lasts until they end.
-    upgraded: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Upgraded streams (exec, attach, port-forward): the session lasts until they end.
+    streams: web::Streams,
 }
 
 struct KubeSession {
@@ -175,46 +172,17 @@ impl Session for KubeSession {
     fn serve(
         self: Box<Self>,
         stream: TokioIo<Upgraded>,
-        mut lease: Lease,
+        lease: Lease,
     ) -> BoxFuture<'static, Served> {
         Box::pin(async move {
             let Self { context, opener } = *self;
             info!(kind = "kubernetes", "session started");
             let service_context = Arc::clone(&context);
-            let service = hyper::service::service_fn(move |request| {
+            let end = web::serve(stream, lease, &context.streams, move |request| {
                 let context = Arc::clone(&service_context);
-                async move { Ok::<_, std::convert::Infallible>(handle(context, request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(stream.into_inner(), service)
-                .with_upgrades();
-            // Dropping the connection ends every request on it (open watches); upgraded
-            // streams (exec, port-forward) are cut through `cut`.
-            let mut end = tokio::select! {
-                served = connection => match served {
-                    Ok(()) => "closed".to_owned(),
-                    Err(e) if e.is_incomplete_message() => "closed".to_owned(),
-                    Err(e) => format!("error: {e}"),
-                },
-                reason = lease.revoked() => format!("revoked: {reason}"),
-            };
-            if !end.starts_with("revoked") {
-                let running: Vec<_> = context
-                    .upgraded
-                    .lock()
-                    .map(|mut tasks| tasks.drain(..).collect())
-                    .unwrap_or_default();
-                let all = async {
-                    for task in running {
-                        let _ = task.await;
-                    }
-                };
-                tokio::select! {
-                    () = all => {}
-                    reason = lease.revoked() => end = format!("revoked: {reason}"),
-                }
-            }
-            context.cut.send_replace(true);
+                async move { handle(context, request).await }
+            })
+            .await;
             Served {
                 opener,
                 end,
@@ -559,8 +527,6 @@ async fn forward(
         // The connection now belongs to the upgraded stream.
         upstream.sender = None;
         drop(upstream);
-        let host_upgrade = hyper::upgrade::on(&mut response);
-        let mut cut = context.cut.subscribe();
         info!(
             target: "audit",
             event = "kube.stream_opened.v1",
@@ -585,45 +551,18 @@ async fn forward(
                 ),
             });
         }
-        let task = tokio::spawn(async move {
-            let (Ok(client), Ok(host)) = (client_upgrade.await, host_upgrade.await) else {
-                return;
-            };
-            let (client, host) = (TokioIo::new(client), TokioIo::new(host));
-            let (mut client_read, mut client_write) = tokio::io::split(client);
-            let (mut host_read, mut host_write) = tokio::io::split(host);
-            let up = tokio::io::copy(&mut client_read, &mut host_write);
-            let down = async {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut frames = Frames::default();
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = match host_read.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    if client_write.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    if let Some(recording) = &recording {
-                        for output in frames.push(&buf[..n]) {
-                            recording.record(sluice_shared::recording::TerminalEvent::Output {
-                                data: output,
-                            });
-                        }
-                    }
+        let observe = recording.map(|recording| {
+            let mut frames = Frames::default();
+            Box::new(move |data: &[u8]| {
+                for output in frames.push(data) {
+                    recording
+                        .record(sluice_shared::recording::TerminalEvent::Output { data: output });
                 }
-                let _ = client_write.shutdown().await;
-            };
-            tokio::select! {
-                _ = up => {}
-                () = down => {}
-                _ = cut.wait_for(|cut| *cut) => {}
-            }
+            }) as web::Observe
         });
-        if let Ok(mut tasks) = context.upgraded.lock() {
-            tasks.push(task);
-        }
+        context
+            .streams
+            .splice(client_upgrade, &mut response, observe);
         let (parts, _) = response.into_parts();
         return Answer::Local(Response::from_parts(
             parts,

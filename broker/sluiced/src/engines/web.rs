@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::watch;
 
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(super) type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -396,4 +397,121 @@ pub(super) async fn held(
             request: hold.id,
         }),
     }
+}
+
+/// Sees the bytes an upgraded stream's server side sends (to record them).
+pub(super) type Observe = Box<dyn FnMut(&[u8]) + Send>;
+
+/// The upgraded streams of one session (exec, WebSocket): cut when the session ends, awaited
+/// before it ends on its own.
+pub(super) struct Streams {
+    cut: watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Self {
+            cut: watch::channel(false).0,
+            tasks: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Streams {
+    /// Relays the client's upgraded connection and the service's, byte for byte, until either
+    /// side closes or the session ends; `observe` sees what the service sends.
+    pub(super) fn splice(
+        &self,
+        client: hyper::upgrade::OnUpgrade,
+        response: &mut Response<Incoming>,
+        mut observe: Option<Observe>,
+    ) {
+        let host = hyper::upgrade::on(response);
+        let mut cut = self.cut.subscribe();
+        let task = tokio::spawn(async move {
+            let (Ok(client), Ok(host)) = (client.await, host.await) else {
+                return;
+            };
+            let (client, host) = (TokioIo::new(client), TokioIo::new(host));
+            let (mut client_read, mut client_write) = tokio::io::split(client);
+            let (mut host_read, mut host_write) = tokio::io::split(host);
+            let up = tokio::io::copy(&mut client_read, &mut host_write);
+            let down = async {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match host_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    if let Some(observe) = observe.as_mut() {
+                        observe(&buf[..n]);
+                    }
+                }
+                let _ = client_write.shutdown().await;
+            };
+            tokio::select! {
+                _ = up => {}
+                () = down => {}
+                _ = cut.wait_for(|cut| *cut) => {}
+            }
+        });
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(task);
+        }
+    }
+}
+
+/// Serves one tunnel's HTTP/1.1 connection with `handle` until the client closes it (and its
+/// upgraded streams end) or the lease ends; how the session ended.
+pub(super) async fn serve<H, F>(
+    stream: TokioIo<hyper::upgrade::Upgraded>,
+    mut lease: sluice_engine::Lease,
+    streams: &Streams,
+    handle: H,
+) -> String
+where
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<ResponseBody>> + Send + 'static,
+{
+    let handle = Arc::new(handle);
+    let service = hyper::service::service_fn(move |request| {
+        let handle = Arc::clone(&handle);
+        async move { Ok::<_, std::convert::Infallible>(handle(request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .serve_connection(stream.into_inner(), service)
+        .with_upgrades();
+    // Dropping the connection ends every request on it (open watches, event streams);
+    // upgraded streams are cut through `streams`.
+    let mut end = tokio::select! {
+        served = connection => match served {
+            Ok(()) => "closed".to_owned(),
+            Err(e) if e.is_incomplete_message() => "closed".to_owned(),
+            Err(e) => format!("error: {e}"),
+        },
+        reason = lease.revoked() => format!("revoked: {reason}"),
+    };
+    if !end.starts_with("revoked") {
+        let running: Vec<_> = streams
+            .tasks
+            .lock()
+            .map(|mut tasks| tasks.drain(..).collect())
+            .unwrap_or_default();
+        let all = async {
+            for task in running {
+                let _ = task.await;
+            }
+        };
+        tokio::select! {
+            () = all => {}
+            reason = lease.revoked() => end = format!("revoked: {reason}"),
+        }
+    }
+    streams.cut.send_replace(true);
+    end
 }
