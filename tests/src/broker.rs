@@ -93,6 +93,16 @@ impl BrokerBuilder {
         self
     }
 
+    /// An http resource: `body` holds its keys after `kind` (YAML, indented by four spaces);
+    /// `env` the variables its `env:` credentials name.
+    pub fn http(mut self, name: &str, body: &str, env: &[(&str, &str)]) -> Self {
+        let _ = write!(self.resources, "  {name}:\n    kind: http\n{body}");
+        for (var, value) in env {
+            self.env.push(((*var).to_owned(), (*value).to_owned()));
+        }
+        self
+    }
+
     /// A tcp resource.
     pub fn tcp(mut self, name: &str, address: &str) -> Self {
         let _ = write!(

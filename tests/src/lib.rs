@@ -24,4 +24,4 @@ pub use oidc::OidcProvider;
 pub use postgres::Postgres;
 pub use session::OpenSession;
 pub use sshd::Sshd;
-pub use util::{free_port, wait_for, workspace_bin};
+pub use util::{files_text, free_port, wait_for, workspace_bin};

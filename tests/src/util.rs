@@ -157,3 +157,38 @@ pub fn form_args(url: &str, form: &[(&str, &str)]) -> Vec<String> {
     }
     args
 }
+
+/// Everything under `dir` as text (gzip files decoded), to prove a value was written nowhere.
+/// Panics when a directory or file cannot be read: a scan that skipped it would prove nothing.
+pub fn files_text(dir: &std::path::Path) -> String {
+    use std::io::Read;
+    let mut all = String::new();
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry
+            .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+            .path();
+        if path.is_dir() {
+            all.push_str(&files_text(&path));
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else {
+            // Sockets and files removed while scanning are not where values are written.
+            if !path.exists() || !path.is_file() {
+                continue;
+            }
+            panic!("cannot read {}", path.display());
+        };
+        if path.extension().is_some_and(|e| e == "gz") {
+            let mut decoded = String::new();
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_string(&mut decoded)
+                .unwrap_or_else(|e| panic!("cannot decode {}: {e}", path.display()));
+            all.push_str(&decoded);
+        } else {
+            all.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    all
+}

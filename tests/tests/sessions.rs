@@ -6,8 +6,6 @@
 use serde_json::Value;
 use sluice_tests::util::wait_for;
 use sluice_tests::{Broker, BrokerBuilder, Cli, Postgres};
-use std::io::Read;
-use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -106,30 +104,6 @@ fn statements(detail: &Value) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// Everything under `dir`, gzip files decompressed (complete members only), as text.
-fn files_text(dir: &Path) -> String {
-    let mut all = String::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return all;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            all.push_str(&files_text(&path));
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap_or_default();
-        if path.extension().is_some_and(|e| e == "gz") {
-            let mut decoded = String::new();
-            let _ = flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_string(&mut decoded);
-            all.push_str(&decoded);
-        } else {
-            all.push_str(&String::from_utf8_lossy(&bytes));
-        }
-    }
-    all
 }
 
 #[test]
@@ -245,7 +219,7 @@ fn a_recorded_psql_session_lists_shows_and_replays_for_its_owner_and_auditors_on
     assert_eq!(statements(&seen), recorded);
 
     // No planted value anywhere the broker writes: recordings, store, log.
-    let written = files_text(broker.dir());
+    let written = sluice_tests::files_text(broker.dir());
     assert!(
         !written.contains(CARD),
         "a card number was written in clear"

@@ -103,6 +103,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
         crate::engines::PostgresEngine::new(enforcer, targets),
         Arc::new(crate::engines::SshEngine::new(holds.clone())),
         crate::engines::KubeEngine::new(holds.clone()),
+        crate::engines::HttpEngine::new(holds.clone(), tokens.clone()),
     ));
     let state = AppState {
         gate: Gate::new(live, tokens, revocations.clone(), grants.clone()),

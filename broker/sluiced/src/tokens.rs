@@ -357,6 +357,42 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_assertion_verifies_with_the_published_key_and_is_no_session_token() {
+        let svc = service();
+        let groups = vec!["eng".to_owned()];
+        let assertion = svc
+            .assert_identity(
+                &Assertion {
+                    resource: "billing",
+                    subject: "alice",
+                    groups: &groups,
+                    grant: "g1",
+                    role: "reader",
+                    session: "s1",
+                },
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(svc.jwks()).unwrap();
+        let header = jsonwebtoken::decode_header(&assertion).unwrap();
+        let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+        let key = DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&["sluice:billing"]);
+        let claims = jsonwebtoken::decode::<serde_json::Value>(&assertion, &key, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["grant"], "g1");
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            60
+        );
+        // The broker never takes an assertion for a session token.
+        assert!(svc.verify(&assertion).is_err());
+    }
+
+    #[test]
     fn issued_tokens_verify_and_carry_their_claims() {
         let svc = service();
         let (token, claims) = svc

@@ -303,6 +303,8 @@ enum Access {
     Ssh(super::ssh::LocalKeys),
     /// Kubernetes: a one-time bearer token in a temporary kubeconfig.
     Kube(KubeConfig),
+    /// HTTP: a one-time bearer token the client sends to the local base URL.
+    Http(Secret<String>),
     /// Anything else: nothing to present.
     Plain,
 }
@@ -313,6 +315,7 @@ impl Access {
             ResourceKind::Postgres => Self::Postgres(one_time_secret()),
             ResourceKind::Ssh => Self::Ssh(super::ssh::LocalKeys::make(check, port)?),
             ResourceKind::Kubernetes => Self::Kube(KubeConfig::make(&check.name, port)?),
+            ResourceKind::Http => Self::Http(one_time_secret()),
             _ => Self::Plain,
         })
     }
@@ -320,7 +323,7 @@ impl Access {
     /// What each tunnel sends in the secret header.
     fn secret(&self) -> Option<Secret<String>> {
         match self {
-            Self::Postgres(secret) => Some(secret.clone()),
+            Self::Postgres(secret) | Self::Http(secret) => Some(secret.clone()),
             Self::Ssh(keys) => Some(Secret::new(keys.public.clone())),
             Self::Kube(kube) => Some(kube.token.clone()),
             Self::Plain => None,
@@ -364,6 +367,16 @@ impl Details {
             Access::Kube(kube) => vec![
                 ("KUBECONFIG", kube.path.display().to_string()),
                 ("SLUICE_URL", format!("https://127.0.0.1:{port}")),
+                ("SLUICE_HOST", "127.0.0.1".into()),
+                ("SLUICE_PORT", port),
+            ],
+            Access::Http(token) => vec![
+                ("SLUICE_URL", format!("http://127.0.0.1:{port}")),
+                ("SLUICE_HTTP_TOKEN", token.expose().clone()),
+                (
+                    "SLUICE_HTTP_HEADER",
+                    format!("Authorization: Bearer {}", token.expose()),
+                ),
                 ("SLUICE_HOST", "127.0.0.1".into()),
                 ("SLUICE_PORT", port),
             ],
@@ -412,6 +425,17 @@ impl Details {
                  broker."
                     .into(),
             ],
+            (Access::Http(token), None) => vec![
+                "Call it with:".into(),
+                format!(
+                    "  curl -H 'Authorization: Bearer {}' http://127.0.0.1:{}/",
+                    token.expose(),
+                    self.port
+                ),
+                "The token is made for this connect only; the service's credential stays in the \
+                 broker."
+                    .into(),
+            ],
             _ => vec![format!("Point your client at 127.0.0.1:{}.", self.port)],
         }
     }
@@ -431,6 +455,16 @@ impl Details {
                 }
                 if let Access::Kube(kube) = &self.access {
                     obj.insert("kubeconfig".into(), kube.path.display().to_string().into());
+                }
+                if let Access::Http(token) = &self.access {
+                    obj.insert(
+                        "url".into(),
+                        format!("http://127.0.0.1:{}", self.port).into(),
+                    );
+                    obj.insert(
+                        "header".into(),
+                        format!("Authorization: Bearer {}", token.expose()).into(),
+                    );
                 }
                 if let Access::Ssh(keys) = &self.access {
                     obj.insert("ssh_key".into(), keys.key.display().to_string().into());

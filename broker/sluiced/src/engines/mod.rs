@@ -11,12 +11,14 @@
 //!                                   │ opens the record when the protocol says it is a session
 //! ```
 
+mod http;
 mod kube;
 mod postgres;
 mod ssh;
 mod tcp;
 mod web;
 
+pub use http::HttpEngine;
 pub use kube::KubeEngine;
 pub use postgres::{PostgresEngine, Targets};
 pub use ssh::SshEngine;
@@ -40,6 +42,7 @@ use std::sync::Arc;
 /// Every kind with an engine, and the role settings its engine enforces: the one table the
 /// config check, the gate and reloads consult.
 const KINDS: &[(&str, &[Need])] = &[
+    ("http", http::ENFORCES),
     ("kubernetes", kube::ENFORCES),
     ("postgres", postgres::ENFORCES),
     ("ssh", ssh::ENFORCES),
@@ -164,8 +167,14 @@ pub struct Registry {
 
 impl Registry {
     /// Every engine, with what it needs from the broker.
-    pub fn new(postgres: PostgresEngine, ssh: Arc<SshEngine>, kube: KubeEngine) -> Self {
+    pub fn new(
+        postgres: PostgresEngine,
+        ssh: Arc<SshEngine>,
+        kube: KubeEngine,
+        http: HttpEngine,
+    ) -> Self {
         let mut engines: HashMap<ResourceKind, Arc<dyn Engine>> = HashMap::new();
+        engines.insert(ResourceKind::Http, Arc::new(http));
         engines.insert(ResourceKind::Kubernetes, Arc::new(kube));
         engines.insert(ResourceKind::Postgres, Arc::new(postgres));
         engines.insert(ResourceKind::Ssh, ssh);
