@@ -50,6 +50,12 @@ fn main() {
         cluster.url()
     );
 
+    let billing = sluice_fake_http::FakeHttp::start();
+    println!(
+        "And an internal HTTP service on {} (customers with emails and card numbers) that wants an API key.",
+        billing.url()
+    );
+
     step(
         2,
         "The broker: `sluiced init`, a postgres resource, an identity provider, roles and a rule",
@@ -89,6 +95,19 @@ fn main() {
             "      description: deploy; deletes need a lead, namespaces are never deleted\n      max_ttl: 1h\n      kube: {profile: kube-guarded, approvers: [dba-leads]}\n",
         )
         .rule_with("deployers", &[], &["dba"], &["prod-cluster"], &["deployer"], "")
+        .http(
+            "billing-api",
+            &format!(
+                "    address: {}\n    plaintext: true\n    inject:\n      headers: {{X-Api-Key: env:BILLING_KEY}}\n    identity: {{header: Sluice-Identity}}\n",
+                billing.address()
+            ),
+            &[("BILLING_KEY", "demo-api-key-kept-by-the-broker")],
+        )
+        .role(
+            "billing-reader",
+            "      description: read billing data, emails and card numbers masked\n      max_ttl: 1h\n      http: {profile: http-read-only, masking: pii, mask: [\"$.customers[*].email\"]}\n",
+        )
+        .rule_with("billing", &[], &["dba"], &["billing-api"], &["billing-reader"], "")
         .start();
     println!(
         "sluiced serves https://127.0.0.1:{} (TLS with its own development CA)",
@@ -462,7 +481,36 @@ fn main() {
     println!("\n  (KioqKg== is base64 of ****: the values never left the broker)");
     let _ = std::fs::remove_dir_all(&cache);
 
+    step(
+        13,
+        "An HTTP service: the broker holds its API key, reads are allowed, writes refused, values masked",
+    );
+    let curl = |args: &str| {
+        alice.run(&[
+            "connect",
+            "billing-api",
+            "--exec",
+            "sh",
+            "-c",
+            &format!("curl -s -w '\\n(HTTP %{{http_code}})\\n' -H \"$SLUICE_HTTP_HEADER\" {args}"),
+        ])
+    };
+    show(
+        "sluice connect billing-api --exec sh -c 'curl -H \"$SLUICE_HTTP_HEADER\" \"$SLUICE_URL/customers\"'",
+        &curl("\"$SLUICE_URL/customers\""),
+    );
+    show(
+        "sluice connect billing-api --exec sh -c 'curl -X DELETE ... \"$SLUICE_URL/items/1\"'",
+        &curl("-X DELETE \"$SLUICE_URL/items/1\""),
+    );
+    let seen = billing.requests();
     println!(
-        "\nDone: the broker, PostgreSQL, sshd, the API server and every tunnel are shut down now."
+        "  (the service saw {} request(s), none a DELETE: {}; each carried the broker's API key and a signed Sluice-Identity naming alice)",
+        seen.len(),
+        !seen.iter().any(|r| r.method == "DELETE")
+    );
+
+    println!(
+        "\nDone: the broker, PostgreSQL, sshd, the API server, the HTTP service and every tunnel are shut down now."
     );
 }
