@@ -344,8 +344,18 @@ pub enum HttpEvent {
         bytes: u64,
         /// Since the request.
         duration_ms: u64,
+        /// The start of the body as the client received it (masked as sent), for responses
+        /// that are not streams; at most [`HTTP_BODY_CAP`] bytes, as text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+        /// Whether the body went on past what `body` keeps.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        body_truncated: bool,
     },
 }
+
+/// The most of a response body a recording keeps.
+pub const HTTP_BODY_CAP: usize = 64 * 1024;
 
 impl HttpEvent {
     /// The `"type"` values of this family.

@@ -107,16 +107,33 @@ fn the_broker_injects_its_credential_and_a_verifiable_assertion_and_drops_forger
         "/whoami",
     );
     assert_eq!(code, 200, "{body}");
+    // The service received the broker's credential, not the client's values...
+    let logged = s.fake.requests();
+    let whoami = logged.iter().find(|r| r.path == "/whoami").expect("logged");
+    assert_eq!(
+        whoami.header("authorization"),
+        Some(format!("Bearer {UPSTREAM_TOKEN}").as_str())
+    );
+    assert_eq!(whoami.header("x-api-key"), Some(API_KEY));
+    assert_eq!(whoami.header("host"), Some("localhost"));
+    let assertion = whoami
+        .header("sluice-identity")
+        .expect("an assertion")
+        .to_owned();
+    assert_ne!(assertion, "forged");
+    let assertion = assertion.as_str();
+    // ...and its echo reaches the client with the credentials replaced.
     let seen: serde_json::Value = serde_json::from_str(&body).expect("json");
     let headers = &seen["headers"];
-    assert_eq!(headers["authorization"], format!("Bearer {UPSTREAM_TOKEN}"));
     assert_eq!(
-        headers["x-api-key"], API_KEY,
-        "the client's value is replaced"
+        headers["authorization"],
+        format!("Bearer {}", "*".repeat(UPSTREAM_TOKEN.len()))
     );
-    assert_eq!(headers["host"], "localhost");
-    let assertion = headers["sluice-identity"].as_str().expect("an assertion");
-    assert_ne!(assertion, "forged");
+    assert_eq!(headers["x-api-key"], "*".repeat(API_KEY.len()));
+    assert!(
+        !body.contains(UPSTREAM_TOKEN) && !body.contains(API_KEY),
+        "{body}"
+    );
 
     // The assertion verifies with the key the broker publishes, for this resource only.
     let jwks = std::process::Command::new("curl")
@@ -277,6 +294,28 @@ fn masking_covers_json_whole_chunked_and_gzip_and_event_streams_line_by_line() {
     // The same service without masking: the values are there (the test can fail).
     let (_, body) = s.curl("ops", "--compressed", "/customers/gzip");
     assert!(body.contains(PLANTED[0]), "{body}");
+
+    // The recording keeps each answer as the client got it: masked for the masking role.
+    let sessions = s.cli.ended_sessions(4);
+    let masked_bodies: Vec<String> = sessions
+        .iter()
+        .filter(|session| session["role"] == "masked")
+        .flat_map(|session| {
+            let id = session["id"].as_str().expect("id");
+            let shown = s.cli.run(&["sessions", "show", id, "--output", "json"]);
+            let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
+            shown["events"].as_array().cloned().unwrap_or_default()
+        })
+        .filter(|e| e["type"] == "http_response")
+        .filter_map(|e| e["body"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(masked_bodies.len(), 3, "{masked_bodies:#?}");
+    for body in &masked_bodies {
+        assert!(body.contains("Ada Lovelace"), "{body}");
+        for planted in PLANTED {
+            assert!(!body.contains(planted), "{planted} recorded in {body}");
+        }
+    }
 
     // Server-sent events are masked and forwarded as they happen, not when the stream ends.
     let mut child = s

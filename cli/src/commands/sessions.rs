@@ -404,10 +404,28 @@ fn http_line(at: &str, event: &HttpEvent) -> String {
             status,
             bytes,
             duration_ms,
+            body,
+            body_truncated,
             ..
-        } => format!("{at}     {status} ({bytes} bytes) in {duration_ms} ms"),
+        } => {
+            let mut line = format!("{at}     {status} ({bytes} bytes) in {duration_ms} ms");
+            if let Some(body) = body {
+                let shown: String = body.chars().take(BODY_SHOWN).collect();
+                let more = *body_truncated || body.chars().count() > BODY_SHOWN;
+                line.push_str(&format!(
+                    "\n{:>11}{}{}",
+                    "",
+                    clean(&shown),
+                    if more { " …" } else { "" }
+                ));
+            }
+            line
+        }
     }
 }
+
+/// How much of a recorded response body the timeline shows (`--output json` has all of it).
+const BODY_SHOWN: usize = 200;
 
 fn timeline(detail: &SessionDetail) -> String {
     let mut out = summary(&detail.session);
@@ -570,6 +588,8 @@ mod tests {
                     status: 200,
                     bytes: 512,
                     duration_ms: 2,
+                    body: None,
+                    body_truncated: false,
                 }
                 .into(),
             ),

@@ -151,6 +151,8 @@ fn every_family_round_trips() {
             status: 200,
             bytes: 5120,
             duration_ms: 12,
+            body: None,
+            body_truncated: false,
         }
         .into(),
     ];

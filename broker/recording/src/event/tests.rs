@@ -186,6 +186,8 @@ fn every_variant_round_trips() {
             status: 403,
             bytes: 0,
             duration_ms: 4,
+            body: Some("{\"kind\":\"Status\"}".into()),
+            body_truncated: false,
         }
         .into(),
         SessionEvent::Note {

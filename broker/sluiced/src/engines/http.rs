@@ -24,7 +24,7 @@ use crate::tokens::{Assertion, TokenService};
 use crate::tunnel::SessionOpener;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::{Body, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
@@ -158,6 +158,8 @@ impl Engine for HttpEngine {
 /// The credential headers the broker adds, resolved once per session; never logged.
 struct Injected {
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// The secrets in them, looked for (and replaced) in every response.
+    scrubber: Arc<web::Scrubber>,
 }
 
 impl Injected {
@@ -165,6 +167,7 @@ impl Injected {
     fn resolve(spec: &HttpSpec) -> Result<Self, &'static str> {
         use base64::Engine as _;
         let mut headers = Vec::new();
+        let mut secrets: Vec<Vec<u8>> = Vec::new();
         let sensitive = |text: String| -> Result<HeaderValue, &'static str> {
             let mut value =
                 HeaderValue::from_str(&text).map_err(|_| "injected credential (not a header)")?;
@@ -175,15 +178,16 @@ impl Injected {
             let value = match &authorization.value {
                 HttpAuthorization::Bearer(token) => {
                     let token = token.resolve().map_err(|_| "bearer token")?;
+                    secrets.push(token.expose().as_bytes().to_vec());
                     format!("Bearer {}", token.expose())
                 }
                 HttpAuthorization::Basic { user, password } => {
                     let password = password.resolve().map_err(|_| "basic-auth password")?;
-                    let pair = format!("{user}:{}", password.expose());
-                    format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(pair)
-                    )
+                    let pair = base64::engine::general_purpose::STANDARD
+                        .encode(format!("{user}:{}", password.expose()));
+                    secrets.push(password.expose().as_bytes().to_vec());
+                    secrets.push(pair.as_bytes().to_vec());
+                    format!("Basic {pair}")
                 }
             };
             headers.push((header::AUTHORIZATION, sensitive(value)?));
@@ -191,9 +195,13 @@ impl Injected {
         for (name, secret) in &spec.inject.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "injected header")?;
             let value = secret.value.resolve().map_err(|_| "injected header")?;
+            secrets.push(value.expose().as_bytes().to_vec());
             headers.push((name, sensitive(value.expose().clone())?));
         }
-        Ok(Self { headers })
+        Ok(Self {
+            headers,
+            scrubber: Arc::new(web::Scrubber::new(secrets)),
+        })
     }
 }
 
@@ -321,7 +329,10 @@ async fn handle(context: Arc<Context>, request: Request<Incoming>) -> Response<R
                 seq,
                 method: method.clone(),
                 path: path.clone(),
-                query: query.clone(),
+                query: web::recorded_query(
+                    &query,
+                    plan.as_ref().and_then(|plan| plan.masking.as_deref()),
+                ),
                 decision,
             });
         }
@@ -383,15 +394,10 @@ async fn handle(context: Arc<Context>, request: Request<Incoming>) -> Response<R
         Ok(response) => respond(&context, response, masking, &method),
         Err(response) => response,
     };
-    if let Some(recording) = &context.recording {
-        recording.record(HttpEvent::HttpResponse {
-            seq,
-            status: response.status().as_u16(),
-            bytes: response.body().size_hint().exact().unwrap_or(0),
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        });
-    }
-    response
+    let keep =
+        response.status() != StatusCode::SWITCHING_PROTOCOLS && web::keepable(response.headers());
+    let response = context.injected.scrubber.wrap(response);
+    web::recorded(response, context.recording.as_ref(), seq, started, keep)
 }
 
 /// Sends the request to the service as the broker: the tunnel token and anything the client
@@ -411,8 +417,9 @@ async fn forward(
     if let Some(identity) = &context.identity {
         parts.headers.remove(&identity.header);
     }
-    if masking {
-        // Bodies must be readable to be masked.
+    if masking || !context.injected.headers.is_empty() {
+        // Bodies must be readable to be masked, and to have the broker's credential removed
+        // should the service echo it.
         parts.headers.remove(header::ACCEPT_ENCODING);
     }
     parts.headers.insert(header::HOST, context.host.clone());

@@ -24,7 +24,7 @@ use crate::plan::{KubePlan, RolePlan};
 use crate::tunnel::SessionOpener;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
@@ -123,6 +123,7 @@ impl Engine for KubeEngine {
             let context = Arc::new(Context_ {
                 secret,
                 token: token.expose().clone(),
+                scrubber: Arc::new(web::Scrubber::new([token.expose().as_bytes().to_vec()])),
                 subject: authz.identity().subject.clone(),
                 impersonate: spec.impersonate,
                 plan,
@@ -145,6 +146,8 @@ struct Context_ {
     secret: String,
     /// The broker's bearer token for the API server.
     token: String,
+    /// Removes that token from responses, should the API server echo it.
+    scrubber: Arc<web::Scrubber>,
     /// Who is calling (for impersonation and approvals).
     subject: String,
     impersonate: bool,
@@ -324,15 +327,13 @@ async fn handle(context: Arc<Context_>, request: Request<Incoming>) -> Response<
         .unwrap_or_default();
     let response = forward(&context, request, &attributes, &groups).await;
     let response = respond(&context, response, &attributes, rules.as_ref());
-    if let Some(recording) = &context.recording {
-        recording.record(HttpEvent::HttpResponse {
-            seq,
-            status: response.status().as_u16(),
-            bytes: response.body().size_hint().exact().unwrap_or(0),
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        });
-    }
-    response
+    // Streams (watches, followed logs, exec) are not kept: their events are not one answer.
+    let keep = attributes.verb != "watch"
+        && !query.split('&').any(|p| p == "follow=true")
+        && response.status() != StatusCode::SWITCHING_PROTOCOLS
+        && web::keepable(response.headers());
+    let response = context.scrubber.wrap(response);
+    web::recorded(response, context.recording.as_ref(), seq, started, keep)
 }
 
 fn record_request(
@@ -347,7 +348,15 @@ fn record_request(
             seq,
             method: request.method().to_string(),
             path: request.uri().path().to_owned(),
-            query: query.to_owned(),
+            query: web::recorded_query(
+                query,
+                context
+                    .plan
+                    .borrow()
+                    .kube
+                    .as_ref()
+                    .and_then(|plan| plan.masking.as_deref()),
+            ),
             decision,
         });
     }

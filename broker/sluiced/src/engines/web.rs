@@ -9,7 +9,7 @@ use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sluice_shared::recording::Decision as Recorded;
+use sluice_shared::recording::{Decision as Recorded, HTTP_BODY_CAP};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -514,4 +514,311 @@ where
     }
     streams.cut.send_replace(true);
     end
+}
+
+/// Wraps a response so its `http_response` event is recorded when the body ends (or the
+/// client goes away): status, the bytes sent, the time since `started`, and with `keep` the
+/// start of the body as sent (after masking), up to [`HTTP_BODY_CAP`] bytes.
+pub(super) fn recorded(
+    response: Response<ResponseBody>,
+    recording: Option<&sluice_recording::SessionRecording>,
+    seq: u64,
+    started: std::time::Instant,
+    keep: bool,
+) -> Response<ResponseBody> {
+    let Some(recording) = recording else {
+        return response;
+    };
+    let (parts, body) = response.into_parts();
+    let teed = Teed {
+        inner: body,
+        recording: recording.clone(),
+        seq,
+        status: parts.status.as_u16(),
+        started,
+        bytes: 0,
+        kept: keep.then(Vec::new),
+        truncated: false,
+        done: false,
+    };
+    Response::from_parts(parts, UnsyncBoxBody::new(teed))
+}
+
+/// A body passed on while its size (and start) is noted for the recording.
+struct Teed {
+    inner: ResponseBody,
+    recording: sluice_recording::SessionRecording,
+    seq: u64,
+    status: u16,
+    started: std::time::Instant,
+    bytes: u64,
+    kept: Option<Vec<u8>>,
+    truncated: bool,
+    done: bool,
+}
+
+impl Teed {
+    fn finish(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let body = self
+            .kept
+            .take()
+            .map(|kept| String::from_utf8_lossy(&kept).into_owned());
+        self.recording
+            .record(sluice_shared::recording::HttpEvent::HttpResponse {
+                seq: self.seq,
+                status: self.status,
+                bytes: self.bytes,
+                duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                body,
+                body_truncated: self.truncated,
+            });
+    }
+}
+
+impl Body for Teed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len();
+                    self.bytes += len as u64;
+                    let mut truncated = false;
+                    if let Some(kept) = self.kept.as_mut() {
+                        let room = HTTP_BODY_CAP.saturating_sub(kept.len());
+                        kept.extend_from_slice(&data[..room.min(len)]);
+                        truncated = len > room;
+                    }
+                    self.truncated |= truncated;
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Teed {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Whether a response's body is kept in the recording: text the client can read (JSON, YAML,
+/// XML, plain text), not compressed, not a stream of events.
+pub(super) fn keepable(headers: &HeaderMap) -> bool {
+    if headers.contains_key(header::CONTENT_ENCODING) {
+        return false;
+    }
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence.ends_with("+json")
+        || essence == "application/yaml"
+        || essence.ends_with("/xml")
+        || (essence.starts_with("text/") && essence != "text/event-stream")
+}
+
+/// A request's query string as the recording keeps it: with the role's detectors applied
+/// (a token or an email in a query is masked like one in a body).
+pub(super) fn recorded_query(query: &str, masking: Option<&sluice_mask::MaskPolicy>) -> String {
+    match masking {
+        Some(policy) => {
+            let mut counts = sluice_mask::MaskCounts::default();
+            policy.mask_text(query, &mut counts).into_owned()
+        }
+        None => query.to_owned(),
+    }
+}
+
+/// The broker's own credentials for a service, removed from every response it relays: a
+/// service that echoes the `Authorization` or API key it received would otherwise hand the
+/// broker's credential to the client (and to the recording). Each occurrence is replaced by as
+/// many `*`, so lengths (and `Content-Length`) stay right. Values shorter than
+/// [`MIN_SCRUBBED`] bytes are not looked for: they would match ordinary text.
+#[derive(Debug, Default)]
+pub(super) struct Scrubber {
+    secrets: Vec<Vec<u8>>,
+}
+
+/// The shortest credential looked for in responses.
+pub(super) const MIN_SCRUBBED: usize = 8;
+
+impl Scrubber {
+    /// A scrubber for `secrets` (short ones are left out).
+    pub(super) fn new(secrets: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        let mut secrets: Vec<Vec<u8>> = secrets
+            .into_iter()
+            .filter(|s| s.len() >= MIN_SCRUBBED)
+            .collect();
+        secrets.sort();
+        secrets.dedup();
+        Self { secrets }
+    }
+
+    /// Replaces every whole occurrence in `buf`.
+    fn scrub(&self, buf: &mut [u8]) {
+        for secret in &self.secrets {
+            let mut at = 0;
+            while at + secret.len() <= buf.len() {
+                if buf[at..].starts_with(secret) {
+                    buf[at..at + secret.len()].fill(b'*');
+                    at += secret.len();
+                } else {
+                    at += 1;
+                }
+            }
+        }
+    }
+
+    /// How many bytes at the end of `buf` could be the start of a credential the next chunk
+    /// completes (they are held back until it arrives).
+    fn pending(&self, buf: &[u8]) -> usize {
+        self.secrets
+            .iter()
+            .map(|secret| {
+                (1..secret.len().min(buf.len() + 1))
+                    .rev()
+                    .find(|&n| buf.ends_with(&secret[..n]))
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// `response` with the credentials scrubbed from its body as it streams.
+    pub(super) fn wrap(
+        self: &Arc<Self>,
+        response: Response<ResponseBody>,
+    ) -> Response<ResponseBody> {
+        if self.secrets.is_empty() {
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let scrubbed = Scrubbed {
+            inner: body,
+            scrubber: Arc::clone(self),
+            held: Vec::new(),
+            ended: false,
+        };
+        Response::from_parts(parts, UnsyncBoxBody::new(scrubbed))
+    }
+}
+
+/// A body with the broker's credentials replaced; only a tail that may be the start of one is
+/// held back, so event streams are not delayed.
+struct Scrubbed {
+    inner: ResponseBody,
+    scrubber: Arc<Scrubber>,
+    held: Vec<u8>,
+    ended: bool,
+}
+
+impl Body for Scrubbed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        loop {
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    let mut buf = std::mem::take(&mut self.held);
+                    buf.extend_from_slice(&data);
+                    self.scrubber.scrub(&mut buf);
+                    let keep = self.scrubber.pending(&buf);
+                    self.held = buf.split_off(buf.len() - keep);
+                    if !buf.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))));
+                    }
+                }
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    let rest = std::mem::take(&mut self.held);
+                    if rest.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scrubber;
+
+    #[test]
+    fn credentials_are_scrubbed_whole_and_across_chunk_boundaries() {
+        let scrubber = Scrubber::new([b"s3cret-token".to_vec(), b"short".to_vec()]);
+        let text = b"{\"auth\":\"Bearer s3cret-token\",\"again\":\"s3cret-token\",\"short\":1}";
+        let mut whole = text.to_vec();
+        scrubber.scrub(&mut whole);
+        let expected = String::from_utf8_lossy(&whole).into_owned();
+        assert!(!expected.contains("s3cret"), "{expected}");
+        assert!(expected.contains("************"), "{expected}");
+        assert!(
+            expected.contains("short"),
+            "short values are not looked for"
+        );
+        assert_eq!(whole.len(), text.len());
+        // However the body is cut into chunks, the same bytes come out.
+        for size in 1..text.len() {
+            let mut out = Vec::new();
+            let mut held = Vec::new();
+            for chunk in text.chunks(size) {
+                let mut buf = std::mem::take(&mut held);
+                buf.extend_from_slice(chunk);
+                scrubber.scrub(&mut buf);
+                let keep = scrubber.pending(&buf);
+                held = buf.split_off(buf.len() - keep);
+                out.extend(buf);
+            }
+            out.extend(held);
+            assert_eq!(String::from_utf8_lossy(&out), expected, "chunks of {size}");
+        }
+        // Nothing is held back at the end of an ordinary event.
+        assert_eq!(scrubber.pending(b"data: {}\n\n"), 0);
+        assert_eq!(scrubber.pending(b"... s3cr"), 4);
+    }
 }
