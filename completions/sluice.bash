@@ -46,6 +46,9 @@ _sluice() {
             sluice,kube)
                 cmd="sluice__subcmd__kube"
                 ;;
+            sluice,kube-credential)
+                cmd="sluice__subcmd__kube__subcmd__credential"
+                ;;
             sluice,login)
                 cmd="sluice__subcmd__login"
                 ;;
@@ -91,11 +94,17 @@ _sluice() {
             sluice__subcmd__config,help)
                 cmd="sluice__subcmd__config__subcmd__help"
                 ;;
+            sluice__subcmd__config,kube)
+                cmd="sluice__subcmd__config__subcmd__kube"
+                ;;
             sluice__subcmd__config,ssh)
                 cmd="sluice__subcmd__config__subcmd__ssh"
                 ;;
             sluice__subcmd__config__subcmd__help,help)
                 cmd="sluice__subcmd__config__subcmd__help__subcmd__help"
+                ;;
+            sluice__subcmd__config__subcmd__help,kube)
+                cmd="sluice__subcmd__config__subcmd__help__subcmd__kube"
                 ;;
             sluice__subcmd__config__subcmd__help,ssh)
                 cmd="sluice__subcmd__config__subcmd__help__subcmd__ssh"
@@ -160,6 +169,9 @@ _sluice() {
             sluice__subcmd__help,kube)
                 cmd="sluice__subcmd__help__subcmd__kube"
                 ;;
+            sluice__subcmd__help,kube-credential)
+                cmd="sluice__subcmd__help__subcmd__kube__subcmd__credential"
+                ;;
             sluice__subcmd__help,login)
                 cmd="sluice__subcmd__help__subcmd__login"
                 ;;
@@ -189,6 +201,9 @@ _sluice() {
                 ;;
             sluice__subcmd__help__subcmd__audit,verify)
                 cmd="sluice__subcmd__help__subcmd__audit__subcmd__verify"
+                ;;
+            sluice__subcmd__help__subcmd__config,kube)
+                cmd="sluice__subcmd__help__subcmd__config__subcmd__kube"
                 ;;
             sluice__subcmd__help__subcmd__config,ssh)
                 cmd="sluice__subcmd__help__subcmd__config__subcmd__ssh"
@@ -269,7 +284,7 @@ _sluice() {
 
     case "${cmd}" in
         sluice)
-            opts="-h -V --broker --ca --help --version login logout whoami resources connect run ssh kube proxy config grant approvals approve deny sessions audit completions help"
+            opts="-h -V --broker --ca --help --version login logout whoami resources connect run ssh kube proxy config kube-credential grant approvals approve deny sessions audit completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -515,7 +530,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__config)
-            opts="-h --broker --ca --help ssh help"
+            opts="-h --broker --ca --help ssh kube help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -537,7 +552,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__config__subcmd__help)
-            opts="ssh help"
+            opts="ssh kube help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -564,6 +579,20 @@ _sluice() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sluice__subcmd__config__subcmd__help__subcmd__kube)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sluice__subcmd__config__subcmd__help__subcmd__ssh)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -571,6 +600,56 @@ _sluice() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__config__subcmd__kube)
+            opts="-r -n -h --role --context --namespace --kubeconfig --kubectl --broker --ca --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubectl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -935,7 +1014,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__help)
-            opts="login logout whoami resources connect run ssh kube proxy config grant approvals approve deny sessions audit completions help"
+            opts="login logout whoami resources connect run ssh kube proxy config kube-credential grant approvals approve deny sessions audit completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1033,8 +1112,22 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__help__subcmd__config)
-            opts="ssh"
+            opts="ssh kube"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__help__subcmd__config__subcmd__kube)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1173,6 +1266,20 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__help__subcmd__kube)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__help__subcmd__kube__subcmd__credential)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1400,6 +1507,44 @@ _sluice() {
                     return 0
                     ;;
                 --kubectl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__kube__subcmd__credential)
+            opts="-r -h --role --ttl --reason --broker --ca --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -101,6 +101,11 @@ pub enum Command {
     /// rsync and git reach ssh resources as RESOURCE.sluice.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// A kubectl exec credential plugin (written into kubeconfigs by `sluice config kube`):
+    /// prints an ExecCredential for the broker's Kubernetes endpoint under your grant on RES,
+    /// asking for one when you hold none.
+    #[command(name = "kube-credential")]
+    KubeCredential(KubeCredentialArgs),
     /// Ask for, wait for, list and revoke just-in-time grants (a role on a resource for a time).
     #[command(subcommand)]
     Grant(GrantCommand),
@@ -280,6 +285,44 @@ pub enum ConfigCommand {
         after_help = "Examples:\n  sluice config ssh                  # writes ~/.config/sluice/ssh_config, prints the Include line\n  sluice config ssh --output -       # print the block instead\n  echo 'Include ~/.config/sluice/ssh_config' >> ~/.ssh/config && ssh web.sluice uptime"
     )]
     Ssh(ConfigSshArgs),
+    /// Write a context into your kubeconfig whose server is the broker and whose credential is
+    /// `sluice kube-credential RES`: plain `kubectl --context RES` then works while you hold a
+    /// grant (reused, or asked for when kubectl first needs it).
+    #[command(
+        after_help = "Examples:\n  sluice config kube prod-cluster                 # context prod-cluster in ~/.kube/config (or $KUBECONFIG)\n  sluice config kube prod-cluster --role deployer -n prod\n  kubectl --context prod-cluster get pods"
+    )]
+    Kube(ConfigKubeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigKubeArgs {
+    /// The kubernetes resource.
+    pub resource: String,
+    /// The role the credential asks for when you hold no grant (the policy's default when
+    /// left out).
+    #[arg(long, short)]
+    pub role: Option<String>,
+    /// The context's name [default: the resource's].
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The namespace the context starts in.
+    #[arg(long, short, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// The kubeconfig file to write [default: kubectl's: $KUBECONFIG or ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The kubectl program that writes it.
+    #[arg(long, default_value = "kubectl", value_name = "PROGRAM")]
+    pub kubectl: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeCredentialArgs {
+    /// The kubernetes resource.
+    pub resource: String,
+    /// The grant to use or ask for.
+    #[command(flatten)]
+    pub grant: GrantArgs,
 }
 
 #[derive(Debug, Args)]

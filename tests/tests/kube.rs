@@ -496,3 +496,173 @@ fn the_python_client_gets_the_same_decisions_and_masking() {
     );
     assert!(s.fake.object("namespaces", "", "prod").is_some());
 }
+
+#[test]
+fn config_kube_writes_a_context_that_plain_kubectl_uses_through_the_broker() {
+    let s = setup();
+    let kubeconfig = s.cache.path().join("kubeconfig");
+    let out = s.cli.run(&[
+        "config",
+        "kube",
+        "cluster",
+        "--role",
+        "viewer",
+        "-n",
+        "prod",
+        "--kubeconfig",
+        &kubeconfig.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+    assert!(written.contains("/v1/kube/cluster"), "{written}");
+    assert!(written.contains("kube-credential"), "{written}");
+    assert!(
+        !written.contains(s.fake.token()),
+        "the cluster's token is in the kubeconfig"
+    );
+    let cache = format!("--cache-dir={}", s.cache.path().display());
+    let kubectl = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("kubectl");
+        for (k, v) in s.cli.env() {
+            cmd.env(k, v);
+        }
+        cmd.env_remove("KUBECONFIG")
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .args(["--context", "cluster", cache.as_str()])
+            .args(args)
+            .output()
+            .expect("kubectl")
+    };
+    // No grant yet: the plugin asks for one (viewer is granted at once) and kubectl lists.
+    let out = kubectl(&["get", "pods"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("web-1"), "{}", text(&out.stdout));
+    let out = kubectl(&["delete", "namespace", "prod"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("kube-read-only"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!s.fake.requests().iter().any(|r| r.method == "DELETE"));
+    let out = kubectl(&["get", "secret", "db-creds", "-o", "jsonpath={.data}"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("KioqKg=="),
+        "{}",
+        text(&out.stdout)
+    );
+    // The API server saw the broker, impersonating alice.
+    assert!(
+        s.fake
+            .requests()
+            .iter()
+            .any(|r| r.impersonate_user.as_deref() == Some("alice"))
+    );
+
+    // A credential that is not one gets 401 from the endpoint, and nothing reaches the cluster.
+    let before = s.fake.requests().len();
+    let forged = std::process::Command::new("curl")
+        .args([
+            "-q",
+            "-s",
+            "--noproxy",
+            "*",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(s._broker.ca())
+        .args(["-H", "Authorization: Bearer g_0000.not-a-token"])
+        .arg(format!(
+            "{}/v1/kube/cluster/api/v1/namespaces",
+            s._broker.url()
+        ))
+        .output()
+        .expect("curl");
+    assert_eq!(text(&forged.stdout), "401");
+    assert_eq!(s.fake.requests().len(), before);
+
+    // Revoking the grant ends the endpoint's session; the next call asks for a new grant.
+    let list = s.cli.run(&["grant", "list", "--output", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    let grant = list["grants"][0]["id"]
+        .as_str()
+        .expect("a grant")
+        .to_owned();
+    let out = s.cli.run(&["grant", "revoke", &grant, "--reason", "done"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = kubectl(&["get", "pods"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = s.cli.run(&["grant", "list", "--output", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert!(
+        list["grants"]
+            .as_array()
+            .is_some_and(|g| g.iter().any(|g| g["id"] != grant.as_str())),
+        "{list}"
+    );
+    // The calls under the revoked grant were one recorded session, ended by the revocation.
+    let mut ended = String::new();
+    sluice_tests::wait_for(
+        "the revoked grant's session to end",
+        std::time::Duration::from_secs(10),
+        || {
+            let list = s.cli.run(&["sessions", "list", "--output", "json"]);
+            let list: serde_json::Value =
+                serde_json::from_slice(&list.stdout).unwrap_or(serde_json::Value::Null);
+            let under: Vec<&serde_json::Value> = list["sessions"]
+                .as_array()
+                .map(|all| {
+                    all.iter()
+                        .filter(|x| x["grant"] == grant.as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            ended = format!("{under:?}");
+            under.len() == 1
+                && under[0]["end"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("revoked"))
+        },
+    );
+    assert!(!ended.is_empty());
+
+    // exec (a WebSocket upgrade) works through the endpoint too, for a role that allows it.
+    let out = s.cli.run(&[
+        "config",
+        "kube",
+        "cluster",
+        "--role",
+        "ops",
+        "--context",
+        "cluster-ops",
+        "--kubeconfig",
+        &kubeconfig.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut cmd = std::process::Command::new("kubectl");
+    for (k, v) in s.cli.env() {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .env_remove("KUBECONFIG")
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(["--context", "cluster-ops", cache.as_str()])
+        .args([
+            "exec",
+            "-n",
+            "prod",
+            "web-1",
+            "--",
+            "sh",
+            "-c",
+            "echo hi; exit 3",
+        ])
+        .output()
+        .expect("kubectl exec");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "hi");
+}

@@ -24,6 +24,8 @@ use std::sync::Arc;
 pub struct AppState {
     /// Token and policy checks.
     pub gate: Gate,
+    /// The sessions of the broker's own Kubernetes endpoint, by grant.
+    pub kube_links: Arc<crate::kube_endpoint::KubeLinks>,
     /// Ended when the broker shuts down; every tunnel's lease derives from it.
     pub shutdown: Arc<LeaseHandle>,
     /// Open tunnels, bounded by `limits.max_tunnels`.
@@ -69,6 +71,10 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/v1/health", get(health))
         .route("/v1/version", get(version))
         .route("/.well-known/jwks.json", get(jwks))
+        .route(
+            "/v1/kube/{*path}",
+            axum::routing::any(crate::kube_endpoint::handle),
+        )
         .route("/v1/whoami", get(whoami))
         .route("/v1/auth/config", get(auth_config))
         .route("/v1/auth/token", post(exchange))

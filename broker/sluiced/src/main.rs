@@ -11,6 +11,7 @@ mod grants;
 mod grants_api;
 mod holds;
 mod init;
+mod kube_endpoint;
 mod live;
 mod login;
 mod plan;

@@ -107,6 +107,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     ));
     let state = AppState {
         gate: Gate::new(live, tokens, revocations.clone(), grants.clone()),
+        kube_links: Arc::default(),
         holds: holds.clone(),
         engines,
         audit,

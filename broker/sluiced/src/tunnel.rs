@@ -88,6 +88,83 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown")
         .to_string();
+    let Started {
+        id: session_id,
+        session,
+        authz,
+        permit,
+        plan: plan_tx,
+    } = start(&app, headers, &resource, &client_addr).await?;
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let span = tracing::info_span!(
+        "session",
+        id = %session_id,
+        subject = %authz.identity().subject,
+        resource = %resource,
+        grant = %authz.grant_id(),
+        role = %authz.role(),
+        client = %client_addr,
+    );
+    tokio::spawn(
+        async move {
+            let _permit = permit;
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    run(
+                        Transport::Stream(TokioIo::new(upgraded)),
+                        session,
+                        authz,
+                        plan_tx,
+                        &app,
+                    )
+                    .await;
+                }
+                Err(e) => {
+                    warn!(error = %e, "the tunnel upgrade failed");
+                    session
+                        .abandon()
+                        .finish(&format!("error: the tunnel upgrade failed: {e}"), 0, 0)
+                        .await;
+                }
+            }
+        }
+        .instrument(span),
+    );
+
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    response
+        .headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static(PROTOCOL));
+    Ok(response)
+}
+
+/// A session the gate allowed and the engine prepared, ready to be served.
+pub struct Started {
+    /// The session's id.
+    pub id: String,
+    /// The engine's session.
+    pub session: Box<dyn Session>,
+    /// Who, on what, under which grant.
+    pub authz: Authorized,
+    /// The session's tunnel slot, held until it has written its end.
+    pub permit: OwnedSemaphorePermit,
+    /// The session's plan, replaced by reloads while it runs.
+    pub plan: watch::Sender<Arc<RolePlan>>,
+}
+
+/// Authorizes a session of `resource` for the caller `headers` name (token, grant, one-time
+/// secret), takes a tunnel slot and has the resource's engine prepare it.
+pub async fn start(
+    app: &AppState,
+    headers: &axum::http::HeaderMap,
+    resource: &str,
+    client_addr: &str,
+) -> Result<Started, Failure> {
+    let resource = resource.to_owned();
+    let client_addr = client_addr.to_owned();
     let authz = match app.gate.authorize(headers, &resource).await {
         Ok(authz) => authz,
         Err(e) => {
@@ -149,41 +226,13 @@ pub async fn open(State(app): State<AppState>, mut req: Request) -> Result<Respo
         .await
         .map_err(Failure)?;
 
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let span = tracing::info_span!(
-        "session",
-        id = %session_id,
-        subject = %authz.identity().subject,
-        resource = %resource,
-        grant = %authz.grant_id(),
-        role = %authz.role(),
-        client = %client_addr,
-    );
-    tokio::spawn(
-        async move {
-            let _permit = permit;
-            match on_upgrade.await {
-                Ok(upgraded) => run(TokioIo::new(upgraded), session, authz, plan_tx, &app).await,
-                Err(e) => {
-                    warn!(error = %e, "the tunnel upgrade failed");
-                    session
-                        .abandon()
-                        .finish(&format!("error: the tunnel upgrade failed: {e}"), 0, 0)
-                        .await;
-                }
-            }
-        }
-        .instrument(span),
-    );
-
-    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    response
-        .headers_mut()
-        .insert(header::UPGRADE, HeaderValue::from_static(PROTOCOL));
-    Ok(response)
+    Ok(Started {
+        id: session_id,
+        session,
+        authz,
+        permit,
+        plan: plan_tx,
+    })
 }
 
 fn bad_request(message: String) -> Failure {
@@ -277,12 +326,21 @@ impl SessionOpener {
     }
 }
 
+/// How a session's client reaches it: a tunnel's byte stream, or requests the broker's own
+/// endpoint hands over.
+pub enum Transport {
+    /// The upgraded tunnel.
+    Stream(TokioIo<hyper::upgrade::Upgraded>),
+    /// Requests of `/v1/kube/RES/...`.
+    Requests(tokio::sync::mpsc::Receiver<crate::engines::Exchange>),
+}
+
 /// Runs the engine under a lease of its own that ends when the grant ends, when the broker
 /// shuts down, when the grant's end time passes, when the policy no longer allows the session,
 /// or when a required recording fails, whichever comes first: a tunnel never outlives its grant
 /// even if a timer or a store write failed.
-async fn run(
-    stream: TokioIo<hyper::upgrade::Upgraded>,
+pub async fn run(
+    transport: Transport,
     session: Box<dyn Session>,
     authz: Authorized,
     plan: watch::Sender<Arc<RolePlan>>,
@@ -305,7 +363,10 @@ async fn run(
     // A task of its own, so the relay's wake-ups do not poll the bounds too.
     let bounds = bound(grant.lease, app.shutdown.lease(), grant.expires_at, policy);
     let watcher = tokio::spawn(async move { session_lease.end(bounds.await) });
-    let served = session.serve(stream, lease).await;
+    let served = match transport {
+        Transport::Stream(stream) => session.serve(stream, lease).await,
+        Transport::Requests(requests) => session.serve_requests(requests, lease).await,
+    };
     watcher.abort();
     served
         .opener

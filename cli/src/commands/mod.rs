@@ -6,6 +6,7 @@ mod completions;
 mod connect;
 mod decide;
 mod grant;
+mod kube;
 mod login;
 mod resources;
 mod run;
@@ -31,6 +32,10 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Kube(args) => connect::kube(&cli.global, args).await,
         Command::Proxy(crate::args::ProxyCommand::Ssh(args)) => ssh::proxy(&cli.global, args).await,
         Command::Config(crate::args::ConfigCommand::Ssh(args)) => ssh::config(&cli.global, args),
+        Command::Config(crate::args::ConfigCommand::Kube(args)) => {
+            kube::config(&cli.global, args).await
+        }
+        Command::KubeCredential(args) => kube::credential(&cli.global, args).await,
         Command::Grant(command) => grant::run(&cli.global, command).await,
         Command::Approvals(args) => approvals::run(&cli.global, args).await,
         Command::Approve(args) => {

@@ -411,6 +411,7 @@ async fn forward(
     let upgrade = request.headers().contains_key(header::UPGRADE);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
+    web::origin_form(&mut parts.uri);
     strip_hop_by_hop(&mut parts.headers, upgrade);
     parts.headers.remove(header::AUTHORIZATION);
     parts.headers.remove(DEFAULT_IDENTITY_HEADER);

@@ -24,7 +24,7 @@ use crate::plan::{KubePlan, RolePlan};
 use crate::tunnel::SessionOpener;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
@@ -195,13 +195,43 @@ impl Session for KubeSession {
         })
     }
 
+    fn serve_requests(
+        self: Box<Self>,
+        requests: tokio::sync::mpsc::Receiver<super::Exchange>,
+        lease: Lease,
+    ) -> BoxFuture<'static, Served> {
+        Box::pin(async move {
+            let Self { context, opener } = *self;
+            info!(
+                kind = "kubernetes",
+                "session started (the broker's endpoint)"
+            );
+            let service_context = Arc::clone(&context);
+            let end = web::serve_requests(requests, lease, &context.streams, move |request| {
+                let context = Arc::clone(&service_context);
+                async move { handle(context, request).await }
+            })
+            .await;
+            Served {
+                opener,
+                end,
+                bytes_up: 0,
+                bytes_down: context.bytes_down.load(Ordering::Relaxed),
+            }
+        })
+    }
+
     fn abandon(self: Box<Self>) -> SessionOpener {
         self.opener
     }
 }
 
 /// One request from kubectl, to its response.
-async fn handle(context: Arc<Context_>, request: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle<B>(context: Arc<Context_>, request: Request<B>) -> Response<ResponseBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let started = Instant::now();
     if !authorized(&context.secret, request.headers()) {
         return status(
@@ -336,10 +366,10 @@ async fn handle(context: Arc<Context_>, request: Request<Incoming>) -> Response<
     web::recorded(response, context.recording.as_ref(), seq, started, keep)
 }
 
-fn record_request(
+fn record_request<B>(
     context: &Context_,
     seq: u64,
-    request: &Request<Incoming>,
+    request: &Request<B>,
     query: &str,
     decision: Recorded,
 ) {
@@ -486,15 +516,20 @@ async fn ask(context: &Context_, method: hyper::Method, path: &str) -> Option<se
 /// Sends the request to the API server as the broker. An upgrade (exec, attach, port-forward
 /// over WebSocket or SPDY) that the server accepts is relayed byte for byte until either side
 /// closes or the session ends.
-async fn forward(
+async fn forward<B>(
     context: &Arc<Context_>,
-    mut request: Request<Incoming>,
+    mut request: Request<B>,
     attributes: &Attributes,
     groups: &[String],
-) -> Answer {
+) -> Answer
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let upgrade = request.headers().contains_key(header::UPGRADE);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
+    web::origin_form(&mut parts.uri);
     strip_hop_by_hop(&mut parts.headers, upgrade);
     parts.headers.remove(header::AUTHORIZATION);
     // Every body must be readable: no compression, no protobuf.
@@ -519,7 +554,7 @@ async fn forward(
             }
         }
     }
-    let outgoing = Request::from_parts(parts, body.map_err(box_error).boxed_unsync());
+    let outgoing = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
     let mut response = match upstream.send(outgoing).await {
         Ok(response) => response,
         Err(why) => {

@@ -16,7 +16,7 @@ mod kube;
 mod postgres;
 mod ssh;
 mod tcp;
-mod web;
+pub(crate) mod web;
 
 pub use http::HttpEngine;
 pub use kube::KubeEngine;
@@ -114,8 +114,36 @@ pub trait Session: Send {
         lease: Lease,
     ) -> BoxFuture<'static, Served>;
 
+    /// Serves requests handed over one by one by the broker's own HTTP endpoint (kubectl
+    /// through `/v1/kube/RES`) until `requests` closes (the endpoint let the session go idle)
+    /// or `lease` ends. Only engines that speak HTTP can; the others are never asked.
+    fn serve_requests(
+        self: Box<Self>,
+        _requests: tokio::sync::mpsc::Receiver<Exchange>,
+        _lease: Lease,
+    ) -> BoxFuture<'static, Served> {
+        let opener = self.abandon();
+        Box::pin(async move {
+            Served {
+                opener,
+                end: "error: this engine serves byte streams only".into(),
+                bytes_up: 0,
+                bytes_down: 0,
+            }
+        })
+    }
+
     /// The record opener, when the upgrade failed and nothing was served.
     fn abandon(self: Box<Self>) -> SessionOpener;
+}
+
+/// One request of the broker's own HTTP endpoint for a session, and where its answer goes.
+#[derive(Debug)]
+pub struct Exchange {
+    /// The request, its path as the target knows it (`/api/v1/pods`).
+    pub request: hyper::Request<axum::body::Body>,
+    /// The answer.
+    pub reply: tokio::sync::oneshot::Sender<hyper::Response<web::ResponseBody>>,
 }
 
 /// How a session ended, with its record opener to write the end.

@@ -17,8 +17,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub(super) type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// How long connecting to a service may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -419,6 +419,29 @@ impl Default for Streams {
 }
 
 impl Streams {
+    /// Waits for the upgraded streams unless the session was revoked (then, or when the lease
+    /// ends meanwhile, they are cut); how the session ended.
+    async fn finish(&self, mut lease: sluice_engine::Lease, mut end: String) -> String {
+        if !end.starts_with("revoked") {
+            let running: Vec<_> = self
+                .tasks
+                .lock()
+                .map(|mut tasks| tasks.drain(..).collect())
+                .unwrap_or_default();
+            let all = async {
+                for task in running {
+                    let _ = task.await;
+                }
+            };
+            tokio::select! {
+                () = all => {}
+                reason = lease.revoked() => end = format!("revoked: {reason}"),
+            }
+        }
+        self.cut.send_replace(true);
+        end
+    }
+
     /// Relays the client's upgraded connection and the service's, byte for byte, until either
     /// side closes or the session ends; `observe` sees what the service sends.
     pub(super) fn splice(
@@ -488,7 +511,7 @@ where
         .with_upgrades();
     // Dropping the connection ends every request on it (open watches, event streams);
     // upgraded streams are cut through `streams`.
-    let mut end = tokio::select! {
+    let end = tokio::select! {
         served = connection => match served {
             Ok(()) => "closed".to_owned(),
             Err(e) if e.is_incomplete_message() => "closed".to_owned(),
@@ -496,24 +519,70 @@ where
         },
         reason = lease.revoked() => format!("revoked: {reason}"),
     };
-    if !end.starts_with("revoked") {
-        let running: Vec<_> = streams
-            .tasks
-            .lock()
-            .map(|mut tasks| tasks.drain(..).collect())
-            .unwrap_or_default();
-        let all = async {
-            for task in running {
-                let _ = task.await;
-            }
-        };
+    streams.finish(lease, end).await
+}
+
+/// Serves requests handed over by the broker's own endpoint with `handle` (each on a task of
+/// its own, its answer cut when the session ends) until `requests` closes or the lease ends.
+pub(super) async fn serve_requests<H, F>(
+    mut requests: tokio::sync::mpsc::Receiver<super::Exchange>,
+    mut lease: sluice_engine::Lease,
+    streams: &Streams,
+    handle: H,
+) -> String
+where
+    H: Fn(Request<axum::body::Body>) -> F,
+    F: std::future::Future<Output = Response<ResponseBody>> + Send + 'static,
+{
+    let end = loop {
         tokio::select! {
-            () = all => {}
-            reason = lease.revoked() => end = format!("revoked: {reason}"),
+            exchange = requests.recv() => match exchange {
+                Some(super::Exchange { request, reply }) => {
+                    let answer = handle(request);
+                    let cut = streams.cut.subscribe();
+                    tokio::spawn(async move {
+                        let _ = reply.send(cut_on_end(answer.await, cut));
+                    });
+                }
+                None => break "closed (idle)".to_owned(),
+            },
+            reason = lease.revoked() => break format!("revoked: {reason}"),
+        }
+    };
+    streams.finish(lease, end).await
+}
+
+/// A response whose body ends when the session does (an open watch on the broker's endpoint).
+fn cut_on_end(
+    response: Response<ResponseBody>,
+    cut: watch::Receiver<bool>,
+) -> Response<ResponseBody> {
+    struct Cut {
+        inner: ResponseBody,
+        ended: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    }
+    impl Body for Cut {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.ended.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Some(Err("the session ended".into())));
+            }
+            Pin::new(&mut self.inner).poll_frame(cx)
+        }
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            self.inner.size_hint()
         }
     }
-    streams.cut.send_replace(true);
-    end
+    let (parts, inner) = response.into_parts();
+    let mut cut = cut;
+    let ended = Box::pin(async move {
+        let _ = cut.wait_for(|cut| *cut).await;
+    });
+    Response::from_parts(parts, UnsyncBoxBody::new(Cut { inner, ended }))
 }
 
 /// Wraps a response so its `http_response` event is recorded when the body ends (or the
@@ -781,6 +850,17 @@ impl Body for Scrubbed {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The request target as the service gets it: origin form (`/path?query`) only, whatever form
+/// the client wrote (an absolute `http://other/path` is judged and sent as `/path`).
+pub(super) fn origin_form(uri: &mut hyper::Uri) {
+    let target = uri
+        .path_and_query()
+        .map_or("/", hyper::http::uri::PathAndQuery::as_str);
+    if let Ok(origin) = target.parse() {
+        *uri = origin;
     }
 }
 
