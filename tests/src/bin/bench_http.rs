@@ -1,0 +1,229 @@
+//! The HTTP benchmark: requests per second and p50/p99 latency of a small GET (8 concurrent
+//! keep-alive clients) and the MB/s of a large response, direct to the test service vs through
+//! a plain TCP relay (socat) vs through `sluice connect` and the broker (no masking, then a role
+//! that masks JSON with detectors and a path), in one run; the broker's CPU per 1,000 requests.
+//! Not a test: `bench/http.sh`. The client is `curl --parallel` (one process, reused
+//! connections).
+//!
+//! Environment: BENCH_HTTP_REQUESTS (4000), BENCH_HTTP_MB (100), BENCH_REPS (3).
+
+use sluice_fake_http::FakeHttp;
+use sluice_tests::measure::{cpu_seconds, env_num, median, percentile, sluiced_pid};
+use sluice_tests::{BrokerBuilder, Cli, free_port};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+/// Where a client sends requests: base URL and the header it adds (the tunnel's token).
+struct Target {
+    url: String,
+    header: Option<String>,
+}
+
+/// `count` GETs of `path`, `parallel` at a time; (wall seconds, per-request seconds, bytes).
+fn run_curl(
+    target: &Target,
+    path: &str,
+    count: u64,
+    parallel: u64,
+    dir: &Path,
+) -> (f64, Vec<f64>, u64) {
+    let config = dir.join("curl.cfg");
+    let mut text = String::new();
+    if let Some(header) = &target.header {
+        text.push_str(&format!("header = \"{header}\"\n"));
+    }
+    for _ in 0..count {
+        text.push_str(&format!(
+            "url = \"{}{path}\"\noutput = \"/dev/null\"\n",
+            target.url
+        ));
+    }
+    std::fs::write(&config, text).expect("curl config");
+    let started = Instant::now();
+    let out = Command::new("curl")
+        .args(["-q", "-s", "--fail", "--noproxy", "*"])
+        .args(["--parallel", "--parallel-immediate", "--parallel-max"])
+        .arg(parallel.to_string())
+        .arg("-K")
+        .arg(&config)
+        .args(["-w", "%{time_total} %{size_download} %{http_code}\\n"])
+        .output()
+        .expect("curl");
+    let wall = started.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(t), Some(b), Some(code)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        assert_eq!(code, "200", "a request failed: {line}");
+        times.push(t.parse().unwrap_or(f64::NAN));
+        bytes += b.parse::<u64>().unwrap_or(0);
+    }
+    assert_eq!(
+        times.len() as u64,
+        count,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (wall, times, bytes)
+}
+
+/// `sluice connect api --role ROLE` in the background; its target.
+fn connect(cli: &Cli, role: &str) -> (Child, Target) {
+    let mut child = cli
+        .cmd()
+        .args(["connect", "api", "--role", role, "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sluice connect");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("connect output");
+    let details: serde_json::Value = serde_json::from_str(&line).expect("connect json");
+    let target = Target {
+        url: details["url"].as_str().expect("url").to_owned(),
+        header: details["header"].as_str().map(str::to_owned),
+    };
+    (child, target)
+}
+
+/// `socat` relaying a free local port to `address`.
+fn relay(address: &str) -> (Child, Target) {
+    let port = free_port();
+    let child = Command::new("socat")
+        .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+        .arg(format!("TCP:{address}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat (apt install socat)");
+    sluice_tests::wait_for(
+        "socat to listen",
+        std::time::Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    (
+        child,
+        Target {
+            url: format!("http://127.0.0.1:{port}"),
+            header: None,
+        },
+    )
+}
+
+fn main() {
+    let requests = env_num("BENCH_HTTP_REQUESTS", 4000);
+    let mb = env_num("BENCH_HTTP_MB", 100);
+    let reps = env_num("BENCH_REPS", 3).max(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = FakeHttp::start();
+    let broker = BrokerBuilder::new()
+        .http(
+            "api",
+            &format!(
+                "    address: {}\n    plaintext: true\n    inject:\n      bearer: env:API_TOKEN\n",
+                service.address()
+            ),
+            &[("API_TOKEN", "bench-upstream-token-1234")],
+        )
+        .role("plain", "      max_ttl: 1h\n")
+        .role(
+            "masked",
+            "      max_ttl: 1h\n      http: {masking: pii, mask: [\"$.rows[*].note\"]}\n",
+        )
+        .policy_extra(
+            "  masking:\n    pii:\n      detectors:\n        - {name: mails, detector: email, style: redact}\n",
+        )
+        .rule_with("eng", &[], &["eng"], &["api"], &["plain", "masked"], "")
+        .start();
+    let cli = Cli::new(&broker);
+    cli.login(&broker.token("alice", &["eng"], "8h"));
+    let pid = sluiced_pid();
+
+    let direct = Target {
+        url: service.url(),
+        header: None,
+    };
+    let (mut socat, relayed) = relay(&service.address());
+    let (mut plain_child, plain) = connect(&cli, "plain");
+    let (mut masked_child, masked) = connect(&cli, "masked");
+    // The masking role reads JSON bodies whole (up to 64 MiB), so its large response is JSON
+    // of at most 48 MB; the others move `mb` MB of bytes.
+    let json_mb = mb.min(48);
+    println!(
+        "HTTP through Sluice vs direct vs socat: {requests} GETs of a small JSON answer, 8 concurrent keep-alive clients \
+         (curl --parallel); one {mb} MB response (bytes), and one {json_mb} MB JSON response (masked for sluice-masked); median of {reps}\n"
+    );
+    println!(
+        "| path | GET req/s | × direct | p50 ms | p99 ms | + p99 ms | {mb} MB MB/s | × direct | {json_mb} MB JSON MB/s | × direct | sluiced CPU s/1k req |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut base: Option<(f64, f64, f64, f64)> = None;
+    for (name, target) in [
+        ("direct", &direct),
+        ("socat", &relayed),
+        ("sluice", &plain),
+        ("sluice-masked", &masked),
+    ] {
+        let mut rps = Vec::new();
+        let mut p50 = Vec::new();
+        let mut p99 = Vec::new();
+        let mut big = Vec::new();
+        let mut json = Vec::new();
+        let mut cpu = Vec::new();
+        let _ = run_curl(target, "/small", 50, 8, dir.path());
+        for _ in 0..reps {
+            let before = pid.map(cpu_seconds);
+            let (wall, times, _) = run_curl(target, "/small", requests, 8, dir.path());
+            if let (Some(pid), Some(before)) = (pid, before)
+                && name.starts_with("sluice")
+            {
+                cpu.push((cpu_seconds(pid) - before) / (requests as f64 / 1000.0));
+            }
+            rps.push(requests as f64 / wall);
+            p50.push(percentile(&times, 0.5) * 1000.0);
+            p99.push(percentile(&times, 0.99) * 1000.0);
+            if name != "sluice-masked" {
+                let (wall, _, bytes) = run_curl(target, &format!("/big?mb={mb}"), 1, 1, dir.path());
+                big.push(bytes as f64 / 1e6 / wall);
+            }
+            let (wall, _, bytes) =
+                run_curl(target, &format!("/big.json?mb={json_mb}"), 1, 1, dir.path());
+            json.push(bytes as f64 / 1e6 / wall);
+        }
+        let (rps, p50, p99, json) = (median(rps), median(p50), median(p99), median(json));
+        let big = if big.is_empty() {
+            f64::NAN
+        } else {
+            median(big)
+        };
+        let (base_rps, base_p99, base_big, base_json) = *base.get_or_insert((rps, p99, big, json));
+        let cpu = if cpu.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.3}", median(cpu))
+        };
+        let (big_text, big_ratio) = if big.is_nan() {
+            ("-".to_owned(), "-".to_owned())
+        } else {
+            (format!("{big:.1}"), format!("{:.2}", big / base_big))
+        };
+        println!(
+            "| {name} | {rps:.0} | {:.2} | {p50:.2} | {p99:.2} | {:+.2} | {big_text} | {big_ratio} | {json:.1} | {:.2} | {cpu} |",
+            rps / base_rps,
+            p99 - base_p99,
+            json / base_json
+        );
+    }
+    for child in [&mut plain_child, &mut masked_child, &mut socat] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
