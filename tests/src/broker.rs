@@ -76,6 +76,25 @@ impl BrokerBuilder {
         self
     }
 
+    /// A kubernetes resource whose broker credential is a client certificate (no token).
+    pub fn kube_with_cert(
+        mut self,
+        name: &str,
+        address: &str,
+        ca: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Self {
+        let _ = write!(
+            self.resources,
+            "  {name}:\n    kind: kubernetes\n    address: {address}\n    ca: {}\n    client_cert: file:{}\n    client_key: file:{}\n    impersonate: true\n",
+            ca.display(),
+            cert.display(),
+            key.display()
+        );
+        self
+    }
+
     /// An ssh resource for a test sshd: the broker holds its client key and pins its host key.
     pub fn ssh(self, name: &str, sshd: &crate::Sshd) -> Self {
         self.ssh_pinned(name, sshd, &sshd.host_key())

@@ -666,3 +666,53 @@ fn config_kube_writes_a_context_that_plain_kubectl_uses_through_the_broker() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "hi");
 }
+
+#[test]
+fn the_broker_can_log_in_to_the_api_server_with_a_client_certificate() {
+    let fake = FakeKube::start();
+    let address = fake.url().trim_start_matches("https://").to_owned();
+    let broker = BrokerBuilder::new()
+        .kube_with_cert(
+            "cluster",
+            &address,
+            fake.ca_pem(),
+            &fake.client_cert(),
+            &fake.client_key(),
+        )
+        .role("ops", "      max_ttl: 1h\n")
+        .rule_with("eng", &[], &["eng"], &["cluster"], &["ops"], "")
+        .start();
+    let cli = Cli::new(&broker);
+    cli.login(&broker.token("alice", &["eng"], "1h"));
+    let cache = tempfile::tempdir().expect("cache");
+    let out = cli.run(&[
+        "kube",
+        "cluster",
+        "--",
+        &format!("--cache-dir={}", cache.path().display()),
+        "get",
+        "pods",
+        "-n",
+        "prod",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("web-1"), "{}", text(&out.stdout));
+    let logged = fake.requests();
+    let pods = logged
+        .iter()
+        .find(|r| r.path == "/api/v1/namespaces/prod/pods")
+        .expect("the list reached the API server");
+    assert_eq!(pods.authorization, "client-cert", "{pods:?}");
+    assert_eq!(pods.impersonate_user.as_deref(), Some("alice"));
+    // check-config reads the pair; a key that is not one is named.
+    std::fs::write(fake.client_key(), "not a key").expect("spoil the key");
+    let checked = broker.sluiced(&["check-config"]);
+    assert!(!checked.status.success());
+    assert!(
+        text(&checked.stderr).contains("client_key")
+            || text(&checked.stdout).contains("client_key"),
+        "{}{}",
+        text(&checked.stdout),
+        text(&checked.stderr)
+    );
+}

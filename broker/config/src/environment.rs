@@ -38,14 +38,18 @@ impl Config {
             }
             if let ResourceSpec::Kubernetes(spec) = &resource.spec {
                 check_file(&mut errors, &spec.ca);
-                if let Err(error) = spec.token.value.resolve() {
-                    errors.push(spec.token.error(error.to_string()));
+                if let Some(token) = &spec.token
+                    && let Err(error) = token.value.resolve()
+                {
+                    errors.push(token.error(error.to_string()));
                 }
+                check_client_cert(&mut errors, spec.client_cert.as_ref());
             }
             if let ResourceSpec::Http(spec) = &resource.spec {
                 if let Some(ca) = &spec.ca {
                     check_file(&mut errors, ca);
                 }
+                check_client_cert(&mut errors, spec.client_cert.as_ref());
                 if let Some(authorization) = &spec.inject.authorization {
                     let secret = match &authorization.value {
                         crate::model::HttpAuthorization::Bearer(secret)
@@ -134,5 +138,29 @@ fn sqlite_location(path: &Path) -> Result<(), String> {
             "directory {} does not exist; create it or point sqlite elsewhere",
             parent.display()
         ))
+    }
+}
+
+/// A client certificate and key that resolve and read as PEM.
+fn check_client_cert(errors: &mut Vec<ConfigError>, pair: Option<&crate::model::ClientCert>) {
+    let Some(pair) = pair else {
+        return;
+    };
+    match pair.cert.value.resolve() {
+        Ok(cert) if !cert.expose().contains("-----BEGIN CERTIFICATE-----") => {
+            errors.push(
+                pair.cert
+                    .error("not a PEM certificate (-----BEGIN CERTIFICATE-----)"),
+            );
+        }
+        Ok(_) => {}
+        Err(error) => errors.push(pair.cert.error(error.to_string())),
+    }
+    match pair.key.value.resolve() {
+        Ok(key) if !key.expose().contains("PRIVATE KEY-----") => {
+            errors.push(pair.key.error("not a PEM private key"));
+        }
+        Ok(_) => {}
+        Err(error) => errors.push(pair.key.error(error.to_string())),
     }
 }

@@ -84,6 +84,7 @@ pub(crate) fn resource(
     let plaintext = optional(plaintext_item.clone(), |item| cx.boolean(item));
     let inject = optional(fields.optional("inject"), |item| inject(cx, item));
     let identity = optional(fields.optional("identity"), |item| identity(cx, item));
+    let client_cert = crate::schema::client_cert(cx, fields);
     let (ca, plaintext) = (ca?, plaintext?.unwrap_or(false));
     match (&ca, plaintext, &plaintext_item) {
         (Some(_), true, Some(item)) => {
@@ -123,6 +124,7 @@ pub(crate) fn resource(
         server_name: server_name?,
         inject: inject?.unwrap_or_default(),
         identity: identity?,
+        client_cert: client_cert?,
     })
 }
 

@@ -9,6 +9,7 @@
 //!     address: k8s.internal:6443
 //!     ca: /etc/sluice/k8s-ca.pem           # the only CA trusted for the API server
 //!     token: file:/etc/sluice/k8s-token     # the broker's bearer token, or env:NAME
+//!     # client_cert: file:/etc/sluice/k8s.crt  # or a client certificate (with client_key)
 //!     impersonate: true                     # Impersonate-User = the Sluice subject
 //! policy:
 //!   roles:
@@ -69,15 +70,25 @@ pub(crate) fn resource(
         Some(path)
     });
     let server_name = optional(fields.optional("server_name"), |item| cx.text(item));
-    let token = cx
-        .required(fields, "token")
-        .and_then(|item| credential(cx, &item));
+    let token = optional(fields.optional("token"), |item| credential(cx, item));
+    let client_cert = crate::schema::client_cert(cx, fields);
     let impersonate = optional(fields.optional("impersonate"), |item| cx.boolean(item));
+    let (token, client_cert) = (token?, client_cert?);
+    if token.is_none() && client_cert.is_none() {
+        cx.missing(
+            fields,
+            "token",
+            "the broker needs a credential for the API server: `token` (file:/env: of a bearer \
+             token) or `client_cert` and `client_key`",
+        );
+        return None;
+    }
     Some(KubeSpec {
         address: address?,
         ca: ca?,
         server_name: server_name?,
-        token: token?,
+        token,
+        client_cert,
         impersonate: impersonate?.unwrap_or(false),
     })
 }

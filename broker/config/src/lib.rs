@@ -41,10 +41,10 @@ use std::path::Path;
 pub use credential::{CredentialError, CredentialRef};
 pub use location::{ConfigError, ConfigErrors, Located, Location};
 pub use model::{
-    Config, HttpAuthorization, HttpInject, HttpSpec, IdentityAssertion, IdentityConfig, JwksSource,
-    KubeSpec, LimitsConfig, OidcIssuer, PostgresSpec, RecordingConfig, Resource, ResourceSpec,
-    SshCredential, SshSpec, StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode,
-    TokensConfig, WorkloadIssuer, WorkloadPreset,
+    ClientCert, Config, HttpAuthorization, HttpInject, HttpSpec, IdentityAssertion, IdentityConfig,
+    JwksSource, KubeSpec, LimitsConfig, OidcIssuer, PostgresSpec, RecordingConfig, Resource,
+    ResourceSpec, SshCredential, SshSpec, StoreConfig, SuperuserLogin, TargetTls, TcpSpec,
+    TlsConfig, TlsMode, TokensConfig, WorkloadIssuer, WorkloadPreset,
 };
 pub use policy::{
     Approval, ApprovalOverride, Auditors, Decision, ExecRuleSpec, Grantable, HttpRole,

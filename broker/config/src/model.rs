@@ -192,6 +192,17 @@ pub struct HttpSpec {
     pub inject: HttpInject,
     /// A signed assertion of who is calling, sent with every request (`identity`).
     pub identity: Option<IdentityAssertion>,
+    /// A client certificate the broker presents to the service (mutual TLS).
+    pub client_cert: Option<ClientCert>,
+}
+
+/// A client certificate and its private key, both PEM (`client_cert`, `client_key`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientCert {
+    /// The certificate (chain), PEM.
+    pub cert: Located<CredentialRef>,
+    /// Its private key, PEM.
+    pub key: Located<CredentialRef>,
 }
 
 /// The credentials the broker adds to every request to an HTTP service; none of it ever reaches
@@ -237,8 +248,11 @@ pub struct KubeSpec {
     pub ca: Located<PathBuf>,
     /// The name the certificate must carry, when it is not the address's host.
     pub server_name: Option<String>,
-    /// The broker's credential: a bearer token (`token: file:/env:`).
-    pub token: Located<CredentialRef>,
+    /// The broker's bearer token (`token: file:/env:`), when it logs in with one.
+    pub token: Option<Located<CredentialRef>>,
+    /// The broker's client certificate and key (`client_cert`, `client_key`: PEM, `file:`/
+    /// `env:`), when the API server authenticates it by certificate.
+    pub client_cert: Option<ClientCert>,
     /// Send `Impersonate-User` (the Sluice subject) and `Impersonate-Group` (the role's
     /// `kube.groups`) so the cluster's RBAC and audit log see the person (`impersonate`).
     pub impersonate: bool,

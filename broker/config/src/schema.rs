@@ -60,6 +60,8 @@ const RESOURCE_KEYS: &[&str] = &[
     "token",
     "impersonate",
     "plaintext",
+    "client_cert",
+    "client_key",
     "inject",
     "identity",
     "certificate_ttl",
@@ -83,10 +85,28 @@ const KIND_KEYS: &[(&str, &[&str])] = &[
             "host_key",
         ],
     ),
-    ("kubernetes", &["ca", "server_name", "token", "impersonate"]),
+    (
+        "kubernetes",
+        &[
+            "ca",
+            "server_name",
+            "token",
+            "client_cert",
+            "client_key",
+            "impersonate",
+        ],
+    ),
     (
         "http",
-        &["ca", "server_name", "plaintext", "inject", "identity"],
+        &[
+            "ca",
+            "server_name",
+            "plaintext",
+            "client_cert",
+            "client_key",
+            "inject",
+            "identity",
+        ],
     ),
     ("tcp", &[]),
 ];
@@ -659,4 +679,33 @@ fn target_tls(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<TargetTls> {
         ca: ca?,
         server_name: server_name?,
     })
+}
+
+/// `client_cert` and `client_key` of a resource: both or neither.
+pub(crate) fn client_cert(
+    cx: &mut Cx<'_>,
+    fields: &Fields<'_>,
+) -> Option<Option<crate::model::ClientCert>> {
+    let cert = optional(fields.optional("client_cert"), |item| credential(cx, item))?;
+    let key = optional(fields.optional("client_key"), |item| credential(cx, item))?;
+    match (cert, key) {
+        (Some(cert), Some(key)) => Some(Some(crate::model::ClientCert { cert, key })),
+        (None, None) => Some(None),
+        (Some(_), None) => {
+            cx.missing(
+                fields,
+                "client_key",
+                "client_cert needs client_key (the certificate's private key, file:/env:)",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            cx.missing(
+                fields,
+                "client_cert",
+                "client_key needs client_cert (the certificate, file:/env:)",
+            );
+            None
+        }
+    }
 }

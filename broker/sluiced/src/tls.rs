@@ -45,3 +45,19 @@ pub fn root_store(path: &Path) -> Result<Arc<rustls::RootCertStore>> {
     }
     Ok(Arc::new(roots))
 }
+
+/// A client certificate chain and key from PEM text (a resource's `client_cert`/`client_key`).
+pub fn client_identity(
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| anyhow::anyhow!("client_cert is not a PEM certificate"))?;
+    if certs.is_empty() {
+        anyhow::bail!("client_cert holds no certificate");
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|_| anyhow::anyhow!("client_key is not a PEM private key"))?;
+    Ok((certs, key))
+}

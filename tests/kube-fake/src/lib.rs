@@ -82,9 +82,11 @@ impl FakeKube {
     /// objects. Panics if it cannot (this is test scaffolding).
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir for the fake's CA");
-        let (tls, ca_pem) = tls_config().expect("TLS set-up for the fake API server");
+        let (tls, ca_pem, client) = tls_config().expect("TLS set-up for the fake API server");
         let ca_path = dir.path().join("ca.pem");
         std::fs::write(&ca_path, ca_pem).expect("writing the fake's CA certificate");
+        std::fs::write(dir.path().join("client.crt"), client.0).expect("client certificate");
+        std::fs::write(dir.path().join("client.key"), client.1).expect("client key");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
         listener
             .set_nonblocking(true)
@@ -131,6 +133,16 @@ impl FakeKube {
     /// PEM file of the CA that signed the server certificate.
     pub fn ca_pem(&self) -> &Path {
         &self.ca_path
+    }
+
+    /// A client certificate (PEM file) the server accepts instead of the token.
+    pub fn client_cert(&self) -> PathBuf {
+        self._dir.path().join("client.crt")
+    }
+
+    /// Its private key (PEM file).
+    pub fn client_key(&self) -> PathBuf {
+        self._dir.path().join("client.key")
     }
 
     /// The only bearer token accepted.
@@ -250,7 +262,13 @@ async fn serve(
             let Ok(stream) = acceptor.accept(tcp).await else {
                 return;
             };
-            let service = service_fn(move |req| server::handle(shared.clone(), req));
+            // The verifier only lets through certificates the CA signed.
+            let client_cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|certs| !certs.is_empty());
+            let service = service_fn(move |req| server::handle(shared.clone(), req, client_cert));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
@@ -259,8 +277,13 @@ async fn serve(
     }
 }
 
-/// A CA, a server certificate for 127.0.0.1/localhost signed by it, and the rustls config.
-fn tls_config() -> Result<(Arc<rustls::ServerConfig>, String), Box<dyn std::error::Error>> {
+/// A client certificate and key, PEM.
+type ClientPem = (String, String);
+
+/// A CA, a server certificate for 127.0.0.1/localhost signed by it, a client certificate it
+/// signed too, and the rustls config (client certificates verified against the CA, optional).
+fn tls_config() -> Result<(Arc<rustls::ServerConfig>, String, ClientPem), Box<dyn std::error::Error>>
+{
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params
@@ -281,14 +304,33 @@ fn tls_config() -> Result<(Arc<rustls::ServerConfig>, String), Box<dyn std::erro
     let cert = params.signed_by(&key, &ca)?;
     let chain = vec![cert.der().clone()];
     let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())?;
+    let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    client_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "system:sluice-broker");
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = rcgen::KeyPair::generate()?;
+    let client_cert = client_params.signed_by(&client_key, &ca)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone())?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key_der)?;
     // HTTP/1.1 only: exec upgrades need it, and kubectl falls back from h2 happily.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((Arc::new(config), ca.pem()))
+    Ok((
+        Arc::new(config),
+        ca.pem(),
+        (client_cert.pem(), client_key.serialize_pem()),
+    ))
 }
 
 fn random_token() -> String {

@@ -78,6 +78,8 @@ fn http_mistakes_are_located() {
     inject: {{bearer: env:A, basic: {{user: u, password: env:B}}, headers: {{Authorization: env:C}}}}
     identity: {{header: Host, ttl: 1s}}
   mixed: {{kind: http, address: 127.0.0.1:82, ca: /ca.pem, plaintext: true, token: env:T}}
+  halfcert: {{kind: http, address: 127.0.0.1:83, ca: /ca.pem, client_cert: env:C}}
+  nocred: {{kind: kubernetes, address: 127.0.0.1:6443, ca: /ca.pem}}
 policy:
   roles:
     r:
@@ -97,6 +99,8 @@ policy:
         "resources.both.identity.ttl",
         "resources.mixed.plaintext",
         "resources.mixed.token",
+        "resources.halfcert.client_key",
+        "resources.nocred.token",
         "policy.roles.r.http.profile",
         "policy.roles.r.http.allow[0].methods[0]",
         "policy.roles.r.http.allow[0].methods[1]",

@@ -100,8 +100,9 @@ impl Engine for HttpEngine {
                 &spec.address,
                 spec.ca.as_ref().map(|ca| ca.value.as_path()),
                 spec.server_name.as_deref(),
+                spec.client_cert.as_ref(),
             )
-            .map_err(|_| super::unreadable(&resource, "service CA"))?;
+            .map_err(|_| super::unreadable(&resource, "service CA or client certificate"))?;
             let mut opener = tunnel.opener;
             opener
                 .open(None, false)

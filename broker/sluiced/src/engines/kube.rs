@@ -91,17 +91,24 @@ impl Engine for KubeEngine {
                     )
                 })?
                 .to_owned();
-            let token = spec
-                .token
-                .value
-                .resolve()
-                .map_err(|_| super::unreadable(&resource, "token"))?;
+            let token = match &spec.token {
+                Some(token) => Some(
+                    token
+                        .value
+                        .resolve()
+                        .map_err(|_| super::unreadable(&resource, "token"))?
+                        .expose()
+                        .clone(),
+                ),
+                None => None,
+            };
             let upstream = Upstream::new(
                 &spec.address,
                 Some(&spec.ca.value),
                 spec.server_name.as_deref(),
+                spec.client_cert.as_ref(),
             )
-            .map_err(|_| super::unreadable(&resource, "API server CA"))?;
+            .map_err(|_| super::unreadable(&resource, "API server CA or client certificate"))?;
             let mut opener = tunnel.opener;
             opener
                 .open(None, false)
@@ -122,8 +129,10 @@ impl Engine for KubeEngine {
             );
             let context = Arc::new(Context_ {
                 secret,
-                token: token.expose().clone(),
-                scrubber: Arc::new(web::Scrubber::new([token.expose().as_bytes().to_vec()])),
+                scrubber: Arc::new(web::Scrubber::new(
+                    token.iter().map(|t| t.as_bytes().to_vec()),
+                )),
+                token,
                 subject: authz.identity().subject.clone(),
                 impersonate: spec.impersonate,
                 plan,
@@ -144,8 +153,8 @@ impl Engine for KubeEngine {
 struct Context_ {
     /// The one-time token kubectl must present.
     secret: String,
-    /// The broker's bearer token for the API server.
-    token: String,
+    /// The broker's bearer token for the API server (`None`: it logs in by certificate).
+    token: Option<String>,
     /// Removes that token from responses, should the API server echo it.
     scrubber: Arc<web::Scrubber>,
     /// Who is calling (for impersonation and approvals).
@@ -493,13 +502,18 @@ async fn ask(context: &Context_, method: hyper::Method, path: &str) -> Option<se
         .uri(path)
         .header(header::HOST, upstream.address.clone())
         .header(header::ACCEPT, "application/json")
-        .header(header::AUTHORIZATION, format!("Bearer {}", context.token))
         .body(
             Full::new(Bytes::new())
                 .map_err(|never| match never {})
                 .boxed_unsync(),
         )
         .ok()?;
+    let mut request = request;
+    if let Some(token) = &context.token
+        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        request.headers_mut().insert(header::AUTHORIZATION, value);
+    }
     let response = upstream.send(request).await.ok()?;
     drop(upstream);
     if !response.status().is_success() {
@@ -537,7 +551,10 @@ where
     let accept = json_accept(parts.headers.get(header::ACCEPT));
     parts.headers.insert(header::ACCEPT, accept);
     let mut upstream = context.upstream.lock().await;
-    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", context.token)) {
+    if let Some(token) = &context.token
+        && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        value.set_sensitive(true);
         parts.headers.insert(header::AUTHORIZATION, value);
     }
     if context.impersonate {

@@ -265,13 +265,22 @@ impl Upstream {
         address: &str,
         ca: Option<&std::path::Path>,
         server_name: Option<&str>,
+        client: Option<&sluice_config::ClientCert>,
     ) -> anyhow::Result<Self> {
         let tls = match ca {
             Some(ca) => {
                 let roots = crate::tls::root_store(ca)?;
-                let config = rustls::ClientConfig::builder()
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
+                let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+                let config = match client {
+                    Some(pair) => {
+                        let cert = pair.cert.value.resolve()?;
+                        let key = pair.key.value.resolve()?;
+                        let (chain, key) =
+                            crate::tls::client_identity(cert.expose(), key.expose())?;
+                        builder.with_client_auth_cert(chain, key)?
+                    }
+                    None => builder.with_no_client_auth(),
+                };
                 let host = server_name.unwrap_or_else(|| host_of(address)).to_owned();
                 Some((
                     tokio_rustls::TlsConnector::from(Arc::new(config)),
