@@ -24,12 +24,14 @@
 //! Only JSON is read here: the relay must ask the API server for JSON (not protobuf or CBOR)
 //! whenever a response may hold Secrets, and refuse a body in any other encoding.
 
+mod json_stream;
 mod jsonpath;
 mod stream;
 
 use serde_json::{Map, Value};
 
-pub use jsonpath::JsonPath;
+pub use json_stream::{JsonRewriter, MAX_TOKEN};
+pub use jsonpath::{JsonPath, Step};
 pub use stream::{LineMasker, MAX_LINE};
 
 /// What a masked `data` value becomes: `****` in base64, so clients that decode it still can.

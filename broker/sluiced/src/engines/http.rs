@@ -16,7 +16,7 @@
 
 use super::web::{
     self, BoxError, Counted, Lines, ResponseBody, Upstream, authorized, block_decision, box_error,
-    json, once, scan_strings, strip_hop_by_hop,
+    json, scan_strings, strip_hop_by_hop,
 };
 use super::{BoxFuture, Engine, Served, Session, Tunnel};
 use crate::plan::{HttpPlan, RolePlan};
@@ -24,7 +24,8 @@ use crate::tokens::{Assertion, TokenService};
 use crate::tunnel::SessionOpener;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
@@ -32,6 +33,7 @@ use hyper_util::rt::TokioIo;
 use sluice_config::{HttpAuthorization, HttpSpec, Need, ResourceSpec};
 use sluice_engine::{Lease, LeaseHandle};
 use sluice_engine_http::kube::Decision;
+use sluice_engine_http::mask::JsonRewriter;
 use sluice_engine_http::route::{OVERRIDE_HEADERS, forbidden_body};
 use sluice_recording::SessionRecording;
 use sluice_shared::recording::{Decision as Recorded, HttpEvent};
@@ -50,8 +52,6 @@ pub const ENFORCES: &[Need] = &[Need::HttpRules, Need::ContentRecording];
 const MIN_SECRET_LEN: usize = 32;
 /// How long a held request waits for a decision.
 const HOLD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// The largest JSON body the broker reads whole to mask it (decompressed).
-const MAX_MASKED_BODY: usize = 64 * 1024 * 1024;
 /// The identity header the broker always owns, whatever the resource names.
 const DEFAULT_IDENTITY_HEADER: &str = "sluice-identity";
 
@@ -478,8 +478,8 @@ async fn forward(
     Ok(response)
 }
 
-/// The service's response as the client gets it. With a role that masks: JSON bodies read
-/// whole (gzip and deflate decoded) with the role's JSON paths redacted and every string
+/// The service's response as the client gets it. With a role that masks: JSON bodies masked
+/// as they stream (gzip and deflate decoded), the role's JSON paths redacted and every string
 /// scanned by its detectors; event streams, NDJSON and text rewritten line by line as they
 /// arrive. A body that must be masked but cannot be read is withheld, never passed on.
 fn respond(
@@ -565,41 +565,125 @@ fn respond(
         let body = Lines::new(body, move |line| kind.rewrite(&plan, line));
         return Response::from_parts(parts, body.boxed_unsync());
     }
-    let masked = async move {
-        let bytes = http_body_util::Limited::new(body, MAX_MASKED_BODY)
-            .collect()
-            .await?
-            .to_bytes();
-        let bytes = decode(&encoding, bytes)?;
-        let mut value: serde_json::Value = serde_json::from_slice(&bytes)?;
-        mask_json(&plan, &mut value);
-        Ok::<Bytes, BoxError>(Bytes::from(serde_json::to_vec(&value)?))
+    let body = JsonBody {
+        inner: body,
+        decoder: match encoding.as_str() {
+            "gzip" | "x-gzip" => Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new())),
+            "deflate" => Decoder::Deflate(flate2::write::ZlibDecoder::new(Vec::new())),
+            _ => Decoder::Identity,
+        },
+        rewriter: json_rewriter(plan),
+        done: false,
     };
-    Response::from_parts(parts, once(masked))
+    Response::from_parts(parts, UnsyncBoxBody::new(body))
 }
 
-/// A body in its `Content-Encoding`, decoded (at most [`MAX_MASKED_BODY`] bytes).
-fn decode(encoding: &str, bytes: Bytes) -> Result<Bytes, BoxError> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    let limit = MAX_MASKED_BODY as u64 + 1;
-    match encoding {
-        "gzip" | "x-gzip" => {
-            flate2::read::GzDecoder::new(&bytes[..])
-                .take(limit)
-                .read_to_end(&mut out)?;
+/// The role's JSON paths and detectors, applied as the document streams.
+fn json_rewriter(plan: Arc<HttpPlan>) -> JsonRewriter<StringMask> {
+    let paths = plan.paths.clone();
+    JsonRewriter::new(
+        paths,
+        Box::new(move |text: &str| {
+            let policy = plan.masking.as_ref()?;
+            let mut counts = sluice_mask::MaskCounts::default();
+            match policy.mask_text(text, &mut counts) {
+                std::borrow::Cow::Owned(masked) => Some(masked),
+                std::borrow::Cow::Borrowed(_) => None,
+            }
+        }),
+    )
+}
+
+/// What a string value goes through.
+type StringMask = Box<dyn FnMut(&str) -> Option<String> + Send>;
+
+/// A body's `Content-Encoding`, undone as it streams.
+enum Decoder {
+    Identity,
+    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
+}
+
+impl Decoder {
+    /// The decoded bytes of the next chunk.
+    fn feed(&mut self, data: &[u8]) -> std::io::Result<Vec<u8>> {
+        use std::io::Write;
+        match self {
+            Self::Identity => Ok(data.to_vec()),
+            Self::Gzip(d) => {
+                d.write_all(data)?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Self::Deflate(d) => {
+                d.write_all(data)?;
+                Ok(std::mem::take(d.get_mut()))
+            }
         }
-        "deflate" => {
-            flate2::read::ZlibDecoder::new(&bytes[..])
-                .take(limit)
-                .read_to_end(&mut out)?;
+    }
+
+    /// What the decoder still holds at the end of the body.
+    fn finish(&mut self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Self::Identity => Ok(Vec::new()),
+            Self::Gzip(d) => {
+                d.try_finish()?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Self::Deflate(d) => {
+                d.try_finish()?;
+                Ok(std::mem::take(d.get_mut()))
+            }
         }
-        _ => return Ok(bytes),
     }
-    if out.len() > MAX_MASKED_BODY {
-        return Err("the decoded body is larger than the broker masks".into());
+}
+
+/// A JSON body masked as it streams (decoded first when compressed): memory bounded by the
+/// largest single string, whatever the body's size. What is not JSON ends the response with
+/// an error; nothing unread is passed on.
+struct JsonBody {
+    inner: Incoming,
+    decoder: Decoder,
+    rewriter: JsonRewriter<StringMask>,
+    done: bool,
+}
+
+impl Body for JsonBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let mut out = Vec::new();
+            match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    let decoded = this.decoder.feed(&data)?;
+                    this.rewriter.push(&decoded, &mut out)?;
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    let rest = this.decoder.finish()?;
+                    this.rewriter.push(&rest, &mut out)?;
+                    this.rewriter.finish(&mut out)?;
+                }
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(out)))));
+            }
+        }
     }
-    Ok(Bytes::from(out))
 }
 
 /// How a streamed body's lines are masked.

@@ -37,7 +37,7 @@ enum Segment {
 
 /// One step of a concrete place in a document.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Step {
+pub enum Step {
     /// An object member.
     Key(String),
     /// An array element.
@@ -118,6 +118,11 @@ impl JsonPath {
         &self.text
     }
 
+    /// Whether the path reaches the place `steps` (from the root), as [`JsonPath::apply`] would.
+    pub fn matches(&self, steps: &[Step]) -> bool {
+        matches_from(&self.segments, steps)
+    }
+
     /// Rewrites every value the path reaches and returns how many: a string becomes `f(it)`, a
     /// number or boolean `f(its text)`, an object or array `****`; `null` is left alone.
     pub fn apply(&self, value: &mut Value, f: &mut dyn FnMut(&str) -> String) -> usize {
@@ -142,6 +147,29 @@ impl JsonPath {
             count += 1;
         }
         count
+    }
+}
+
+/// Whether `segments` reach exactly `steps`.
+fn matches_from(segments: &[Segment], steps: &[Step]) -> bool {
+    let Some((segment, rest)) = segments.split_first() else {
+        return steps.is_empty();
+    };
+    match segment {
+        Segment::Key(key) => {
+            matches!(steps.first(), Some(Step::Key(k)) if k == key)
+                && matches_from(rest, &steps[1..])
+        }
+        Segment::Index(i) => {
+            matches!(steps.first(), Some(Step::Index(n)) if n == i)
+                && matches_from(rest, &steps[1..])
+        }
+        Segment::Wildcard => !steps.is_empty() && matches_from(rest, &steps[1..]),
+        // `..key`: any number of steps, then a member named `key`.
+        Segment::Descend(key) => (0..steps.len()).any(|skip| {
+            matches!(&steps[skip], Step::Key(k) if k == key)
+                && matches_from(rest, &steps[skip + 1..])
+        }),
     }
 }
 
