@@ -86,8 +86,6 @@ pub struct JsonRewriter<F: FnMut(&str) -> Option<String>> {
     token: Token,
     /// The bytes of the token being read.
     raw: Vec<u8>,
-    /// Places reached so far, for path matching.
-    steps: Vec<Step>,
 }
 
 impl<F: FnMut(&str) -> Option<String>> JsonRewriter<F> {
@@ -101,7 +99,6 @@ impl<F: FnMut(&str) -> Option<String>> JsonRewriter<F> {
             done: false,
             token: Token::None,
             raw: Vec::new(),
-            steps: Vec::new(),
         }
     }
 
@@ -278,24 +275,13 @@ impl<F: FnMut(&str) -> Option<String>> JsonRewriter<F> {
         Ok(())
     }
 
-    /// The place of the value about to start.
-    fn place(&mut self) -> &[Step] {
-        self.steps.clear();
-        for frame in &self.stack {
-            if let Some(step) = &frame.step {
-                self.steps.push(step.clone());
-            }
-        }
-        &self.steps
-    }
-
-    fn masked_here(&mut self) -> bool {
+    /// Whether a path reaches the value about to start (or just read).
+    fn masked_here(&self) -> bool {
         if self.paths.is_empty() {
             return false;
         }
-        self.place();
-        let steps = &self.steps;
-        self.paths.iter().any(|p| p.matches(steps))
+        let steps: Vec<&Step> = self.stack.iter().filter_map(|f| f.step.as_ref()).collect();
+        self.paths.iter().any(|p| p.matches(&steps))
     }
 
     /// The first byte of a value.
@@ -359,12 +345,11 @@ impl<F: FnMut(&str) -> Option<String>> JsonRewriter<F> {
     }
 
     fn finish_string(&mut self, key: bool, out: &mut Vec<u8>) -> Result<(), String> {
-        let text: String = serde_json::from_slice(&self.raw)
-            .map_err(|_| "a string in the JSON body is malformed".to_owned())?;
+        let text = decode_string(&self.raw)?;
         if key {
             out.extend_from_slice(&self.raw);
             let frame = self.stack.last_mut().ok_or("unbalanced JSON")?;
-            frame.step = Some(Step::Key(text));
+            frame.step = Some(Step::Key(text.into_owned()));
             frame.expect = Expect::Colon;
             return Ok(());
         }
@@ -381,12 +366,11 @@ impl<F: FnMut(&str) -> Option<String>> JsonRewriter<F> {
     }
 
     fn finish_scalar(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
-        let value: serde_json::Value = serde_json::from_slice(&self.raw)
-            .map_err(|_| "a value in the JSON body is not JSON".to_owned())?;
-        if !(value.is_number() || value.is_boolean() || value.is_null()) {
+        let null = self.raw == b"null";
+        if !(null || self.raw == b"true" || self.raw == b"false" || is_number(&self.raw)) {
             return Err("a value in the JSON body is not JSON".into());
         }
-        if !value.is_null() && self.masked_here() {
+        if !null && self.masked_here() {
             write_string(out, MASKED);
         } else {
             out.extend_from_slice(&self.raw);
@@ -408,6 +392,65 @@ impl<F: FnMut(&str) -> Option<String>> JsonRewriter<F> {
             frame.expect = expect;
         }
     }
+}
+
+/// A complete JSON string token (quotes included) as text; escapes decoded only when there
+/// are any.
+fn decode_string(raw: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
+    let malformed = || "a string in the JSON body is malformed".to_owned();
+    let inner = raw
+        .get(1..raw.len().saturating_sub(1))
+        .filter(|_| raw.len() >= 2)
+        .ok_or_else(malformed)?;
+    if !inner.contains(&b'\\') {
+        if inner.iter().any(|&b| b < 0x20) {
+            return Err(malformed());
+        }
+        return std::str::from_utf8(inner)
+            .map(std::borrow::Cow::Borrowed)
+            .map_err(|_| malformed());
+    }
+    serde_json::from_slice::<String>(raw)
+        .map(std::borrow::Cow::Owned)
+        .map_err(|_| malformed())
+}
+
+/// Whether `raw` is a JSON number: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn is_number(raw: &[u8]) -> bool {
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while raw.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > start
+    };
+    if raw.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match raw.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if raw.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    if matches!(raw.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(raw.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    i == raw.len()
 }
 
 /// `text` as a JSON string.
@@ -474,6 +517,7 @@ mod tests {
             "list": ["a", "b@c.d", "c"], "nums": [1.5e3, -2, true, false, null], "empty": [], "obj": {}, "s": "\\\n\t"})
             .to_string(),
             json!([[], {}, [[]], "@", 0]).to_string(),
+            "[0, -0.5e+10, 1E3, 12.25, -7]".to_owned(),
             json!("a@b.c").to_string(),
             json!(42).to_string(),
             "  { \"a\" : [ 1 , { \"ssn\" : \"x\" } ] , \"b\":\"\\\"@\" }  ".to_owned(),
@@ -508,6 +552,13 @@ mod tests {
             "[",
             "",
             r#"{"a":01x}"#,
+            "[01]",
+            "[1.]",
+            "[.5]",
+            "[1e]",
+            "[-]",
+            "[+1]",
+            "[\"tab\there\"]",
         ] {
             for chunk in [1, 4, 100] {
                 assert!(

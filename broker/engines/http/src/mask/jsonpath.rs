@@ -119,7 +119,7 @@ impl JsonPath {
     }
 
     /// Whether the path reaches the place `steps` (from the root), as [`JsonPath::apply`] would.
-    pub fn matches(&self, steps: &[Step]) -> bool {
+    pub fn matches(&self, steps: &[&Step]) -> bool {
         matches_from(&self.segments, steps)
     }
 
@@ -151,7 +151,7 @@ impl JsonPath {
 }
 
 /// Whether `segments` reach exactly `steps`.
-fn matches_from(segments: &[Segment], steps: &[Step]) -> bool {
+fn matches_from(segments: &[Segment], steps: &[&Step]) -> bool {
     let Some((segment, rest)) = segments.split_first() else {
         return steps.is_empty();
     };
