@@ -762,8 +762,17 @@ impl Scrubber {
     /// Replaces every whole occurrence in `buf`.
     fn scrub(&self, buf: &mut [u8]) {
         for secret in &self.secrets {
+            let first = secret[0];
             let mut at = 0;
             while at + secret.len() <= buf.len() {
+                // Jump to the next place the secret could start.
+                let Some(skip) = buf[at..=buf.len() - secret.len()]
+                    .iter()
+                    .position(|&b| b == first)
+                else {
+                    break;
+                };
+                at += skip;
                 if buf[at..].starts_with(secret) {
                     buf[at..at + secret.len()].fill(b'*');
                     at += secret.len();

@@ -118,9 +118,21 @@ impl JsonPath {
         &self.text
     }
 
+    /// Whether a place whose last step is `last` could be reached at all (`None`: the root).
+    pub fn could_end_at(&self, last: Option<&Step>) -> bool {
+        match (self.segments.last(), last) {
+            (None, last) => last.is_none(),
+            (Some(_), None) => false,
+            (Some(Segment::Key(k) | Segment::Descend(k)), Some(Step::Key(name))) => k == name,
+            (Some(Segment::Key(_) | Segment::Descend(_)), Some(Step::Index(_))) => false,
+            (Some(Segment::Index(i)), Some(step)) => step == &Step::Index(*i),
+            (Some(Segment::Wildcard), Some(_)) => true,
+        }
+    }
+
     /// Whether the path reaches the place `steps` (from the root), as [`JsonPath::apply`] would.
     pub fn matches(&self, steps: &[&Step]) -> bool {
-        matches_from(&self.segments, steps)
+        self.could_end_at(steps.last().copied()) && matches_from(&self.segments, steps)
     }
 
     /// Rewrites every value the path reaches and returns how many: a string becomes `f(it)`, a
