@@ -3,7 +3,7 @@
 # test service vs socat vs through the broker, plain and with a masking role, in one run. See
 # docs/benchmarks.md.
 #
-#   bench/http.sh                                   # 4000 GETs, a 100 MB response, 3 reps
+#   bench/http.sh                                   # 20000 GETs, 100 MB responses, 3 reps
 #   BENCH_HTTP_REQUESTS=1000 BENCH_HTTP_MB=20 BENCH_REPS=1 bench/http.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

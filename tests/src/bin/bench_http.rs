@@ -5,7 +5,7 @@
 //! Not a test: `bench/http.sh`. The client is `curl --parallel` (one process, reused
 //! connections).
 //!
-//! Environment: BENCH_HTTP_REQUESTS (4000), BENCH_HTTP_MB (100), BENCH_REPS (3).
+//! Environment: BENCH_HTTP_REQUESTS (20000), BENCH_HTTP_MB (100), BENCH_REPS (3).
 
 use sluice_fake_http::FakeHttp;
 use sluice_tests::measure::{cpu_seconds, env_num, median, percentile, sluiced_pid};
@@ -119,7 +119,7 @@ fn relay(address: &str) -> (Child, Target) {
 }
 
 fn main() {
-    let requests = env_num("BENCH_HTTP_REQUESTS", 4000);
+    let requests = env_num("BENCH_HTTP_REQUESTS", 20000);
     let mb = env_num("BENCH_HTTP_MB", 100);
     let reps = env_num("BENCH_REPS", 3).max(1);
     let dir = tempfile::tempdir().expect("tempdir");
