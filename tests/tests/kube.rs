@@ -202,6 +202,15 @@ fn exec_runs_through_the_broker_with_its_exit_code_and_read_only_refuses_it() {
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "hi");
+    // The stream's start and end are audited.
+    sluice_tests::wait_for(
+        "the exec stream's end in the audit trail",
+        std::time::Duration::from_secs(10),
+        || {
+            let log = s._broker.log();
+            log.contains("kube.stream_opened.v1") && log.contains("kube.stream_closed.v1")
+        },
+    );
     // The exec is recorded as a terminal: its output exports as asciicast.
     let cast = s
         .cli

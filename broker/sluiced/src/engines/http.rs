@@ -473,7 +473,21 @@ async fn forward(
                     .into(),
             });
         }
-        context.streams.splice(client_upgrade, &mut response, None);
+        let session = context.session.clone();
+        let closed = Box::new(move |how: &str, up: u64, down: u64| {
+            info!(
+                target: "audit",
+                event = "http.stream_closed.v1",
+                session = %session,
+                how,
+                bytes_up = up,
+                bytes_down = down,
+                "an upgraded (WebSocket) stream closed"
+            );
+        });
+        context
+            .streams
+            .splice(client_upgrade, &mut response, None, closed);
     }
     Ok(response)
 }

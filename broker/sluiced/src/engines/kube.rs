@@ -621,9 +621,22 @@ where
                 }
             }) as web::Observe
         });
+        let (session, request) = (context.session.clone(), attributes.describe());
+        let closed = Box::new(move |how: &str, up: u64, down: u64| {
+            info!(
+                target: "audit",
+                event = "kube.stream_closed.v1",
+                session = %session,
+                request = %request,
+                how,
+                bytes_up = up,
+                bytes_down = down,
+                "an exec, attach or port-forward stream closed"
+            );
+        });
         context
             .streams
-            .splice(client_upgrade, &mut response, observe);
+            .splice(client_upgrade, &mut response, observe, closed);
         let (parts, _) = response.into_parts();
         return Answer::Local(Response::from_parts(
             parts,

@@ -411,6 +411,9 @@ pub(super) async fn held(
 /// Sees the bytes an upgraded stream's server side sends (to record them).
 pub(super) type Observe = Box<dyn FnMut(&[u8]) + Send>;
 
+/// Told how an upgraded stream ended and the bytes it carried each way (to audit it).
+pub(super) type Closed = Box<dyn FnOnce(&str, u64, u64) + Send>;
+
 /// The upgraded streams of one session (exec, WebSocket): cut when the session ends, awaited
 /// before it ends on its own.
 pub(super) struct Streams {
@@ -458,17 +461,35 @@ impl Streams {
         client: hyper::upgrade::OnUpgrade,
         response: &mut Response<Incoming>,
         mut observe: Option<Observe>,
+        closed: Closed,
     ) {
         let host = hyper::upgrade::on(response);
         let mut cut = self.cut.subscribe();
         let task = tokio::spawn(async move {
             let (Ok(client), Ok(host)) = (client.await, host.await) else {
+                closed("the upgrade did not complete", 0, 0);
                 return;
             };
             let (client, host) = (TokioIo::new(client), TokioIo::new(host));
             let (mut client_read, mut client_write) = tokio::io::split(client);
             let (mut host_read, mut host_write) = tokio::io::split(host);
-            let up = tokio::io::copy(&mut client_read, &mut host_write);
+            let sent_up = AtomicU64::new(0);
+            let sent_down = AtomicU64::new(0);
+            let up = async {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match client_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if host_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    sent_up.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                let _ = host_write.shutdown().await;
+            };
             let down = async {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let mut buf = vec![0u8; 64 * 1024];
@@ -480,17 +501,23 @@ impl Streams {
                     if client_write.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
+                    sent_down.fetch_add(n as u64, Ordering::Relaxed);
                     if let Some(observe) = observe.as_mut() {
                         observe(&buf[..n]);
                     }
                 }
                 let _ = client_write.shutdown().await;
             };
-            tokio::select! {
-                _ = up => {}
-                () = down => {}
-                _ = cut.wait_for(|cut| *cut) => {}
-            }
+            let how = tokio::select! {
+                () = up => "closed by the client",
+                () = down => "closed by the service",
+                _ = cut.wait_for(|cut| *cut) => "the session ended",
+            };
+            closed(
+                how,
+                sent_up.load(Ordering::Relaxed),
+                sent_down.load(Ordering::Relaxed),
+            );
         });
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.push(task);
