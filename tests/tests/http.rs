@@ -200,6 +200,8 @@ fn rules_block_and_hold_by_method_and_path_and_evasions_never_arrive() {
         "/items/../admin/x",
         "/admin;a=b",
         "/items%2f..%2fadmin",
+        "/admin.",
+        "/admin%20",
         "//admin",
     ] {
         let (code, body) = s.curl("operator", "--path-as-is", path);
@@ -214,6 +216,9 @@ fn rules_block_and_hold_by_method_and_path_and_evasions_never_arrive() {
         "-X POST -H 'X-HTTP-Method-Override: DELETE'",
         "/items/3",
     );
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("http:method-override"), "{body}");
+    let (code, body) = s.curl("operator", "-H 'X-Original-URL: /admin/users'", "/items");
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("http:method-override"), "{body}");
     let (code, body) = s.curl("operator", "-X TRACE", "/whoami");

@@ -25,11 +25,15 @@ use sluice_engine::glob::glob;
 /// The methods relayed; anything else (TRACE, CONNECT, WebDAV verbs, lower case) is refused.
 pub const METHODS: [&str; 7] = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"];
 
-/// Headers some frameworks read as the request's real method.
-pub const OVERRIDE_HEADERS: [&str; 3] = [
+/// Headers some frameworks read as the request's real method, or its real path (IIS and
+/// Symfony route by `X-Original-URL`/`X-Rewrite-URL`): a request carrying one could reach
+/// another method or path than the rules judged.
+pub const OVERRIDE_HEADERS: [&str; 5] = [
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
 ];
 
 /// One rule: which requests it covers. Empty lists match anything.
@@ -107,8 +111,9 @@ impl RouteRules {
             return block(
                 "http:method-override",
                 format!(
-                    "{method} {path} asks the service to read it as another method \
-                     (_method or X-HTTP-Method-Override), which the rules cannot judge"
+                    "{method} {path} asks the service to read it as another method or path \
+                     (_method, X-HTTP-Method-Override, X-Original-URL), which the rules cannot \
+                     judge"
                 ),
             );
         }
@@ -156,6 +161,14 @@ pub fn normalize(path: &str) -> Result<String, &'static str> {
     let segments = crate::kube::request::segments(path)?;
     if segments.iter().any(|s| s.contains(['\\', ';'])) {
         return Err("the path has an encoded backslash or ';'");
+    }
+    // Windows servers and some proxies drop a segment's trailing dots and spaces (`admin.`,
+    // `admin%20` are `admin` to them).
+    if segments
+        .iter()
+        .any(|s| s.ends_with(['.', ' ']) || s.starts_with(' ') || s.contains('\t'))
+    {
+        return Err("a path segment starts or ends with a space or ends with a dot");
     }
     Ok(format!("/{}", segments.join("/")))
 }
@@ -242,6 +255,12 @@ mod tests {
             ("GET", "/v1/%2561dmin", "", "block http:suspicious-path"),
             ("GET", "/v1/admin%00", "", "block http:suspicious-path"),
             ("GET", "v1/admin", "", "block http:suspicious-path"),
+            ("GET", "/v1/admin.", "", "block http:suspicious-path"),
+            ("GET", "/v1/admin%20", "", "block http:suspicious-path"),
+            ("GET", "/v1/admin%2e", "", "block http:suspicious-path"),
+            ("GET", "/v1/%20admin", "", "block http:suspicious-path"),
+            ("GET", "/v1/admin%09", "", "block http:suspicious-path"),
+            ("GET", "/v1/file.txt", "", "allow"),
             ("get", "/v1/customers", "", "block http:method"),
             ("TRACE", "/v1/customers", "", "block http:method"),
             ("CONNECT", "/v1/customers", "", "block http:method"),

@@ -595,11 +595,12 @@ fn respond(
 /// The role's JSON paths and detectors, applied as the document streams.
 fn json_rewriter(plan: Arc<HttpPlan>) -> JsonRewriter<StringMask> {
     let paths = plan.paths.clone();
+    // One tally for the whole body: a fresh one per string cost an allocation per match.
+    let mut counts = sluice_mask::MaskCounts::default();
     JsonRewriter::new(
         paths,
         Box::new(move |text: &str| {
             let policy = plan.masking.as_ref()?;
-            let mut counts = sluice_mask::MaskCounts::default();
             match policy.mask_text(text, &mut counts) {
                 std::borrow::Cow::Owned(masked) => Some(masked),
                 std::borrow::Cow::Borrowed(_) => None,
