@@ -19,7 +19,7 @@ use crate::engines::web::ResponseBody;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use sluice_shared::grants::GRANT_HEADER;
 use sluice_shared::tunnel::SECRET_HEADER;
 use std::collections::HashMap;
@@ -258,19 +258,7 @@ fn into_axum(response: axum::http::Response<ResponseBody>) -> Response {
 
 /// A `metav1.Status` answer, which kubectl prints as `Error from server (REASON): MESSAGE`.
 fn status(code: StatusCode, reason: &str, message: &str) -> Response {
-    (
-        code,
-        axum::Json(serde_json::json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "code": code.as_u16(),
-        })),
-    )
-        .into_response()
+    into_axum(crate::engines::kube_status(code, reason, message))
 }
 
 #[cfg(test)]

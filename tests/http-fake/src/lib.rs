@@ -39,7 +39,7 @@
 mod body;
 mod echo;
 mod server;
-mod ws;
+pub mod ws;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

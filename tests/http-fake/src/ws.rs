@@ -1,6 +1,7 @@
-//! The WebSocket pieces (RFC 6455) the echo endpoint needs, as a pure codec: the handshake's
+//! The WebSocket pieces (RFC 6455) a test server needs, as a pure codec: the handshake's
 //! accept key, check-then-parse of client frames (masked; fragmented messages reassembled by
-//! the caller in [`crate::echo`]) and encoding of unmasked server frames.
+//! the caller, as [`crate::echo`] and the fake API server's exec do) and encoding of unmasked
+//! server frames.
 
 use base64::Engine as _;
 use sha1::{Digest, Sha1};

@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::ws;
+use sluice_fake_http::ws;
 
 /// Channel numbers.
 const STDIN: u8 = 0;

@@ -22,7 +22,6 @@ mod status;
 mod store;
 mod table;
 mod time;
-mod ws;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

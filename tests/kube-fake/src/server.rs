@@ -30,7 +30,7 @@ use crate::resources::{self, ResourceDef};
 use crate::status::ApiError;
 use crate::store::{Event, Store, WatchFrom, Write};
 use crate::table::{self, Include, TableOpts};
-use crate::ws;
+use sluice_fake_http::ws;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 8 << 20;

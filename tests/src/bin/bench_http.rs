@@ -8,72 +8,15 @@
 //! Environment: BENCH_HTTP_REQUESTS (20000), BENCH_HTTP_MB (100), BENCH_REPS (3).
 
 use sluice_fake_http::FakeHttp;
-use sluice_tests::measure::{cpu_seconds, env_num, median, percentile, sluiced_pid};
+use sluice_tests::measure::{
+    HttpTarget, cpu_seconds, curl_gets, env_num, median, percentile, sluiced_pid,
+};
 use sluice_tests::{BrokerBuilder, Cli, free_port};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
-
-/// Where a client sends requests: base URL and the header it adds (the tunnel's token).
-struct Target {
-    url: String,
-    header: Option<String>,
-}
-
-/// `count` GETs of `path`, `parallel` at a time; (wall seconds, per-request seconds, bytes).
-fn run_curl(
-    target: &Target,
-    path: &str,
-    count: u64,
-    parallel: u64,
-    dir: &Path,
-) -> (f64, Vec<f64>, u64) {
-    let config = dir.join("curl.cfg");
-    let mut text = String::new();
-    if let Some(header) = &target.header {
-        text.push_str(&format!("header = \"{header}\"\n"));
-    }
-    for _ in 0..count {
-        text.push_str(&format!(
-            "url = \"{}{path}\"\noutput = \"/dev/null\"\n",
-            target.url
-        ));
-    }
-    std::fs::write(&config, text).expect("curl config");
-    let started = Instant::now();
-    let out = Command::new("curl")
-        .args(["-q", "-s", "--fail", "--noproxy", "*"])
-        .args(["--parallel", "--parallel-immediate", "--parallel-max"])
-        .arg(parallel.to_string())
-        .arg("-K")
-        .arg(&config)
-        .args(["-w", "%{time_total} %{size_download} %{http_code}\\n"])
-        .output()
-        .expect("curl");
-    let wall = started.elapsed().as_secs_f64();
-    let mut times = Vec::new();
-    let mut bytes = 0;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(t), Some(b), Some(code)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        assert_eq!(code, "200", "a request failed: {line}");
-        times.push(t.parse().unwrap_or(f64::NAN));
-        bytes += b.parse::<u64>().unwrap_or(0);
-    }
-    assert_eq!(
-        times.len() as u64,
-        count,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (wall, times, bytes)
-}
 
 /// `sluice connect api --role ROLE` in the background; its target.
-fn connect(cli: &Cli, role: &str) -> (Child, Target) {
+fn connect(cli: &Cli, role: &str) -> (Child, HttpTarget) {
     let mut child = cli
         .cmd()
         .args(["connect", "api", "--role", role, "--output", "json"])
@@ -87,15 +30,16 @@ fn connect(cli: &Cli, role: &str) -> (Child, Target) {
         .read_line(&mut line)
         .expect("connect output");
     let details: serde_json::Value = serde_json::from_str(&line).expect("connect json");
-    let target = Target {
+    let target = HttpTarget {
         url: details["url"].as_str().expect("url").to_owned(),
         header: details["header"].as_str().map(str::to_owned),
+        ca: None,
     };
     (child, target)
 }
 
 /// `socat` relaying a free local port to `address`.
-fn relay(address: &str) -> (Child, Target) {
+fn relay(address: &str) -> (Child, HttpTarget) {
     let port = free_port();
     let child = Command::new("socat")
         .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
@@ -111,9 +55,10 @@ fn relay(address: &str) -> (Child, Target) {
     );
     (
         child,
-        Target {
+        HttpTarget {
             url: format!("http://127.0.0.1:{port}"),
             header: None,
+            ca: None,
         },
     )
 }
@@ -147,9 +92,10 @@ fn main() {
     cli.login(&broker.token("alice", &["eng"], "8h"));
     let pid = sluiced_pid();
 
-    let direct = Target {
+    let direct = HttpTarget {
         url: service.url(),
         header: None,
+        ca: None,
     };
     let (mut socat, relayed) = relay(&service.address());
     let (mut plain_child, plain) = connect(&cli, "plain");
@@ -177,10 +123,10 @@ fn main() {
         let mut big = Vec::new();
         let mut json = Vec::new();
         let mut cpu = Vec::new();
-        let _ = run_curl(target, "/small", 50, 8, dir.path());
+        let _ = curl_gets(target, "/small", 50, 8, dir.path());
         for _ in 0..reps {
             let before = pid.map(cpu_seconds);
-            let (wall, times, _) = run_curl(target, "/small", requests, 8, dir.path());
+            let (wall, times, _) = curl_gets(target, "/small", requests, 8, dir.path());
             if let (Some(pid), Some(before)) = (pid, before)
                 && name.starts_with("sluice")
             {
@@ -190,11 +136,12 @@ fn main() {
             p50.push(percentile(&times, 0.5) * 1000.0);
             p99.push(percentile(&times, 0.99) * 1000.0);
             if name != "sluice-masked" {
-                let (wall, _, bytes) = run_curl(target, &format!("/big?mb={mb}"), 1, 1, dir.path());
+                let (wall, _, bytes) =
+                    curl_gets(target, &format!("/big?mb={mb}"), 1, 1, dir.path());
                 big.push(bytes as f64 / 1e6 / wall);
             }
             let (wall, _, bytes) =
-                run_curl(target, &format!("/big.json?mb={json_mb}"), 1, 1, dir.path());
+                curl_gets(target, &format!("/big.json?mb={json_mb}"), 1, 1, dir.path());
             json.push(bytes as f64 / 1e6 / wall);
         }
         let (rps, p50, p99, json) = (median(rps), median(p50), median(p99), median(json));

@@ -8,72 +8,16 @@
 
 use base64::Engine as _;
 use sluice_fake_kube::FakeKube;
-use sluice_tests::measure::{cpu_seconds, env_num, median, percentile, sluiced_pid};
+use sluice_tests::measure::{
+    HttpTarget, cpu_seconds, curl_gets, env_num, median, percentile, sluiced_pid,
+};
 use sluice_tests::{BrokerBuilder, Cli};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Instant;
-
-/// Where a client sends requests: base URL, bearer token, CA file.
-struct Target {
-    url: String,
-    token: String,
-    ca: PathBuf,
-}
-
-/// `count` GETs of `path`, 8 at a time; (wall seconds, per-request seconds, bytes).
-fn run_curl(
-    target: &Target,
-    path: &str,
-    count: u64,
-    parallel: u64,
-    dir: &Path,
-) -> (f64, Vec<f64>, u64) {
-    let config = dir.join("curl.cfg");
-    let mut text = format!("header = \"Authorization: Bearer {}\"\n", target.token);
-    for _ in 0..count {
-        text.push_str(&format!(
-            "url = \"{}{path}\"\noutput = \"/dev/null\"\n",
-            target.url
-        ));
-    }
-    std::fs::write(&config, text).expect("curl config");
-    let started = Instant::now();
-    let out = Command::new("curl")
-        .args(["-s", "--fail", "--parallel", "--parallel-immediate"])
-        .arg("--parallel-max")
-        .arg(parallel.to_string())
-        .arg("--cacert")
-        .arg(&target.ca)
-        .arg("-K")
-        .arg(&config)
-        .args(["-w", "%{time_total} %{size_download} %{http_code}\\n"])
-        .output()
-        .expect("curl");
-    let wall = started.elapsed().as_secs_f64();
-    let mut times = Vec::new();
-    let mut bytes = 0;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(t), Some(b), Some(code)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        assert_eq!(code, "200", "a request failed: {line}");
-        times.push(t.parse().unwrap_or(f64::NAN));
-        bytes += b.parse::<u64>().unwrap_or(0);
-    }
-    assert_eq!(
-        times.len() as u64,
-        count,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (wall, times, bytes)
-}
+use std::path::Path;
+use std::process::{Child, Stdio};
 
 /// `sluice connect cluster --role ROLE` in the background; its target.
-fn connect(cli: &Cli, role: &str, dir: &Path) -> (Child, Target) {
+fn connect(cli: &Cli, role: &str, dir: &Path) -> (Child, HttpTarget) {
     let mut child = cli
         .cmd()
         .args(["connect", "cluster", "--role", role, "--output", "json"])
@@ -101,13 +45,12 @@ fn connect(cli: &Cli, role: &str, dir: &Path) -> (Child, Target) {
         .expect("ca data");
     let ca = dir.join(format!("{role}-ca.pem"));
     std::fs::write(&ca, pem).expect("ca file");
-    let target = Target {
+    let target = HttpTarget {
         url: cluster["server"].as_str().unwrap_or_default().to_owned(),
-        token: config["users"][0]["user"]["token"]
+        header: config["users"][0]["user"]["token"]
             .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        ca,
+            .map(|token| format!("Authorization: Bearer {token}")),
+        ca: Some(ca),
     };
     (child, target)
 }
@@ -133,10 +76,10 @@ fn main() {
     cli.login(&broker.token("alice", &["eng"], "8h"));
     let pid = sluiced_pid();
 
-    let direct = Target {
+    let direct = HttpTarget {
         url: fake.url(),
-        token: fake.token().to_owned(),
-        ca: fake.ca_pem().to_path_buf(),
+        header: Some(format!("Authorization: Bearer {}", fake.token())),
+        ca: Some(fake.ca_pem().to_path_buf()),
     };
     let (mut plain_child, plain) = connect(&cli, "plain", dir.path());
     let (mut masked_child, masked) = connect(&cli, "masked", dir.path());
@@ -162,10 +105,10 @@ fn main() {
         let mut mbps = Vec::new();
         let mut cpu = Vec::new();
         // Warm up discovery-free paths and connections.
-        let _ = run_curl(target, small, 50, 8, dir.path());
+        let _ = curl_gets(target, small, 50, 8, dir.path());
         for _ in 0..reps {
             let before = pid.map(cpu_seconds);
-            let (wall, times, _) = run_curl(target, small, requests, 8, dir.path());
+            let (wall, times, _) = curl_gets(target, small, requests, 8, dir.path());
             if let (Some(pid), Some(before)) = (pid, before)
                 && name != "direct"
             {
@@ -174,7 +117,7 @@ fn main() {
             rps.push(requests as f64 / wall);
             p50.push(percentile(&times, 0.5) * 1000.0);
             p99.push(percentile(&times, 0.99) * 1000.0);
-            let (wall, _, bytes) = run_curl(target, large, 1, 1, dir.path());
+            let (wall, _, bytes) = curl_gets(target, large, 1, 1, dir.path());
             mbps.push(bytes as f64 / 1e6 / wall);
         }
         let (rps, p50, p99, mbps) = (median(rps), median(p50), median(p99), median(mbps));

@@ -18,20 +18,16 @@ use super::web::{
     self, BoxError, Counted, Lines, ResponseBody, Upstream, authorized, block_decision, box_error,
     json, scan_strings, strip_hop_by_hop,
 };
-use super::{BoxFuture, Engine, Served, Session, Tunnel};
+use super::{BoxFuture, Engine, Session, Tunnel};
 use crate::plan::{HttpPlan, RolePlan};
 use crate::tokens::{Assertion, TokenService};
-use crate::tunnel::SessionOpener;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use sluice_config::{HttpAuthorization, HttpSpec, Need, ResourceSpec};
-use sluice_engine::{Lease, LeaseHandle};
 use sluice_engine_http::kube::Decision;
 use sluice_engine_http::mask::JsonRewriter;
 use sluice_engine_http::route::{OVERRIDE_HEADERS, forbidden_body};
@@ -151,7 +147,7 @@ impl Engine for HttpEngine {
                 bytes_down: Arc::new(AtomicU64::new(0)),
                 streams: web::Streams::default(),
             });
-            Ok(Box::new(HttpSession { context, opener }) as Box<dyn Session>)
+            Ok(Box::new(web::WebSession { context, opener }) as Box<dyn Session>)
         })
     }
 }
@@ -269,46 +265,35 @@ struct Context {
     streams: web::Streams,
 }
 
-struct HttpSession {
-    context: Arc<Context>,
-    opener: SessionOpener,
-}
+impl web::WebContext for Context {
+    const KIND: &'static str = "http";
 
-impl Session for HttpSession {
-    fn lease(&self) -> Arc<LeaseHandle> {
-        self.opener.lease()
+    fn streams(&self) -> &web::Streams {
+        &self.streams
     }
 
-    fn serve(
-        self: Box<Self>,
-        stream: TokioIo<Upgraded>,
-        lease: Lease,
-    ) -> BoxFuture<'static, Served> {
-        Box::pin(async move {
-            let Self { context, opener } = *self;
-            info!(kind = "http", "session started");
-            let service_context = Arc::clone(&context);
-            let end = web::serve(stream, lease, &context.streams, move |request| {
-                let context = Arc::clone(&service_context);
-                async move { handle(context, request).await }
-            })
-            .await;
-            Served {
-                opener,
-                end,
-                bytes_up: 0,
-                bytes_down: context.bytes_down.load(Ordering::Relaxed),
-            }
-        })
+    fn bytes_down(&self) -> u64 {
+        self.bytes_down.load(Ordering::Relaxed)
     }
 
-    fn abandon(self: Box<Self>) -> SessionOpener {
-        self.opener
+    fn handle<B>(
+        self: Arc<Self>,
+        request: Request<B>,
+    ) -> impl std::future::Future<Output = Response<ResponseBody>> + Send
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        handle(self, request)
     }
 }
 
 /// One request from the client, to its response.
-async fn handle(context: Arc<Context>, request: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle<B>(context: Arc<Context>, request: Request<B>) -> Response<ResponseBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let started = Instant::now();
     if !authorized(&context.secret, request.headers()) {
         return error(
@@ -404,11 +389,15 @@ async fn handle(context: Arc<Context>, request: Request<Incoming>) -> Response<R
 /// Sends the request to the service as the broker: the tunnel token and anything the client
 /// says about identity removed, the broker's credential and assertion added. An accepted
 /// WebSocket upgrade is relayed byte for byte (not recorded).
-async fn forward(
+async fn forward<B>(
     context: &Arc<Context>,
-    mut request: Request<Incoming>,
+    mut request: Request<B>,
     masking: bool,
-) -> Result<Response<Incoming>, Response<ResponseBody>> {
+) -> Result<Response<Incoming>, Response<ResponseBody>>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let upgrade = request.headers().contains_key(header::UPGRADE);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
@@ -443,7 +432,7 @@ async fn forward(
             }
         }
     }
-    let outgoing = Request::from_parts(parts, body.map_err(box_error).boxed_unsync());
+    let outgoing = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
     let mut upstream = context.upstream.lock().await;
     let mut response = upstream.send(outgoing).await.map_err(|why| {
         error(

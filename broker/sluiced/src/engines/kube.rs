@@ -19,18 +19,14 @@ use super::web::{
     self, BoxError, Counted, Lines, ResponseBody, Upstream, authorized, block_decision, box_error,
     json, once, scan_strings, strip_hop_by_hop,
 };
-use super::{BoxFuture, Engine, Served, Session, Tunnel};
+use super::{BoxFuture, Engine, Session, Tunnel};
 use crate::plan::{KubePlan, RolePlan};
-use crate::tunnel::SessionOpener;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use sluice_config::{Need, ResourceSpec};
-use sluice_engine::{Lease, LeaseHandle};
 use sluice_engine_http::kube::{Attributes, Decision, attributes, forbidden_status};
 use sluice_engine_http::mask::mask_secrets;
 use sluice_recording::SessionRecording;
@@ -144,7 +140,7 @@ impl Engine for KubeEngine {
                 bytes_down: Arc::new(AtomicU64::new(0)),
                 streams: web::Streams::default(),
             });
-            Ok(Box::new(KubeSession { context, opener }) as Box<dyn Session>)
+            Ok(Box::new(web::WebSession { context, opener }) as Box<dyn Session>)
         })
     }
 }
@@ -171,67 +167,26 @@ struct Context_ {
     streams: web::Streams,
 }
 
-struct KubeSession {
-    context: Arc<Context_>,
-    opener: SessionOpener,
-}
+impl web::WebContext for Context_ {
+    const KIND: &'static str = "kubernetes";
 
-impl Session for KubeSession {
-    fn lease(&self) -> Arc<LeaseHandle> {
-        self.opener.lease()
+    fn streams(&self) -> &web::Streams {
+        &self.streams
     }
 
-    fn serve(
-        self: Box<Self>,
-        stream: TokioIo<Upgraded>,
-        lease: Lease,
-    ) -> BoxFuture<'static, Served> {
-        Box::pin(async move {
-            let Self { context, opener } = *self;
-            info!(kind = "kubernetes", "session started");
-            let service_context = Arc::clone(&context);
-            let end = web::serve(stream, lease, &context.streams, move |request| {
-                let context = Arc::clone(&service_context);
-                async move { handle(context, request).await }
-            })
-            .await;
-            Served {
-                opener,
-                end,
-                bytes_up: 0,
-                bytes_down: context.bytes_down.load(Ordering::Relaxed),
-            }
-        })
+    fn bytes_down(&self) -> u64 {
+        self.bytes_down.load(Ordering::Relaxed)
     }
 
-    fn serve_requests(
-        self: Box<Self>,
-        requests: tokio::sync::mpsc::Receiver<super::Exchange>,
-        lease: Lease,
-    ) -> BoxFuture<'static, Served> {
-        Box::pin(async move {
-            let Self { context, opener } = *self;
-            info!(
-                kind = "kubernetes",
-                "session started (the broker's endpoint)"
-            );
-            let service_context = Arc::clone(&context);
-            let end = web::serve_requests(requests, lease, &context.streams, move |request| {
-                let context = Arc::clone(&service_context);
-                async move { handle(context, request).await }
-            })
-            .await;
-            Served {
-                opener,
-                end,
-                bytes_up: 0,
-                bytes_down: context.bytes_down.load(Ordering::Relaxed),
-            }
-        })
-    }
-
-    fn abandon(self: Box<Self>) -> SessionOpener {
-        self.opener
+    fn handle<B>(
+        self: Arc<Self>,
+        request: Request<B>,
+    ) -> impl std::future::Future<Output = Response<ResponseBody>> + Send
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        handle(self, request)
     }
 }
 
@@ -931,7 +886,7 @@ fn json_accept(accept: Option<&HeaderValue>) -> HeaderValue {
 }
 
 /// A `metav1.Status` answer of the broker's own.
-fn status(code: StatusCode, reason: &str, message: &str) -> Response<ResponseBody> {
+pub(crate) fn status(code: StatusCode, reason: &str, message: &str) -> Response<ResponseBody> {
     json(
         code,
         &serde_json::json!({

@@ -20,6 +20,7 @@ pub(crate) mod web;
 
 pub use http::HttpEngine;
 pub use kube::KubeEngine;
+pub(crate) use kube::status as kube_status;
 pub use postgres::{PostgresEngine, Targets};
 pub use ssh::SshEngine;
 pub use tcp::TcpEngine;

@@ -909,6 +909,88 @@ pub(super) fn origin_form(uri: &mut hyper::Uri) {
     }
 }
 
+/// What an HTTP engine's session shares between its requests.
+pub(super) trait WebContext: Send + Sync + Sized + 'static {
+    /// The kind, for the log.
+    const KIND: &'static str;
+
+    /// The session's upgraded streams.
+    fn streams(&self) -> &Streams;
+
+    /// Bytes sent to the client so far.
+    fn bytes_down(&self) -> u64;
+
+    /// One request, to its response.
+    fn handle<B>(
+        self: Arc<Self>,
+        request: Request<B>,
+    ) -> impl std::future::Future<Output = Response<ResponseBody>> + Send
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>;
+}
+
+/// An HTTP engine's session: its context, served from a tunnel's stream or from requests the
+/// broker's own endpoint hands over.
+pub(super) struct WebSession<C> {
+    pub(super) context: Arc<C>,
+    pub(super) opener: crate::tunnel::SessionOpener,
+}
+
+impl<C: WebContext> super::Session for WebSession<C> {
+    fn lease(&self) -> Arc<sluice_engine::LeaseHandle> {
+        self.opener.lease()
+    }
+
+    fn serve(
+        self: Box<Self>,
+        stream: TokioIo<hyper::upgrade::Upgraded>,
+        lease: sluice_engine::Lease,
+    ) -> super::BoxFuture<'static, super::Served> {
+        Box::pin(async move {
+            let Self { context, opener } = *self;
+            tracing::info!(kind = C::KIND, "session started");
+            let service_context = Arc::clone(&context);
+            let end = serve(stream, lease, context.streams(), move |request| {
+                Arc::clone(&service_context).handle(request)
+            })
+            .await;
+            super::Served {
+                opener,
+                end,
+                bytes_up: 0,
+                bytes_down: context.bytes_down(),
+            }
+        })
+    }
+
+    fn serve_requests(
+        self: Box<Self>,
+        requests: tokio::sync::mpsc::Receiver<super::Exchange>,
+        lease: sluice_engine::Lease,
+    ) -> super::BoxFuture<'static, super::Served> {
+        Box::pin(async move {
+            let Self { context, opener } = *self;
+            tracing::info!(kind = C::KIND, "session started (the broker's endpoint)");
+            let service_context = Arc::clone(&context);
+            let end = serve_requests(requests, lease, context.streams(), move |request| {
+                Arc::clone(&service_context).handle(request)
+            })
+            .await;
+            super::Served {
+                opener,
+                end,
+                bytes_up: 0,
+                bytes_down: context.bytes_down(),
+            }
+        })
+    }
+
+    fn abandon(self: Box<Self>) -> crate::tunnel::SessionOpener {
+        self.opener
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Scrubber;
