@@ -3,7 +3,7 @@
 # the test API server vs through the broker, plain and with a masking role, in one run. See
 # docs/benchmarks.md.
 #
-#   bench/kube.sh                                   # 4000 GETs, 20000 configmaps, 3 reps
+#   bench/kube.sh                                   # 20000 GETs, 20000 configmaps, 3 reps
 #   BENCH_KUBE_REQUESTS=1000 BENCH_REPS=1 bench/kube.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

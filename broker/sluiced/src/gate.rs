@@ -130,6 +130,11 @@ impl Gate {
         self.config.current()
     }
 
+    /// Whether the session token `id` was revoked (logged out).
+    pub fn token_revoked(&self, id: &str) -> bool {
+        self.revocations.is_revoked(id)
+    }
+
     /// The broker's token service: its public key and the identity assertions it signs.
     pub fn tokens(&self) -> &Arc<TokenService> {
         &self.tokens

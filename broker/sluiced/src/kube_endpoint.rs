@@ -43,6 +43,8 @@ pub struct KubeLinks {
 /// One grant's session: where its requests go.
 #[derive(Debug, Clone)]
 struct Link {
+    /// The session token last verified for it: (token, its id, its expiry).
+    verified: Arc<Mutex<Option<(String, String, u64)>>>,
     subject: String,
     resource: String,
     /// The one-time token the session's engine checks on every request.
@@ -60,6 +62,45 @@ impl KubeLinks {
         });
         let link = links.get(grant)?;
         (link.subject == subject && link.resource == resource).then(|| link.clone())
+    }
+
+    /// The subject of the grant's live session on `resource` when `token` is the one last
+    /// verified for it, still unexpired and not logged out.
+    fn verified(
+        &self,
+        grant: &str,
+        token: &str,
+        resource: &str,
+        gate: &crate::gate::Gate,
+    ) -> Option<String> {
+        use subtle::ConstantTimeEq;
+        let links = self.links.lock().ok()?;
+        let link = links.get(grant).filter(|l| l.resource == resource)?;
+        if link.requests.is_closed() {
+            return None;
+        }
+        let verified = link.verified.lock().ok()?;
+        let (known, id, expires) = verified.as_ref()?;
+        let same =
+            known.len() == token.len() && bool::from(known.as_bytes().ct_eq(token.as_bytes()));
+        (same && crate::tokens::now_secs() < *expires && !gate.token_revoked(id))
+            .then(|| link.subject.clone())
+    }
+
+    /// Notes `token` as verified for the grant's session (if it has one for this subject).
+    fn remember(&self, grant: &str, token: &str, identity: &crate::gate::Identity) {
+        let Ok(links) = self.links.lock() else {
+            return;
+        };
+        if let Some(link) = links.get(grant).filter(|l| l.subject == identity.subject)
+            && let Ok(mut verified) = link.verified.lock()
+        {
+            *verified = Some((
+                token.to_owned(),
+                identity.token_id.clone(),
+                identity.expires_at,
+            ));
+        }
     }
 
     fn insert(&self, grant: &str, link: Link) {
@@ -101,9 +142,20 @@ pub async fn handle(State(app): State<AppState>, request: Request) -> Response {
     if let Ok(value) = HeaderValue::from_str(&grant) {
         headers.insert(GRANT_HEADER, value);
     }
-    let identity = match app.gate.identify(&headers) {
-        Ok(identity) => identity,
-        Err(e) => return status(StatusCode::UNAUTHORIZED, "Unauthorized", &e.message),
+    // A token this grant's session already verified is checked for expiry and logout only:
+    // an Ed25519 verification per request would cost more than the request.
+    let subject = match app
+        .kube_links
+        .verified(&grant, &token, &resource, &app.gate)
+    {
+        Some(subject) => subject,
+        None => match app.gate.identify(&headers) {
+            Ok(identity) => {
+                app.kube_links.remember(&grant, &token, &identity);
+                identity.subject
+            }
+            Err(e) => return status(StatusCode::UNAUTHORIZED, "Unauthorized", &e.message),
+        },
     };
     let (mut parts, body) = request.into_parts();
     let target = match parts.uri.query() {
@@ -121,9 +173,9 @@ pub async fn handle(State(app): State<AppState>, request: Request) -> Response {
     let mut request = Some(axum::http::Request::from_parts(parts, body));
     // A session that ended since it was last used is started again (if the grant allows).
     for _ in 0..2 {
-        let link = match app.kube_links.find(&grant, &identity.subject, &resource) {
+        let link = match app.kube_links.find(&grant, &subject, &resource) {
             Some(link) => link,
-            None => match open(&app, &headers, &resource, &grant, &identity.subject).await {
+            None => match open(&app, &headers, &resource, &grant, &subject).await {
                 Ok(link) => link,
                 Err(response) => return response,
             },
@@ -228,6 +280,7 @@ async fn open(
         .await;
     });
     let link = Link {
+        verified: Arc::default(),
         subject: subject.to_owned(),
         resource: resource.to_owned(),
         secret,

@@ -1,10 +1,11 @@
 //! The Kubernetes benchmark: requests per second and p50/p99 latency of a small GET (8
 //! concurrent keep-alive clients), and the MB/s of a large list, direct to the test API server
 //! vs through `sluice connect` and the broker (no masking, then a role whose detectors scan
-//! every string), in one run; the broker's CPU per 1,000 requests. Not a test:
-//! `bench/kube.sh`. The client is `curl --parallel` (one process, reused connections).
+//! every string) and through the broker's own endpoint (`sluice config kube`), in one run; the
+//! broker's CPU per 1,000 requests. Not a test: `bench/kube.sh`. The client is `curl
+//! --parallel` (one process, reused connections).
 //!
-//! Environment: BENCH_KUBE_REQUESTS (4000), BENCH_KUBE_OBJECTS (20000), BENCH_REPS (3).
+//! Environment: BENCH_KUBE_REQUESTS (20000), BENCH_KUBE_OBJECTS (20000), BENCH_REPS (3).
 
 use base64::Engine as _;
 use sluice_fake_kube::FakeKube;
@@ -56,7 +57,7 @@ fn connect(cli: &Cli, role: &str, dir: &Path) -> (Child, HttpTarget) {
 }
 
 fn main() {
-    let requests = env_num("BENCH_KUBE_REQUESTS", 4000);
+    let requests = env_num("BENCH_KUBE_REQUESTS", 20000);
     let objects = env_num("BENCH_KUBE_OBJECTS", 20000);
     let reps = env_num("BENCH_REPS", 3).max(1);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -82,6 +83,17 @@ fn main() {
         ca: Some(fake.ca_pem().to_path_buf()),
     };
     let (mut plain_child, plain) = connect(&cli, "plain", dir.path());
+    // The broker's own endpoint, as `sluice config kube` has kubectl reach it: no CLI hop.
+    let credential = cli.run(&["kube-credential", "cluster", "--role", "plain"]);
+    let credential: serde_json::Value =
+        serde_json::from_slice(&credential.stdout).expect("an ExecCredential");
+    let endpoint = HttpTarget {
+        url: format!("{}/v1/kube/cluster", broker.url()),
+        header: credential["status"]["token"]
+            .as_str()
+            .map(|token| format!("Authorization: Bearer {token}")),
+        ca: Some(broker.ca()),
+    };
     let (mut masked_child, masked) = connect(&cli, "masked", dir.path());
     let small = "/api/v1/namespaces/prod/pods/web-1";
     let large = "/api/v1/namespaces/bulk/configmaps";
@@ -97,6 +109,7 @@ fn main() {
     for (name, target) in [
         ("direct", &direct),
         ("sluice", &plain),
+        ("sluice-endpoint", &endpoint),
         ("sluice-masked", &masked),
     ] {
         let mut rps = Vec::new();
