@@ -674,6 +674,48 @@ fn config_kube_writes_a_context_that_plain_kubectl_uses_through_the_broker() {
         .expect("kubectl exec");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "hi");
+
+    // A credential the endpoint has verified once stops working the moment its session token
+    // is logged out.
+    let credential = s.cli.run(&["kube-credential", "cluster", "--role", "ops"]);
+    let credential: serde_json::Value =
+        serde_json::from_slice(&credential.stdout).expect("an ExecCredential");
+    let token = credential["status"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let call = || {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-q",
+                "-s",
+                "--noproxy",
+                "*",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg("--cacert")
+            .arg(s._broker.ca())
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!(
+                "{}/v1/kube/cluster/api/v1/namespaces",
+                s._broker.url()
+            ))
+            .output()
+            .expect("curl");
+        text(&out.stdout)
+    };
+    assert_eq!(call(), "200");
+    assert_eq!(call(), "200");
+    let out = s.cli.run(&["logout"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        call(),
+        "401",
+        "a logged-out token still reached the cluster"
+    );
 }
 
 #[test]
