@@ -23,13 +23,11 @@ use crate::plan::{HttpPlan, RolePlan};
 use crate::tokens::{Assertion, TokenService};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use sluice_config::{HttpAuthorization, HttpSpec, Need, ResourceSpec};
 use sluice_engine_http::kube::Decision;
-use sluice_engine_http::mask::JsonRewriter;
 use sluice_engine_http::route::{OVERRIDE_HEADERS, forbidden_body};
 use sluice_recording::SessionRecording;
 use sluice_shared::recording::{Decision as Recorded, HttpEvent};
@@ -568,126 +566,8 @@ fn respond(
         let body = Lines::new(body, move |line| kind.rewrite(&plan, line));
         return Response::from_parts(parts, body.boxed_unsync());
     }
-    let body = JsonBody {
-        inner: body,
-        decoder: match encoding.as_str() {
-            "gzip" | "x-gzip" => Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new())),
-            "deflate" => Decoder::Deflate(flate2::write::ZlibDecoder::new(Vec::new())),
-            _ => Decoder::Identity,
-        },
-        rewriter: json_rewriter(plan),
-        done: false,
-    };
-    Response::from_parts(parts, UnsyncBoxBody::new(body))
-}
-
-/// The role's JSON paths and detectors, applied as the document streams.
-fn json_rewriter(plan: Arc<HttpPlan>) -> JsonRewriter<StringMask> {
-    let paths = plan.paths.clone();
-    // One tally for the whole body: a fresh one per string cost an allocation per match.
-    let mut counts = sluice_mask::MaskCounts::default();
-    JsonRewriter::new(
-        paths,
-        Box::new(move |text: &str| {
-            let policy = plan.masking.as_ref()?;
-            match policy.mask_text(text, &mut counts) {
-                std::borrow::Cow::Owned(masked) => Some(masked),
-                std::borrow::Cow::Borrowed(_) => None,
-            }
-        }),
-    )
-}
-
-/// What a string value goes through.
-type StringMask = Box<dyn FnMut(&str) -> Option<String> + Send>;
-
-/// A body's `Content-Encoding`, undone as it streams.
-enum Decoder {
-    Identity,
-    Gzip(flate2::write::GzDecoder<Vec<u8>>),
-    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
-}
-
-impl Decoder {
-    /// The decoded bytes of the next chunk.
-    fn feed(&mut self, data: &[u8]) -> std::io::Result<Vec<u8>> {
-        use std::io::Write;
-        match self {
-            Self::Identity => Ok(data.to_vec()),
-            Self::Gzip(d) => {
-                d.write_all(data)?;
-                Ok(std::mem::take(d.get_mut()))
-            }
-            Self::Deflate(d) => {
-                d.write_all(data)?;
-                Ok(std::mem::take(d.get_mut()))
-            }
-        }
-    }
-
-    /// What the decoder still holds at the end of the body.
-    fn finish(&mut self) -> std::io::Result<Vec<u8>> {
-        match self {
-            Self::Identity => Ok(Vec::new()),
-            Self::Gzip(d) => {
-                d.try_finish()?;
-                Ok(std::mem::take(d.get_mut()))
-            }
-            Self::Deflate(d) => {
-                d.try_finish()?;
-                Ok(std::mem::take(d.get_mut()))
-            }
-        }
-    }
-}
-
-/// A JSON body masked as it streams (decoded first when compressed): memory bounded by the
-/// largest single string, whatever the body's size. What is not JSON ends the response with
-/// an error; nothing unread is passed on.
-struct JsonBody {
-    inner: Incoming,
-    decoder: Decoder,
-    rewriter: JsonRewriter<StringMask>,
-    done: bool,
-}
-
-impl Body for JsonBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        use std::task::Poll;
-        let this = &mut *self;
-        loop {
-            if this.done {
-                return Poll::Ready(None);
-            }
-            let mut out = Vec::new();
-            match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
-                Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let decoded = this.decoder.feed(&data)?;
-                    this.rewriter.push(&decoded, &mut out)?;
-                }
-                Poll::Ready(None) => {
-                    this.done = true;
-                    let rest = this.decoder.finish()?;
-                    this.rewriter.push(&rest, &mut out)?;
-                    this.rewriter.finish(&mut out)?;
-                }
-            }
-            if !out.is_empty() {
-                return Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(out)))));
-            }
-        }
-    }
+    let body = web::masked_json(body, &encoding, plan.paths.clone(), plan.masking.clone());
+    Response::from_parts(parts, body)
 }
 
 /// How a streamed body's lines are masked.

@@ -671,6 +671,17 @@ fn respond(
         let lines = Lines::new(body, move |line| rewrite.event(line));
         return Response::from_parts(parts, lines.boxed_unsync());
     }
+    // Not Secrets: the role's masks need no `kind`, so the answer streams through the JSON
+    // rewriter, its paths applied to each object a list, a nested list or a table holds.
+    if !secrets && let Some(plan) = &rewrite.masking {
+        let body = web::masked_json(
+            body,
+            "identity",
+            per_object(&plan.paths),
+            plan.masking.clone(),
+        );
+        return Response::from_parts(parts, body);
+    }
     let masked = async move {
         let bytes = http_body_util::Limited::new(body, MAX_MASKED_BODY)
             .collect()
@@ -751,6 +762,23 @@ impl Rewrite {
         let mut counts = sluice_mask::MaskCounts::default();
         policy.mask_bytes(line, &mut counts).into_owned()
     }
+}
+
+/// Paths written for one object, as they reach the objects of whatever a response is: the
+/// object itself, a list's items (nested lists too) and a table's row objects. (The list's own
+/// fields may be masked as well when a path names them: more masked, never less.)
+fn per_object(paths: &[sluice_engine_http::JsonPath]) -> Vec<sluice_engine_http::JsonPath> {
+    paths
+        .iter()
+        .flat_map(|path| {
+            let rest = path.as_str().strip_prefix('$').unwrap_or_default();
+            ["$", "$.items[*]", "$.items[*].items[*]", "$.rows[*].object"]
+                .into_iter()
+                .filter_map(move |root| {
+                    sluice_engine_http::JsonPath::parse(&format!("{root}{rest}")).ok()
+                })
+        })
+        .collect()
 }
 
 /// The API objects a response holds: the items of a list (nested lists too), the object of

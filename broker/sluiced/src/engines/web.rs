@@ -9,6 +9,7 @@ use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use sluice_engine_http::mask::JsonRewriter;
 use sluice_shared::recording::{Decision as Recorded, HTTP_BODY_CAP};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -906,6 +907,129 @@ pub(super) fn origin_form(uri: &mut hyper::Uri) {
         .map_or("/", hyper::http::uri::PathAndQuery::as_str);
     if let Ok(origin) = target.parse() {
         *uri = origin;
+    }
+}
+
+/// A JSON body masked as it streams: `paths` redacted, every string value through the
+/// `masking` detectors; `encoding` (gzip, deflate) undone on the way.
+pub(super) fn masked_json(
+    body: Incoming,
+    encoding: &str,
+    paths: Vec<sluice_engine_http::JsonPath>,
+    masking: Option<Arc<sluice_mask::MaskPolicy>>,
+) -> ResponseBody {
+    // One tally for the whole body: a fresh one per string cost an allocation per match.
+    let mut counts = sluice_mask::MaskCounts::default();
+    let rewriter = JsonRewriter::new(
+        paths,
+        Box::new(move |text: &str| -> Option<String> {
+            let policy = masking.as_ref()?;
+            match policy.mask_text(text, &mut counts) {
+                std::borrow::Cow::Owned(masked) => Some(masked),
+                std::borrow::Cow::Borrowed(_) => None,
+            }
+        }) as StringMask,
+    );
+    UnsyncBoxBody::new(JsonBody {
+        inner: body,
+        decoder: match encoding {
+            "gzip" | "x-gzip" => Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new())),
+            "deflate" => Decoder::Deflate(flate2::write::ZlibDecoder::new(Vec::new())),
+            _ => Decoder::Identity,
+        },
+        rewriter,
+        done: false,
+    })
+}
+
+/// What a string value goes through.
+type StringMask = Box<dyn FnMut(&str) -> Option<String> + Send>;
+
+/// A body's `Content-Encoding`, undone as it streams.
+enum Decoder {
+    Identity,
+    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
+}
+
+impl Decoder {
+    /// The decoded bytes of the next chunk.
+    fn feed(&mut self, data: &[u8]) -> std::io::Result<Vec<u8>> {
+        use std::io::Write;
+        match self {
+            Self::Identity => Ok(data.to_vec()),
+            Self::Gzip(d) => {
+                d.write_all(data)?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Self::Deflate(d) => {
+                d.write_all(data)?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+        }
+    }
+
+    /// What the decoder still holds at the end of the body.
+    fn finish(&mut self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Self::Identity => Ok(Vec::new()),
+            Self::Gzip(d) => {
+                d.try_finish()?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Self::Deflate(d) => {
+                d.try_finish()?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+        }
+    }
+}
+
+/// A JSON body masked as it streams (decoded first when compressed): memory bounded by the
+/// largest single string, whatever the body's size. What is not JSON ends the response with
+/// an error; nothing unread is passed on.
+struct JsonBody {
+    inner: Incoming,
+    decoder: Decoder,
+    rewriter: JsonRewriter<StringMask>,
+    done: bool,
+}
+
+impl Body for JsonBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let mut out = Vec::new();
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    let decoded = this.decoder.feed(&data)?;
+                    this.rewriter.push(&decoded, &mut out)?;
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    let rest = this.decoder.finish()?;
+                    this.rewriter.push(&rest, &mut out)?;
+                    this.rewriter.finish(&mut out)?;
+                }
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+            }
+        }
     }
 }
 
