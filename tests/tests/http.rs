@@ -50,7 +50,7 @@ fn setup(fake: FakeHttp) -> Setup {
         )
         .role(
             "masked",
-            "      max_ttl: 1h\n      http: {masking: pii, mask: [\"$.customers[*].email\"]}\n",
+            "      max_ttl: 1h\n      http: {masking: pii, mask: [\"$.customers[*].email\"], record_bodies: true}\n",
         )
         .policy_extra(
             "  masking:\n    pii:\n      detectors:\n        - {name: cards, detector: card, style: redact}\n        - {name: ssns, detector: ssn, style: redact}\n        - {name: mails, detector: email, style: redact}\n",

@@ -24,7 +24,7 @@ fn setup() -> Setup {
         .kube("cluster", &address, fake.ca_pem(), fake.token())
         .role(
             "viewer",
-            "      max_ttl: 1h\n      kube: {profile: kube-read-only}\n",
+            "      max_ttl: 1h\n      kube: {profile: kube-read-only, record_bodies: true}\n",
         )
         .role(
             "deployer",
@@ -33,7 +33,7 @@ fn setup() -> Setup {
         .role("ops", "      max_ttl: 1h\n")
         .role(
             "masked",
-            "      max_ttl: 1h\n      kube: {masking: pii, mask: [\"$.data.note\"]}\n",
+            "      max_ttl: 1h\n      kube: {masking: pii, mask: [\"$.data.note\"], record_bodies: true}\n",
         )
         .policy_extra(
             "  masking:\n    pii:\n      detectors:\n        - {name: keys, detector: secret, style: redact}\n        - {name: mails, detector: email, style: redact}\n",
@@ -134,6 +134,28 @@ fn secret_values_never_reach_kubectl_in_any_form() {
         );
         assert!(stdout.contains("KioqKg=="), "{args:?}: {stdout}");
     }
+    // The recordings keep the answers (the role records bodies), masked as they were sent; the
+    // audit trail and the store hold no value either.
+    let sessions = s.cli.ended_sessions(6);
+    let bodies: Vec<String> = sessions
+        .iter()
+        .filter_map(|session| session["id"].as_str())
+        .flat_map(|id| {
+            let shown = s.cli.run(&["sessions", "show", id, "--output", "json"]);
+            let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
+            shown["events"].as_array().cloned().unwrap_or_default()
+        })
+        .filter_map(|e| e["body"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        bodies.iter().any(|b| b.contains("KioqKg==")),
+        "the masked Secrets are in the recordings: {bodies:#?}"
+    );
+    let written = sluice_tests::files_text(s._broker.dir());
+    assert!(
+        !written.contains(secret_plain) && !written.contains(secret_b64),
+        "a Secret value was written by the broker"
+    );
 }
 
 #[test]

@@ -43,6 +43,7 @@ const ROLE_KEYS: &[&str] = &[
     "approvers",
     "masking",
     "mask",
+    "record_bodies",
 ];
 const RULE_KEYS: &[&str] = &["name", "methods", "paths"];
 const INJECT_KEYS: &[&str] = &["bearer", "basic", "headers"];
@@ -276,6 +277,7 @@ pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<HttpRole> {
         Some(cx.located(item, name))
     });
     let mask = optional(fields.optional("mask"), |item| cx.string_list(item));
+    let record_bodies = optional(fields.optional("record_bodies"), |item| cx.boolean(item));
     Some(HttpRole {
         profile: profile?,
         allow: allow?.unwrap_or_default(),
@@ -284,6 +286,7 @@ pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<HttpRole> {
         approvers: approvers?,
         masking: masking?,
         mask: mask?.unwrap_or_default(),
+        record_bodies: record_bodies?.unwrap_or(false),
     })
 }
 

@@ -27,6 +27,7 @@
 //!         masking: pii                      # a policy.masking profile: its detectors scan
 //!                                           # every JSON string and log line
 //!         mask: ["$.spec.containers[*].env[*].value"]   # redacted in every response
+//!         record_bodies: true               # answers (masked, <= 64 KiB) kept in recordings
 //! ```
 
 use crate::extract::{Cx, Fields, Item};
@@ -43,6 +44,7 @@ const ROLE_KEYS: &[&str] = &[
     "groups",
     "masking",
     "mask",
+    "record_bodies",
 ];
 const RULE_KEYS: &[&str] = &["name", "verbs", "resources", "namespaces", "names"];
 /// The built-in profiles (their rules live in the engine).
@@ -123,6 +125,7 @@ pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<KubeRole> {
         Some(cx.located(item, name))
     });
     let mask = optional(fields.optional("mask"), |item| cx.string_list(item));
+    let record_bodies = optional(fields.optional("record_bodies"), |item| cx.boolean(item));
     Some(KubeRole {
         profile: profile?,
         allow: allow?.unwrap_or_default(),
@@ -132,6 +135,7 @@ pub(crate) fn role(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<KubeRole> {
         groups: groups?,
         masking: masking?,
         mask: mask?.unwrap_or_default(),
+        record_bodies: record_bodies?.unwrap_or(false),
     })
 }
 

@@ -217,6 +217,9 @@ pub struct HttpRole {
     pub masking: Option<crate::location::Located<String>>,
     /// JSON paths whose values are redacted in every JSON response (`mask`).
     pub mask: Vec<crate::location::Located<String>>,
+    /// Keep each answer's body (as sent, masked, up to 64 KiB) in the recording
+    /// (`record_bodies`; off by default).
+    pub record_bodies: bool,
 }
 
 /// One HTTP request rule; an empty list matches anything.
@@ -252,6 +255,9 @@ pub struct KubeRole {
     /// JSON paths whose values are redacted in every response (`mask`), e.g.
     /// `$.spec.containers[*].env[*].value`.
     pub mask: Vec<crate::location::Located<String>>,
+    /// Keep each answer's body (as sent, masked, up to 64 KiB) in the recording
+    /// (`record_bodies`; off by default, as PostgreSQL result rows are).
+    pub record_bodies: bool,
 }
 
 /// One Kubernetes request rule; an empty list matches anything.

@@ -55,6 +55,8 @@ pub struct KubePlan {
     pub masking: Option<Arc<sluice_mask::MaskPolicy>>,
     /// JSON paths redacted in every response.
     pub paths: Vec<sluice_engine_http::JsonPath>,
+    /// Answers' bodies kept in the recording (`kube.record_bodies`).
+    pub record_bodies: bool,
 }
 
 impl KubePlan {
@@ -75,6 +77,8 @@ pub struct HttpPlan {
     pub masking: Option<Arc<sluice_mask::MaskPolicy>>,
     /// JSON paths redacted in every JSON response.
     pub paths: Vec<sluice_engine_http::JsonPath>,
+    /// Answers' bodies kept in the recording (`http.record_bodies`).
+    pub record_bodies: bool,
 }
 
 impl HttpPlan {
@@ -171,6 +175,7 @@ fn http_plan(
         approvers: section_approvers(role, &http.approvers),
         masking,
         paths,
+        record_bodies: http.record_bodies,
     }))
 }
 
@@ -211,6 +216,7 @@ fn kube_plan(
         rules,
         masking,
         paths,
+        record_bodies: kube.record_bodies,
         groups: kube.groups.clone(),
         approvers: section_approvers(role, &kube.approvers),
     }))

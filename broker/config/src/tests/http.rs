@@ -34,6 +34,7 @@ policy:
         block: [{{name: no-admin, paths: ['/admin', '/admin/*']}}]
         approve: [{{name: refunds, methods: [POST], paths: ['/v1/refunds*']}}]
         approvers: [finance]
+        record_bodies: true
   rules:
     - {{name: r, groups: [dev], resources: [billing, local], roles: [reader, operator]}}
 "
@@ -63,6 +64,16 @@ policy:
     assert_eq!(operator.approve[0].methods, ["POST"]);
     assert_eq!(operator.block[0].paths, ["/admin", "/admin/*"]);
     assert_eq!(operator.approvers, ["finance"]);
+    assert!(operator.record_bodies);
+    assert!(
+        !config
+            .policy
+            .role("reader")
+            .and_then(|r| r.http.as_ref())
+            .expect("http")
+            .record_bodies,
+        "bodies are not recorded unless a role asks"
+    );
 }
 
 #[test]

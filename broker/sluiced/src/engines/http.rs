@@ -373,13 +373,16 @@ where
         }
     };
     record(recorded);
+    // Bodies are kept only for roles that ask (`http.record_bodies`), as PostgreSQL rows are.
+    let record_bodies = plan.as_ref().is_some_and(|plan| plan.record_bodies);
     let masking = plan.filter(|plan| plan.masks());
     let response = match forward(&context, request, masking.is_some()).await {
         Ok(response) => respond(&context, response, masking, &method),
         Err(response) => response,
     };
-    let keep =
-        response.status() != StatusCode::SWITCHING_PROTOCOLS && web::keepable(response.headers());
+    let keep = record_bodies
+        && response.status() != StatusCode::SWITCHING_PROTOCOLS
+        && web::keepable(response.headers());
     let response = context.injected.scrubber.wrap(response);
     web::recorded(response, context.recording.as_ref(), seq, started, keep)
 }

@@ -322,7 +322,9 @@ where
     let response = forward(&context, request, &attributes, &groups).await;
     let response = respond(&context, response, &attributes, rules.as_ref());
     // Streams (watches, followed logs, exec) are not kept: their events are not one answer.
-    let keep = attributes.verb != "watch"
+    // Bodies are kept only for roles that ask (`kube.record_bodies`), as PostgreSQL rows are.
+    let keep = rules.as_ref().is_some_and(|plan| plan.record_bodies)
+        && attributes.verb != "watch"
         && !query.split('&').any(|p| p == "follow=true")
         && response.status() != StatusCode::SWITCHING_PROTOCOLS
         && web::keepable(response.headers());
