@@ -25,7 +25,7 @@ pub struct AppState {
     /// Token and policy checks.
     pub gate: Gate,
     /// The sessions of the broker's own Kubernetes endpoint, by grant.
-    pub kube_links: Arc<crate::kube_endpoint::KubeLinks>,
+    pub kube_links: Arc<crate::engines::kube_endpoint::KubeLinks>,
     /// Ended when the broker shuts down; every tunnel's lease derives from it.
     pub shutdown: Arc<LeaseHandle>,
     /// Open tunnels, bounded by `limits.max_tunnels`.
@@ -73,7 +73,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/v1/kube/{*path}",
-            axum::routing::any(crate::kube_endpoint::handle),
+            axum::routing::any(crate::engines::kube_endpoint::handle),
         )
         .route("/v1/whoami", get(whoami))
         .route("/v1/auth/config", get(auth_config))

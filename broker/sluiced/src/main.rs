@@ -11,7 +11,6 @@ mod grants;
 mod grants_api;
 mod holds;
 mod init;
-mod kube_endpoint;
 mod live;
 mod login;
 mod plan;

@@ -372,20 +372,23 @@ mod tests {
                 },
                 Duration::from_secs(60),
             )
-            .unwrap();
-        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(svc.jwks()).unwrap();
-        let header = jsonwebtoken::decode_header(&assertion).unwrap();
-        let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
-        let key = DecodingKey::from_jwk(jwk).unwrap();
+            .expect("an assertion");
+        let jwks: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_value(svc.jwks()).expect("a JWK Set");
+        let header = jsonwebtoken::decode_header(&assertion).expect("a JWT header");
+        let jwk = jwks
+            .find(header.kid.as_deref().expect("a kid"))
+            .expect("the kid is published");
+        let key = DecodingKey::from_jwk(jwk).expect("an Ed25519 key");
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&["sluice:billing"]);
         let claims = jsonwebtoken::decode::<serde_json::Value>(&assertion, &key, &validation)
-            .unwrap()
+            .expect("the assertion verifies")
             .claims;
         assert_eq!(claims["sub"], "alice");
         assert_eq!(claims["grant"], "g1");
         assert_eq!(
-            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat"),
             60
         );
         // The broker never takes an assertion for a session token.

@@ -31,7 +31,6 @@ use sluice_engine_http::kube::Decision;
 use sluice_engine_http::route::{OVERRIDE_HEADERS, forbidden_body};
 use sluice_recording::SessionRecording;
 use sluice_shared::recording::{Decision as Recorded, HttpEvent};
-use sluice_shared::tunnel::SECRET_HEADER;
 use sluice_shared::{ApiError, ErrorCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,8 +41,6 @@ use tracing::info;
 /// Request rules and response masking, and a recording of each request.
 pub const ENFORCES: &[Need] = &[Need::HttpRules, Need::ContentRecording];
 
-/// The shortest one-time token a tunnel may carry.
-const MIN_SECRET_LEN: usize = 32;
 /// How long a held request waits for a decision.
 const HOLD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// The identity header the broker always owns, whatever the resource names.
@@ -76,18 +73,7 @@ impl Engine for HttpEngine {
             let ResourceSpec::Http(spec) = &authz.resource().spec else {
                 return Err(super::another_kind("http"));
             };
-            let secret = super::secret_header(tunnel.headers)
-                .filter(|s| s.len() >= MIN_SECRET_LEN)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::BadRequest,
-                        format!(
-                            "an http tunnel needs a one-time token of at least {MIN_SECRET_LEN} \
-                             characters in `{SECRET_HEADER}` (use `sluice connect`)"
-                        ),
-                    )
-                })?
-                .to_owned();
+            let secret = web::tunnel_secret(tunnel.headers, "http", "`sluice connect`")?;
             let injected =
                 Injected::resolve(spec).map_err(|what| super::unreadable(&resource, what))?;
             let upstream = Upstream::new(

@@ -31,7 +31,6 @@ use sluice_engine_http::kube::{Attributes, Decision, attributes, forbidden_statu
 use sluice_engine_http::mask::mask_secrets;
 use sluice_recording::SessionRecording;
 use sluice_shared::recording::{Decision as Recorded, HttpEvent};
-use sluice_shared::tunnel::SECRET_HEADER;
 use sluice_shared::{ApiError, ErrorCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,8 +41,6 @@ use tracing::info;
 /// Request rules, and a recording of each request.
 pub const ENFORCES: &[Need] = &[Need::KubeRules, Need::ContentRecording];
 
-/// The shortest one-time token a tunnel may carry (as for PostgreSQL's one-time password).
-const MIN_SECRET_LEN: usize = 32;
 /// How long a held request waits for a decision.
 const HOLD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// The largest Secret response body the broker reads whole to mask it.
@@ -74,19 +71,11 @@ impl Engine for KubeEngine {
             let ResourceSpec::Kubernetes(spec) = &authz.resource().spec else {
                 return Err(super::another_kind("kubernetes"));
             };
-            let secret = super::secret_header(tunnel.headers)
-                .filter(|s| s.len() >= MIN_SECRET_LEN)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::BadRequest,
-                        format!(
-                            "a kubernetes tunnel needs a one-time token of at least \
-                             {MIN_SECRET_LEN} characters in `{SECRET_HEADER}` (use `sluice kube` \
-                             or `sluice connect`)"
-                        ),
-                    )
-                })?
-                .to_owned();
+            let secret = web::tunnel_secret(
+                tunnel.headers,
+                "kubernetes",
+                "`sluice kube` or `sluice connect`",
+            )?;
             let token = match &spec.token {
                 Some(token) => Some(
                     token

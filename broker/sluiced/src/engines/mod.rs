@@ -13,6 +13,7 @@
 
 mod http;
 mod kube;
+pub mod kube_endpoint;
 mod postgres;
 mod ssh;
 mod tcp;

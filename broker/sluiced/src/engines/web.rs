@@ -31,6 +31,31 @@ pub(super) fn block_decision(rule: &str, reason: &str) -> Recorded {
     }
 }
 
+/// The shortest one-time token an HTTP tunnel may carry (as PostgreSQL's one-time password).
+const MIN_SECRET_LEN: usize = 32;
+
+/// The one-time token a tunnel request carries for the client to present on every request, or
+/// the refusal naming the command that makes one.
+pub(super) fn tunnel_secret(
+    headers: &axum::http::HeaderMap,
+    kind: &str,
+    command: &str,
+) -> Result<String, sluice_shared::ApiError> {
+    super::secret_header(headers)
+        .filter(|s| s.len() >= MIN_SECRET_LEN)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            sluice_shared::ApiError::new(
+                sluice_shared::ErrorCode::BadRequest,
+                format!(
+                    "a {kind} tunnel needs a one-time token of at least {MIN_SECRET_LEN} \
+                     characters in `{}` (use {command})",
+                    sluice_shared::tunnel::SECRET_HEADER
+                ),
+            )
+        })
+}
+
 /// `Authorization: Bearer <the tunnel's token>`, compared in constant time.
 pub(super) fn authorized(secret: &str, headers: &HeaderMap) -> bool {
     use subtle::ConstantTimeEq;
@@ -559,6 +584,9 @@ where
     streams.finish(lease, end).await
 }
 
+/// How long a session of the broker's own endpoint waits for its next request.
+pub(crate) const IDLE: Duration = Duration::from_secs(10 * 60);
+
 /// Serves requests handed over by the broker's own endpoint with `handle` (each on a task of
 /// its own, its answer cut when the session ends) until `requests` closes or the lease ends.
 pub(super) async fn serve_requests<H, F>(
@@ -573,15 +601,16 @@ where
 {
     let end = loop {
         tokio::select! {
-            exchange = requests.recv() => match exchange {
-                Some(super::Exchange { request, reply }) => {
+            exchange = tokio::time::timeout(IDLE, requests.recv()) => match exchange {
+                Err(_) => break "closed (idle)".to_owned(),
+                Ok(Some(super::Exchange { request, reply })) => {
                     let answer = handle(request);
                     let cut = streams.cut.subscribe();
                     tokio::spawn(async move {
                         let _ = reply.send(cut_on_end(answer.await, cut));
                     });
                 }
-                None => break "closed (idle)".to_owned(),
+                Ok(None) => break "closed".to_owned(),
             },
             reason = lease.revoked() => break format!("revoked: {reason}"),
         }
@@ -953,18 +982,19 @@ enum Decoder {
 }
 
 impl Decoder {
-    /// The decoded bytes of the next chunk.
-    fn feed(&mut self, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    /// The decoded bytes of the next chunk (the chunk itself when it is not encoded).
+    fn feed<'a>(&mut self, data: &'a [u8]) -> std::io::Result<std::borrow::Cow<'a, [u8]>> {
+        use std::borrow::Cow;
         use std::io::Write;
         match self {
-            Self::Identity => Ok(data.to_vec()),
+            Self::Identity => Ok(Cow::Borrowed(data)),
             Self::Gzip(d) => {
                 d.write_all(data)?;
-                Ok(std::mem::take(d.get_mut()))
+                Ok(Cow::Owned(std::mem::take(d.get_mut())))
             }
             Self::Deflate(d) => {
                 d.write_all(data)?;
-                Ok(std::mem::take(d.get_mut()))
+                Ok(Cow::Owned(std::mem::take(d.get_mut())))
             }
         }
     }
@@ -1061,6 +1091,41 @@ pub(super) struct WebSession<C> {
     pub(super) opener: crate::tunnel::SessionOpener,
 }
 
+/// Where a session's requests come from.
+enum Source {
+    /// A tunnel's byte stream, HTTP/1.1 on it.
+    Stream(TokioIo<hyper::upgrade::Upgraded>),
+    /// Requests the broker's own endpoint hands over.
+    Requests(tokio::sync::mpsc::Receiver<super::Exchange>),
+}
+
+impl<C: WebContext> WebSession<C> {
+    /// Serves the session from `source` until it ends; how, and the bytes sent.
+    async fn run(self: Box<Self>, source: Source, lease: sluice_engine::Lease) -> super::Served {
+        let Self { context, opener } = *self;
+        let shared = Arc::clone(&context);
+        // One closure per body type: a tunnel's requests and the endpoint's differ.
+        let end = match source {
+            Source::Stream(stream) => {
+                tracing::info!(kind = C::KIND, "session started");
+                let handle = move |request| Arc::clone(&shared).handle(request);
+                serve(stream, lease, context.streams(), handle).await
+            }
+            Source::Requests(requests) => {
+                tracing::info!(kind = C::KIND, "session started (the broker's endpoint)");
+                let handle = move |request| Arc::clone(&shared).handle(request);
+                serve_requests(requests, lease, context.streams(), handle).await
+            }
+        };
+        super::Served {
+            opener,
+            end,
+            bytes_up: 0,
+            bytes_down: context.bytes_down(),
+        }
+    }
+}
+
 impl<C: WebContext> super::Session for WebSession<C> {
     fn lease(&self) -> Arc<sluice_engine::LeaseHandle> {
         self.opener.lease()
@@ -1071,21 +1136,7 @@ impl<C: WebContext> super::Session for WebSession<C> {
         stream: TokioIo<hyper::upgrade::Upgraded>,
         lease: sluice_engine::Lease,
     ) -> super::BoxFuture<'static, super::Served> {
-        Box::pin(async move {
-            let Self { context, opener } = *self;
-            tracing::info!(kind = C::KIND, "session started");
-            let service_context = Arc::clone(&context);
-            let end = serve(stream, lease, context.streams(), move |request| {
-                Arc::clone(&service_context).handle(request)
-            })
-            .await;
-            super::Served {
-                opener,
-                end,
-                bytes_up: 0,
-                bytes_down: context.bytes_down(),
-            }
-        })
+        Box::pin(self.run(Source::Stream(stream), lease))
     }
 
     fn serve_requests(
@@ -1093,21 +1144,7 @@ impl<C: WebContext> super::Session for WebSession<C> {
         requests: tokio::sync::mpsc::Receiver<super::Exchange>,
         lease: sluice_engine::Lease,
     ) -> super::BoxFuture<'static, super::Served> {
-        Box::pin(async move {
-            let Self { context, opener } = *self;
-            tracing::info!(kind = C::KIND, "session started (the broker's endpoint)");
-            let service_context = Arc::clone(&context);
-            let end = serve_requests(requests, lease, context.streams(), move |request| {
-                Arc::clone(&service_context).handle(request)
-            })
-            .await;
-            super::Served {
-                opener,
-                end,
-                bytes_up: 0,
-                bytes_down: context.bytes_down(),
-            }
-        })
+        Box::pin(self.run(Source::Requests(requests), lease))
     }
 
     fn abandon(self: Box<Self>) -> crate::tunnel::SessionOpener {

@@ -15,7 +15,7 @@
 
 use crate::api::AppState;
 use crate::engines::Exchange;
-use crate::engines::web::ResponseBody;
+use crate::engines::web::{IDLE, ResponseBody};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -24,13 +24,11 @@ use sluice_shared::grants::GRANT_HEADER;
 use sluice_shared::tunnel::SECRET_HEADER;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// The path prefix; the resource's name follows.
 pub const PREFIX: &str = "/v1/kube/";
-/// How long a session without requests stays open.
-const IDLE: Duration = Duration::from_secs(10 * 60);
 /// Requests waiting for a session's engine.
 const QUEUE: usize = 64;
 
@@ -53,15 +51,19 @@ struct Link {
     used: Arc<Mutex<Instant>>,
 }
 
+impl Link {
+    /// Its session still runs and had a request within [`IDLE`] (after which it ends itself).
+    fn live(&self) -> bool {
+        !self.requests.is_closed() && self.used.lock().is_ok_and(|used| used.elapsed() < IDLE)
+    }
+}
+
 impl KubeLinks {
-    /// The grant's live session, if `subject` holds it on `resource`; idle sessions are let go.
+    /// The grant's live session, if `subject` holds it on `resource` and it is not idle.
     fn find(&self, grant: &str, subject: &str, resource: &str) -> Option<Link> {
-        let mut links = self.links.lock().ok()?;
-        links.retain(|_, link| {
-            !link.requests.is_closed() && link.used.lock().is_ok_and(|used| used.elapsed() < IDLE)
-        });
+        let links = self.links.lock().ok()?;
         let link = links.get(grant)?;
-        (link.subject == subject && link.resource == resource).then(|| link.clone())
+        (link.subject == subject && link.resource == resource && link.live()).then(|| link.clone())
     }
 
     /// The subject of the grant's live session on `resource` when `token` is the one last
@@ -103,8 +105,11 @@ impl KubeLinks {
         }
     }
 
+    /// Adds a session, letting go of every one that ended or went idle (dropping its sender
+    /// ends an idle one).
     fn insert(&self, grant: &str, link: Link) {
         if let Ok(mut links) = self.links.lock() {
+            links.retain(|_, link| link.live());
             links.insert(grant.to_owned(), link);
         }
     }
