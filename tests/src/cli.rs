@@ -80,24 +80,30 @@ impl Cli {
         hold
     }
 
-    /// Waits (up to 30 s) until the broker lists at least `count` sessions and every one has
+    /// Waits (up to 60 s) until the broker lists at least `count` sessions and every one has
     /// ended, and returns them, newest first. A session's recording is complete only once it
     /// has ended, which the broker writes just after the client leaves: read recordings after
     /// this.
     pub fn ended_sessions(&self, count: usize) -> Vec<serde_json::Value> {
-        let mut sessions = Vec::new();
-        crate::util::wait_for(
-            &format!("{count} sessions, every one ended"),
-            std::time::Duration::from_secs(30),
-            || {
-                let out = self.run(&["sessions", "list", "--output", "json"]);
-                let list: serde_json::Value =
-                    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-                sessions = list["sessions"].as_array().cloned().unwrap_or_default();
-                sessions.len() >= count && sessions.iter().all(|s| !s["end"].is_null())
-            },
-        );
-        sessions
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let out = self.run(&["sessions", "list", "--output", "json"]);
+            let list: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            let sessions = list["sessions"].as_array().cloned().unwrap_or_default();
+            if sessions.len() >= count && sessions.iter().all(|s| !s["end"].is_null()) {
+                return sessions;
+            }
+            // Say which sessions are still open, so a failure shows what kept them.
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after 60s waiting for {count} sessions, every one ended; the broker \
+                 lists {}: {}",
+                sessions.len(),
+                serde_json::Value::Array(sessions)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// Runs `sluice ARGS` to completion.
