@@ -55,6 +55,9 @@ _sluice() {
             sluice,logout)
                 cmd="sluice__subcmd__logout"
                 ;;
+            sluice,mcp)
+                cmd="sluice__subcmd__mcp"
+                ;;
             sluice,proxy)
                 cmd="sluice__subcmd__proxy"
                 ;;
@@ -178,6 +181,9 @@ _sluice() {
             sluice__subcmd__help,logout)
                 cmd="sluice__subcmd__help__subcmd__logout"
                 ;;
+            sluice__subcmd__help,mcp)
+                cmd="sluice__subcmd__help__subcmd__mcp"
+                ;;
             sluice__subcmd__help,proxy)
                 cmd="sluice__subcmd__help__subcmd__proxy"
                 ;;
@@ -284,7 +290,7 @@ _sluice() {
 
     case "${cmd}" in
         sluice)
-            opts="-h -V --broker --ca --help --version login logout whoami resources connect run ssh kube proxy config kube-credential grant approvals approve deny sessions audit completions help"
+            opts="-h -V --broker --ca --help --version login logout whoami resources connect run ssh kube mcp proxy config kube-credential grant approvals approve deny sessions audit completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1014,7 +1020,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__help)
-            opts="login logout whoami resources connect run ssh kube proxy config kube-credential grant approvals approve deny sessions audit completions help"
+            opts="login logout whoami resources connect run ssh kube mcp proxy config kube-credential grant approvals approve deny sessions audit completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1321,6 +1327,20 @@ _sluice() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sluice__subcmd__help__subcmd__mcp)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sluice__subcmd__help__subcmd__proxy)
             opts="ssh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1604,6 +1624,48 @@ _sluice() {
                 return 0
             fi
             case "${prev}" in
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sluice__subcmd__mcp)
+            opts="-h --listen --workload --audience --max-rows --max-bytes --broker --ca --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workload)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-rows)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --broker)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -51,6 +51,12 @@ if ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
     python3 -m pip install --quiet 'kubernetes>=30,<38'
 fi
 
+if ! python3 -c 'import mcp.client.streamable_http' >/dev/null 2>&1; then
+  echo "==> installing the MCP Python SDK (pip), the agent tests' client" >&2
+  python3 -m pip install --quiet --break-system-packages 'mcp>=2.3,<3' 2>/dev/null ||
+    python3 -m pip install --quiet 'mcp>=2.3,<3'
+fi
+
 sluice_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ ! -f "$sluice_root/tests/oidc/node_modules/oidc-provider/package.json" ] && command -v node >/dev/null 2>&1; then
   echo "==> installing the OIDC test provider's npm packages (tests/oidc)" >&2

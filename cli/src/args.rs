@@ -94,6 +94,14 @@ pub enum Command {
         after_help = "Examples:\n  sluice kube prod-cluster -- get pods -n prod\n  sluice kube prod-cluster --role deployer -- rollout restart deploy/web -n prod\n  sluice connect prod-cluster --exec kubectl get ns   # the same, KUBECONFIG set for the command"
     )]
     Kube(KubeArgs),
+    /// Serve Sluice to an AI agent as MCP tools (stdio by default, the transport MCP clients
+    /// launch): list resources, ask for access, run queries, commands and requests through
+    /// the broker's guardrails, read masked results, end the grant. The agent never receives a
+    /// credential or a tunnel secret.
+    #[command(
+        after_help = "Examples:\n  sluice mcp                                  # stdio: put this command in the agent's MCP config\n  sluice mcp --workload github               # an agent in CI, as the workflow's identity\n  sluice mcp --listen 127.0.0.1:8765         # streamable HTTP at http://127.0.0.1:8765/mcp\n\nSee docs/agents.md for client configuration and an agent policy."
+    )]
+    Mcp(McpArgs),
     /// Helpers other programs run (ssh's ProxyCommand).
     #[command(subcommand, hide = true)]
     Proxy(ProxyCommand),
@@ -211,6 +219,41 @@ pub struct ConnectArgs {
     /// The audience to request the workload token for.
     #[arg(long, value_name = "AUD", requires = "workload")]
     pub audience: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Serve streamable HTTP on this loopback address (at /mcp) instead of stdio.
+    #[arg(long, value_name = "127.0.0.1:PORT", value_parser = parse_loopback)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Authenticate with the platform's identity token instead of a stored login (an agent
+    /// in CI or Kubernetes): github, gitlab, kubernetes, file:PATH or env:VAR.
+    #[arg(long, value_name = "SOURCE")]
+    pub workload: Option<crate::workload::Source>,
+    /// The audience to request the workload token for.
+    #[arg(long, value_name = "AUD", requires = "workload")]
+    pub audience: Option<String>,
+    /// Most rows a query returns to the agent (a tool call may ask for fewer).
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_rows: u32,
+    /// Most bytes of one tool result (rows, command output, response body); more is cut and
+    /// marked truncated.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024))]
+    pub max_bytes: u32,
+}
+
+/// A socket address on the loopback interface: the MCP endpoint carries the caller's access.
+fn parse_loopback(text: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = text
+        .parse()
+        .map_err(|e| format!("'{text}' is not an address like 127.0.0.1:8765: {e}"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is not a loopback address; the MCP endpoint acts as you, so it listens on \
+             127.0.0.1 (or ::1) only"
+        ));
+    }
+    Ok(addr)
 }
 
 #[derive(Debug, Args)]

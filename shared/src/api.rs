@@ -238,3 +238,54 @@ pub struct RoleInfo {
     #[serde(default)]
     pub description: Option<String>,
 }
+
+/// One column by its schema, table and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualifiedColumn {
+    /// Schema.
+    pub schema: String,
+    /// Table or view.
+    pub table: String,
+    /// Column.
+    pub column: String,
+}
+
+/// `POST /v1/grants/{id}/masked-columns`: which of these columns the grant's masking rewrites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskedColumnsRequest {
+    /// At most [`MAX_MASKED_COLUMNS`].
+    pub columns: Vec<QualifiedColumn>,
+}
+
+/// Most columns one masked-columns request may ask about.
+pub const MAX_MASKED_COLUMNS: usize = 10_000;
+
+/// The answer: per column asked about, in order, the rule that masks it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskedColumns {
+    /// The masking rule for each column, `None` when no column rule applies.
+    pub rules: Vec<Option<String>>,
+    /// Detectors that mask matching values in any column (`email`, `credit_card`, ...).
+    #[serde(default)]
+    pub detectors: Vec<String>,
+}
+
+/// `POST /v1/auth/agent`: a session token for an MCP server acting for the caller. It carries
+/// the caller's identity, says the session came through MCP and names the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentTokenRequest {
+    /// The MCP client as it named itself (`claude-code 1.2.0`); shown in session lists.
+    pub client: String,
+}
+
+/// `POST /v1/agents/tool-calls`: one MCP tool call, for the audit trail (never values).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCallReport {
+    /// The tool name.
+    pub tool: String,
+    /// The resource it named, if any.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// `ok`, `error` or `protocol-error`.
+    pub outcome: String,
+}

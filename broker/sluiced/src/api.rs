@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/v1/resources/{name}/check", get(check_resource))
         .route(sluice_shared::tunnel::PATH, get(tunnel::open))
         .merge(crate::grants_api::routes())
+        .merge(crate::agents_api::routes())
         .merge(crate::audit_api::routes())
         .merge(crate::sessions_api::routes())
         .fallback(not_found)

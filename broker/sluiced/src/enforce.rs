@@ -134,6 +134,11 @@ impl SqlPlan {
         Ok(roles)
     }
 
+    /// The masking sessions under this plan apply, if any.
+    pub fn masking(&self) -> Option<&MaskPolicy> {
+        self.masking.as_ref()
+    }
+
     /// Whether sessions under this plan have statement guardrails.
     pub fn is_guarded(&self) -> bool {
         self.guard.is_some()

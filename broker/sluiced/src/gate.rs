@@ -33,6 +33,10 @@ pub struct Identity {
     pub provider: Option<String>,
     /// CI claims of a workload.
     pub ci: std::collections::BTreeMap<String, String>,
+    /// `mcp` when the token is an agent token: sessions under it come through `sluice mcp`.
+    pub via: Option<String>,
+    /// The token an agent token was derived from.
+    pub parent: Option<String>,
 }
 
 impl Identity {
@@ -58,6 +62,8 @@ impl From<Claims> for Identity {
             expires_at: c.exp,
             provider: c.idp,
             ci: c.ci,
+            via: c.via,
+            parent: c.parent,
         }
     }
 }
@@ -130,6 +136,25 @@ impl Gate {
         self.config.current()
     }
 
+    /// The plan of one of the caller's active grants, as a tunnel under it would run now.
+    pub async fn grant_plan(
+        &self,
+        identity: &Identity,
+        grant_id: &str,
+    ) -> Result<Arc<RolePlan>, ApiError> {
+        let grant = self.grants.get(identity, grant_id).await?;
+        if grant.requester.subject != identity.subject
+            || grant.state != sluice_shared::grants::GrantState::Active
+        {
+            return Err(ApiError::new(
+                ErrorCode::GrantInactive,
+                format!("grant {grant_id} is not an active grant of yours"),
+            ));
+        }
+        let snapshot = self.config.snapshot();
+        Self::replan(&snapshot, identity, &grant.resource, grant_id, &grant.role)
+    }
+
     /// Whether the session token `id` was revoked (logged out).
     pub fn token_revoked(&self, id: &str) -> bool {
         self.revocations.is_revoked(id)
@@ -173,7 +198,11 @@ impl Gate {
                 TokenError::Expired => ApiError::new(ErrorCode::TokenExpired, e.to_string()),
                 TokenError::Invalid(_) => ApiError::new(ErrorCode::TokenInvalid, e.to_string()),
             })?;
-        if self.revocations.is_revoked(&identity.token_id) {
+        let parent_revoked = identity
+            .parent
+            .as_deref()
+            .is_some_and(|parent| self.revocations.is_revoked(parent));
+        if parent_revoked || self.revocations.is_revoked(&identity.token_id) {
             return Err(ApiError::new(
                 ErrorCode::TokenRevoked,
                 "the session token was revoked (logged out)",

@@ -750,6 +750,8 @@ policy:
             expires_at: now_secs() + 3600,
             provider: None,
             ci: Default::default(),
+            via: None,
+            parent: None,
         }
     }
 

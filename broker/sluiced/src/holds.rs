@@ -352,6 +352,8 @@ mod tests {
             expires_at: u64::MAX,
             provider: None,
             ci: BTreeMap::new(),
+            via: None,
+            parent: None,
         }
     }
 

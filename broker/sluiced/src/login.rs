@@ -250,6 +250,7 @@ impl Exchanger {
                         idp: Some(people.name.clone()),
                         ci: Default::default(),
                         not_after: Some(epoch_secs(verified.expires_at())),
+                        ..Default::default()
                     },
                 )
             }
@@ -283,6 +284,7 @@ impl Exchanger {
                                     idp: Some(id.rule),
                                     ci: id.ci_claims,
                                     not_after: Some(epoch_secs(verified.expires_at())),
+                                    ..Default::default()
                                 },
                             );
                         }

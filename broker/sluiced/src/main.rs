@@ -1,5 +1,6 @@
 //! `sluiced`, the Sluice broker. `main` parses arguments, sets up logging and runs one command.
 
+mod agents_api;
 mod api;
 mod audit;
 mod audit_api;

@@ -43,6 +43,13 @@ pub struct Claims {
     /// CI claims of a workload (repository, workflow, ...), shown to approvers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ci: BTreeMap<String, String>,
+    /// How sessions under this token come: `mcp` for an agent token (`POST /v1/auth/agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The token an agent token was derived from: revoking (logging out) that one refuses this
+    /// one too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// What an exchange adds to a token beyond subject and groups.
@@ -54,6 +61,10 @@ pub struct Provenance {
     pub ci: BTreeMap<String, String>,
     /// The token may not outlive this (the exchanged token's own expiry), seconds since epoch.
     pub not_after: Option<u64>,
+    /// See [`Claims::via`].
+    pub via: Option<String>,
+    /// See [`Claims::parent`].
+    pub parent: Option<String>,
 }
 
 /// Who an identity assertion speaks for.
@@ -241,6 +252,8 @@ impl TokenService {
             jti: random_id(),
             idp: provenance.idp,
             ci: provenance.ci,
+            via: provenance.via,
+            parent: provenance.parent,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)?;
         Ok((token, claims))
@@ -437,6 +450,8 @@ mod tests {
             jti: random_id(),
             idp: None,
             ci: BTreeMap::new(),
+            via: None,
+            parent: None,
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &svc.encoding).unwrap();

@@ -30,6 +30,44 @@ pub enum TokenSource {
     /// `SLUICE_TOKEN` or the stored login, read (and renewed if needed) on every use, so a
     /// command that runs for hours keeps working and a `sluice login` elsewhere fixes it.
     Stored,
+    /// `sluice mcp`: the broker's agent token for this server (`POST /v1/auth/agent`), asked
+    /// for again with the caller's own token when it nears its end.
+    Agent(std::sync::Arc<AgentToken>),
+}
+
+/// An agent token and the caller's token it is derived from.
+#[derive(Debug)]
+pub struct AgentToken {
+    /// The caller's own token.
+    pub parent: Box<TokenSource>,
+    /// The current agent token and its expiry.
+    current: tokio::sync::Mutex<Option<(Secret<String>, u64)>>,
+}
+
+impl AgentToken {
+    pub fn new(parent: TokenSource) -> Self {
+        Self {
+            parent: Box::new(parent),
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn get(&self, broker: &Broker) -> CliResult<Secret<String>> {
+        let mut current = self.current.lock().await;
+        if let Some((token, expires_at)) = current.as_ref()
+            && *expires_at > crate::format::now() + RENEW_BEFORE
+        {
+            return Ok(token.clone());
+        }
+        let parent = Box::pin(self.parent.get(broker)).await?;
+        let request = sluice_shared::api::AgentTokenRequest {
+            client: "mcp".to_owned(),
+        };
+        let answer: ExchangeResponse = broker.post("/v1/auth/agent", &parent, &request).await?;
+        let token = Secret::new(answer.token);
+        *current = Some((token.clone(), answer.expires_at));
+        Ok(token)
+    }
 }
 
 impl TokenSource {
@@ -38,6 +76,7 @@ impl TokenSource {
         match self {
             Self::Fixed(token) => Ok(token.clone()),
             Self::Stored => token(broker).await,
+            Self::Agent(agent) => agent.get(broker).await,
         }
     }
 }

@@ -8,6 +8,7 @@ mod decide;
 mod grant;
 mod kube;
 mod login;
+mod mcp;
 mod resources;
 mod run;
 mod sessions;
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Command::Run(args) => run::run(&cli.global, args).await,
         Command::Ssh(args) => ssh::run(&cli.global, args).await,
         Command::Kube(args) => connect::kube(&cli.global, args).await,
+        Command::Mcp(args) => mcp::run(&cli.global, args).await,
         Command::Proxy(crate::args::ProxyCommand::Ssh(args)) => ssh::proxy(&cli.global, args).await,
         Command::Config(crate::args::ConfigCommand::Ssh(args)) => ssh::config(&cli.global, args),
         Command::Config(crate::args::ConfigCommand::Kube(args)) => {
