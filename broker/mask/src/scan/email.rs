@@ -31,12 +31,34 @@ pub(super) fn find(text: &[u8], hits: &mut Vec<Hit>) {
     }
 }
 
+/// [`CLASS`] bit: may be in a local part.
+const LOCAL: u8 = 1;
+/// [`CLASS`] bit: may be in a domain label.
+const LABEL: u8 = 2;
+
+/// Per byte, its [`LOCAL`] and [`LABEL`] bits: one load per byte where the character tests
+/// cost several comparisons (the domain and local part are walked byte by byte).
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' {
+            table[b] = LOCAL | LABEL;
+        } else if matches!(c, b'.' | b'_' | b'%' | b'+') {
+            table[b] = LOCAL;
+        }
+        b += 1;
+    }
+    table
+};
+
 fn is_local(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
+    CLASS[usize::from(b)] & LOCAL != 0
 }
 
 fn is_label(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-'
+    CLASS[usize::from(b)] & LABEL != 0
 }
 
 /// End of a domain of two or more labels starting at `from`, if there is one. A trailing dot
@@ -64,4 +86,25 @@ fn domain_end(text: &[u8], from: usize) -> Option<usize> {
     let tld = &text[last_label.0..last_label.1];
     (labels >= 2 && tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic))
         .then_some(last_label.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_label, is_local};
+
+    #[test]
+    fn the_class_table_is_the_character_rules() {
+        for b in 0..=u8::MAX {
+            assert_eq!(
+                is_local(b),
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-'),
+                "{b:#x}"
+            );
+            assert_eq!(
+                is_label(b),
+                b.is_ascii_alphanumeric() || b == b'-',
+                "{b:#x}"
+            );
+        }
+    }
 }

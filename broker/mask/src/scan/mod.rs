@@ -20,7 +20,7 @@ mod secret;
 mod ssn;
 
 use crate::counts::MaskCounts;
-use crate::policy::{Detector, Inner};
+use crate::policy::{Detector, Inner, Style};
 use crate::style::push_styled;
 
 /// The shortest value any detector can match (`a@b.co`).
@@ -229,17 +229,17 @@ pub(crate) fn rewrite(
         }
         out.extend_from_slice(&bytes[copied..start]);
         let raw = &bytes[hit.start..hit.end];
-        let canonical = canonical(hit.detector, raw);
+        let style = inner.detectors[rule].style;
+        // Only `hash` signs the canonical form: the others need no copy of the match.
+        let canonical = if style == Style::Hash {
+            canonical(hit.detector, raw)
+        } else {
+            std::borrow::Cow::Borrowed(raw)
+        };
         if quote {
             out.push(b'"');
         }
-        push_styled(
-            inner.detectors[rule].style,
-            &inner.hasher,
-            raw,
-            &canonical,
-            &mut out,
-        );
+        push_styled(style, &inner.hasher, raw, &canonical, &mut out);
         if quote {
             out.push(b'"');
         }

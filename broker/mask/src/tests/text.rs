@@ -103,3 +103,20 @@ fn unicode_around_matches_survives() {
         "Zoë → ***********.com ✓"
     );
 }
+
+#[test]
+fn a_detected_value_hashes_by_its_canonical_form() {
+    // `hash` signs the normalised match (digits of a card, a lowercased email), `redact` and
+    // `last4` never need it: one value written two ways still gets one pseudonym.
+    let hashing = all_detectors(Style::Hash);
+    let mut counts = MaskCounts::new();
+    let mut hashed = |text: &str| hashing.mask_text(text, &mut counts).into_owned();
+    assert_eq!(hashed("4111 1111 1111 1111"), hashed("4111-1111-1111-1111"));
+    assert_eq!(hashed("Ada@Example.com"), hashed("ada@example.com"));
+    assert_ne!(hashed("ada@example.com"), hashed("bob@example.com"));
+    let last4 = all_detectors(Style::Last4);
+    assert_eq!(
+        last4.mask_text("card 4111-1111-1111-1111", &mut counts),
+        "card ***************1111"
+    );
+}

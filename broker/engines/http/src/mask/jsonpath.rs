@@ -44,6 +44,12 @@ pub enum Step {
     Index(usize),
 }
 
+impl AsRef<Step> for Step {
+    fn as_ref(&self) -> &Step {
+        self
+    }
+}
+
 /// A parsed JSON path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonPath {
@@ -131,8 +137,9 @@ impl JsonPath {
     }
 
     /// Whether the path reaches the place `steps` (from the root), as [`JsonPath::apply`] would.
-    pub fn matches(&self, steps: &[&Step]) -> bool {
-        self.could_end_at(steps.last().copied()) && matches_from(&self.segments, steps)
+    /// `steps` may be `&[&Step]`, `&[Step]`, or anything else that holds a step per level.
+    pub fn matches<S: AsRef<Step>>(&self, steps: &[S]) -> bool {
+        self.could_end_at(steps.last().map(AsRef::as_ref)) && matches_from(&self.segments, steps)
     }
 
     /// Rewrites every value the path reaches and returns how many: a string becomes `f(it)`, a
@@ -163,23 +170,22 @@ impl JsonPath {
 }
 
 /// Whether `segments` reach exactly `steps`.
-fn matches_from(segments: &[Segment], steps: &[&Step]) -> bool {
+fn matches_from<S: AsRef<Step>>(segments: &[Segment], steps: &[S]) -> bool {
     let Some((segment, rest)) = segments.split_first() else {
         return steps.is_empty();
     };
+    let first = steps.first().map(AsRef::as_ref);
     match segment {
         Segment::Key(key) => {
-            matches!(steps.first(), Some(Step::Key(k)) if k == key)
-                && matches_from(rest, &steps[1..])
+            matches!(first, Some(Step::Key(k)) if k == key) && matches_from(rest, &steps[1..])
         }
         Segment::Index(i) => {
-            matches!(steps.first(), Some(Step::Index(n)) if n == i)
-                && matches_from(rest, &steps[1..])
+            matches!(first, Some(Step::Index(n)) if n == i) && matches_from(rest, &steps[1..])
         }
         Segment::Wildcard => !steps.is_empty() && matches_from(rest, &steps[1..]),
         // `..key`: any number of steps, then a member named `key`.
         Segment::Descend(key) => (0..steps.len()).any(|skip| {
-            matches!(&steps[skip], Step::Key(k) if k == key)
+            matches!(steps[skip].as_ref(), Step::Key(k) if k == key)
                 && matches_from(rest, &steps[skip + 1..])
         }),
     }
