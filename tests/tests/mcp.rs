@@ -356,3 +356,83 @@ fn a_non_loopback_listen_address_and_a_missing_login_are_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sluice login"), "says what to do: {err}");
 }
+
+#[test]
+fn agent_writes_wait_for_a_human_while_people_with_the_same_role_write() {
+    let pg = Postgres::start();
+    pg.admin_sql(
+        &pg.database,
+        &format!(
+            "create table people (id int primary key, name text); \
+             insert into people values (1, 'Zed'), (2, 'Amy'); grant all on people to {}",
+            pg.app_user
+        ),
+    );
+    let broker = BrokerBuilder::new()
+        .postgres("pg", &pg)
+        .role(
+            "writer",
+            "      max_ttl: 1h\n      guardrails: writes\n      agent_writes: approve\n",
+        )
+        .policy_extra(concat!(
+            "  guardrails:\n",
+            "    writes:\n",
+            "      base: guarded-write\n",
+            "      approvers: [dba]\n",
+        ))
+        .rule_with("eng", &[], &["eng"], &["pg"], &["writer"], "")
+        .start();
+    let alice = Cli::new(&broker);
+    alice.login(&broker.token("alice", &["eng"], "1h"));
+    let bob = Cli::new(&broker);
+    bob.login(&broker.token("bob", &["dba"], "1h"));
+
+    // A person writes at once.
+    let out = alice.run(&[
+        "connect",
+        "pg",
+        "--exec",
+        "psql",
+        "-X",
+        "-c",
+        "update people set name = 'Zoe' where id = 1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("UPDATE 1"));
+
+    // The agent's write waits for bob, who denies it; its reads run.
+    let steps = json!([
+        {"tool": "request_access", "args": {"resource": "pg", "reason": "tidy names"}},
+        {"tool": "query", "args": {"resource": "pg", "sql": "update people set name = 'Ann' where id = 2"}},
+        {"tool": "query", "args": {"resource": "pg", "sql": "select name from people order by id"}},
+    ]);
+    let sluice = workspace_bin("sluice");
+    let (child, _dir) = agent(&alice, "stdio", &sluice.display().to_string(), &steps);
+    let held = next_hold(&bob, &[]);
+    let out = bob.run(&["deny", &held, "--reason", "not by a bot"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = finish(child);
+    let write = result(&run, 1);
+    assert_eq!(write["is_error"], true, "{write}");
+    assert!(write["progress"].to_string().contains("agent"), "{write}");
+    assert!(
+        write["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not by a bot"),
+        "{write}"
+    );
+    assert_eq!(
+        result(&run, 2)["structured"]["rows"],
+        json!([["Zoe"], ["Amy"]]),
+        "{run}"
+    );
+}

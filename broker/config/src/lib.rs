@@ -47,7 +47,7 @@ pub use model::{
     TlsConfig, TlsMode, TokensConfig, WorkloadIssuer, WorkloadPreset,
 };
 pub use policy::{
-    Approval, ApprovalOverride, Auditors, Decision, ExecRuleSpec, Grantable, HttpRole,
+    AgentWrites, Approval, ApprovalOverride, Auditors, Decision, ExecRuleSpec, Grantable, HttpRole,
     HttpRuleSpec, KubeRole, KubeRuleSpec, Need, Policy, Principal, RecordMode, Refusal,
     RefusalKind, Role, Rule, SqlRole, SshExec, SshFiles, SshRole, Tally, glob_match, may_decide,
     subject_match, tally,

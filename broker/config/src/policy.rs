@@ -124,6 +124,29 @@ pub struct SqlRole {
     /// How many (masked) result rows per statement the recording keeps (`record_rows`,
     /// default 0: statements, outcomes and row counts only).
     pub record_rows: u32,
+    /// What happens to statements that change anything when the session came through
+    /// `sluice mcp` (`agent_writes`); `None`: the same as for people.
+    pub agent_writes: Option<AgentWrites>,
+}
+
+/// `agent_writes`: writes by AI agents (sessions through `sluice mcp`) wait for a human, or
+/// never run, while people with the same role write as the guardrails allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentWrites {
+    /// Held until an approver agrees (`approve`).
+    Approve,
+    /// Refused (`block`).
+    Block,
+}
+
+impl AgentWrites {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::Block => "block",
+        }
+    }
 }
 
 /// A role's `ssh:` section.

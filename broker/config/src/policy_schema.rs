@@ -15,7 +15,8 @@ use std::time::Duration;
 use crate::extract::{Cx, Item, join_key, suggest};
 use crate::location::Located;
 use crate::policy::{
-    Approval, ApprovalOverride, Auditors, Need, Policy, RecordMode, Role, Rule, SqlRole, is_glob,
+    AgentWrites, Approval, ApprovalOverride, Auditors, Need, Policy, RecordMode, Role, Rule,
+    SqlRole, is_glob,
 };
 use crate::profile_schema::{self, ProfileNames};
 use crate::schema::{duration, is_resource_name_char, labels, optional};
@@ -32,6 +33,7 @@ const ROLE_KEYS: &[&str] = &[
     "masking",
     "record",
     "record_rows",
+    "agent_writes",
     "ssh",
     "kube",
     "http",
@@ -162,6 +164,25 @@ fn record_mode(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<RecordMode> {
     }
 }
 
+/// A role's `agent_writes`: `approve` or `block`.
+fn agent_writes(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<AgentWrites> {
+    let text = cx.text(item)?;
+    match text.as_str() {
+        "approve" => Some(AgentWrites::Approve),
+        "block" => Some(AgentWrites::Block),
+        other => {
+            cx.invalid(
+                item,
+                format!(
+                    "unknown agent_writes \"{other}\": write approve (an agent's writes wait \
+                     for an approver) or block (an agent never writes)"
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// A role's `record_rows`: how many result rows per statement to keep, 0 to 10000.
 fn record_rows(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<u32> {
     let text = cx.text(item)?;
@@ -271,6 +292,13 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
     if let Some(item) = fields.optional("http") {
         needs.push(cx.located(&item, Need::HttpRules));
     }
+    let agent_writes = optional(fields.optional("agent_writes"), |item| {
+        agent_writes(cx, item)
+    });
+    // Only an engine that classifies statements can tell a write from a read.
+    if let Some(item) = fields.optional("agent_writes") {
+        needs.push(cx.located(&item, Need::SqlGuardrails));
+    }
     let record = optional(fields.optional("record"), |item| record_mode(cx, item));
     let record_rows = optional(fields.optional("record_rows"), |item| record_rows(cx, item))
         .map(|rows| rows.unwrap_or(0));
@@ -314,6 +342,7 @@ fn role(cx: &mut Cx<'_>, name: &str, item: &Item<'_>, profiles: &ProfileNames) -
             guardrails: guardrails?,
             masking: masking?,
             record_rows: record_rows?,
+            agent_writes: agent_writes?,
         },
         ssh: ssh?,
         kube: kube?,

@@ -11,7 +11,8 @@ use crate::plan::RolePlan;
 use anyhow::{Context, Result};
 use lineage::{ColumnVerdict, SessionLineage};
 use sluice_config::{
-    Config, DetectorKind, GuardAction, GuardBase, GuardRuleSpec, GuardrailsRef, MaskStyle,
+    AgentWrites, Config, DetectorKind, GuardAction, GuardBase, GuardRuleSpec, GuardrailsRef,
+    MaskStyle,
 };
 use sluice_engine_postgres::catalog::Columns;
 use sluice_engine_postgres::hooks::{
@@ -60,6 +61,7 @@ pub struct SqlPlan {
     masking: Option<MaskPolicy>,
     approvers: Vec<String>,
     hold_timeout: Duration,
+    agent_writes: Option<AgentWrites>,
 }
 
 impl std::fmt::Debug for SqlPlan {
@@ -128,6 +130,7 @@ impl SqlPlan {
                     masking,
                     approvers,
                     hold_timeout,
+                    agent_writes: role.sql.agent_writes,
                 },
             );
         }
@@ -218,10 +221,14 @@ impl Enforcer {
             .is_some_and(|m| !m.columns().is_empty());
         // Column rules need a guard even without guardrails: COPY TO and the statistics views
         // would carry masked values past them.
-        let guard_policy = plan
-            .guard
-            .clone()
-            .or_else(|| column_rules.then(|| Arc::new(GuardPolicy::new(Profile::Admin))));
+        // An agent's writes need the statements classified even without guardrails.
+        let agent_writes = plan
+            .agent_writes
+            .filter(|_| session.via.as_deref() == Some(crate::agents_api::VIA_MCP));
+        let guard_policy = plan.guard.clone().or_else(|| {
+            (column_rules || agent_writes.is_some())
+                .then(|| Arc::new(GuardPolicy::new(Profile::Admin)))
+        });
         // Column rules follow values through expressions, views and writes (decision 38).
         let lineage = column_rules.then(|| {
             Arc::new(SessionLineage::new(
@@ -239,6 +246,7 @@ impl Enforcer {
                 prepared: Mutex::new(HashMap::new()),
                 subject: session.requester.subject.clone(),
                 grant: session.grant.clone(),
+                agent_writes,
             }) as Arc<dyn Guard>
         });
         let masker = plan
@@ -396,6 +404,9 @@ struct SessionGuard {
     prepared: Mutex<HashMap<String, StatementFacts>>,
     subject: String,
     grant: String,
+    /// Set when the session came through `sluice mcp` and the role says what agents' writes
+    /// get (`agent_writes`).
+    agent_writes: Option<AgentWrites>,
 }
 
 impl SessionGuard {
@@ -444,6 +455,25 @@ impl Guard for SessionGuard {
             {
                 verdict = Verdict::Block { rule, reason };
             }
+        }
+        if verdict.is_allow()
+            && let Some(mode) = self.agent_writes
+            && facts.iter().any(changes_something)
+        {
+            let what = format!(
+                "{} by an AI agent (a session through sluice mcp)",
+                commands(&facts)
+            );
+            verdict = match mode {
+                AgentWrites::Approve => Verdict::Hold {
+                    rule: "agent_writes".into(),
+                    reason: format!("{what} needs approval"),
+                },
+                AgentWrites::Block => Verdict::Block {
+                    rule: "agent_writes".into(),
+                    reason: format!("{what} is not allowed: this role lets agents read only"),
+                },
+            };
         }
         match verdict {
             Verdict::Allow => {
@@ -496,6 +526,23 @@ fn statistics(table: &sluice_sql::TableRef) -> bool {
 }
 
 /// Whether a statement sends rows out with COPY (to the client, a file or a program).
+/// Whether a statement may change anything: every class but reads, transaction control and
+/// session settings, and among those a read that calls a function with side effects, a COPY
+/// other than to the client, and `EXECUTE` (whose prepared statement is not looked into).
+fn changes_something(facts: &StatementFacts) -> bool {
+    use sluice_sql::StatementClass as C;
+    match facts.class {
+        C::Read => !facts.side_effect_functions.is_empty(),
+        C::Transaction => false,
+        C::Session => facts.command.eq_ignore_ascii_case("EXECUTE"),
+        C::Copy => !facts.copy.as_ref().is_some_and(|c| {
+            c.direction == sluice_sql::CopyDirection::To
+                && c.target == sluice_sql::CopyTarget::Stdio
+        }),
+        _ => true,
+    }
+}
+
 fn copies_out(facts: &StatementFacts) -> bool {
     facts
         .copy

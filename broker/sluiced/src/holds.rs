@@ -69,6 +69,8 @@ pub struct Session {
     pub approvers: Vec<String>,
     /// How long a held statement waits before it is denied.
     pub timeout: Duration,
+    /// `mcp` when the session came through `sluice mcp` (an agent token).
+    pub via: Option<String>,
 }
 
 impl Holds {
@@ -322,6 +324,7 @@ impl SessionApprovals {
                 grant: authz.grant_id().to_owned(),
                 approvers,
                 timeout,
+                via: authz.identity().via.clone(),
             },
         }
     }

@@ -234,6 +234,7 @@ fn full_example_parses_to_the_expected_model() {
                         guardrails: Some(GuardrailsRef::Builtin(GuardBase::ReadOnly)),
                         masking: None,
                         record_rows: 0,
+                        agent_writes: None,
                     },
                     needs: vec![at(
                         Need::SqlGuardrails,
@@ -262,6 +263,7 @@ fn full_example_parses_to_the_expected_model() {
                         guardrails: Some(GuardrailsRef::Profile("analyst".into())),
                         masking: Some("pii".into()),
                         record_rows: 0,
+                        agent_writes: None,
                     },
                     needs: vec![
                         at(Need::SqlGuardrails, 46, 7, "policy.roles.write.guardrails"),

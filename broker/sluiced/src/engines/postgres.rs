@@ -191,6 +191,7 @@ impl Engine for PostgresEngine {
                 grant: authz.grant_id().to_string(),
                 approvers: Vec::new(),
                 timeout: std::time::Duration::ZERO,
+                via: who.via.clone(),
             };
             Ok(Box::new(PostgresSession {
                 params: SessionParams {
