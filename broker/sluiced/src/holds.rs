@@ -374,6 +374,7 @@ mod tests {
             grant: "g_1".into(),
             approvers: vec!["dba".into()],
             timeout: Duration::from_secs(600),
+            via: None,
         }
     }
 
