@@ -75,14 +75,18 @@ fn main() {
             "      description: change data, with a lead's approval\n      max_ttl: 1h\n      guardrails: careful\n      approval:\n        groups: [dba-leads]\n",
         )
         .policy_extra(
-            "  guardrails:\n    careful:\n      base: guarded-write\n      rules:\n        - name: deletes-need-a-lead\n          action: approve\n          commands: [DELETE]\n  masking:\n    pii:\n      columns:\n        - {name: emails, column: email, style: redact}\n      detectors:\n        - {name: cards, detector: card, style: last4}\n",
+            "  guardrails:\n    agents:\n      base: guarded-write\n      approvers: [dba-leads]\n    careful:\n      base: guarded-write\n      rules:\n        - name: deletes-need-a-lead\n          action: approve\n          commands: [DELETE]\n  masking:\n    pii:\n      columns:\n        - {name: emails, column: email, style: redact}\n      detectors:\n        - {name: cards, detector: card, style: last4}\n",
         )
         .ssh("web", &sshd)
         .role(
             "ops",
             "      description: run listed commands; restarts need a lead\n      max_ttl: 1h\n      ssh:\n        exec:\n          allow: [{name: looking, commands: [uptime, 'ls *', 'echo *']}]\n          approve: [{name: changes, commands: ['touch *']}]\n          approvers: [dba-leads]\n",
         )
-        .rule_with("dbas", &[], &["dba"], &["pg-main"], &["read", "write"], "")
+        .role(
+            "agent",
+            "      description: for AI agents, masked reads, writes wait for a lead\n      max_ttl: 1h\n      guardrails: agents\n      masking: pii\n      agent_writes: approve\n",
+        )
+        .rule_with("dbas", &[], &["dba"], &["pg-main"], &["read", "write", "agent"], "")
         .rule_with("ops", &[], &["dba"], &["web"], &["ops"], "")
         .kube(
             "prod-cluster",
@@ -510,7 +514,88 @@ fn main() {
         !seen.iter().any(|r| r.method == "DELETE")
     );
 
+    step(
+        14,
+        "An AI agent over MCP: `sluice mcp` gives it tools, never a credential; its DELETE waits for a human",
+    );
+    agent_step(&alice, &carol);
+
     println!(
         "\nDone: the broker, PostgreSQL, sshd, the API server, the HTTP service and every tunnel are shut down now."
+    );
+}
+
+/// A scripted MCP client (the official Python SDK, `tests/mcp/agent.py`) drives `sluice mcp`
+/// as alice: it asks for the `agent` role, reads masked rows, and has a DELETE held, which
+/// carol denies.
+fn agent_step(alice: &Cli, carol: &Cli) {
+    let steps = serde_json::json!([
+        {"tool": "request_access", "args": {"resource": "pg-main", "role": "agent", "reason": "summarise customers"}},
+        {"tool": "query", "args": {"resource": "pg-main", "sql": "select id, name, email, note from customers order by id", "max_rows": 3}},
+        {"tool": "query", "args": {"resource": "pg-main", "sql": "delete from customers where id = 3"}},
+        {"tool": "revoke_access", "args": {"resource": "pg-main"}},
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("steps.json");
+    std::fs::write(&file, steps.to_string()).expect("steps");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mcp/agent.py");
+    println!(
+        "An MCP client launches `sluice mcp` (stdio) as alice and calls request_access, query, query, revoke_access."
+    );
+    let child = std::process::Command::new("python3")
+        .arg(script)
+        .arg("stdio")
+        .arg(sluice_tests::workspace_bin("sluice"))
+        .arg(&file)
+        .envs(alice.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with the mcp package");
+    let hold = carol.first_hold();
+    let id = hold["id"].as_str().unwrap_or_default().to_owned();
+    println!(
+        "The agent's DELETE is held ({}); carol denies it:",
+        hold["reason"].as_str().unwrap_or("agent_writes")
+    );
+    show(
+        &format!("sluice deny {id} --reason \"agents do not delete customers\"   # as carol"),
+        &carol.run(&["deny", &id, "--reason", "agents do not delete customers"]),
+    );
+    let out = child.wait_with_output().expect("agent");
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    for (i, call) in [
+        "request_access",
+        "query (select)",
+        "query (delete)",
+        "revoke_access",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = &run["results"][i];
+        let shown = if r["is_error"] == true {
+            format!("error: {}", r["text"].as_str().unwrap_or_default())
+        } else {
+            r["structured"].to_string()
+        };
+        println!(
+            "  {call} -> {}",
+            shown.chars().take(300).collect::<String>()
+        );
+        for p in r["progress"].as_array().into_iter().flatten() {
+            println!(
+                "      progress: {}",
+                p.as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(160)
+                    .collect::<String>()
+            );
+        }
+    }
+    println!(
+        "  (emails and the card number reached the agent masked; the DELETE never ran; every call is in the audit trail as mcp.tool_called.v1)"
     );
 }

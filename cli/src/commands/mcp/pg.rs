@@ -186,7 +186,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PgConnection<S> {
                     }
                 }
                 b'C' => outcome.tag = cstr(&mut body)?,
-                b's' => outcome.truncated = true,
+                b's' => {
+                    // PortalSuspended: the statement stopped at the row limit, no command tag.
+                    outcome.truncated = true;
+                    outcome.tag =
+                        format!("SELECT {} (stopped at the row limit)", outcome.rows.len());
+                }
                 b'I' => outcome.tag = "EMPTY".into(),
                 b'E' => outcome.error = Some(server_error(&body)),
                 b'N' => {
