@@ -67,24 +67,15 @@ async def main():
     with open(steps_file) as f:
         steps = json.load(f)
     transcript = []
+    info = types.Implementation(name="sluice-test-agent", version="0.1")
     if mode == "stdio":
         params = StdioServerParameters(command=target, args=["mcp"], env=dict(os.environ))
-        async with stdio_client(params) as (read, write):
-            async with ClientSession(
-                read,
-                write,
-                client_info=types.Implementation(name="sluice-test-agent", version="0.1"),
-            ) as session:
-                tools, results = await run(session, steps, transcript)
+        transport = stdio_client(params)
     else:
-        async with streamable_http_client(target) as streams:
-            read, write = streams[0], streams[1]
-            async with ClientSession(
-                read,
-                write,
-                client_info=types.Implementation(name="sluice-test-agent", version="0.1"),
-            ) as session:
-                tools, results = await run(session, steps, transcript)
+        transport = streamable_http_client(target)
+    async with transport as streams:
+        async with ClientSession(streams[0], streams[1], client_info=info) as session:
+            tools, results = await run(session, steps, transcript)
     print(json.dumps({"tools": tools, "results": results, "transcript": transcript}))
 
 

@@ -436,3 +436,109 @@ fn agent_writes_wait_for_a_human_while_people_with_the_same_role_write() {
         "{run}"
     );
 }
+
+#[test]
+fn an_agent_calls_an_http_service_and_one_that_leaves_mid_approval_withdraws_its_statement() {
+    let pg = Postgres::start();
+    pg.admin_sql(
+        &pg.database,
+        &format!(
+            "create table people (id int primary key); insert into people values (1); \
+             grant all on people to {}",
+            pg.app_user
+        ),
+    );
+    let service = sluice_fake_http::FakeHttp::start();
+    let broker = BrokerBuilder::new()
+        .postgres("pg", &pg)
+        .role(
+            "careful",
+            "      max_ttl: 1h\n      guardrails: careful\n",
+        )
+        .policy_extra(concat!(
+            "  guardrails:\n",
+            "    careful:\n",
+            "      base: guarded-write\n",
+            "      approvers: [dba]\n",
+            "      rules:\n",
+            "        - name: deletes-need-a-dba\n",
+            "          action: approve\n",
+            "          commands: [DELETE]\n",
+        ))
+        .http(
+            "api",
+            &format!(
+                "    address: {}\n    plaintext: true\n    inject:\n      headers: {{X-Api-Key: env:API_KEY}}\n",
+                service.address()
+            ),
+            &[("API_KEY", "key-only-the-broker-holds")],
+        )
+        .role(
+            "reader",
+            "      max_ttl: 1h\n      http: {profile: http-read-only, mask: [\"$.customers[*].email\"]}\n",
+        )
+        .rule_with("eng", &[], &["eng"], &["pg"], &["careful"], "")
+        .rule_with("eng-api", &[], &["eng"], &["api"], &["reader"], "")
+        .start();
+    let alice = Cli::new(&broker);
+    alice.login(&broker.token("alice", &["eng"], "1h"));
+    let bob = Cli::new(&broker);
+    bob.login(&broker.token("bob", &["dba"], "1h"));
+    let sluice = workspace_bin("sluice").display().to_string();
+
+    let steps = json!([
+        {"tool": "request_access", "args": {"resource": "api", "reason": "look at customers"}},
+        {"tool": "http", "args": {"resource": "api", "method": "GET", "path": "/customers"}},
+        {"tool": "http", "args": {"resource": "api", "method": "DELETE", "path": "/customers/1"}},
+        {"tool": "http", "args": {"resource": "api", "method": "GET", "path": "/customers", "headers": {"Authorization": "Bearer x"}}},
+    ]);
+    let (child, _dir) = agent(&alice, "stdio", &sluice, &steps);
+    let run = finish(child);
+    let got = &result(&run, 1)["structured"];
+    assert_eq!(got["status"], 200, "{run}");
+    let body = got["body"].as_str().unwrap_or_default();
+    assert!(
+        body.contains("Ada Lovelace") && !body.contains("ada@example.com"),
+        "{body}"
+    );
+    assert_eq!(result(&run, 2)["structured"]["status"], 403, "{run}");
+    assert_eq!(result(&run, 3)["is_error"], true, "{run}");
+    assert!(!service.requests().iter().any(|r| r.method == "DELETE"));
+    assert!(
+        !run["transcript"]
+            .to_string()
+            .contains("key-only-the-broker-holds")
+    );
+
+    // An agent that goes away while its DELETE waits: the statement is withdrawn, not run.
+    let steps = json!([
+        {"tool": "request_access", "args": {"resource": "pg", "reason": "cleanup"}},
+        {"tool": "query", "args": {"resource": "pg", "sql": "delete from people where id = 1"}},
+    ]);
+    let (mut child, _dir) = agent(&alice, "stdio", &sluice, &steps);
+    let held = next_hold(&bob, &[]);
+    // The agent and the `sluice mcp` it launched go away.
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-P", &child.id().to_string()])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+    sluice_tests::util::wait_for(
+        "the held statement to be withdrawn",
+        Duration::from_secs(30),
+        || {
+            let out = bob.run(&["approvals", "--output", "json"]);
+            !String::from_utf8_lossy(&out.stdout).contains(&held)
+        },
+    );
+    let out = bob.run(&["approve", &held]);
+    assert!(
+        !out.status.success(),
+        "a withdrawn statement cannot be approved"
+    );
+    assert_eq!(
+        pg.admin_sql(&pg.database, "select count(*) from people")
+            .trim(),
+        "1"
+    );
+}

@@ -295,11 +295,18 @@ impl Access {
         }
     }
 
-    async fn connect_pg(&self, resource: &str, grant: &Grant) -> Result<PgLink, Failure> {
+    /// One tunnel to a resource of `kind` under `grant`, with a fresh one-time secret.
+    async fn tunnel(
+        &self,
+        resource: &str,
+        grant: &Grant,
+        kind: ResourceKind,
+        tool: &str,
+    ) -> Result<Tunnel, Failure> {
         let check = self.check(resource).await?;
-        if check.kind != ResourceKind::Postgres {
+        if check.kind != kind {
             return Err(format!(
-                "'{resource}' is a {} resource; query runs SQL on postgres resources only",
+                "'{resource}' is a {} resource; {tool} {kind} resources only",
                 check.kind
             ));
         }
@@ -316,6 +323,20 @@ impl Access {
             )
             .await
             .map_err(failure)?;
+        Ok(Tunnel {
+            check,
+            secret,
+            stream,
+            leftover,
+        })
+    }
+
+    async fn connect_pg(&self, resource: &str, grant: &Grant) -> Result<PgLink, Failure> {
+        let tunnel = self
+            .tunnel(resource, grant, ResourceKind::Postgres, "query runs SQL")
+            .await?;
+        let (check, secret, stream, leftover) =
+            (tunnel.check, tunnel.secret, tunnel.stream, tunnel.leftover);
         let conn = PgConnection::login(
             stream,
             leftover,
@@ -346,13 +367,6 @@ impl Access {
     ) -> Result<HttpAnswer, Failure> {
         use http_body_util::BodyExt as _;
         let grant = self.active(resource).await?;
-        let check = self.check(resource).await?;
-        if check.kind != ResourceKind::Http {
-            return Err(format!(
-                "'{resource}' is a {} resource; the http tool calls http resources only",
-                check.kind
-            ));
-        }
         if !path.starts_with('/') {
             return Err(format!(
                 "the path must start with '/' (got '{path}'); it is relative to the service"
@@ -360,20 +374,11 @@ impl Access {
         }
         let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .map_err(|_| format!("'{method}' is not an HTTP method"))?;
-        let secret = one_time_secret();
-        let token = self.token().await?;
-        let (stream, leftover) = self
-            .broker
-            .open_tunnel(
-                resource,
-                &token,
-                &grant.id,
-                Some(&secret),
-                &self.client_label(),
-            )
-            .await
-            .map_err(failure)?;
-        let io = hyper_util::rt::TokioIo::new(Prefixed::new(leftover, stream));
+        let tunnel = self
+            .tunnel(resource, &grant, ResourceKind::Http, "the http tool calls")
+            .await?;
+        let secret = tunnel.secret;
+        let io = hyper_util::rt::TokioIo::new(Prefixed::new(tunnel.leftover, tunnel.stream));
         let (mut send, connection) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(|e| format!("the tunnel to '{resource}' failed: {e}"))?;
@@ -495,6 +500,14 @@ impl Access {
             truncated,
         })
     }
+}
+
+/// An open tunnel, and what its client presents.
+struct Tunnel {
+    check: ResourceCheck,
+    secret: Secret<String>,
+    stream: TlsStream<TcpStream>,
+    leftover: Vec<u8>,
 }
 
 /// What an HTTP call answered.
