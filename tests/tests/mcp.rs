@@ -12,6 +12,18 @@ use std::time::Duration;
 
 const EMAIL: &str = "zed.planted@corp.example";
 
+/// A guarded-write profile whose DELETEs wait for a `dba`.
+const CAREFUL: &str = concat!(
+    "  guardrails:\n",
+    "    careful:\n",
+    "      base: guarded-write\n",
+    "      approvers: [dba]\n",
+    "      rules:\n",
+    "        - name: deletes-need-a-dba\n",
+    "          action: approve\n",
+    "          commands: [DELETE]\n",
+);
+
 fn setup() -> (Postgres, Broker, Cli) {
     let pg = Postgres::start();
     pg.admin_sql(
@@ -30,21 +42,16 @@ fn setup() -> (Postgres, Broker, Cli) {
             "agent",
             "      max_ttl: 1h\n      guardrails: careful\n      masking: pii\n",
         )
-        .policy_extra(concat!(
-            "  guardrails:\n",
-            "    careful:\n",
-            "      base: guarded-write\n",
-            "      approvers: [dba]\n",
-            "      rules:\n",
-            "        - name: deletes-need-a-dba\n",
-            "          action: approve\n",
-            "          commands: [DELETE]\n",
-            "  masking:\n",
-            "    pii:\n",
-            "      columns:\n",
-            "        - {name: emails, column: '*.email', style: redact}\n",
-            "  auditors:\n",
-            "    groups: [security]\n",
+        .policy_extra(&format!(
+            "{CAREFUL}{}",
+            concat!(
+                "  masking:\n",
+                "    pii:\n",
+                "      columns:\n",
+                "        - {name: emails, column: '*.email', style: redact}\n",
+                "  auditors:\n",
+                "    groups: [security]\n",
+            )
         ))
         .rule_with("eng", &[], &["eng"], &["pg"], &["agent"], "")
         .start();
@@ -455,16 +462,7 @@ fn an_agent_calls_an_http_service_and_one_that_leaves_mid_approval_withdraws_its
             "careful",
             "      max_ttl: 1h\n      guardrails: careful\n",
         )
-        .policy_extra(concat!(
-            "  guardrails:\n",
-            "    careful:\n",
-            "      base: guarded-write\n",
-            "      approvers: [dba]\n",
-            "      rules:\n",
-            "        - name: deletes-need-a-dba\n",
-            "          action: approve\n",
-            "          commands: [DELETE]\n",
-        ))
+        .policy_extra(CAREFUL)
         .http(
             "api",
             &format!(

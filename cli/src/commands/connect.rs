@@ -509,7 +509,6 @@ impl Details {
     }
 }
 
-/// 256 random bits, URL-safe: fits a libpq password and a URI without escaping.
 /// A kubeconfig for the local tunnel, in a private temporary directory removed when it drops:
 /// the server is the tunnel's port, the user's token the one-time token (never the cluster's
 /// credential).
@@ -618,7 +617,8 @@ fn write_private(path: &std::path::Path, data: &[u8]) -> CliResult<()> {
         })
 }
 
-fn one_time_secret() -> Secret<String> {
+/// 256 random bits, URL-safe: fits a libpq password and a URI without escaping.
+pub(super) fn one_time_secret() -> Secret<String> {
     let bytes: [u8; 32] = rand::random();
     Secret::new(URL_SAFE_NO_PAD.encode(bytes))
 }

@@ -310,7 +310,7 @@ impl Access {
                 check.kind
             ));
         }
-        let secret = one_time_secret();
+        let secret = super::super::connect::one_time_secret();
         let token = self.token().await?;
         let (stream, leftover) = self
             .broker
@@ -527,12 +527,6 @@ pub struct ChildOutput {
     pub stdout: String,
     pub stderr: String,
     pub truncated: bool,
-}
-
-/// 256 random bits, URL-safe.
-fn one_time_secret() -> Secret<String> {
-    let bytes: [u8; 32] = rand::random();
-    Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// A stream that first yields bytes already read from it (what the tunnel upgrade read past

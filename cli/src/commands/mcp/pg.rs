@@ -334,7 +334,13 @@ mod tests {
     use super::*;
 
     /// A scripted server: what it answers, in order, to a client on the other end of a pipe.
-    async fn server(script: Vec<u8>) -> (PgConnection<tokio::io::DuplexStream>, Vec<u8>) {
+    async fn server(
+        script: Vec<u8>,
+    ) -> (
+        PgConnection<tokio::io::DuplexStream>,
+        Vec<u8>,
+        tokio::io::DuplexStream,
+    ) {
         let (client, mut server) = tokio::io::duplex(1 << 20);
         server.write_all(&script).await.expect("script");
         let mut auth = BytesMut::new();
@@ -347,8 +353,7 @@ mod tests {
         let mut sent = vec![0; 4096];
         let n = server.read(&mut sent).await.expect("read");
         sent.truncate(n);
-        std::mem::forget(server);
-        (conn, sent)
+        (conn, sent, server)
     }
 
     #[tokio::test]
@@ -375,7 +380,7 @@ mod tests {
         }
         message(&mut script, b's', |_| {});
         message(&mut script, b'Z', |b| b.put_u8(b'I'));
-        let (mut conn, sent) = server(script.to_vec()).await;
+        let (mut conn, sent, _server) = server(script.to_vec()).await;
         assert!(
             sent.windows(6).any(|w| w == b"s3cret"),
             "the secret answers the password request"
@@ -405,7 +410,7 @@ mod tests {
         // Then a frame that claims 2 GB.
         script.put_u8(b'D');
         script.put_i32(i32::MAX);
-        let (mut conn, _) = server(script.to_vec()).await;
+        let (mut conn, _, _server) = server(script.to_vec()).await;
         let outcome = conn
             .query("delete from t", 10, |_| {})
             .await

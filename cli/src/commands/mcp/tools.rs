@@ -671,8 +671,8 @@ fn tools_for(kind: &str) -> Vec<String> {
 fn access_result(grant: &Grant) -> AccessResult {
     let next = match grant.state {
         GrantState::Active => format!(
-            "use {} with resource '{}'; call revoke_access when done",
-            tools_for_grant(grant),
+            "use the tool for its kind (list_resources says which) with resource '{}'; call \
+             revoke_access when done",
             grant.resource
         ),
         GrantState::Pending => format!(
@@ -703,10 +703,6 @@ fn access_result(grant: &Grant) -> AccessResult {
             .map(|a| a.groups.clone()),
         next,
     }
-}
-
-fn tools_for_grant(_grant: &Grant) -> &'static str {
-    "the query/describe, exec, kube or http tool (whichever fits the resource kind)"
 }
 
 /// Keeps whole rows while their JSON stays within `bytes`; whether rows were cut.
