@@ -5,6 +5,7 @@
 #
 #   bench/http.sh                                   # 20000 GETs, 100 MB responses, 3 reps
 #   BENCH_HTTP_REQUESTS=1000 BENCH_HTTP_MB=20 BENCH_REPS=1 bench/http.sh
+#   BENCH_HTTP_ONLY=sluice-masked bench/http.sh         # one path (e.g. under perf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
