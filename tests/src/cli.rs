@@ -85,26 +85,12 @@ impl Cli {
     /// has ended, which the broker writes just after the client leaves: read recordings after
     /// this.
     pub fn ended_sessions(&self, count: usize) -> Vec<serde_json::Value> {
-        self.sessions_ended(count, false)
-    }
-
-    /// [`Self::ended_sessions`], counting only the sessions that sent the client anything.
-    pub fn ended_sessions_with_traffic(&self, count: usize) -> Vec<serde_json::Value> {
-        self.sessions_ended(count, true)
-    }
-
-    fn sessions_ended(&self, count: usize, traffic_only: bool) -> Vec<serde_json::Value> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let out = self.run(&["sessions", "list", "--output", "json"]);
             let list: serde_json::Value =
                 serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-            let mut sessions = list["sessions"].as_array().cloned().unwrap_or_default();
-            if traffic_only {
-                // A connection kubectl opened and never used can stay open in the index
-                // (a known gap, see the issue 13 note); the sessions that carried requests count.
-                sessions.retain(|s| s["bytes_down"].as_u64().unwrap_or(0) > 0);
-            }
+            let sessions = list["sessions"].as_array().cloned().unwrap_or_default();
             if sessions.len() >= count && sessions.iter().all(|s| !s["end"].is_null()) {
                 return sessions;
             }

@@ -413,3 +413,61 @@ fn a_websocket_is_relayed_for_a_role_that_does_not_mask() {
     assert_eq!(&echo[..2], &[0x81, 5]);
     assert_eq!(&echo[2..], b"hello");
 }
+
+#[test]
+fn a_client_that_hangs_up_while_its_tunnel_opens_leaves_no_open_session() {
+    let s = setup(FakeHttp::start());
+    let out = s.cli.run(&[
+        "grant", "request", "api", "--role", "ops", "--reason", "test", "--output", "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let granted: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let grant = granted["grant"]["id"]
+        .as_str()
+        .or(granted["id"].as_str())
+        .unwrap_or_else(|| panic!("a grant id in {granted}"))
+        .to_owned();
+    let token = s.broker.token("alice", &["eng"], "10m");
+    // Tunnel requests whose client hangs up as soon as the request is sent (openssl s_client
+    // closes at the end of its input): hyper drops the request's future on the hang-up, often
+    // while the broker still prepares the session, whose record is already open.
+    let addr = s.broker.url().trim_start_matches("https://").to_owned();
+    let request = format!(
+        "GET /v1/tunnel HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: sluice-tunnel/1\r\n\
+         Authorization: Bearer {token}\r\nsluice-resource: api\r\nsluice-grant: {grant}\r\n\
+         sluice-tunnel-secret: {}\r\n\r\n",
+        "s".repeat(43)
+    );
+    let attempts = 12;
+    for _ in 0..attempts {
+        let mut child = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &addr, "-CAfile"])
+            .arg(s.broker.ca())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(request.as_bytes()).expect("request");
+        drop(stdin);
+        assert!(child.wait().expect("s_client").success());
+    }
+    // Every session the broker started has ended (those the upgrade reached when s_client
+    // went; the others when the task that prepared them dropped them). A request through a
+    // whole tunnel afterwards gives late preparations time to land in the list first.
+    let (code, _) = s.curl("ops", "", "/small");
+    assert_eq!(code, 200);
+    let sessions = s.cli.ended_sessions(2);
+    assert!(sessions.len() <= attempts + 1);
+    // Without the fix, hung-up tunnels were dropped while their record was being opened and
+    // never reached the list; each one now is, with an end that says what happened.
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s["end"] == "closed: the tunnel ended before the session was served"),
+        "{}",
+        serde_json::Value::Array(sessions)
+    );
+}

@@ -136,7 +136,7 @@ fn secret_values_never_reach_kubectl_in_any_form() {
     }
     // The recordings keep the answers (the role records bodies), masked as they were sent; the
     // audit trail and the store hold no value either.
-    let sessions = s.cli.ended_sessions_with_traffic(6);
+    let sessions = s.cli.ended_sessions(6);
     let bodies: Vec<String> = sessions
         .iter()
         .filter_map(|session| session["id"].as_str())

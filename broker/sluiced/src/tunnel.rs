@@ -157,14 +157,35 @@ pub struct Started {
 
 /// Authorizes a session of `resource` for the caller `headers` name (token, grant, one-time
 /// secret), takes a tunnel slot and has the resource's engine prepare it.
+///
+/// It runs on a task of its own: the engine opens the session's record while preparing it, and
+/// a client that hangs up meanwhile drops the request's future; the task still finishes, and
+/// what it started, dropped unserved, writes its end ([`SessionOpener`]'s drop).
 pub async fn start(
     app: &AppState,
     headers: &axum::http::HeaderMap,
     resource: &str,
     client_addr: &str,
 ) -> Result<Started, Failure> {
-    let resource = resource.to_owned();
-    let client_addr = client_addr.to_owned();
+    let (app, headers) = (app.clone(), headers.clone());
+    let (resource, client_addr) = (resource.to_owned(), client_addr.to_owned());
+    tokio::spawn(async move { prepare(&app, &headers, resource, client_addr).await })
+        .await
+        .map_err(|e| {
+            Failure(ApiError::new(
+                ErrorCode::Internal,
+                format!("preparing the session failed: {e}"),
+            ))
+        })?
+}
+
+/// [`start`]'s work: the gate, a tunnel slot, the engine's session.
+async fn prepare(
+    app: &AppState,
+    headers: &axum::http::HeaderMap,
+    resource: String,
+    client_addr: String,
+) -> Result<Started, Failure> {
     let authz = match app.gate.authorize(headers, &resource).await {
         Ok(authz) => authz,
         Err(e) => {
@@ -323,6 +344,33 @@ impl SessionOpener {
         if let Some(log) = self.log.take() {
             log.finish(end, bytes_up, bytes_down).await;
         }
+    }
+}
+
+/// A session whose record opened but that is dropped without [`SessionOpener::finish`] (the
+/// client hung up while the tunnel request was still being answered, so the request's future
+/// was dropped after the engine prepared the session) still gets its end written, or it would
+/// stay open in the session index for good.
+impl Drop for SessionOpener {
+    fn drop(&mut self) {
+        if let Some(watch) = self.failure_watch.take() {
+            watch.abort();
+        }
+        let Some(log) = self.log.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            warn!(session = %log.id(), "a session was dropped outside the runtime; its end is not recorded");
+            return;
+        };
+        runtime.spawn(async move {
+            log.finish(
+                "closed: the tunnel ended before the session was served",
+                0,
+                0,
+            )
+            .await;
+        });
     }
 }
 
