@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::event::{Body, Event, Header, SessionEvent, write_line};
@@ -108,6 +108,8 @@ struct RecorderInner {
     compression_level: u32,
     /// The next session key: the writer's name for a session, unique even if ids repeat.
     next_key: AtomicU64,
+    /// Wakes the writer before its next drain when the queue is half full.
+    wake: Arc<Notify>,
 }
 
 impl fmt::Debug for Recorder {
@@ -129,7 +131,14 @@ impl Recorder {
         let (events_tx, events_rx) = mpsc::channel(options.queue_capacity.max(1));
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let compression_level = options.compression_level.min(9);
-        let task = tokio::spawn(writer::run(sink.clone(), options, events_rx, control_rx));
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(writer::run(
+            sink.clone(),
+            options,
+            events_rx,
+            control_rx,
+            Arc::clone(&wake),
+        ));
         let recorder = Recorder {
             inner: Arc::new(RecorderInner {
                 sink,
@@ -137,6 +146,7 @@ impl Recorder {
                 control: control_tx,
                 compression_level,
                 next_key: AtomicU64::new(1),
+                wake,
             }),
         };
         (recorder, task)
@@ -203,6 +213,7 @@ impl Recorder {
                 shared,
                 events: self.inner.events.clone(),
                 control: self.inner.control.clone(),
+                wake: Arc::clone(&self.inner.wake),
             }),
         })
     }
@@ -297,6 +308,8 @@ struct Handle {
     events: mpsc::Sender<Queued>,
     /// The recorder's control channel, for the finish request.
     control: mpsc::UnboundedSender<Control>,
+    /// Wakes the writer early when the queue is half full.
+    wake: Arc<Notify>,
 }
 
 impl fmt::Debug for SessionRecording {
@@ -334,6 +347,13 @@ impl SessionRecording {
         match self.inner.events.try_send(queued) {
             Ok(()) => {
                 shared.enqueued.fetch_add(1, Ordering::AcqRel);
+                // The writer takes the queue in on a short tick rather than on every event (a
+                // wake-up per statement cost more than the rest of recording it); a burst that
+                // fills half the queue before the tick calls it at once.
+                let events = &self.inner.events;
+                if events.capacity() * 2 < events.max_capacity() {
+                    self.inner.wake.notify_one();
+                }
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);

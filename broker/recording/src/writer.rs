@@ -27,6 +27,7 @@ use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use tokio::sync::Notify;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -103,15 +104,21 @@ fn writer_note(session: &Shared, message: String) -> Event {
     }
 }
 
+/// How often the writer takes in the queued events (sooner when the queue is half full).
+const DRAIN: time::Duration = time::Duration::from_millis(20);
+
 /// The writer task. See the [module documentation](self).
 pub(crate) async fn run(
     sink: Arc<dyn Sink>,
     options: Options,
     mut events: mpsc::Receiver<Queued>,
     mut control: mpsc::UnboundedReceiver<Control>,
+    wake: Arc<Notify>,
 ) {
     let mut tick = time::interval(options.flush_interval.max(time::Duration::from_millis(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut drain = time::interval(DRAIN);
+    drain.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut writer = Writer::new(sink, options);
     let mut replies = Vec::new();
     loop {
@@ -122,22 +129,42 @@ pub(crate) async fn run(
             Some(done) = writer.writes.join_next(), if !writer.writes.is_empty() => {
                 writer.written(done);
             }
-            request = control.recv() => match request {
-                Some(Control::Register { session }) => writer.register(session),
-                Some(Control::Finish { session, expected, event }) => {
-                    writer.finish(session, expected, event);
-                }
-                Some(Control::Shutdown { done }) => {
-                    replies.push(done);
+            request = control.recv() => {
+                // A finish counts the session's events: take in what is queued first.
+                if !writer.take_in(&mut events) {
                     break;
                 }
-                None => break,
-            },
-            _ = tick.tick() => writer.flush_all(),
-            queued = events.recv() => match queued {
-                Some(queued) => writer.receive(queued),
-                None => break,
-            },
+                match request {
+                    Some(Control::Register { session }) => writer.register(session),
+                    Some(Control::Finish { session, expected, event }) => {
+                        writer.finish(session, expected, event);
+                    }
+                    Some(Control::Shutdown { done }) => {
+                        replies.push(done);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            _ = tick.tick() => {
+                if !writer.take_in(&mut events) {
+                    break;
+                }
+                writer.flush_all();
+            }
+            // The queue is taken in on a short tick, or when it is half full, never once per
+            // event: a session records a few events per statement, and waking this task for
+            // each cost the relay more than recording them.
+            _ = drain.tick() => {
+                if !writer.take_in(&mut events) {
+                    break;
+                }
+            }
+            () = wake.notified() => {
+                if !writer.take_in(&mut events) {
+                    break;
+                }
+            }
         }
     }
     // Stop accepting, then take in everything already queued.
@@ -277,6 +304,17 @@ struct Writer {
 }
 
 impl Writer {
+    /// Takes in every queued event; `false` once the queue is closed and empty.
+    fn take_in(&mut self, events: &mut mpsc::Receiver<Queued>) -> bool {
+        loop {
+            match events.try_recv() {
+                Ok(queued) => self.receive(queued),
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
     fn new(sink: Arc<dyn Sink>, options: Options) -> Self {
         Self {
             sink,
