@@ -18,7 +18,7 @@
 //! `--seconds`/`BENCH_SECONDS` (20), `--reps`/`BENCH_REPS` (3), `--scale`/`BENCH_SCALE` (20),
 //! `--out`/`BENCH_OUT` (also write the results as Markdown), `--paths`/`BENCH_PATHS`
 //! (direct,socat,pgbouncer,sluice,sluice-guarded), `--workloads`/`BENCH_WORKLOADS`
-//! (c1,c8,c8x,copy), `--perf`/`BENCH_PERF` (after the measured reps, record `perf record -g` of
+//! (c1,c8,c8x,c8p,c8c,copy), `--perf`/`BENCH_PERF` (after the measured reps, record `perf record -g` of
 //! sluiced and the sluice CLI during one extra, unrecorded `-c 8` run through the `sluice` path
 //! into this file).
 
@@ -51,7 +51,7 @@ const DEFAULT_PATHS: &str = "direct,socat,pgbouncer,sluice,sluice-guarded";
 const USAGE: &str =
     "usage: sluice-bench [--seconds N] [--reps N] [--scale N] [--out FILE.md] [--perf FILE.data]
                     [--paths direct,socat,pgbouncer,sluice,sluice-guarded]
-                    [--workloads c1,c8,c8x,copy]
+                    [--workloads c1,c8,c8x,c8p,c8c,copy]
 Each flag has an environment variable: BENCH_SECONDS (20), BENCH_REPS (3), BENCH_SCALE (20),
 BENCH_OUT, BENCH_PERF, BENCH_PATHS, BENCH_WORKLOADS.";
 
@@ -64,7 +64,8 @@ impl Settings {
         let mut out = env("BENCH_OUT");
         let mut perf = env("BENCH_PERF");
         let mut paths = env("BENCH_PATHS").unwrap_or_else(|| DEFAULT_PATHS.into());
-        let mut workloads = env("BENCH_WORKLOADS").unwrap_or_else(|| "c1,c8,c8x,copy".into());
+        let mut workloads =
+            env("BENCH_WORKLOADS").unwrap_or_else(|| "c1,c8,c8x,c8p,c8c,copy".into());
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let (name, inline) = match arg.split_once('=') {
@@ -114,8 +115,9 @@ impl Settings {
             .split(',')
             .filter(|s| !s.trim().is_empty())
             .map(|s| {
-                Workload::parse(s.trim())
-                    .ok_or(format!("unknown workload `{s}` (c1, c8, c8x, copy)"))
+                Workload::parse(s.trim()).ok_or(format!(
+                    "unknown workload `{s}` (c1, c8, c8x, c8p, c8c, copy)"
+                ))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
@@ -178,15 +180,22 @@ enum Workload {
     C8,
     /// `pgbench -S -M extended -c 8`
     C8Extended,
+    /// `pgbench -S -M prepared -c 8`
+    C8Prepared,
+    /// `pgbench -S -C -c 8`: a new connection (for Sluice: a new tunnel, TLS, token check and
+    /// upstream login) per transaction
+    C8Connect,
     /// `\copy (select * from pgbench_accounts) to /dev/null`
     Copy,
 }
 
 impl Workload {
-    const ALL: [Workload; 4] = [
+    const ALL: [Workload; 6] = [
         Workload::C1,
         Workload::C8,
         Workload::C8Extended,
+        Workload::C8Prepared,
+        Workload::C8Connect,
         Workload::Copy,
     ];
 
@@ -199,6 +208,8 @@ impl Workload {
             Workload::C1 => "c1",
             Workload::C8 => "c8",
             Workload::C8Extended => "c8x",
+            Workload::C8Prepared => "c8p",
+            Workload::C8Connect => "c8c",
             Workload::Copy => "copy",
         }
     }
@@ -208,16 +219,20 @@ impl Workload {
             Workload::C1 => "pgbench -S -c 1",
             Workload::C8 => "pgbench -S -c 8",
             Workload::C8Extended => "pgbench -S -M extended -c 8",
+            Workload::C8Prepared => "pgbench -S -M prepared -c 8",
+            Workload::C8Connect => "pgbench -S -C -c 8",
             Workload::Copy => "\\copy pgbench_accounts",
         }
     }
 
-    /// (clients, extended protocol) for pgbench workloads.
-    fn pgbench(self) -> Option<(u32, bool)> {
+    /// (clients, `-M` query mode, `-C`) for pgbench workloads.
+    fn pgbench(self) -> Option<(u32, &'static str, bool)> {
         match self {
-            Workload::C1 => Some((1, false)),
-            Workload::C8 => Some((8, false)),
-            Workload::C8Extended => Some((8, true)),
+            Workload::C1 => Some((1, "simple", false)),
+            Workload::C8 => Some((8, "simple", false)),
+            Workload::C8Extended => Some((8, "extended", false)),
+            Workload::C8Prepared => Some((8, "prepared", false)),
+            Workload::C8Connect => Some((8, "simple", true)),
             Workload::Copy => None,
         }
     }
@@ -626,6 +641,8 @@ fn start_tunnel(cli: &Cli, resource: &str, role: &str, log: &Path) -> Result<Tun
 struct Sample {
     tps: f64,
     latency_ms: f64,
+    /// pgbench's "average connection time" (with -C: per transaction's new connection).
+    connect_ms: f64,
     transactions: f64,
     mb_per_s: f64,
     wall_s: f64,
@@ -668,8 +685,7 @@ impl CpuSources {
 
 fn pgbench_run(
     ep: &Endpoint,
-    clients: u32,
-    extended: bool,
+    (clients, mode, connect): (u32, &str, bool),
     seconds: u64,
 ) -> Result<Sample, String> {
     let mut cmd = Command::new("pgbench");
@@ -684,8 +700,9 @@ fn pgbench_run(
         "-j",
         &clients.min(2).to_string(),
     ]);
-    if extended {
-        cmd.args(["-M", "extended"]);
+    cmd.args(["-M", mode]);
+    if connect {
+        cmd.arg("-C");
     }
     let out = cmd.output().map_err(|e| format!("run pgbench: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -704,15 +721,21 @@ fn pgbench_run(
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|v| v.parse::<f64>().ok())
     };
+    // With -C pgbench counts the reconnections in: "(including reconnection times)".
     let tps = text
         .lines()
-        .find(|l| l.starts_with("tps = ") && l.contains("without initial connection time"))
+        .find(|l| {
+            l.starts_with("tps = ")
+                && (l.contains("without initial connection time")
+                    || l.contains("including reconnection times"))
+        })
         .and_then(|l| l["tps = ".len()..].split_whitespace().next())
         .and_then(|v| v.parse::<f64>().ok())
         .ok_or(format!("no tps in pgbench output:\n{text}"))?;
     Ok(Sample {
         tps,
         latency_ms: value("latency average = ").unwrap_or(f64::NAN),
+        connect_ms: value("average connection time = ").unwrap_or(f64::NAN),
         transactions: value("number of transactions actually processed: ")
             .unwrap_or(tps * seconds as f64),
         ..Sample::default()
@@ -812,6 +835,7 @@ struct Cell {
     tps_min: f64,
     tps_max: f64,
     latency_ms: f64,
+    connect_ms: f64,
     mb_per_s: f64,
     mb_min: f64,
     mb_max: f64,
@@ -846,6 +870,7 @@ fn summarize(samples: &[Sample], failures: usize, workload: Workload, copy_bytes
         tps_min: fmin(&tps),
         tps_max: fmax(&tps),
         latency_ms: median(&mut col(&|s| s.latency_ms)),
+        connect_ms: median(&mut col(&|s| s.connect_ms)),
         mb_per_s: median(&mut mb),
         mb_min: fmin(&mb),
         mb_max: fmax(&mb),
@@ -987,7 +1012,15 @@ impl Report {
                             fmt(c.tps_min, 0),
                             fmt(c.tps_max, 0)
                         ),
-                        fmt(c.latency_ms, 3),
+                        if *w == Workload::C8Connect {
+                            format!(
+                                "{} (connect {})",
+                                fmt(c.latency_ms, 3),
+                                fmt(c.connect_ms, 2)
+                            )
+                        } else {
+                            fmt(c.latency_ms, 3)
+                        },
                         "-".to_string(),
                     )
                 };
@@ -1365,7 +1398,7 @@ fn main() {
     // Warm up: every path connects and runs briefly; the table is read once into the page cache.
     eprintln!("==> warm-up");
     for (p, ep) in &endpoints {
-        if let Err(e) = pgbench_run(ep, 8, false, 3) {
+        if let Err(e) = pgbench_run(ep, (8, "simple", false), 3) {
             eprintln!("    warm-up on {}: {e}", p.name());
             notes.push(format!(
                 "warm-up `pgbench -S -c 8` on {} failed: {}",
@@ -1394,9 +1427,7 @@ fn main() {
                 done += 1;
                 let before = cpu.read(*p);
                 let result = match w.pgbench() {
-                    Some((clients, extended)) => {
-                        pgbench_run(ep, clients, extended, settings.seconds)
-                    }
+                    Some(how) => pgbench_run(ep, how, settings.seconds),
                     None => copy_run(ep, bytes),
                 };
                 // Let socat reap its children before reading the totals.
@@ -1421,7 +1452,10 @@ fn main() {
                             if *w == Workload::Copy {
                                 format!("{:.1} MB/s ({:.2} s)", s.mb_per_s, s.wall_s)
                             } else {
-                                format!("{:.0} tps, {:.3} ms", s.tps, s.latency_ms)
+                                format!(
+                                    "{:.0} tps, {:.3} ms, connect {:.2} ms",
+                                    s.tps, s.latency_ms, s.connect_ms
+                                )
                             }
                         );
                         slot.2.push(s);
@@ -1522,7 +1556,7 @@ fn profile(out: &Path, cpu: &CpuSources, ep: &Endpoint, seconds: u64, notes: &mu
         return;
     };
     std::thread::sleep(Duration::from_millis(500));
-    let run = pgbench_run(ep, 8, false, seconds.saturating_sub(1).max(1));
+    let run = pgbench_run(ep, (8, "simple", false), seconds.saturating_sub(1).max(1));
     let perf_out = perf.wait_with_output();
     match (run, perf_out) {
         (Ok(s), Ok(o)) if o.status.success() => {

@@ -16,6 +16,8 @@
 //! cleartext answer, the MD5 hash, the SCRAM state). It never goes into an error: errors carry
 //! the server's own SQLSTATE and message, which PostgreSQL never fills with a password.
 
+mod scram;
+
 use crate::codec::{
     Authentication, BackendMessage, CodecError, ErrorFields, MAX_LOGIN_MESSAGE, PasswordMessage,
     ReadyForQuery, SaslInitialResponse, SaslResponse, StartupPacket,
@@ -24,9 +26,8 @@ use crate::tls;
 use crate::wire::{self, ReadError};
 use bytes::BytesMut;
 use postgres_protocol::authentication::md5_hash;
-use postgres_protocol::authentication::sasl::{
-    ChannelBinding, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramSha256,
-};
+use postgres_protocol::authentication::sasl::{SCRAM_SHA_256, SCRAM_SHA_256_PLUS};
+use scram::{Binding, Scram};
 use sluice_shared::Secret;
 use std::io;
 use std::pin::Pin;
@@ -543,16 +544,16 @@ async fn scram(
     let (mechanism, binding, method) = match cert_binding {
         Some(data) if offers(SCRAM_SHA_256_PLUS) => (
             SCRAM_SHA_256_PLUS,
-            ChannelBinding::tls_server_end_point(data),
+            Binding::EndPoint(data),
             AuthMethod::ScramSha256Plus,
         ),
         _ if offers(SCRAM_SHA_256) => {
             // "y" (could bind, server did not offer) lets a server that does offer -PLUS
             // detect a downgrade; "n" says the client cannot bind at all.
             let binding = if stream.is_tls() && !offers(SCRAM_SHA_256_PLUS) {
-                ChannelBinding::unrequested()
+                Binding::Unrequested
             } else {
-                ChannelBinding::unsupported()
+                Binding::Unsupported
             };
             (SCRAM_SHA_256, binding, AuthMethod::ScramSha256)
         }
@@ -564,11 +565,11 @@ async fn scram(
         }
     };
 
-    let mut scram = ScramSha256::new(password, binding);
+    let scram = Scram::new(password, binding);
     let mut buf = BytesMut::new();
     SaslInitialResponse {
         mechanism: mechanism.to_owned(),
-        data: Some(scram.message().to_vec()),
+        data: Some(scram.client_first()),
     }
     .encode(&mut buf)
     .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
@@ -579,16 +580,14 @@ async fn scram(
         _ => None,
     })
     .await?;
-    scram
-        .update(&server_first)
-        .map_err(|e| UpstreamError::Scram(e.to_string()))?;
+    let (client_final, pending) = scram
+        .client_final(&server_first)
+        .map_err(UpstreamError::Scram)?;
 
     let mut buf = BytesMut::new();
-    SaslResponse {
-        data: scram.message().to_vec(),
-    }
-    .encode(&mut buf)
-    .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+    SaslResponse { data: client_final }
+        .encode(&mut buf)
+        .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
     wire::send(stream, &buf).await.map_err(UpstreamError::Io)?;
 
     let server_final = expect_sasl(stream, "AuthenticationSASLFinal", |a| match a {
@@ -597,7 +596,7 @@ async fn scram(
     })
     .await?;
     // Proves the server knows the password (or its verifier): an impostor fails here.
-    scram.finish(&server_final).map_err(|e| {
+    pending.verify(&server_final).map_err(|e| {
         UpstreamError::Scram(format!("the target's final message does not verify: {e}"))
     })?;
     Ok(method)
