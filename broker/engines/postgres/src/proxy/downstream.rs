@@ -5,7 +5,7 @@
 use super::expect::Shared;
 use super::journal::journal_answer;
 use super::mask::{columns, copy_out};
-use super::{End, READ_CHUNK};
+use super::{End, ReadRoom};
 use crate::codec::query::{self, tag as qtag};
 use crate::codec::{ErrorFields, MAX_MESSAGE, Severity, parse, tag};
 use crate::hooks::{ColumnInfo, Enforcement, RowMask};
@@ -48,10 +48,11 @@ impl Downstream<'_> {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut buf = BytesMut::new();
+        let mut room = ReadRoom::new();
         let mut out = BytesMut::new();
         let end = 'relay: loop {
-            buf.reserve(READ_CHUNK);
+            room.make(&mut buf);
             tokio::select! {
                 biased;
                 reason = lease.revoked() => {
@@ -74,7 +75,7 @@ impl Downstream<'_> {
                 }
                 read = target.read_buf(&mut buf) => match read {
                     Ok(0) => break End::Closed,
-                    Ok(_) => {}
+                    Ok(n) => room.read(n),
                     Err(e) => break End::Error(format!("reading from the target: {e}")),
                 },
             }

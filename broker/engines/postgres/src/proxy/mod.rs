@@ -61,6 +61,42 @@ use upstream::Upstream;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Room a pump's read buffer starts with and keeps while messages are small: an idle or
+/// chatty session holds a few KiB per direction, not [`READ_CHUNK`].
+const SMALL_READ: usize = 4 * 1024;
+
+/// Read room that follows the traffic: [`SMALL_READ`] until a read fills all the room there
+/// was (a result or a COPY is streaming), then [`READ_CHUNK`] until a read leaves room again.
+#[derive(Debug)]
+struct ReadRoom {
+    want: usize,
+    spare: usize,
+}
+
+impl ReadRoom {
+    fn new() -> Self {
+        Self {
+            want: SMALL_READ,
+            spare: 0,
+        }
+    }
+
+    /// Makes room in `buf` before a read.
+    fn make(&mut self, buf: &mut bytes::BytesMut) {
+        buf.reserve(self.want);
+        self.spare = buf.capacity() - buf.len();
+    }
+
+    /// Notes how much the read brought.
+    fn read(&mut self, n: usize) {
+        self.want = if n >= self.spare {
+            READ_CHUNK
+        } else {
+            SMALL_READ
+        };
+    }
+}
+
 /// Relays one logged-in session under `enforcement` until either side closes or the lease ends.
 /// `cancel` is the session's end of its cancel key: a cancel request withdraws a held statement.
 pub async fn proxy<C, T>(

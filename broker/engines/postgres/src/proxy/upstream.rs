@@ -3,7 +3,7 @@
 
 use super::expect::Shared;
 use super::hold::Waited;
-use super::{End, READ_CHUNK, decide::refusal};
+use super::{End, ReadRoom, decide::refusal};
 use crate::cancel::CancelSignal;
 use crate::codec::{MAX_MESSAGE, parse};
 use crate::hooks::{Check, Decided, Enforcement};
@@ -42,9 +42,10 @@ impl Upstream<'_> {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut buf = BytesMut::new();
+        let mut room = ReadRoom::new();
         let end = loop {
-            buf.reserve(READ_CHUNK);
+            room.make(&mut buf);
             let read = tokio::select! {
                 biased;
                 _ = lease.revoked() => break End::Stopped,
@@ -53,7 +54,7 @@ impl Upstream<'_> {
             };
             match read {
                 Ok(0) => break End::Closed,
-                Ok(_) => {}
+                Ok(n) => room.read(n),
                 // A client that hangs up without TLS close_notify (the CLI after psql exits)
                 // has closed the session, as far as the database is concerned.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break End::Closed,
