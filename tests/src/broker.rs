@@ -186,6 +186,12 @@ impl BrokerBuilder {
         self
     }
 
+    /// Sets an environment variable of the broker process (what an `env:` credential names).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Adds top-level configuration (e.g. a `recording:` section); `{dir}` in it is replaced
     /// by the broker's directory.
     pub fn top_level(mut self, yaml: &str) -> Self {

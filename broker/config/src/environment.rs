@@ -78,6 +78,11 @@ impl Config {
                 }
             }
         }
+        if let Some(metrics) = &self.metrics
+            && let Err(error) = metrics.token.value.resolve()
+        {
+            errors.push(metrics.token.error(error.to_string()));
+        }
         for key in self
             .policy
             .masking

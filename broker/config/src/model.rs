@@ -41,6 +41,15 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Bounds on what the broker holds open (`limits`).
     pub limits: LimitsConfig,
+    /// `GET /metrics` (`metrics`); absent, the endpoint answers 404.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `metrics`: the Prometheus endpoint and the bearer token a scraper must send to read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `token` (`env:NAME` or `file:PATH`): what `Authorization: Bearer` must carry.
+    pub token: Located<CredentialRef>,
 }
 
 /// `limits`: what one broker holds open at most, and how long it drains when stopping.

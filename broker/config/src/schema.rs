@@ -19,8 +19,8 @@ use crate::credential::CredentialRef;
 use crate::extract::{Cx, Fields, Item, suggest};
 use crate::location::Located;
 use crate::model::{
-    Config, LimitsConfig, PostgresSpec, RecordingConfig, Resource, ResourceSpec, StoreConfig,
-    SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
+    Config, LimitsConfig, MetricsConfig, PostgresSpec, RecordingConfig, Resource, ResourceSpec,
+    StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
 };
 use crate::policy::Policy;
 use crate::tree::{Node, NodeKind};
@@ -36,7 +36,9 @@ const TOP_KEYS: &[&str] = &[
     "resources",
     "policy",
     "limits",
+    "metrics",
 ];
+const METRICS_KEYS: &[&str] = &["token"];
 const LIMITS_KEYS: &[&str] = &["max_tunnels", "shutdown_grace"];
 const TLS_KEYS: &[&str] = &["cert", "key", "ca"];
 const TOKENS_KEYS: &[&str] = &["signing_key", "default_ttl", "max_ttl"];
@@ -194,6 +196,10 @@ pub(crate) fn config(cx: &mut Cx<'_>, source: &Path, root: Option<&Node>) -> Opt
         Some(item) => limits(cx, &item),
         None => Some(LimitsConfig::default()),
     };
+    let metrics = match top.entry("metrics") {
+        Some(item) => metrics(cx, &item).map(Some),
+        None => Some(None),
+    };
     let identity = match top.entry("identity") {
         Some(item) => crate::identity::identity(cx, &item),
         None => Some(crate::model::IdentityConfig::default()),
@@ -213,6 +219,7 @@ pub(crate) fn config(cx: &mut Cx<'_>, source: &Path, root: Option<&Node>) -> Opt
         policy: policy?,
         identity: identity?,
         limits: limits?,
+        metrics: metrics?,
     })
 }
 
@@ -252,6 +259,14 @@ fn limits(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<LimitsConfig> {
     Some(LimitsConfig {
         max_tunnels: max_tunnels?.unwrap_or(defaults.max_tunnels),
         shutdown_grace,
+    })
+}
+
+fn metrics(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<MetricsConfig> {
+    let fields = cx.fields(item, METRICS_KEYS)?;
+    let token = cx.required(&fields, "token")?;
+    Some(MetricsConfig {
+        token: credential(cx, &token)?,
     })
 }
 

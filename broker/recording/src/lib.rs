@@ -36,6 +36,6 @@ pub use event::{
 };
 pub use local_dir::LocalDir;
 pub use read::{Recording, parse};
-pub use recorder::{Options, RecordError, Recorder, SessionRecording};
+pub use recorder::{Options, RecordError, Recorder, SessionRecording, Totals};
 pub use retention::sweep;
 pub use sink::{InvalidSessionId, Sink, validate_session_id};

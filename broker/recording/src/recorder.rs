@@ -110,6 +110,28 @@ struct RecorderInner {
     next_key: AtomicU64,
     /// Wakes the writer before its next drain when the queue is half full.
     wake: Arc<Notify>,
+    /// Running totals, for the broker's metrics.
+    totals: Arc<Totals>,
+}
+
+/// What a recorder has done since it started: bytes of event lines written to storage, and
+/// events dropped (queue full, or a session or the recorder over its memory cap).
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub(crate) bytes_written: AtomicU64,
+    pub(crate) events_dropped: AtomicU64,
+}
+
+impl Totals {
+    /// Bytes of event lines (before compression) the sink confirmed.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written.load(Ordering::Relaxed)
+    }
+
+    /// Events dropped.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped.load(Ordering::Relaxed)
+    }
 }
 
 impl fmt::Debug for Recorder {
@@ -132,12 +154,14 @@ impl Recorder {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let compression_level = options.compression_level.min(9);
         let wake = Arc::new(Notify::new());
+        let totals = Arc::new(Totals::default());
         let task = tokio::spawn(writer::run(
             sink.clone(),
             options,
             events_rx,
             control_rx,
             Arc::clone(&wake),
+            Arc::clone(&totals),
         ));
         let recorder = Recorder {
             inner: Arc::new(RecorderInner {
@@ -147,9 +171,15 @@ impl Recorder {
                 compression_level,
                 next_key: AtomicU64::new(1),
                 wake,
+                totals,
             }),
         };
         (recorder, task)
+    }
+
+    /// What this recorder has written and dropped since it started.
+    pub fn totals(&self) -> &Totals {
+        &self.inner.totals
     }
 
     /// Starts the recording of a session: writes `header` to the sink and waits until it is
@@ -214,6 +244,7 @@ impl Recorder {
                 events: self.inner.events.clone(),
                 control: self.inner.control.clone(),
                 wake: Arc::clone(&self.inner.wake),
+                totals: Arc::clone(&self.inner.totals),
             }),
         })
     }
@@ -310,6 +341,8 @@ struct Handle {
     control: mpsc::UnboundedSender<Control>,
     /// Wakes the writer early when the queue is half full.
     wake: Arc<Notify>,
+    /// The recorder's totals.
+    totals: Arc<Totals>,
 }
 
 impl fmt::Debug for SessionRecording {
@@ -357,6 +390,10 @@ impl SessionRecording {
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .totals
+                    .events_dropped
+                    .fetch_add(1, Ordering::Relaxed);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 shared.fail(|| "the recorder has stopped: events are no longer recorded".into());

@@ -114,12 +114,13 @@ pub(crate) async fn run(
     mut events: mpsc::Receiver<Queued>,
     mut control: mpsc::UnboundedReceiver<Control>,
     wake: Arc<Notify>,
+    totals: Arc<crate::recorder::Totals>,
 ) {
     let mut tick = time::interval(options.flush_interval.max(time::Duration::from_millis(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut drain = time::interval(DRAIN);
     drain.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut writer = Writer::new(sink, options);
+    let mut writer = Writer::new(sink, options, totals);
     let mut replies = Vec::new();
     loop {
         tokio::select! {
@@ -301,6 +302,8 @@ struct Writer {
     total: usize,
     /// Reused buffer for one serialized event.
     line: Vec<u8>,
+    /// Shared with the recorder's handles.
+    totals: Arc<crate::recorder::Totals>,
 }
 
 impl Writer {
@@ -315,7 +318,7 @@ impl Writer {
         }
     }
 
-    fn new(sink: Arc<dyn Sink>, options: Options) -> Self {
+    fn new(sink: Arc<dyn Sink>, options: Options, totals: Arc<crate::recorder::Totals>) -> Self {
         Self {
             sink,
             options,
@@ -323,6 +326,7 @@ impl Writer {
             writes: JoinSet::new(),
             total: 0,
             line: Vec::new(),
+            totals,
         }
     }
 
@@ -355,10 +359,12 @@ impl Writer {
         if let Err(err) = write_line(&mut self.line, &event) {
             tracing::error!(session = %state.shared.session, error = %err, "cannot encode a recording event");
             state.dropped += 1;
+            self.totals.events_dropped.fetch_add(1, Ordering::Relaxed);
         } else if state.buffered() + self.line.len() > self.options.max_pending_bytes
             || self.total + self.line.len() > self.options.max_total_pending_bytes
         {
             state.dropped += 1;
+            self.totals.events_dropped.fetch_add(1, Ordering::Relaxed);
         } else {
             state.pending.extend_from_slice(&self.line);
             self.total += self.line.len();
@@ -477,9 +483,12 @@ impl Writer {
         };
         state.writing = false;
         self.total = self.total.saturating_sub(state.in_flight);
-        state.in_flight = 0;
+        let written = std::mem::take(&mut state.in_flight);
         match done.result {
             Ok(()) => {
+                self.totals
+                    .bytes_written
+                    .fetch_add(written as u64, Ordering::Relaxed);
                 state.dropped = state.dropped.saturating_sub(done.noted);
                 if done.with_last {
                     state.last = None;

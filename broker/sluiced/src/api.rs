@@ -45,6 +45,8 @@ pub struct AppState {
     pub audit: Arc<crate::audit_api::AuditAccess>,
     /// Session recordings and the session index.
     pub sessions: crate::sessions::Sessions,
+    /// `GET /metrics`, when the configuration turns it on.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 /// An [`ApiError`] as an HTTP response with the code's status and a JSON body.
@@ -70,6 +72,7 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/v1/health", get(health))
         .route("/v1/version", get(version))
+        .route("/metrics", get(crate::metrics::scrape))
         .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/v1/kube/{*path}",

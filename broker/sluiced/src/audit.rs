@@ -88,6 +88,28 @@ pub struct AuditQueue {
     queue: mpsc::Receiver<Captured>,
     /// Shared with the layer: drops to report.
     dropped: Arc<AtomicU64>,
+    /// How full the queue is, for the metrics.
+    depth: AuditDepth,
+}
+
+/// How many captured audit events wait for the writer.
+#[derive(Debug, Clone)]
+pub struct AuditDepth(mpsc::WeakSender<Captured>);
+
+impl AuditDepth {
+    /// Events in the queue now (0 once the layer is gone).
+    pub fn now(&self) -> usize {
+        self.0
+            .upgrade()
+            .map_or(0, |queue| queue.max_capacity() - queue.capacity())
+    }
+}
+
+impl AuditQueue {
+    /// A probe of the queue's depth that outlives handing the queue to the writer.
+    pub fn depth(&self) -> AuditDepth {
+        self.depth.clone()
+    }
 }
 
 /// The layer and its queue. The queue buffers from this moment on, before any writer runs.
@@ -98,12 +120,17 @@ pub fn capture() -> (AuditLayer, AuditQueue) {
 fn capture_with(capacity: usize) -> (AuditLayer, AuditQueue) {
     let (tx, rx) = mpsc::channel(capacity);
     let dropped = Arc::new(AtomicU64::new(0));
+    let depth = AuditDepth(tx.downgrade());
     (
         AuditLayer {
             queue: tx,
             dropped: dropped.clone(),
         },
-        AuditQueue { queue: rx, dropped },
+        AuditQueue {
+            depth,
+            queue: rx,
+            dropped,
+        },
     )
 }
 

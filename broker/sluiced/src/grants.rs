@@ -230,6 +230,11 @@ impl Grants {
         })
     }
 
+    /// Every pending or active grant (for the metrics).
+    pub async fn live(&self) -> Result<Vec<Grant>, StoreError> {
+        self.store.live().await
+    }
+
     /// A grant the caller may see: their own, or one they may decide.
     pub async fn get(&self, who: &Identity, id: &str) -> Result<Grant, ApiError> {
         let grant = self

@@ -180,6 +180,13 @@ impl Holds {
         true
     }
 
+    /// Held statements waiting for a decision, whoever may decide them.
+    pub fn pending_count(&self) -> usize {
+        let mut queue = self.lock();
+        queue.pending.retain(|_, p| !p.answer.is_closed());
+        queue.pending.len()
+    }
+
     /// Held statements the caller may decide: they are in one of the approver groups and it is
     /// not their own session. Oldest first. Entries whose session is gone are dropped.
     pub fn pending_for(&self, who: &Identity) -> Vec<StatementHold> {

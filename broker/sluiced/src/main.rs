@@ -14,6 +14,7 @@ mod holds;
 mod init;
 mod live;
 mod login;
+mod metrics;
 mod plan;
 mod reload;
 mod server;

@@ -54,6 +54,17 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     let signer = Arc::new(crate::audit::Signer::load(
         &config.tokens.signing_key.value,
     )?);
+    let metrics = match &config.metrics {
+        Some(m) => {
+            let token = m
+                .token
+                .value
+                .resolve()
+                .with_context(|| format!("{}: metrics.token", m.token.location))?;
+            Some(crate::metrics::Metrics::install(token, audit.depth())?)
+        }
+        None => None,
+    };
     let audit_writer = audit
         .start(store.clone(), signer.clone())
         .await
@@ -117,6 +128,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
         exchanger,
         revocations,
         sessions,
+        metrics,
     };
     tokio::spawn(prune_revocations(state.revocations.clone()));
     info!(

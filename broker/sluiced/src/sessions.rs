@@ -67,6 +67,11 @@ impl std::fmt::Debug for SessionLog {
 }
 
 impl Sessions {
+    /// What the recorder has written and dropped since the broker started.
+    pub fn recorder_totals(&self) -> &sluice_recording::Totals {
+        self.recorder.totals()
+    }
+
     /// Session records through `recorder` into `sink`, indexed in `store`, kept for
     /// `retention`.
     pub fn new(recorder: Recorder, sink: Arc<dyn Sink>, store: Store, retention: Duration) -> Self {
@@ -383,6 +388,13 @@ impl Journal for StatementJournal {
                 request: request.into(),
             },
         };
+        crate::metrics::statement(match &decision {
+            Decision::Allowed => "allowed",
+            Decision::Blocked { .. } => "blocked",
+            Decision::Approved { .. } => "approved",
+            Decision::Denied { .. } => "denied",
+            Decision::Unknown => "unknown",
+        });
         let sql = self.mask(sql);
         let mut state = self.lock();
         self.take_rows(&mut state);

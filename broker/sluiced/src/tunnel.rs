@@ -169,14 +169,19 @@ pub async fn start(
 ) -> Result<Started, Failure> {
     let (app, headers) = (app.clone(), headers.clone());
     let (resource, client_addr) = (resource.to_owned(), client_addr.to_owned());
-    tokio::spawn(async move { prepare(&app, &headers, resource, client_addr).await })
+    let started = tokio::spawn(async move { prepare(&app, &headers, resource, client_addr).await })
         .await
         .map_err(|e| {
             Failure(ApiError::new(
                 ErrorCode::Internal,
                 format!("preparing the session failed: {e}"),
             ))
-        })?
+        })?;
+    match &started {
+        Ok(started) => crate::metrics::tunnel_opened(started.authz.resource().kind().as_str()),
+        Err(Failure(e)) => crate::metrics::tunnel_refused(e.code.as_str()),
+    }
+    started
 }
 
 /// [`start`]'s work: the gate, a tunnel slot, the engine's session.

@@ -388,6 +388,7 @@ fn full_example_parses_to_the_expected_model() {
         },
         identity: IdentityConfig::default(),
         limits: crate::LimitsConfig::default(),
+        metrics: None,
     };
     assert_eq!(parse_ok(FULL), expected);
 }
