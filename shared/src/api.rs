@@ -13,11 +13,14 @@ pub struct VersionInfo {
     pub tunnel_protocol: String,
 }
 
-/// `GET /v1/health`.
+/// `GET /v1/health` (HTTP 503 unless every check passes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
-    /// `"ok"` when the broker serves requests.
+    /// `"ok"` when the broker can serve tunnels; `"failing"` when a check failed.
     pub status: String,
+    /// Each dependency (`store`, `recordings`) with `"ok"` or what is wrong with it.
+    #[serde(default)]
+    pub checks: std::collections::BTreeMap<String, String>,
 }
 
 /// The kind of a resource, which decides the protocol engine that serves its tunnels.

@@ -152,6 +152,27 @@ impl LocalDir {
 }
 
 impl Sink for LocalDir {
+    fn check(&self) -> io::Result<()> {
+        // Until the first recording the root may not exist yet: its parent must, to create it.
+        // Once made, a missing root is a failure (it is not recreated).
+        let ready = self.root_ready.load(Ordering::Acquire) || self.root.exists();
+        let dir = match self.root.parent() {
+            Some(parent) if !ready => parent,
+            _ => self.root.as_path(),
+        };
+        let meta = std::fs::metadata(dir).map_err(|err| context(err, "cannot look at", dir))?;
+        if !meta.is_dir() {
+            return Err(io::Error::other(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
+        }
+        if meta.permissions().readonly() {
+            return Err(io::Error::other(format!("{} is read-only", dir.display())));
+        }
+        Ok(())
+    }
+
     fn append(&self, session: &str, started_at_ms: u64, chunk: &[u8]) -> io::Result<()> {
         let path = self.path_of(session, started_at_ms)?;
         let day_dir = path.parent().unwrap_or(&self.root).to_path_buf();

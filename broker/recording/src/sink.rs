@@ -33,6 +33,11 @@ pub trait Sink: Send + Sync + 'static {
 
     /// A short description for messages, e.g. `directory /var/lib/sluice/recordings`.
     fn describe(&self) -> String;
+
+    /// Whether the sink looks writable now, for health checks (cheap: no write).
+    fn check(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The longest session id a sink accepts.

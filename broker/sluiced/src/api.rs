@@ -93,10 +93,30 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-    })
+/// What the broker needs to serve tunnels, checked now: the store answers and the recordings
+/// can be written. 503 when one fails, so a load balancer sends no one to a broker that would
+/// refuse every tunnel.
+async fn health(State(app): State<AppState>) -> Response {
+    let (store, recordings) = app.sessions.check().await;
+    let mut checks = std::collections::BTreeMap::new();
+    let mut ok = true;
+    for (name, result) in [("store", store), ("recordings", recordings)] {
+        if let Err(why) = &result {
+            tracing::warn!(check = name, error = %why, "health check failed");
+            ok = false;
+        }
+        checks.insert(name.to_owned(), result.err().unwrap_or_else(|| "ok".into()));
+    }
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let health = Health {
+        status: if ok { "ok" } else { "failing" }.into(),
+        checks,
+    };
+    (status, Json(health)).into_response()
 }
 
 /// The broker's public key, for services that verify its identity assertions.

@@ -67,6 +67,16 @@ impl std::fmt::Debug for SessionLog {
 }
 
 impl Sessions {
+    /// The store and the recordings sink, each `Ok` or what is wrong, for health checks.
+    pub async fn check(&self) -> (Result<(), String>, Result<(), String>) {
+        let store = self.store.ping().await.map_err(|e| e.to_string());
+        let sink = self
+            .sink
+            .check()
+            .map_err(|e| format!("{}: {e}", self.sink.describe()));
+        (store, sink)
+    }
+
     /// What the recorder has written and dropped since the broker started.
     pub fn recorder_totals(&self) -> &sluice_recording::Totals {
         self.recorder.totals()

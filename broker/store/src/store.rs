@@ -130,6 +130,15 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Answers when the database does (`SELECT 1`), for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from)
+    }
+
     /// Waits for running queries and closes every connection (checkpointing the WAL). Later
     /// calls on any clone fail.
     pub async fn close(&self) {
