@@ -57,6 +57,12 @@ if ! python3 -c 'import mcp.client.streamable_http' >/dev/null 2>&1; then
     python3 -m pip install --quiet 'mcp>=2.3,<3'
 fi
 
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "==> installing moto (pip), the S3-compatible server the recording tests write to" >&2
+  python3 -m pip install --quiet --break-system-packages 'moto[server]>=5,<6' 2>/dev/null ||
+    python3 -m pip install --quiet 'moto[server]>=5,<6'
+fi
+
 sluice_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ ! -f "$sluice_root/tests/oidc/node_modules/oidc-provider/package.json" ] && command -v node >/dev/null 2>&1; then
   echo "==> installing the OIDC test provider's npm packages (tests/oidc)" >&2

@@ -78,6 +78,13 @@ impl Config {
                 }
             }
         }
+        if let Some(s3) = &self.recording.s3 {
+            for key in [&s3.access_key_id, &s3.secret_access_key] {
+                if let Err(error) = key.value.resolve() {
+                    errors.push(key.error(error.to_string()));
+                }
+            }
+        }
         if let Some(metrics) = &self.metrics
             && let Err(error) = metrics.token.value.resolve()
         {

@@ -117,6 +117,26 @@ pub struct RecordingConfig {
     pub dir: Located<PathBuf>,
     /// How long a recording is kept (`retention`, default 90 days).
     pub retention: Duration,
+    /// S3-compatible object storage instead of the directory (`s3`).
+    pub s3: Option<S3Recording>,
+}
+
+/// `recording.s3`: a bucket of S3-compatible object storage that recordings are written to,
+/// one object per chunk as sessions go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Recording {
+    /// `bucket`.
+    pub bucket: String,
+    /// `endpoint` (an `https://` URL, or `http://` on a loopback address); AWS when absent.
+    pub endpoint: Option<String>,
+    /// `region` (default `us-east-1`).
+    pub region: String,
+    /// `prefix` of every key (default none).
+    pub prefix: String,
+    /// `access_key_id`.
+    pub access_key_id: Located<CredentialRef>,
+    /// `secret_access_key`.
+    pub secret_access_key: Located<CredentialRef>,
 }
 
 /// A target the broker relays to.

@@ -20,7 +20,7 @@ use crate::extract::{Cx, Fields, Item, suggest};
 use crate::location::Located;
 use crate::model::{
     Config, LimitsConfig, MetricsConfig, PostgresSpec, RecordingConfig, Resource, ResourceSpec,
-    StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
+    S3Recording, StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
 };
 use crate::policy::Policy;
 use crate::tree::{Node, NodeKind};
@@ -43,7 +43,15 @@ const LIMITS_KEYS: &[&str] = &["max_tunnels", "shutdown_grace"];
 const TLS_KEYS: &[&str] = &["cert", "key", "ca"];
 const TOKENS_KEYS: &[&str] = &["signing_key", "default_ttl", "max_ttl"];
 const STORE_KEYS: &[&str] = &["sqlite"];
-const RECORDING_KEYS: &[&str] = &["dir", "retention"];
+const RECORDING_KEYS: &[&str] = &["dir", "retention", "s3"];
+const S3_KEYS: &[&str] = &[
+    "bucket",
+    "endpoint",
+    "region",
+    "prefix",
+    "access_key_id",
+    "secret_access_key",
+];
 /// The longest `limits.shutdown_grace` accepted.
 const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(600);
 /// How long recordings are kept when `recording.retention` is not written.
@@ -367,15 +375,69 @@ fn recording(
     store: Option<&StoreConfig>,
 ) -> Option<RecordingConfig> {
     let fields = cx.fields(item, RECORDING_KEYS)?;
-    let dir = optional(fields.optional("dir"), |item| cx.path(item));
+    let dir_item = fields.optional("dir");
+    let dir = optional(dir_item.clone(), |item| cx.path(item));
     let retention = optional(fields.optional("retention"), |item| duration(cx, item));
+    let s3 = optional(fields.optional("s3"), |item| s3_recording(cx, item));
     let defaults = store.map(default_recording);
+    if let (Some(item), Some(Some(_))) = (&dir_item, &s3) {
+        cx.invalid(item, "recordings go to one place: `dir` or `s3`, not both");
+        return None;
+    }
     Some(RecordingConfig {
         dir: match dir? {
             Some(dir) => dir,
             None => defaults.as_ref()?.dir.clone(),
         },
         retention: retention?.unwrap_or(DEFAULT_RETENTION),
+        s3: s3?,
+    })
+}
+
+fn s3_recording(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<S3Recording> {
+    let fields = cx.fields(item, S3_KEYS)?;
+    let bucket = cx
+        .required(&fields, "bucket")
+        .and_then(|item| cx.text(&item));
+    let endpoint = optional(fields.optional("endpoint"), |item| {
+        let text = cx.text(item)?;
+        let loopback_http = text.strip_prefix("http://").is_some_and(|rest| {
+            let host = rest.split('/').next().unwrap_or_default();
+            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        if text.starts_with("https://") || loopback_http {
+            Some(text)
+        } else {
+            cx.invalid(
+                item,
+                format!(
+                    "expected an https:// URL (http:// only on a loopback address: recordings \
+                     leave the machine encrypted), found \"{text}\""
+                ),
+            );
+            None
+        }
+    });
+    let region = optional(fields.optional("region"), |item| cx.text(item));
+    let prefix = optional(fields.optional("prefix"), |item| cx.text(item));
+    let access_key_id = cx
+        .required(&fields, "access_key_id")
+        .and_then(|item| credential(cx, &item));
+    let secret_access_key = cx
+        .required(&fields, "secret_access_key")
+        .and_then(|item| credential(cx, &item));
+    Some(S3Recording {
+        bucket: bucket?,
+        endpoint: endpoint?,
+        region: region?.unwrap_or_else(|| "us-east-1".into()),
+        prefix: prefix?.unwrap_or_default(),
+        access_key_id: access_key_id?,
+        secret_access_key: secret_access_key?,
     })
 }
 
@@ -393,6 +455,7 @@ fn default_recording(store: &StoreConfig) -> RecordingConfig {
             key: "recording.dir".into(),
         },
         retention: DEFAULT_RETENTION,
+        s3: None,
     }
 }
 

@@ -25,6 +25,7 @@
 
 pub mod event;
 pub mod local_dir;
+pub mod object_sink;
 pub mod read;
 pub mod recorder;
 pub mod retention;
@@ -35,6 +36,7 @@ pub use event::{
     Body, Decision, Event, FORMAT_VERSION, Header, HttpEvent, SessionEvent, SqlEvent, TerminalEvent,
 };
 pub use local_dir::LocalDir;
+pub use object_sink::{ObjectSink, S3Options};
 pub use read::{Recording, parse};
 pub use recorder::{Options, RecordError, Recorder, SessionRecording, Totals};
 pub use retention::sweep;

@@ -29,7 +29,7 @@ use crate::sink::{Sink, check_session_id};
 /// File name suffix of a recording.
 const SUFFIX: &str = ".jsonl.gz";
 /// Milliseconds in a day.
-const DAY_MS: u64 = 86_400_000;
+pub(crate) const DAY_MS: u64 = 86_400_000;
 
 /// Recordings stored as files under a local directory. See the [module documentation](self).
 #[derive(Debug)]
@@ -285,13 +285,13 @@ fn context(err: io::Error, doing: &str, path: &Path) -> io::Error {
 }
 
 /// `YYYY-MM-DD` for a day number (days since 1970-01-01).
-fn date_name(day: u64) -> String {
+pub(crate) fn date_name(day: u64) -> String {
     let (year, month, day) = civil_from_days(day);
     format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// The day number of a `YYYY-MM-DD` name, if it is one (and a real date).
-fn parse_date_name(name: &str) -> Option<u64> {
+pub(crate) fn parse_date_name(name: &str) -> Option<u64> {
     let bytes = name.as_bytes();
     if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
         return None;

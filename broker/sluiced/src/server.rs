@@ -30,6 +30,26 @@ const REVOCATION_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Runs the broker until SIGINT or SIGTERM. `audit` holds the audit events captured since
 /// logging started; the audit writer takes them over once the store is open.
+/// The recordings sink on object storage, with its credentials read now.
+fn object_sink(s3: &sluice_config::S3Recording) -> Result<sluice_recording::ObjectSink> {
+    let read = |key: &sluice_config::Located<sluice_config::CredentialRef>, name: &str| {
+        key.value
+            .resolve()
+            .map(|secret| secret.expose().clone())
+            .with_context(|| format!("{}: recording.s3.{name}", key.location))
+    };
+    Ok(sluice_recording::ObjectSink::s3(
+        sluice_recording::S3Options {
+            bucket: s3.bucket.clone(),
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            prefix: s3.prefix.clone(),
+            access_key_id: read(&s3.access_key_id, "access_key_id")?,
+            secret_access_key: read(&s3.secret_access_key, "secret_access_key")?,
+        },
+    )?)
+}
+
 pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> {
     let mut problems = crate::engines::check(&config);
     problems.extend(config.check_environment());
@@ -74,7 +94,10 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
             .await
             .context("cannot load the logout revocations from the store")?,
     );
-    let sink: Arc<dyn Sink> = Arc::new(LocalDir::new(config.recording.dir.value.clone()));
+    let sink: Arc<dyn Sink> = match &config.recording.s3 {
+        Some(s3) => Arc::new(object_sink(s3)?),
+        None => Arc::new(LocalDir::new(config.recording.dir.value.clone())),
+    };
     let (recorder, recorder_task) = Recorder::start(Arc::clone(&sink), RecorderOptions::default());
     match store.interrupt_open_sessions().await {
         Ok(0) => {}

@@ -384,6 +384,7 @@ fn full_example_parses_to_the_expected_model() {
         },
         recording: RecordingConfig {
             dir: at(PathBuf::from("/etc/sluice/recs"), 99, 3, "recording.dir"),
+            s3: None,
             retention: Duration::from_secs(30 * 24 * 3600),
         },
         identity: IdentityConfig::default(),

@@ -1,0 +1,160 @@
+//! Recordings on S3-compatible object storage: a real S3 server (`moto_server`, from PyPI) on
+//! 127.0.0.1 holds each recording as chunk objects, the broker shows and replays them from
+//! there, and a bucket that goes away refuses `record: required` sessions and lets
+//! `best-effort` ones run, saying so.
+
+use sluice_tests::util::{free_port, wait_for};
+use sluice_tests::{BrokerBuilder, Cli, Postgres};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// `moto_server` on a free port with bucket `recs`; killed on drop.
+struct S3 {
+    child: Child,
+    port: u16,
+}
+
+impl S3 {
+    fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server (pip install 'moto[server]'; scripts/deps.sh installs it)");
+        let s3 = Self { child, port };
+        wait_for("moto_server to listen", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let made = s3.curl(&["-X", "PUT", &s3.url("/recs")]);
+        assert!(made.status.success(), "create the bucket: {made:?}");
+        s3
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn curl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("curl")
+            .args(["-q", "-s", "-f", "--noproxy", "*"])
+            .args(args)
+            .output()
+            .expect("curl")
+    }
+
+    /// The keys in the bucket.
+    fn keys(&self) -> String {
+        let out = self.curl(&[&self.url("/recs?list-type=2")]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn recordings_go_to_the_bucket_and_a_lost_bucket_fails_closed() {
+    let s3 = S3::start();
+    let pg = Postgres::start();
+    let broker = BrokerBuilder::new()
+        .postgres("pg", &pg)
+        .role(
+            "loose",
+            "      max_ttl: 1h\n      guardrails: guarded-write\n      record: best-effort\n",
+        )
+        .rule_with("eng", &[], &["eng"], &["pg"], &["use", "loose"], "")
+        .top_level(&format!(
+            "recording:\n  s3:\n    bucket: recs\n    endpoint: {}\n    prefix: sluice\n    access_key_id: env:S3_KEY_ID\n    secret_access_key: env:S3_SECRET\n",
+            s3.url("")
+        ))
+        .env("S3_KEY_ID", "testing-key-id")
+        .env("S3_SECRET", "testing-secret-access-key")
+        .start();
+    let cli = Cli::new(&broker);
+    cli.login(&broker.token("alice", &["eng"], "1h"));
+
+    let out = cli.run(&[
+        "connect",
+        "pg",
+        "--role",
+        "use",
+        "--exec",
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-c",
+        "select 'kept in the bucket'",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sessions = cli.ended_sessions(1);
+    let id = sessions[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(sessions[0]["recording"], "recorded", "{sessions:?}");
+
+    // The chunks are objects under PREFIX/DAY/SESSION/, and the broker reads them back.
+    let keys = s3.keys();
+    assert!(
+        keys.contains(&format!("/{id}/00000000.jsonl.gz")) && keys.contains("<Key>sluice/"),
+        "{keys}"
+    );
+    let shown = cli.run(&["sessions", "show", &id, "--output", "json"]);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("select 'kept in the bucket'"), "{shown}");
+    // The broker's credentials are not in what it wrote.
+    let written = sluice_tests::files_text(broker.dir());
+    assert!(!written.contains("testing-secret-access-key"));
+
+    // The bucket goes away: a required recording cannot start, so the session is refused;
+    // a best-effort one runs and is marked.
+    drop(s3);
+    let refused = cli.run(&[
+        "connect",
+        "pg",
+        "--role",
+        "use",
+        "--exec",
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-c",
+        "select 'must not run'",
+    ]);
+    assert!(!refused.status.success(), "ran without its recording");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("requires a session recording"), "{stderr}");
+    let loose = cli.run(&[
+        "connect",
+        "pg",
+        "--role",
+        "loose",
+        "--exec",
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-c",
+        "select 'runs unrecorded'",
+    ]);
+    assert!(
+        loose.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loose.stderr)
+    );
+    assert!(String::from_utf8_lossy(&loose.stdout).contains("runs unrecorded"));
+}
