@@ -49,3 +49,16 @@ impl OpenSession {
         (out, String::from_utf8_lossy(&done.stderr).to_string())
     }
 }
+
+impl OpenSession {
+    /// Runs one statement and returns the first line psql printed for it (the session stays
+    /// open). Empty when psql printed nothing (it quit, for example after a FATAL).
+    pub fn query(&mut self, sql: &str) -> String {
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = writeln!(stdin, "{sql}");
+        }
+        let mut line = String::new();
+        let _ = self.stdout.read_line(&mut line);
+        line.trim().to_owned()
+    }
+}

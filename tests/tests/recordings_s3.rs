@@ -4,7 +4,7 @@
 //! `best-effort` ones run, saying so.
 
 use sluice_tests::util::{free_port, wait_for};
-use sluice_tests::{BrokerBuilder, Cli, Postgres};
+use sluice_tests::{BrokerBuilder, Cli, OpenSession, Postgres};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -157,4 +157,73 @@ fn recordings_go_to_the_bucket_and_a_lost_bucket_fails_closed() {
         String::from_utf8_lossy(&loose.stderr)
     );
     assert!(String::from_utf8_lossy(&loose.stdout).contains("runs unrecorded"));
+}
+
+#[test]
+fn a_bucket_lost_mid_session_ends_required_sessions_with_the_reason() {
+    let s3 = S3::start();
+    let pg = Postgres::start();
+    let broker = BrokerBuilder::new()
+        .postgres("pg", &pg)
+        .role(
+            "loose",
+            "      max_ttl: 1h\n      guardrails: guarded-write\n      record: best-effort\n",
+        )
+        .rule_with("eng", &[], &["eng"], &["pg"], &["use", "loose"], "")
+        .top_level(&format!(
+            "recording:\n  s3:\n    bucket: recs\n    endpoint: {}\n    access_key_id: env:S3_KEY_ID\n    secret_access_key: env:S3_SECRET\n",
+            s3.url("")
+        ))
+        .env("S3_KEY_ID", "testing-key-id")
+        .env("S3_SECRET", "testing-secret-access-key")
+        .start();
+    let cli = Cli::new(&broker);
+    cli.login(&broker.token("alice", &["eng"], "1h"));
+    let required = cli.connect_with("pg", &["--role", "use"]);
+    let loose = cli.connect_with("pg", &["--role", "loose"]);
+    let mut kept = OpenSession::start(&required, "recorded");
+    let mut unkept = OpenSession::start(&loose, "best effort");
+
+    drop(s3);
+    // New events, whose write (at the next flush, within a second) fails.
+    assert_eq!(kept.query("select 'before the flush';"), "before the flush");
+    assert_eq!(
+        unkept.query("select 'before the flush';"),
+        "before the flush"
+    );
+    let reason = |sessions: &[serde_json::Value], role: &str| {
+        sessions
+            .iter()
+            .find(|s| s["role"] == role)
+            .map(|s| (s["end"].clone(), s["recording"].clone()))
+    };
+    let mut ended = None;
+    wait_for(
+        "the required session to end",
+        Duration::from_secs(60),
+        || {
+            let out = cli.run(&["sessions", "list", "--output", "json"]);
+            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let sessions = list["sessions"].as_array().cloned().unwrap_or_default();
+            ended = reason(&sessions, "use").filter(|(end, _)| !end.is_null());
+            ended.is_some()
+        },
+    );
+    let (end, _) = ended.expect("ended");
+    assert!(
+        end.as_str().is_some_and(|e| e.contains("record")),
+        "the end does not say the recording failed: {end}"
+    );
+    let (out, err) = kept.finish("select 'after the failure';");
+    assert!(!out.contains("after the failure"), "{out}");
+    assert!(err.contains("FATAL") || err.contains("terminated"), "{err}");
+    // The best-effort session goes on, and its recording is marked failed.
+    assert_eq!(unkept.query("select 'still here';"), "still here");
+    unkept.quit();
+    let sessions = cli.ended_sessions(2);
+    let (_, recording) = reason(&sessions, "loose").expect("the best-effort session");
+    assert!(
+        recording.as_str().is_some_and(|r| r.starts_with("failed")),
+        "{recording}"
+    );
 }
