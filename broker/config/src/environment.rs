@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::location::{ConfigError, Located};
-use crate::model::{Config, JwksSource, ResourceSpec};
+use crate::model::{Config, JwksSource, ResourceSpec, StoreConfig};
 
 impl Config {
     /// Checks every referenced file and environment variable; empty when all is in place.
@@ -111,8 +111,22 @@ impl Config {
                 check_file(&mut errors, path);
             }
         }
-        if let Err(message) = sqlite_location(&self.store.sqlite.value) {
-            errors.push(self.store.sqlite.error(message));
+        match &self.store {
+            StoreConfig::Sqlite(sqlite) => {
+                if let Err(message) = sqlite_location(&sqlite.value) {
+                    errors.push(sqlite.error(message));
+                }
+            }
+            StoreConfig::Postgres(postgres) => {
+                if let Some(ca) = &postgres.ca {
+                    check_file(&mut errors, ca);
+                }
+                if let Some(password) = &postgres.password
+                    && let Err(error) = password.value.resolve()
+                {
+                    errors.push(password.error(error.to_string()));
+                }
+            }
         }
         errors.sort_by_key(|error| (error.location.line, error.location.column));
         errors

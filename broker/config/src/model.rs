@@ -102,11 +102,36 @@ pub struct TokensConfig {
     pub max_ttl: Duration,
 }
 
-/// The broker's own store.
+/// The broker's own store (`store`): one of `sqlite` and `postgres`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreConfig {
-    /// SQLite database file; created on first start, its directory must exist.
-    pub sqlite: Located<PathBuf>,
+pub enum StoreConfig {
+    /// `sqlite`: the database file of a single broker; created on first start, its directory
+    /// must exist.
+    Sqlite(Located<PathBuf>),
+    /// `postgres`: a server several brokers share.
+    Postgres(PostgresStore),
+}
+
+impl StoreConfig {
+    /// The SQLite file, for a SQLite store.
+    pub fn sqlite(&self) -> Option<&Located<PathBuf>> {
+        match self {
+            StoreConfig::Sqlite(path) => Some(path),
+            StoreConfig::Postgres(_) => None,
+        }
+    }
+}
+
+/// `store.postgres`: where the shared store lives and how the broker logs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresStore {
+    /// `url`: `postgres://USER@HOST:PORT/DATABASE`, never with a password in it.
+    pub url: Located<String>,
+    /// `password` (`env:NAME` or `file:PATH`), if the server asks for one.
+    pub password: Option<Located<CredentialRef>>,
+    /// `ca`: the CA certificate (PEM) the server's certificate must chain to; the connection
+    /// is TLS with the host name verified. Required unless the host is a loopback address.
+    pub ca: Option<Located<PathBuf>>,
 }
 
 /// Session recordings (`recording`).

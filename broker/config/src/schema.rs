@@ -19,8 +19,9 @@ use crate::credential::CredentialRef;
 use crate::extract::{Cx, Fields, Item, suggest};
 use crate::location::Located;
 use crate::model::{
-    Config, LimitsConfig, MetricsConfig, PostgresSpec, RecordingConfig, Resource, ResourceSpec,
-    S3Recording, StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
+    Config, LimitsConfig, MetricsConfig, PostgresSpec, PostgresStore, RecordingConfig, Resource,
+    ResourceSpec, S3Recording, StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode,
+    TokensConfig,
 };
 use crate::policy::Policy;
 use crate::tree::{Node, NodeKind};
@@ -42,7 +43,8 @@ const METRICS_KEYS: &[&str] = &["token"];
 const LIMITS_KEYS: &[&str] = &["max_tunnels", "shutdown_grace"];
 const TLS_KEYS: &[&str] = &["cert", "key", "ca"];
 const TOKENS_KEYS: &[&str] = &["signing_key", "default_ttl", "max_ttl"];
-const STORE_KEYS: &[&str] = &["sqlite"];
+const STORE_KEYS: &[&str] = &["sqlite", "postgres"];
+const POSTGRES_STORE_KEYS: &[&str] = &["url", "password", "ca"];
 const RECORDING_KEYS: &[&str] = &["dir", "retention", "s3"];
 const S3_KEYS: &[&str] = &[
     "bucket",
@@ -186,11 +188,12 @@ pub(crate) fn config(cx: &mut Cx<'_>, source: &Path, root: Option<&Node>) -> Opt
     let tokens = cx
         .required(&top, "tokens")
         .and_then(|item| tokens(cx, &item));
-    let store = cx.required(&top, "store").and_then(|item| store(cx, &item));
-    let recording = match (top.entry("recording"), &store) {
-        (Some(item), _) => recording(cx, &item, store.as_ref()),
-        (None, Some(store)) => Some(default_recording(store)),
-        (None, None) => None,
+    let store_item = cx.required(&top, "store");
+    let store = store_item.as_ref().and_then(|item| store(cx, item));
+    let recording = match (top.entry("recording"), &store, &store_item) {
+        (Some(item), _, _) => recording(cx, &item, store.as_ref()),
+        (None, Some(store), Some(item)) => default_recording(cx, item, store, false),
+        _ => None,
     };
     let (resources, names) = match top.entry("resources") {
         Some(item) => resources(cx, &item),
@@ -360,15 +363,108 @@ pub(crate) fn duration(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<Duration> {
     }
 }
 
+/// `store: {sqlite: PATH}` or `store: {postgres: {url, password, ca}}`.
 fn store(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<StoreConfig> {
     let fields = cx.fields(item, STORE_KEYS)?;
-    let sqlite = cx
-        .required(&fields, "sqlite")
-        .and_then(|item| cx.path(&item))?;
-    Some(StoreConfig { sqlite })
+    match (fields.optional("sqlite"), fields.optional("postgres")) {
+        (Some(sqlite), None) => cx.path(&sqlite).map(StoreConfig::Sqlite),
+        (None, Some(postgres)) => postgres_store(cx, &postgres).map(StoreConfig::Postgres),
+        (Some(_), Some(postgres)) => {
+            cx.invalid(
+                &postgres,
+                "the store is one database: `sqlite` (one broker) or `postgres` (several), not both",
+            );
+            None
+        }
+        (None, None) => {
+            cx.invalid(
+                item,
+                "say where the store is: `sqlite: PATH` (one broker) or `postgres: {url: ...}` \
+                 (several brokers sharing one database)",
+            );
+            None
+        }
+    }
 }
 
-/// `recording: {dir, retention}`; `dir` defaults to `recordings` beside the SQLite file.
+fn postgres_store(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<PostgresStore> {
+    let fields = cx.fields(item, POSTGRES_STORE_KEYS)?;
+    let url_item = cx.required(&fields, "url");
+    let checked = url_item.as_ref().and_then(|item| {
+        let text = cx.text(item)?;
+        match check_postgres_url(&text) {
+            Ok(loopback) => Some((cx.located(item, text), loopback)),
+            Err(why) => {
+                cx.invalid(item, why);
+                None
+            }
+        }
+    });
+    let password = optional(fields.optional("password"), |item| credential(cx, item));
+    let ca = optional(fields.optional("ca"), |item| cx.path(item));
+    let (url, loopback) = checked?;
+    let ca = ca?;
+    if ca.is_none() && !loopback {
+        cx.invalid(
+            item,
+            "a store off this machine is reached over TLS: add `ca: PATH` (the CA certificate \
+             the database server's certificate chains to)",
+        );
+        return None;
+    }
+    Some(PostgresStore {
+        url,
+        password: password?,
+        ca,
+    })
+}
+
+/// Checks a store URL: `postgres://` or `postgresql://`, a host, a database, no password and
+/// no parameters (TLS comes from `ca`). Returns whether the host is a loopback address.
+fn check_postgres_url(text: &str) -> Result<bool, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "expected a postgres:// URL, found a {}:// one",
+            url.scheme()
+        ));
+    }
+    if url.password().is_some() {
+        // Never repeat the URL: it holds the password.
+        return Err(
+            "the URL holds a password: move it to `password: env:NAME` or `password: file:PATH` \
+             (secrets do not belong in the configuration file)"
+                .into(),
+        );
+    }
+    if url.query().is_some() {
+        return Err("the URL takes no parameters: TLS is set with `ca`".into());
+    }
+    let Some(host) = url.host() else {
+        return Err("the URL names no host".into());
+    };
+    if url.path().trim_start_matches('/').is_empty() {
+        return Err("the URL names no database (postgres://USER@HOST:PORT/DATABASE)".into());
+    }
+    if url.username().is_empty() {
+        return Err("the URL names no user (postgres://USER@HOST:PORT/DATABASE)".into());
+    }
+    // `postgres:` is not a scheme the URL standard knows, so its host stays text.
+    Ok(match host {
+        url::Host::Domain(name) => {
+            let name = name.trim_start_matches('[').trim_end_matches(']');
+            name == "localhost"
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    })
+}
+
+/// `recording: {dir, retention, s3}`; `dir` defaults to `recordings` beside the SQLite file
+/// (a PostgreSQL store has no such place: its brokers say where recordings go).
 fn recording(
     cx: &mut Cx<'_>,
     item: &Item<'_>,
@@ -379,18 +475,19 @@ fn recording(
     let dir = optional(dir_item.clone(), |item| cx.path(item));
     let retention = optional(fields.optional("retention"), |item| duration(cx, item));
     let s3 = optional(fields.optional("s3"), |item| s3_recording(cx, item));
-    let defaults = store.map(default_recording);
     if let (Some(item), Some(Some(_))) = (&dir_item, &s3) {
         cx.invalid(item, "recordings go to one place: `dir` or `s3`, not both");
         return None;
     }
+    let (dir, s3) = (dir?, s3?);
+    let dir = match dir {
+        Some(dir) => dir,
+        None => default_recording(cx, item, store?, s3.is_some())?.dir,
+    };
     Some(RecordingConfig {
-        dir: match dir? {
-            Some(dir) => dir,
-            None => defaults.as_ref()?.dir.clone(),
-        },
+        dir,
         retention: retention?.unwrap_or(DEFAULT_RETENTION),
-        s3: s3?,
+        s3,
     })
 }
 
@@ -441,22 +538,47 @@ fn s3_recording(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<S3Recording> {
     })
 }
 
-fn default_recording(store: &StoreConfig) -> RecordingConfig {
-    let parent = store
-        .sqlite
-        .value
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    RecordingConfig {
+/// The recording settings when `recording` (or its `dir`) is not written: `recordings` beside
+/// the SQLite file. With a PostgreSQL store, whose brokers run on several machines, the
+/// operator must say where recordings go (`item` is where the error points), unless they go
+/// to a bucket (`has_s3`; the directory is then unused).
+fn default_recording(
+    cx: &mut Cx<'_>,
+    item: &Item<'_>,
+    store: &StoreConfig,
+    has_s3: bool,
+) -> Option<RecordingConfig> {
+    let (dir, location) = match store {
+        StoreConfig::Sqlite(sqlite) => (
+            sqlite
+                .value
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+                .join("recordings"),
+            sqlite.location.clone(),
+        ),
+        StoreConfig::Postgres(postgres) if has_s3 => {
+            (PathBuf::new(), postgres.url.location.clone())
+        }
+        StoreConfig::Postgres(_) => {
+            cx.invalid(
+                item,
+                "with `store.postgres`, say where recordings go: `recording.s3` (one bucket every \
+                 broker reads and writes) or `recording.dir`",
+            );
+            return None;
+        }
+    };
+    Some(RecordingConfig {
         dir: Located {
-            value: parent.join("recordings"),
-            location: store.sqlite.location.clone(),
+            value: dir,
+            location,
             key: "recording.dir".into(),
         },
         retention: DEFAULT_RETENTION,
         s3: None,
-    }
+    })
 }
 
 /// Reads every resource. Also returns every name written under `resources`, valid or not, so

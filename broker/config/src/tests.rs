@@ -12,6 +12,7 @@ mod profiles;
 mod robustness;
 mod ssh;
 mod starter;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

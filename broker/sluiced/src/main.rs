@@ -20,6 +20,7 @@ mod reload;
 mod server;
 mod sessions;
 mod sessions_api;
+mod store;
 mod tls;
 mod tokens;
 mod tunnel;
@@ -77,6 +78,16 @@ enum Command {
     )]
     Reload {
         /// The config file the broker was started with.
+        #[arg(long, short, env = "SLUICED_CONFIG")]
+        config: PathBuf,
+    },
+    /// Bring the store's schema up to date (serve does it too; run this first to upgrade a
+    /// shared PostgreSQL store before the replicas).
+    #[command(
+        after_help = "Several brokers may run this at once: migrations take a lock in the database. A store\nmigrated by a newer sluiced is refused, by this command and by serve, naming the version.\n\nExample:\n  sluiced migrate --config /etc/sluice/sluice.yaml"
+    )]
+    Migrate {
+        /// The config file (its `store`).
         #[arg(long, short, env = "SLUICED_CONFIG")]
         config: PathBuf,
     },
@@ -170,6 +181,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Reload { config } => reload::command(&config),
+        Command::Migrate { config } => {
+            let loaded = load_config(&config)?;
+            let (kind, version) = runtime()?.block_on(async {
+                let store = store::open(&loaded.store).await?;
+                let version = store.schema_version().await?;
+                store.close().await;
+                anyhow::Ok((store.dialect(), version))
+            })?;
+            println!(
+                "{}: the {kind} store is at schema version {version}",
+                config.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve { config, log_json } => {
             let audit = init_logging(log_json);
             let loaded = load_config(&config)?;

@@ -35,15 +35,14 @@ pub struct Status {
     pub messages: Vec<String>,
 }
 
-/// The directory of the pid and status files: the store's.
+/// The directory of the pid and status files: the SQLite store's, or with a shared PostgreSQL
+/// store the config file's (a directory of this machine).
 pub fn state_dir(config: &Config) -> PathBuf {
-    config
-        .store
-        .sqlite
-        .value
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let beside = match config.store.sqlite() {
+        Some(sqlite) => &sqlite.value,
+        None => &config.source,
+    };
+    beside.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Replaces the broker's config, enforcement and target settings on reload.

@@ -67,9 +67,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let store = sluice_store::Store::open(&config.store.sqlite.value)
-        .await
-        .with_context(|| format!("{}: store.sqlite", config.store.sqlite.location))?;
+    let store = crate::store::open(&config.store).await?;
     // Checkpoints are signed with the session-token key (docs/audit.md).
     let signer = Arc::new(crate::audit::Signer::load(
         &config.tokens.signing_key.value,

@@ -3,16 +3,17 @@
 //!
 //! The store keeps what the broker hands it and computes nothing: records arrive already
 //! chained and hashed (`sluice_shared::audit`), and `data` is stored as the canonical JSON the
-//! hash covers. Both tables are append-only (SQLite triggers refuse `UPDATE` and `DELETE`);
+//! hash covers. Both tables are append-only (triggers refuse `UPDATE` and `DELETE`);
 //! whether the rows are still what was appended is for the verifier to say, so reads return
 //! rows as they are and only refuse what cannot be represented at all
 //! ([`StoreError::CorruptAudit`]).
 
+use crate::backend::Sql;
 use crate::codec;
 use crate::error::StoreError;
 use crate::store::Store;
 use sluice_shared::audit::{AuditRecord, Checkpoint, Head, canonical_json};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::AnyConnection;
 
 /// One consistent read of the trail: what `GET /v1/audit` pages through.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,9 +26,9 @@ pub struct AuditSlice {
     pub head_seq: u64,
 }
 
-/// A record row as SQLite returns it.
+/// A record row as the database returns it.
 type RecordRow = (i64, i64, String, String, String, String);
-/// A checkpoint row as SQLite returns it.
+/// A checkpoint row as the database returns it.
 type CheckpointRow = (i64, String, i64, String, String);
 
 impl Store {
@@ -49,25 +50,33 @@ impl Store {
                 data,
             ));
         }
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        // SQLite allows 32766 bound parameters per statement: 6 per row, in chunks well below.
+        let mut tx = self.dialect().begin_write(self.pool()).await?;
+        // SQLite allows 32766 bound parameters per statement, PostgreSQL 65535: 6 per row, in
+        // chunks well below.
         for (chunk_records, chunk_rows) in records.chunks(500).zip(rows.chunks(500)) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO audit_records (seq, at, event, data, prev_hash, hash) ",
+            let mut insert = Sql::new(
+                "INSERT INTO audit_records (seq, at, event, data, prev_hash, hash) VALUES ",
             );
-            insert.push_values(
-                chunk_records.iter().zip(chunk_rows),
-                |mut values, (record, (seq, at, data))| {
-                    values
-                        .push_bind(*seq)
-                        .push_bind(*at)
-                        .push_bind(&record.event)
-                        .push_bind(data)
-                        .push_bind(&record.prev_hash)
-                        .push_bind(&record.hash);
-                },
-            );
-            insert.build().execute(&mut *tx).await?;
+            for (i, (record, (seq, at, data))) in chunk_records.iter().zip(chunk_rows).enumerate() {
+                if i > 0 {
+                    insert.push(", ");
+                }
+                insert
+                    .push("(")
+                    .bind(*seq)
+                    .push(", ")
+                    .bind(*at)
+                    .push(", ")
+                    .bind(record.event.as_str())
+                    .push(", ")
+                    .bind(data.as_str())
+                    .push(", ")
+                    .bind(record.prev_hash.as_str())
+                    .push(", ")
+                    .bind(record.hash.as_str())
+                    .push(")");
+            }
+            insert.build()?.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -125,7 +134,7 @@ impl Store {
     pub async fn insert_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO audit_checkpoints (seq, hash, at, signature, key_id) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING",
         )
         .bind(codec::to_db("seq", checkpoint.seq)?)
         .bind(&checkpoint.hash)
@@ -150,7 +159,7 @@ impl Store {
         since: Option<u64>,
         limit: u32,
     ) -> Result<AuditSlice, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.dialect().begin_snapshot(self.pool()).await?;
         let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_records")
             .fetch_one(&mut *tx)
             .await?;
@@ -178,43 +187,47 @@ impl Store {
 }
 
 async fn records(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     after: u64,
     since: Option<u64>,
     limit: u32,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "SELECT seq, at, event, data, prev_hash, hash FROM audit_records WHERE seq > ",
-    );
-    query.push_bind(codec::to_db("after", after)?);
+    let mut query =
+        Sql::new("SELECT seq, at, event, data, prev_hash, hash FROM audit_records WHERE seq > ");
+    query.bind(codec::to_db("after", after)?);
     if let Some(since) = since {
         query
             .push(" AND at >= ")
-            .push_bind(codec::to_db("since", since)?);
+            .bind(codec::to_db("since", since)?);
     }
-    query
-        .push(" ORDER BY seq LIMIT ")
-        .push_bind(i64::from(limit));
-    let rows: Vec<RecordRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+    query.push(" ORDER BY seq LIMIT ").bind(i64::from(limit));
+    let rows = query.build()?.fetch_all(&mut *conn).await?;
+    let rows = rows
+        .iter()
+        .map(<RecordRow as sqlx::FromRow<_>>::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(decode_record).collect()
 }
 
 async fn checkpoints(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     after: u64,
     up_to: Option<u64>,
 ) -> Result<Vec<Checkpoint>, StoreError> {
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "SELECT seq, hash, at, signature, key_id FROM audit_checkpoints WHERE seq > ",
-    );
-    query.push_bind(codec::to_db("after", after)?);
+    let mut query =
+        Sql::new("SELECT seq, hash, at, signature, key_id FROM audit_checkpoints WHERE seq > ");
+    query.bind(codec::to_db("after", after)?);
     if let Some(up_to) = up_to {
         query
             .push(" AND seq <= ")
-            .push_bind(codec::to_db("up_to", up_to)?);
+            .bind(codec::to_db("up_to", up_to)?);
     }
     query.push(" ORDER BY seq");
-    let rows: Vec<CheckpointRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+    let rows = query.build()?.fetch_all(&mut *conn).await?;
+    let rows = rows
+        .iter()
+        .map(<CheckpointRow as sqlx::FromRow<_>>::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(decode_checkpoint).collect()
 }
 

@@ -2,13 +2,13 @@
 //!
 //! The store keeps the wire types of `sluice_shared::grants` as they are: the requester's groups,
 //! the CI claims and the approval rule are JSON text in their wire shape, states are their wire
-//! names, and times are seconds as SQLite's signed 64-bit integers. Every way a column can fail
+//! names, and times are seconds as the databases' signed 64-bit integers. Every way a column can fail
 //! to be a valid grant on the way back is an error ([`StoreError::Corrupt`]), never a default.
 
 use crate::StoreError;
 use sluice_shared::grants::{ApprovalRule, Grant, GrantState, Requester, Vote};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use std::collections::BTreeMap;
 
 /// The state's column value. `Unknown` exists only for clients talking to a newer broker and is
@@ -34,11 +34,11 @@ pub(crate) fn parse_state(id: &str, name: &str) -> Result<GrantState, StoreError
     }
 }
 
-/// Seconds (or a count) as SQLite stores them.
+/// Seconds (or a count) as the database stores them (a signed 64-bit integer).
 pub(crate) fn to_db(field: &str, value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Invalid {
         what: format!(
-            "{field} = {value} (beyond the largest value SQLite stores, {})",
+            "{field} = {value} (beyond the largest value the store keeps, {})",
             i64::MAX
         ),
     })
@@ -148,7 +148,7 @@ impl GrantRow {
 #[derive(Debug)]
 pub(crate) struct VoteRow {
     pub(crate) approver: String,
-    pub(crate) approve: i64,
+    pub(crate) approve: bool,
     pub(crate) reason: Option<String>,
     pub(crate) at: i64,
 }
@@ -157,7 +157,7 @@ impl VoteRow {
     pub(crate) fn encode(vote: &Vote) -> Result<Self, StoreError> {
         Ok(Self {
             approver: vote.approver.clone(),
-            approve: i64::from(vote.approve),
+            approve: vote.approve,
             reason: vote.reason.clone(),
             at: to_db("vote time", vote.at)?,
         })
@@ -165,7 +165,7 @@ impl VoteRow {
 }
 
 /// Reads the grant columns of a row (votes come separately, see [`decode_vote`]).
-pub(crate) fn decode_grant(id: &str, row: &SqliteRow) -> Result<Grant, StoreError> {
+pub(crate) fn decode_grant(id: &str, row: &AnyRow) -> Result<Grant, StoreError> {
     let state: String = row.try_get("state")?;
     let groups: String = row.try_get("groups")?;
     let ci: String = row.try_get("ci")?;
@@ -205,14 +205,18 @@ pub(crate) fn decode_grant(id: &str, row: &SqliteRow) -> Result<Grant, StoreErro
 
 /// Reads the `v_*` columns of a grant-joined-with-votes row; `None` for a grant without votes
 /// (the LEFT JOIN's NULLs).
-pub(crate) fn decode_vote(id: &str, row: &SqliteRow) -> Result<Option<Vote>, StoreError> {
+pub(crate) fn decode_vote(id: &str, row: &AnyRow) -> Result<Option<Vote>, StoreError> {
     let Some(approver) = row.try_get::<Option<String>, _>("v_approver")? else {
         return Ok(None);
     };
-    let approve = match row.try_get::<i64, _>("v_approve")? {
-        0 => false,
-        1 => true,
-        other => return Err(corrupt(id, format!("vote approve = {other} (not 0 or 1)"))),
+    // PostgreSQL keeps a boolean, SQLite 0 or 1.
+    let approve = match row.try_get::<bool, _>("v_approve") {
+        Ok(approve) => approve,
+        Err(_) => match row.try_get::<i64, _>("v_approve")? {
+            0 => false,
+            1 => true,
+            other => return Err(corrupt(id, format!("vote approve = {other} (not 0 or 1)"))),
+        },
     };
     Ok(Some(Vote {
         approver,

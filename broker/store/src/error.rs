@@ -12,11 +12,11 @@ use std::path::PathBuf;
 /// An error from [`Store`](crate::Store).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database file could not be opened or brought up to the current schema.
-    #[error("cannot open the grant store {}", path.display())]
+    /// The database could not be opened or brought up to the current schema.
+    #[error("cannot open the grant store {location}")]
     Open {
-        /// The file that was asked for.
-        path: PathBuf,
+        /// The SQLite file, or the PostgreSQL URL without its password.
+        location: String,
         /// Why.
         #[source]
         source: OpenError,
@@ -84,7 +84,8 @@ pub enum StoreError {
         /// What was wrong, in words.
         what: String,
     },
-    /// SQLite failed (I/O error, disk full, lock wait beyond the busy timeout, ...).
+    /// The database failed (I/O error, disk full, lock wait beyond the busy timeout, the
+    /// server unreachable, ...).
     #[error("grant store query failed")]
     Database(#[from] sqlx::Error),
 }
@@ -98,10 +99,11 @@ pub enum OpenError {
         /// The missing directory.
         dir: PathBuf,
     },
-    /// SQLite refused the file (not a database, permissions, locked, ...).
-    #[error("SQLite could not open it")]
+    /// The database refused (SQLite: not a database, permissions, locked; PostgreSQL:
+    /// unreachable, authentication, TLS, ...).
+    #[error("could not connect to it")]
     Connect(#[source] sqlx::Error),
-    /// A migration failed, or the file was migrated by a newer (or modified) build.
+    /// A migration failed, or the database was migrated by a newer (or modified) build.
     #[error("its schema could not be brought up to date")]
     Migrate(#[source] sqlx::migrate::MigrateError),
 }

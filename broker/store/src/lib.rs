@@ -23,6 +23,7 @@
 //! columns and back, `migrations.rs` the embedded schema, `error.rs` the error types.
 
 mod audit;
+mod backend;
 mod codec;
 mod error;
 mod migrations;
@@ -30,9 +31,12 @@ mod sessions;
 mod store;
 
 pub use audit::AuditSlice;
+pub use backend::Dialect;
 pub use error::{OpenError, StoreError};
 pub use sessions::{INTERRUPTED, SessionEnd, SessionFilter};
 pub use store::{GrantFilter, Store};
 
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tests;

@@ -2,37 +2,80 @@
 //! feature, so no second build of sqlx for a proc-macro).
 //!
 //! Applied versions and their checksums are kept in `_sqlx_migrations`; opening runs whatever
-//! is missing, so opening again is a no-op. A file migrated by a newer build (a version this
-//! one does not know) or whose applied migration text differs is refused at open.
+//! is missing, so opening again is a no-op. A database migrated by a newer build (a version
+//! this one does not know) or whose applied migration text differs is refused at open. SQLite
+//! and PostgreSQL each have their own files (`migrations/sqlite`, `migrations/postgres`) with
+//! the same versions.
 
+use crate::backend::Dialect;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-/// Every migration, oldest first: (version, description, SQL). Append only.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "grants", include_str!("../migrations/0001_grants.sql")),
+/// One migration: (version, description, SQL).
+type Step = (i64, &'static str, &'static str);
+
+/// The SQLite schema, oldest first. Append only.
+const SQLITE: &[Step] = &[
+    (
+        1,
+        "grants",
+        include_str!("../migrations/sqlite/0001_grants.sql"),
+    ),
     (
         2,
         "revoked tokens",
-        include_str!("../migrations/0002_revoked_tokens.sql"),
+        include_str!("../migrations/sqlite/0002_revoked_tokens.sql"),
     ),
-    (3, "audit", include_str!("../migrations/0003_audit.sql")),
+    (
+        3,
+        "audit",
+        include_str!("../migrations/sqlite/0003_audit.sql"),
+    ),
     (
         4,
         "sessions",
-        include_str!("../migrations/0004_sessions.sql"),
+        include_str!("../migrations/sqlite/0004_sessions.sql"),
     ),
 ];
 
-/// The migrator for [`MIGRATIONS`].
-pub(crate) fn migrator() -> Migrator {
-    migrator_up_to(i64::MAX)
+/// The PostgreSQL schema: the same versions and tables in PostgreSQL's types. Append only, and
+/// in step with [`SQLITE`] (a version means the same tables in both).
+const POSTGRES: &[Step] = &[
+    (
+        1,
+        "grants",
+        include_str!("../migrations/postgres/0001_grants.sql"),
+    ),
+    (
+        2,
+        "revoked tokens",
+        include_str!("../migrations/postgres/0002_revoked_tokens.sql"),
+    ),
+    (
+        3,
+        "audit",
+        include_str!("../migrations/postgres/0003_audit.sql"),
+    ),
+    (
+        4,
+        "sessions",
+        include_str!("../migrations/postgres/0004_sessions.sql"),
+    ),
+];
+
+/// The migrator for `dialect`'s schema.
+pub(crate) fn migrator(dialect: Dialect) -> Migrator {
+    migrator_up_to(dialect, i64::MAX)
 }
 
-/// The migrator for the migrations up to `last` (tests: a file an older build created).
-pub(crate) fn migrator_up_to(last: i64) -> Migrator {
+/// The migrator for the migrations up to `last` (tests: a database an older build created).
+pub(crate) fn migrator_up_to(dialect: Dialect, last: i64) -> Migrator {
+    let steps = match dialect {
+        Dialect::Sqlite => SQLITE,
+        Dialect::Postgres => POSTGRES,
+    };
     Migrator::with_migrations(
-        MIGRATIONS
+        steps
             .iter()
             .filter(|&&(version, _, _)| version <= last)
             .map(|&(version, description, sql)| {
@@ -46,4 +89,20 @@ pub(crate) fn migrator_up_to(last: i64) -> Migrator {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{POSTGRES, SQLITE};
+
+    #[test]
+    fn both_schemas_have_the_same_versions() {
+        let versions = |steps: &[super::Step]| {
+            steps
+                .iter()
+                .map(|&(version, description, _)| (version, description))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(SQLITE), versions(POSTGRES));
+    }
 }

@@ -1,11 +1,12 @@
 //! The session index: one row per tunnel, written when it starts and when it ends, read by
 //! `sluice sessions list/show/replay`.
 
+use crate::backend::Sql;
 use crate::codec::to_db;
 use crate::{Store, StoreError};
 use sluice_shared::sessions::SessionInfo;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 use std::collections::BTreeMap;
 
 /// Which sessions a listing returns.
@@ -57,7 +58,7 @@ impl Store {
         })?;
         sqlx::query(
             "INSERT INTO sessions (id, subject, auth_method, ci, resource, kind, role, grant_id, \
-             client, started_at, recording) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             client, started_at, recording) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&session.id)
         .bind(&session.subject)
@@ -78,8 +79,8 @@ impl Store {
     /// Records how a session ended.
     pub async fn session_ended(&self, id: &str, end: &SessionEnd) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE sessions SET ended_at = ?, bytes_up = ?, bytes_down = ?, statements = ?, \
-             end_reason = ?, recording = ? WHERE id = ?",
+            "UPDATE sessions SET ended_at = $1, bytes_up = $2, bytes_down = $3, statements = $4, \
+             end_reason = $5, recording = $6 WHERE id = $7",
         )
         .bind(to_db("ended_at", end.ended_at)?)
         .bind(to_db("bytes_up", end.bytes_up)?)
@@ -97,7 +98,7 @@ impl Store {
     /// they ran). Returns how many.
     pub async fn interrupt_open_sessions(&self) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE sessions SET end_reason = ? WHERE ended_at IS NULL AND end_reason IS NULL",
+            "UPDATE sessions SET end_reason = $1 WHERE ended_at IS NULL AND end_reason IS NULL",
         )
         .bind(INTERRUPTED)
         .execute(self.pool())
@@ -110,7 +111,7 @@ impl Store {
         let row = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM sessions WHERE id = ?"
+            " FROM sessions WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(self.pool())
@@ -120,30 +121,29 @@ impl Store {
 
     /// Sessions matching `filter`, newest first.
     pub async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionInfo>, StoreError> {
-        let mut query: QueryBuilder<Sqlite> =
-            QueryBuilder::new(concat!("SELECT ", columns!(), " FROM sessions WHERE 1 = 1"));
+        let mut query = Sql::new(concat!("SELECT ", columns!(), " FROM sessions WHERE 1 = 1"));
         if let Some(subject) = &filter.subject {
-            query.push(" AND subject = ").push_bind(subject.clone());
+            query.push(" AND subject = ").bind(subject.as_str());
         }
         if let Some(resource) = &filter.resource {
-            query.push(" AND resource = ").push_bind(resource.clone());
+            query.push(" AND resource = ").bind(resource.as_str());
         }
         if let Some(since) = filter.since {
             query
                 .push(" AND started_at >= ")
-                .push_bind(to_db("since", since)?);
+                .bind(to_db("since", since)?);
         }
         query.push(" ORDER BY started_at DESC, id DESC");
         if filter.limit > 0 {
-            query.push(" LIMIT ").push_bind(i64::from(filter.limit));
+            query.push(" LIMIT ").bind(i64::from(filter.limit));
         }
-        let rows = query.build().fetch_all(self.pool()).await?;
+        let rows = query.build()?.fetch_all(self.pool()).await?;
         rows.iter().map(session_from_row).collect()
     }
 
     /// Deletes sessions started before `before` (retention). Returns how many.
     pub async fn prune_sessions(&self, before: u64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE started_at < ?")
+        let done = sqlx::query("DELETE FROM sessions WHERE started_at < $1")
             .bind(to_db("before", before)?)
             .execute(self.pool())
             .await?;
@@ -151,7 +151,7 @@ impl Store {
     }
 }
 
-fn session_from_row(row: &SqliteRow) -> Result<SessionInfo, StoreError> {
+fn session_from_row(row: &AnyRow) -> Result<SessionInfo, StoreError> {
     let id: String = row.try_get("id")?;
     let corrupt = |what: String| StoreError::CorruptSession {
         id: id.clone(),
@@ -213,11 +213,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn sessions_are_listed_filtered_ended_interrupted_and_pruned() {
-        let store = Store::open_in_memory()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    async fn sessions_are_listed_filtered_ended_interrupted_and_pruned(store: Store) {
         for s in [
             session("ses_a", "alice", "pg", 100),
             session("ses_b", "bob", "pg", 200),
@@ -283,4 +279,8 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(ids(left), ["ses_c"]);
     }
+
+    crate::test_support::on_both_databases!(
+        sessions_are_listed_filtered_ended_interrupted_and_pruned
+    );
 }

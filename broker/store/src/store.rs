@@ -1,32 +1,43 @@
 //! [`Store`]: the grant and token-revocation operations, each one SQL round trip or one short
-//! transaction.
+//! transaction, on SQLite or PostgreSQL.
 //!
-//! Every change is a compare-and-set in SQL (`UPDATE .. WHERE id = ? AND state IN (..)`,
-//! `INSERT .. SELECT .. WHERE state = 'pending'`) inside a `BEGIN IMMEDIATE` transaction, so the
-//! database orders racing writers (two approvers, approve vs. expiry, revoke vs. expiry): the
-//! first one changes the row, every later one finds another state and gets
-//! [`StoreError::NotInState`]. `IMMEDIATE` takes SQLite's write lock before the first read, so a
-//! waiting writer queues on the busy timeout instead of failing with `SQLITE_BUSY` when it
-//! upgrades a read snapshot.
+//! Every change is a compare-and-set in SQL (`UPDATE .. WHERE id = $1 AND state IN (..)`,
+//! `INSERT .. SELECT .. WHERE state = 'pending'`) inside a write transaction, so the database
+//! orders racing writers (two approvers, approve vs. expiry, revoke vs. expiry), on one broker
+//! or several sharing a PostgreSQL: the first one changes the row, every later one finds another
+//! state and gets [`StoreError::NotInState`].
 
+use crate::backend::{Dialect, Sql};
 use crate::codec::{self, GRANT_COLUMNS, GrantRow, VoteRow};
 use crate::error::{OpenError, StoreError};
 use crate::migrations;
 use sluice_shared::grants::{Grant, GrantState, Vote};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Executor, QueryBuilder, Row, Sqlite, SqliteConnection};
-use std::path::{Path, PathBuf};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, ConnectOptions, Connection, Executor, Row};
+use std::path::Path;
+use std::str::FromStr;
 use std::time::Duration;
 
-/// How long a statement waits for another connection's write lock before failing.
+/// How long a statement waits for another connection's write lock before failing (SQLite).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections to the file. SQLite runs one writer at a time whatever this is; the others
+/// Connections to a SQLite file. SQLite runs one writer at a time whatever this is; the others
 /// serve reads (long-polls, lists) alongside it in WAL mode.
 const MAX_CONNECTIONS: u32 = 4;
+
+/// Connections to a PostgreSQL server, per broker.
+const MAX_PG_CONNECTIONS: u32 = 8;
+
+/// How long a broker waits for a connection to its PostgreSQL before the call fails.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Every SQLite connection's settings: the busy timeout, enforced foreign keys and
+/// `synchronous = FULL` (a revoke or a vote is on disk when the call returns, power loss
+/// included); the file itself is in WAL mode (readers do not wait for the writer). Set per
+/// connection: `Any` takes options as a URL, which cannot carry them.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
 
 /// Which grants a listing returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,7 +54,9 @@ pub struct GrantFilter {
 #[derive(Debug, Clone)]
 pub struct Store {
     /// Connections to the database; the only way in.
-    pool: SqlitePool,
+    pool: AnyPool,
+    /// Which database that is.
+    dialect: Dialect,
 }
 
 /// The grants one read selects (the `WHERE` of [`fetch`]).
@@ -64,15 +77,11 @@ enum Select<'a> {
 }
 
 impl Store {
-    /// Opens the store at `path`, creating the file (not its directory) if missing, and brings
-    /// the schema up to date.
-    ///
-    /// Connections use WAL (readers do not wait for the writer), a busy timeout of 5 s,
-    /// enforced foreign keys and `synchronous = FULL`: a revoke or a vote is on disk when the
-    /// call returns, power loss included.
+    /// Opens the SQLite store at `path`, creating the file (not its directory) if missing, and
+    /// brings the schema up to date.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
         let fail = |source| StoreError::Open {
-            path: path.to_owned(),
+            location: path.display().to_string(),
             source,
         };
         let dir = match path.parent() {
@@ -84,50 +93,93 @@ impl Store {
                 dir: dir.to_owned(),
             }));
         }
-        let options = SqliteConnectOptions::new()
+        let typed = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .busy_timeout(BUSY_TIMEOUT);
+        // One typed connection first: it fails at once on a file that is not a database (the
+        // pool would retry until its timeout) and switches the file to WAL, which persists.
+        let first = typed
+            .connect()
+            .await
+            .map_err(|e| fail(OpenError::Connect(e)))?;
+        first
+            .close()
+            .await
+            .map_err(|e| fail(OpenError::Connect(e)))?;
+        let options = AnyConnectOptions::from_url(&typed.to_url_lossy())
+            .map_err(|e| fail(OpenError::Connect(e)))?;
+        let pool = sqlite_pool(MAX_CONNECTIONS)
             .connect_with(options)
             .await
             .map_err(|e| fail(OpenError::Connect(e)))?;
-        Self::migrate(pool).await.map_err(fail)
+        Self::migrate(pool, Dialect::Sqlite).await.map_err(fail)
     }
 
-    /// A private in-memory store (tests, throw-away brokers). It lives as long as its single
-    /// connection: everything is lost when the last clone is dropped.
+    /// A private in-memory SQLite store (tests, throw-away brokers). It lives as long as its
+    /// single connection: everything is lost when the last clone is dropped.
     pub async fn open_in_memory() -> Result<Store, StoreError> {
         let fail = |source| StoreError::Open {
-            path: PathBuf::from(":memory:"),
+            location: ":memory:".into(),
             source,
         };
-        let options = SqliteConnectOptions::new()
-            .in_memory(true)
-            .foreign_keys(true);
+        install_drivers();
+        let options = AnyConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| fail(OpenError::Connect(e)))?;
         // One connection that never retires: each SQLite connection to `:memory:` is its own
         // database.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
+        let pool = sqlite_pool(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options)
             .await
             .map_err(|e| fail(OpenError::Connect(e)))?;
-        Self::migrate(pool).await.map_err(fail)
+        Self::migrate(pool, Dialect::Sqlite).await.map_err(fail)
     }
 
-    async fn migrate(pool: SqlitePool) -> Result<Store, OpenError> {
-        migrations::migrator()
+    /// Opens the PostgreSQL store at `url` (`postgres://USER:PASSWORD@HOST:PORT/DB`, with
+    /// `sslmode=verify-full&sslrootcert=CA` off-box) and brings the schema up to date. Several
+    /// brokers may open the same database at once: migrations take an advisory lock.
+    ///
+    /// `shown` is how errors name the database (the URL without its password).
+    pub async fn open_postgres(url: &str, shown: &str) -> Result<Store, StoreError> {
+        let fail = |source| StoreError::Open {
+            location: shown.to_owned(),
+            source,
+        };
+        install_drivers();
+        let options = AnyConnectOptions::from_str(url).map_err(|e| fail(OpenError::Connect(e)))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(MAX_PG_CONNECTIONS)
+            .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| fail(OpenError::Connect(e)))?;
+        Self::migrate(pool, Dialect::Postgres).await.map_err(fail)
+    }
+
+    async fn migrate(pool: AnyPool, dialect: Dialect) -> Result<Store, OpenError> {
+        migrations::migrator(dialect)
             .run(&pool)
             .await
             .map_err(OpenError::Migrate)?;
-        Ok(Store { pool })
+        Ok(Store { pool, dialect })
+    }
+
+    /// The newest migration applied (the schema version).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Which database this store runs on.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// Answers when the database does (`SELECT 1`), for health checks.
@@ -156,34 +208,52 @@ impl Store {
             .iter()
             .map(VoteRow::encode)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO grants (");
+        let mut tx = self.dialect.begin_write(&self.pool).await?;
+        let mut insert = Sql::new("INSERT INTO grants (");
         insert.push(GRANT_COLUMNS).push(") VALUES (");
-        let mut values = insert.separated(", ");
-        values
-            .push_bind(row.id)
-            .push_bind(row.state)
-            .push_bind(row.subject)
-            .push_bind(row.groups)
-            .push_bind(row.auth_method)
-            .push_bind(row.provider)
-            .push_bind(row.ci)
-            .push_bind(row.resource)
-            .push_bind(row.role)
-            .push_bind(row.rule)
-            .push_bind(row.reason)
-            .push_bind(row.ttl_secs)
-            .push_bind(row.requested_ttl_secs)
-            .push_bind(row.approval)
-            .push_bind(row.created_at)
-            .push_bind(row.activated_at)
-            .push_bind(row.expires_at)
-            .push_bind(row.ended_at)
-            .push_bind(row.ended_by)
-            .push_bind(row.end_reason);
-        insert.push(")");
         insert
-            .build()
+            .bind(row.id)
+            .push(", ")
+            .bind(row.state)
+            .push(", ")
+            .bind(row.subject)
+            .push(", ")
+            .bind(row.groups)
+            .push(", ")
+            .bind(row.auth_method)
+            .push(", ")
+            .bind(row.provider)
+            .push(", ")
+            .bind(row.ci)
+            .push(", ")
+            .bind(row.resource)
+            .push(", ")
+            .bind(row.role)
+            .push(", ")
+            .bind(row.rule)
+            .push(", ")
+            .bind(row.reason)
+            .push(", ")
+            .bind(row.ttl_secs)
+            .push(", ")
+            .bind(row.requested_ttl_secs)
+            .push(", ")
+            .bind(row.approval)
+            .push(", ")
+            .bind(row.created_at)
+            .push(", ")
+            .bind(row.activated_at)
+            .push(", ")
+            .bind(row.expires_at)
+            .push(", ")
+            .bind(row.ended_at)
+            .push(", ")
+            .bind(row.ended_by)
+            .push(", ")
+            .bind(row.end_reason)
+            .push(")");
+        insert
+            .build()?
             .execute(&mut *tx)
             .await
             .map_err(|e| match unique_violation(e) {
@@ -195,7 +265,7 @@ impl Store {
         for vote in votes {
             sqlx::query(
                 "INSERT INTO grant_votes (grant_id, approver, approve, reason, at) \
-                 VALUES (?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&grant.id)
             .bind(vote.approver)
@@ -212,7 +282,9 @@ impl Store {
 
     /// The grant with this id and its votes (oldest first), if any.
     pub async fn get(&self, id: &str) -> Result<Option<Grant>, StoreError> {
-        Ok(fetch(&self.pool, Select::Id(id), 1).await?.pop())
+        Ok(fetch(&self.pool, self.dialect, Select::Id(id), 1)
+            .await?
+            .pop())
     }
 
     /// Grants matching `filter`, newest first (ties in `created_at` by insertion order).
@@ -222,7 +294,7 @@ impl Store {
         } else {
             i64::from(filter.limit)
         };
-        fetch(&self.pool, Select::Filter(filter), limit).await
+        fetch(&self.pool, self.dialect, Select::Filter(filter), limit).await
     }
 
     /// Records one approver's vote on a pending grant.
@@ -233,20 +305,23 @@ impl Store {
     /// denying is the caller's decision.
     pub async fn add_vote(&self, grant_id: &str, vote: &Vote) -> Result<(), StoreError> {
         let vote = VoteRow::encode(vote)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // One statement checks the state and inserts, so no transition can slip in between.
-        let inserted = sqlx::query(
+        let mut tx = self.dialect.begin_write(&self.pool).await?;
+        // One statement checks the state and inserts, the grant's row locked (PostgreSQL) so
+        // no transition can slip in between.
+        let insert = format!(
             "INSERT INTO grant_votes (grant_id, approver, approve, reason, at) \
-             SELECT id, ?, ?, ?, ? FROM grants WHERE id = ? AND state = 'pending'",
-        )
-        .bind(vote.approver)
-        .bind(vote.approve)
-        .bind(vote.reason)
-        .bind(vote.at)
-        .bind(grant_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(already_voted)?;
+             SELECT id, $1, $2, $3, $4 FROM grants WHERE id = $5 AND state = 'pending'{}",
+            self.dialect.for_update()
+        );
+        let inserted = sqlx::query(AssertSqlSafe(insert))
+            .bind(vote.approver)
+            .bind(vote.approve)
+            .bind(vote.reason)
+            .bind(vote.at)
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(already_voted)?;
         if inserted.rows_affected() == 0 {
             return Err(not_in_state(&mut tx, grant_id).await);
         }
@@ -261,10 +336,10 @@ impl Store {
     pub async fn activate(&self, id: &str, now: u64, expires_at: u64) -> Result<Grant, StoreError> {
         let now = codec::to_db("activated_at", now)?;
         let expires_at = codec::to_db("expires_at", expires_at)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.dialect.begin_write(&self.pool).await?;
         let updated = sqlx::query(
-            "UPDATE grants SET state = 'active', activated_at = ?, expires_at = ? \
-             WHERE id = ? AND state = 'pending'",
+            "UPDATE grants SET state = 'active', activated_at = $1, expires_at = $2 \
+             WHERE id = $3 AND state = 'pending'",
         )
         .bind(now)
         .bind(expires_at)
@@ -274,7 +349,7 @@ impl Store {
         if updated.rows_affected() == 0 {
             return Err(not_in_state(&mut tx, id).await);
         }
-        let grant = fetch_one(&mut tx, id).await?;
+        let grant = fetch_one(&mut tx, self.dialect, id).await?;
         tx.commit().await?;
         Ok(grant)
     }
@@ -302,24 +377,24 @@ impl Store {
         let to = codec::state_name(to)?;
         let now = codec::to_db("ended_at", now)?;
         let reason = (!reason.is_empty()).then_some(reason);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut update = QueryBuilder::<Sqlite>::new("UPDATE grants SET state = ");
+        let mut tx = self.dialect.begin_write(&self.pool).await?;
+        let mut update = Sql::new("UPDATE grants SET state = ");
         update
-            .push_bind(to)
+            .bind(to)
             .push(", ended_at = ")
-            .push_bind(now)
+            .bind(now)
             .push(", ended_by = ")
-            .push_bind(by)
+            .bind(by)
             .push(", end_reason = ")
-            .push_bind(reason)
+            .bind(reason)
             .push(" WHERE id = ")
-            .push_bind(id);
+            .bind(id);
         push_state_in(&mut update, from);
-        let updated = update.build().execute(&mut *tx).await?;
+        let updated = update.build()?.execute(&mut *tx).await?;
         if updated.rows_affected() == 0 {
             return Err(not_in_state(&mut tx, id).await);
         }
-        let grant = fetch_one(&mut tx, id).await?;
+        let grant = fetch_one(&mut tx, self.dialect, id).await?;
         tx.commit().await?;
         Ok(grant)
     }
@@ -327,7 +402,7 @@ impl Store {
     /// Every pending or active grant, newest first: what the broker re-arms approval and
     /// expiry timers for after a restart.
     pub async fn live(&self) -> Result<Vec<Grant>, StoreError> {
-        fetch(&self.pool, Select::Live, -1).await
+        fetch(&self.pool, self.dialect, Select::Live, -1).await
     }
 
     /// The newest grant `subject` could reuse for `role` on `resource` at `now` (what
@@ -347,7 +422,7 @@ impl Store {
             role,
             now,
         };
-        Ok(fetch(&self.pool, select, 1).await?.pop())
+        Ok(fetch(&self.pool, self.dialect, select, 1).await?.pop())
     }
 
     /// Records that the session token `token_id` of `subject`, valid until `expires_at`, was
@@ -366,7 +441,7 @@ impl Store {
         let now = codec::to_db("revoked_at", now)?;
         sqlx::query(
             "INSERT INTO revoked_tokens (token_id, subject, expires_at, revoked_at) \
-             VALUES (?, ?, ?, ?) ON CONFLICT (token_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4) ON CONFLICT (token_id) DO NOTHING",
         )
         .bind(token_id)
         .bind(subject)
@@ -381,11 +456,12 @@ impl Store {
     /// and including its `exp` second), as (token id, expires_at), in no particular order.
     pub async fn revoked_tokens(&self, now: u64) -> Result<Vec<(String, u64)>, StoreError> {
         let now = codec::to_db("now", now)?;
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT token_id, expires_at FROM revoked_tokens WHERE expires_at >= ?")
-                .bind(now)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT token_id, expires_at FROM revoked_tokens WHERE expires_at >= $1",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
             .map(|(token_id, expires_at)| {
                 // `expires_at >= now >= 0` in SQL, so this fails only if that invariant breaks.
@@ -404,7 +480,7 @@ impl Store {
     /// broker refuses as expired anyway. Returns how many rows went.
     pub async fn prune_revoked_tokens(&self, now: u64) -> Result<u64, StoreError> {
         let now = codec::to_db("now", now)?;
-        let deleted = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < ?")
+        let deleted = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
             .bind(now)
             .execute(&self.pool)
             .await?;
@@ -413,41 +489,51 @@ impl Store {
 
     /// The pool, for this crate's other modules (`audit.rs`) and for tests that need to look
     /// under the API.
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 }
 
 /// ` AND state IN (..)`; an empty list matches nothing.
-fn push_state_in(query: &mut QueryBuilder<Sqlite>, states: &[GrantState]) {
+fn push_state_in(query: &mut Sql, states: &[GrantState]) {
     query.push(" AND state IN (");
-    let mut list = query.separated(", ");
-    for state in states {
-        list.push_bind(state.as_str());
+    if states.is_empty() {
+        query.push("NULL");
     }
+    query.bind_list(states.iter().map(|state| state.as_str()));
     query.push(")");
 }
 
 /// Reads the selected grants with their votes in one statement (so one consistent snapshot):
 /// the newest `limit` grants (-1: all) joined with their votes, ordered grant by grant.
-async fn fetch<'c, E>(executor: E, select: Select<'_>, limit: i64) -> Result<Vec<Grant>, StoreError>
+async fn fetch<'c, E>(
+    executor: E,
+    dialect: Dialect,
+    select: Select<'_>,
+    limit: i64,
+) -> Result<Vec<Grant>, StoreError>
 where
-    E: Executor<'c, Database = Sqlite>,
+    E: Executor<'c, Database = sqlx::Any>,
 {
-    let mut query = QueryBuilder::<Sqlite>::new(
+    let order = dialect.insertion_order();
+    let mut query = Sql::new(
         "SELECT g.*, v.approver AS v_approver, v.approve AS v_approve, \
          v.reason AS v_reason, v.at AS v_at \
-         FROM (SELECT rowid AS seq, ",
+         FROM (SELECT ",
     );
-    query.push(GRANT_COLUMNS).push(" FROM grants WHERE ");
+    query
+        .push(order)
+        .push(" AS seq, ")
+        .push(GRANT_COLUMNS)
+        .push(" FROM grants WHERE ");
     match select {
         Select::Id(id) => {
-            query.push("id = ").push_bind(id);
+            query.push("id = ").bind(id);
         }
         Select::Filter(filter) => {
             query.push("TRUE");
             if let Some(subject) = &filter.subject {
-                query.push(" AND subject = ").push_bind(subject);
+                query.push(" AND subject = ").bind(subject.as_str());
             }
             if !filter.states.is_empty() {
                 push_state_in(&mut query, &filter.states);
@@ -464,32 +550,36 @@ where
         } => {
             query
                 .push("subject = ")
-                .push_bind(subject)
+                .bind(subject)
                 .push(" AND resource = ")
-                .push_bind(resource)
+                .bind(resource)
                 .push(" AND role = ")
-                .push_bind(role)
+                .bind(role)
                 .push(" AND ((state = 'active' AND expires_at > ")
-                .push_bind(now)
-                .push(") OR (state = 'pending' AND (approval IS NULL")
-                .push(" OR json_extract(approval, '$.expires_at') > ")
-                .push_bind(now)
+                .bind(now)
+                .push(") OR (state = 'pending' AND (approval IS NULL OR ")
+                .push(dialect.approval_expires_at())
+                .push(" > ")
+                .bind(now)
                 .push(")))");
         }
     }
     query
-        .push(" ORDER BY created_at DESC, rowid DESC LIMIT ")
-        .push_bind(limit)
-        .push(
-            ") AS g LEFT JOIN grant_votes AS v ON v.grant_id = g.id \
-             ORDER BY g.created_at DESC, g.seq DESC, v.at, v.rowid",
-        );
-    let rows = query.build().fetch_all(executor).await?;
+        .push(" ORDER BY created_at DESC, ")
+        .push(order)
+        .push(" DESC");
+    if limit >= 0 {
+        query.push(" LIMIT ").bind(limit);
+    }
+    query
+        .push(") AS g LEFT JOIN grant_votes AS v ON v.grant_id = g.id ORDER BY g.created_at DESC, g.seq DESC, v.at, v.")
+        .push(order);
+    let rows = query.build()?.fetch_all(executor).await?;
     collect(&rows)
 }
 
 /// Folds grant-joined-with-votes rows (consecutive per grant) into grants.
-fn collect(rows: &[SqliteRow]) -> Result<Vec<Grant>, StoreError> {
+fn collect(rows: &[AnyRow]) -> Result<Vec<Grant>, StoreError> {
     let mut grants: Vec<Grant> = Vec::new();
     for row in rows {
         let id: String = row.try_get("id")?;
@@ -504,16 +594,20 @@ fn collect(rows: &[SqliteRow]) -> Result<Vec<Grant>, StoreError> {
 }
 
 /// The grant just changed inside `tx`.
-async fn fetch_one(tx: &mut SqliteConnection, id: &str) -> Result<Grant, StoreError> {
-    fetch(tx, Select::Id(id), 1)
+async fn fetch_one(
+    tx: &mut AnyConnection,
+    dialect: Dialect,
+    id: &str,
+) -> Result<Grant, StoreError> {
+    fetch(tx, dialect, Select::Id(id), 1)
         .await?
         .pop()
         .ok_or(StoreError::NotFound)
 }
 
 /// Why a compare-and-set changed nothing: the grant's actual state, or that it does not exist.
-async fn not_in_state(tx: &mut SqliteConnection, id: &str) -> StoreError {
-    let state = sqlx::query_scalar::<_, String>("SELECT state FROM grants WHERE id = ?")
+async fn not_in_state(tx: &mut AnyConnection, id: &str) -> StoreError {
+    let state = sqlx::query_scalar::<_, String>("SELECT state FROM grants WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)
         .await;
@@ -540,4 +634,22 @@ fn already_voted(error: sqlx::Error) -> StoreError {
         Ok(()) => StoreError::AlreadyVoted,
         Err(e) => e.into(),
     }
+}
+
+/// Registers sqlx's SQLite and PostgreSQL drivers with `Any` (the first call does).
+fn install_drivers() {
+    sqlx::any::install_default_drivers();
+}
+
+/// A pool of SQLite connections, each set up with [`SQLITE_PRAGMAS`].
+fn sqlite_pool(max: u32) -> AnyPoolOptions {
+    install_drivers();
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(SQLITE_PRAGMAS).await?;
+                Ok(())
+            })
+        })
 }

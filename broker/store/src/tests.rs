@@ -1,5 +1,5 @@
-//! The store against real SQLite: in memory, and on a file in a temporary directory where
-//! reopening, WAL and concurrent writers matter.
+//! The store against real SQLite files and a real PostgreSQL (`test_support`): every
+//! operation on both, and what only a SQLite file has (reopening, WAL, its errors).
 
 use crate::{GrantFilter, OpenError, Store, StoreError};
 use sluice_shared::grants::{ApprovalRule, Grant, GrantState, Requester, Vote};
@@ -131,18 +131,14 @@ async fn full_grant_round_trips_on_a_file() {
     );
 }
 
-#[tokio::test]
-async fn minimal_grant_round_trips_in_memory() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn minimal_grant_round_trips(store: Store) {
     let original = grant("g_min", "alice", 10);
     store.insert(&original).await.unwrap();
     assert_eq!(store.get("g_min").await.unwrap(), Some(original));
     assert_eq!(store.get("g_other").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn votes_come_back_in_time_order() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn votes_come_back_in_time_order(store: Store) {
     store.insert(&grant("g1", "alice", 10)).await.unwrap();
     store.add_vote("g1", &vote("zed", true, 30)).await.unwrap();
     store.add_vote("g1", &vote("amy", true, 20)).await.unwrap();
@@ -153,9 +149,7 @@ async fn votes_come_back_in_time_order() {
     assert_eq!(got.votes[1], vote("bob", false, 25));
 }
 
-#[tokio::test]
-async fn duplicate_id_is_refused() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn duplicate_id_is_refused(store: Store) {
     store.insert(&grant("g1", "alice", 10)).await.unwrap();
     let err = store.insert(&grant("g1", "bob", 20)).await.unwrap_err();
     assert!(
@@ -168,9 +162,7 @@ async fn duplicate_id_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn insert_with_a_repeated_approver_leaves_nothing_behind() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn insert_with_a_repeated_approver_leaves_nothing_behind(store: Store) {
     let mut g = grant("g1", "alice", 10);
     g.votes = vec![vote("carol", true, 11), vote("carol", false, 12)];
     let err = store.insert(&g).await.unwrap_err();
@@ -178,9 +170,7 @@ async fn insert_with_a_repeated_approver_leaves_nothing_behind() {
     assert_eq!(store.get("g1").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn unstorable_values_are_refused() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn unstorable_values_are_refused(store: Store) {
     let mut g = grant("g1", "alice", 10);
     g.state = GrantState::Unknown;
     let err = store.insert(&g).await.unwrap_err();
@@ -213,9 +203,7 @@ async fn unstorable_values_are_refused() {
     assert_eq!(g.expires_at, Some(i64_max));
 }
 
-#[tokio::test]
-async fn list_filters_and_orders_newest_first() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn list_filters_and_orders_newest_first(store: Store) {
     // Inserted out of time order; b2 and b3 share a creation time (insertion order breaks it).
     for (id, subject, at) in [
         ("a2", "alice", 20),
@@ -276,9 +264,7 @@ async fn list_filters_and_orders_newest_first() {
     assert!(store.list(&nobody).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn limit_counts_grants_not_votes() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn limit_counts_grants_not_votes(store: Store) {
     store.insert(&grant("old", "alice", 1)).await.unwrap();
     store.insert(&grant("new", "alice", 2)).await.unwrap();
     for approver in ["a", "b", "c"] {
@@ -296,9 +282,7 @@ async fn limit_counts_grants_not_votes() {
     assert_eq!(got[0].votes.len(), 3);
 }
 
-#[tokio::test]
-async fn live_is_pending_and_active_only() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn live_is_pending_and_active_only(store: Store) {
     for (id, at) in [("p", 1), ("a", 2), ("d", 3), ("e", 4), ("r", 5)] {
         store.insert(&grant(id, "alice", at)).await.unwrap();
     }
@@ -322,9 +306,7 @@ async fn live_is_pending_and_active_only() {
     assert_eq!(ids(&store.live().await.unwrap()), ["a", "p"]);
 }
 
-#[tokio::test]
-async fn activate_sets_times_once() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn activate_sets_times_once(store: Store) {
     store.insert(&grant("g1", "alice", 10)).await.unwrap();
     let g = store.activate("g1", 20, 3620).await.unwrap();
     assert_eq!(g.state, GrantState::Active);
@@ -348,9 +330,7 @@ async fn activate_sets_times_once() {
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
 
-#[tokio::test]
-async fn activate_after_expiry_loses() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn activate_after_expiry_loses(store: Store) {
     store.insert(&grant("g1", "alice", 10)).await.unwrap();
     // Nobody decided in time: the approval timer expires the request ...
     let g = store
@@ -382,9 +362,7 @@ async fn activate_after_expiry_loses() {
     assert_eq!(store.get("g1").await.unwrap(), Some(g));
 }
 
-#[tokio::test]
-async fn vote_after_deny_loses() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn vote_after_deny_loses(store: Store) {
     store.insert(&grant("g1", "alice", 10)).await.unwrap();
     store
         .add_vote("g1", &vote("carol", false, 11))
@@ -428,9 +406,7 @@ async fn vote_after_deny_loses() {
     assert_eq!(g.votes, [vote("carol", false, 11)]);
 }
 
-#[tokio::test]
-async fn second_vote_by_the_same_approver_is_refused() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn second_vote_by_the_same_approver_is_refused(store: Store) {
     store.insert(&grant("g1", "alice", 10)).await.unwrap();
     store
         .add_vote("g1", &vote("carol", true, 11))
@@ -458,9 +434,7 @@ async fn second_vote_by_the_same_approver_is_refused() {
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
 
-#[tokio::test]
-async fn finish_happens_once() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn finish_happens_once(store: Store) {
     store.insert(&grant("g1", "alice", 10)).await.unwrap();
     store.activate("g1", 11, 100).await.unwrap();
     let live = [GrantState::Pending, GrantState::Active];
@@ -504,9 +478,7 @@ async fn finish_happens_once() {
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
 
-#[tokio::test]
-async fn finish_respects_from_and_needs_a_final_target() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn finish_respects_from_and_needs_a_final_target(store: Store) {
     store.insert(&grant("g1", "alice", 10)).await.unwrap();
     // Only active grants may expire by TTL; this one is still pending.
     let err = store
@@ -558,9 +530,7 @@ async fn finish_respects_from_and_needs_a_final_target() {
     assert_eq!(g.end_reason, None);
 }
 
-#[tokio::test]
-async fn find_reusable_only_finds_own_usable_grants() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn find_reusable_only_finds_own_usable_grants(store: Store) {
     let now = 1000;
     let active = [GrantState::Active];
     // Not reusable: expired by time, ended, someone else's, other role, other resource.
@@ -637,12 +607,13 @@ async fn reopening_keeps_data_and_migrates_once() {
         let store = Store::open(&path).await.unwrap();
         assert_eq!(store.get("g_full").await.unwrap(), Some(full_grant()));
         assert_eq!(store.get("g2").await.unwrap().unwrap().votes.len(), 1);
-        let applied: Vec<(i64, bool)> =
-            sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
-                .fetch_all(store.pool())
-                .await
-                .unwrap();
-        assert_eq!(applied, [(1, true), (2, true), (3, true), (4, true)]);
+        let applied: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT version, CAST(success AS INTEGER) FROM _sqlx_migrations ORDER BY version",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(applied, [(1, 1), (2, 1), (3, 1), (4, 1)]);
         store.close().await;
     }
 }
@@ -681,13 +652,13 @@ async fn missing_directory_is_named() {
     let path = dir.path().join("no-such-dir").join("sluice.db");
     let err = Store::open(&path).await.unwrap_err();
     let StoreError::Open {
-        path: ref reported,
+        location: ref reported,
         source: OpenError::MissingDirectory { ref dir },
     } = err
     else {
         panic!("{err:?}");
     };
-    assert_eq!(reported, &path);
+    assert_eq!(reported, &path.display().to_string());
     assert_eq!(dir, &path.parent().unwrap());
     let text = chain(&err);
     assert!(text.contains(&path.display().to_string()), "{text}");
@@ -708,9 +679,7 @@ async fn a_file_that_is_not_a_database_is_refused_by_path() {
     assert!(chain(&err).contains(&path.display().to_string()), "{err:?}");
 }
 
-#[tokio::test]
-async fn corrupt_rows_are_errors_not_defaults() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn corrupt_rows_are_errors_not_defaults(store: Store) {
     store.insert(&grant("g1", "alice", 10)).await.unwrap();
     sqlx::query("UPDATE grants SET state = 'paused' WHERE id = 'g1'")
         .execute(store.pool())
@@ -740,10 +709,7 @@ async fn corrupt_rows_are_errors_not_defaults() {
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_activate_and_finish_have_one_winner() {
-    let (_dir, path) = temp_db();
-    let store = Store::open(&path).await.unwrap();
+async fn concurrent_activate_and_finish_have_one_winner(store: Store) {
     let mut activated = 0;
     let mut expired = 0;
     for round in 0..25 {
@@ -784,10 +750,7 @@ async fn concurrent_activate_and_finish_have_one_winner() {
     assert_eq!(activated + expired, 25);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_votes_by_one_approver_count_once() {
-    let (_dir, path) = temp_db();
-    let store = Store::open(&path).await.unwrap();
+async fn concurrent_votes_by_one_approver_count_once(store: Store) {
     store.insert(&grant("g1", "alice", 1)).await.unwrap();
     let tasks: Vec<_> = (0..8)
         .map(|i| {
@@ -846,9 +809,7 @@ async fn revoked_tokens_survive_reopening() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn revoking_a_token_again_keeps_the_first_record() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn revoking_a_token_again_keeps_the_first_record(store: Store) {
     store.revoke_token("t1", "alice", 2000, 1000).await.unwrap();
     // A retried logout, or a second broker task racing the first: no error, no second row.
     store.revoke_token("t1", "alice", 2000, 1200).await.unwrap();
@@ -862,9 +823,7 @@ async fn revoking_a_token_again_keeps_the_first_record() {
     );
 }
 
-#[tokio::test]
-async fn only_unexpired_revocations_are_listed_and_kept() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn only_unexpired_revocations_are_listed_and_kept(store: Store) {
     store.revoke_token("gone", "alice", 999, 900).await.unwrap();
     // A token is still accepted during its `exp` second, so its revocation must stay too.
     store
@@ -895,9 +854,7 @@ async fn only_unexpired_revocations_are_listed_and_kept() {
     assert_eq!(store.revoked_tokens(0).await.unwrap(), []);
 }
 
-#[tokio::test]
-async fn revocation_times_beyond_sqlite_are_refused() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn revocation_times_beyond_the_store_are_refused(store: Store) {
     let err = store
         .revoke_token("t1", "alice", u64::MAX, 1000)
         .await
@@ -917,7 +874,7 @@ async fn a_store_from_before_revocations_is_upgraded_at_open() {
         .filename(&path)
         .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    crate::migrations::migrator_up_to(1)
+    crate::migrations::migrator_up_to(crate::Dialect::Sqlite, 1)
         .run(&pool)
         .await
         .unwrap();
@@ -937,3 +894,27 @@ async fn a_store_from_before_revocations_is_upgraded_at_open() {
     );
     store.close().await;
 }
+
+crate::test_support::on_both_databases!(
+    minimal_grant_round_trips,
+    votes_come_back_in_time_order,
+    duplicate_id_is_refused,
+    insert_with_a_repeated_approver_leaves_nothing_behind,
+    unstorable_values_are_refused,
+    list_filters_and_orders_newest_first,
+    limit_counts_grants_not_votes,
+    live_is_pending_and_active_only,
+    activate_sets_times_once,
+    activate_after_expiry_loses,
+    vote_after_deny_loses,
+    second_vote_by_the_same_approver_is_refused,
+    finish_happens_once,
+    finish_respects_from_and_needs_a_final_target,
+    find_reusable_only_finds_own_usable_grants,
+    corrupt_rows_are_errors_not_defaults,
+    revoking_a_token_again_keeps_the_first_record,
+    only_unexpired_revocations_are_listed_and_kept,
+    revocation_times_beyond_the_store_are_refused,
+    concurrent_activate_and_finish_have_one_winner,
+    concurrent_votes_by_one_approver_count_once,
+);

@@ -190,7 +190,7 @@ roles: {}
                 8,
                 1,
                 "store",
-                "expected a mapping with sqlite, found a single value",
+                "expected a mapping with sqlite, postgres, found a single value",
             ),
             (
                 11,

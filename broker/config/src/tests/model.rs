@@ -147,14 +147,12 @@ fn full_example_parses_to_the_expected_model() {
             default_ttl: Duration::from_secs(30 * 60),
             max_ttl: Duration::from_secs(8 * 3600),
         },
-        store: StoreConfig {
-            sqlite: at(
-                PathBuf::from("/etc/sluice/data/sluice.db"),
-                12,
-                3,
-                "store.sqlite",
-            ),
-        },
+        store: StoreConfig::Sqlite(at(
+            PathBuf::from("/etc/sluice/data/sluice.db"),
+            12,
+            3,
+            "store.sqlite",
+        )),
         resources: vec![
             Resource {
                 name: "pg-main".into(),
@@ -474,5 +472,11 @@ fn relative_paths_resolve_against_the_config_directory() {
     assert_eq!(nested.tls.key.value, PathBuf::from("/k.pem"));
     // A bare file name has an empty parent: paths stay relative to the working directory.
     let bare = crate::parse(text, std::path::Path::new("sluice.yaml")).expect("valid");
-    assert_eq!(bare.store.sqlite.value, PathBuf::from("db.sqlite"));
+    assert_eq!(
+        bare.store
+            .sqlite()
+            .map(|s| s.value.clone())
+            .unwrap_or_default(),
+        PathBuf::from("db.sqlite")
+    );
 }

@@ -41,7 +41,11 @@ fn starter_config_parses_with_the_given_values() {
         PathBuf::from("/etc/sluice/keys/session-signing.pem")
     );
     assert_eq!(
-        config.store.sqlite.value,
+        config
+            .store
+            .sqlite()
+            .map(|s| s.value.clone())
+            .unwrap_or_default(),
         PathBuf::from("/etc/sluice/sluice.db")
     );
     assert!(config.resources.is_empty());
@@ -86,7 +90,11 @@ fn starter_config_quotes_values_that_need_it() {
     );
     assert_eq!(config.tokens.signing_key.value, relative("null"));
     assert_eq!(
-        config.store.sqlite.value,
+        config
+            .store
+            .sqlite()
+            .map(|s| s.value.clone())
+            .unwrap_or_default(),
         PathBuf::from("/var/lib/sluice/db:")
     );
     assert!(

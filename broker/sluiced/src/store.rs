@@ -1,0 +1,55 @@
+//! Opens the store the config names: the SQLite file, or the shared PostgreSQL with its
+//! password read and TLS pinned to the configured CA.
+
+use anyhow::{Context, Result};
+use sluice_config::{PostgresStore, StoreConfig};
+use sluice_store::Store;
+
+/// Opens (and migrates) the configured store; errors name the config key.
+pub async fn open(config: &StoreConfig) -> Result<Store> {
+    match config {
+        StoreConfig::Sqlite(sqlite) => Store::open(&sqlite.value)
+            .await
+            .with_context(|| format!("{}: store.sqlite", sqlite.location)),
+        StoreConfig::Postgres(postgres) => {
+            let url = postgres_url(postgres)?;
+            Store::open_postgres(&url, &postgres.url.value)
+                .await
+                .with_context(|| format!("{}: store.postgres.url", postgres.url.location))
+        }
+    }
+}
+
+/// The URL sqlx connects with: the configured one plus the password and, with a CA, TLS that
+/// verifies the server's certificate and host name (`verify-full`). Never logged or shown.
+fn postgres_url(postgres: &PostgresStore) -> Result<String> {
+    let mut url = url::Url::parse(&postgres.url.value)
+        .with_context(|| format!("{}: store.postgres.url", postgres.url.location))?;
+    if let Some(password) = &postgres.password {
+        let secret = password
+            .value
+            .resolve()
+            .with_context(|| format!("{}: store.postgres.password", password.location))?;
+        url.set_password(Some(secret.expose())).map_err(|()| {
+            anyhow::anyhow!(
+                "{}: store.postgres.url cannot hold a password",
+                postgres.url.location
+            )
+        })?;
+    }
+    match &postgres.ca {
+        Some(ca) => {
+            let ca = ca.value.to_str().with_context(|| {
+                format!("{}: store.postgres.ca is not a UTF-8 path", ca.location)
+            })?;
+            url.query_pairs_mut()
+                .append_pair("sslmode", "verify-full")
+                .append_pair("sslrootcert", ca);
+        }
+        // Only a loopback host gets here (the config refuses others without a CA).
+        None => {
+            url.query_pairs_mut().append_pair("sslmode", "disable");
+        }
+    }
+    Ok(url.into())
+}
