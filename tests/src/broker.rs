@@ -17,6 +17,7 @@ pub struct BrokerBuilder {
     rules: String,
     identity: String,
     top_level: String,
+    store: Option<String>,
     env: Vec<(String, String)>,
 }
 
@@ -199,6 +200,22 @@ impl BrokerBuilder {
         self
     }
 
+    /// Keeps the store in database `database` of `pg` (created here, owned by its application
+    /// user, whose password reaches the broker through an environment variable) instead of a
+    /// SQLite file, and recordings in the broker's own directory unless the configuration says
+    /// otherwise: what several brokers behind one load balancer share ([`Broker::replica`]).
+    pub fn shared_store(mut self, pg: &Postgres, database: &str) -> Self {
+        pg.admin_sql(
+            "postgres",
+            &format!("CREATE DATABASE {database} OWNER {}", pg.app_user),
+        );
+        self.store = Some(format!(
+            "store:\n  postgres:\n    url: postgres://{}@127.0.0.1:{}/{database}\n    password: env:SLUICE_STORE_PASSWORD\n",
+            pg.app_user, pg.port
+        ));
+        self.env("SLUICE_STORE_PASSWORD", &pg.app_password.clone())
+    }
+
     /// Writes the config next to a fresh `sluiced init` and starts the broker.
     pub fn start(self) -> Broker {
         let mut broker = self.configure();
@@ -246,8 +263,13 @@ impl BrokerBuilder {
         let top_level = self
             .top_level
             .replace("{dir}", &dir.path().display().to_string());
+        let store = match &self.store {
+            Some(shared) if top_level.contains("recording:") => shared.clone(),
+            Some(shared) => format!("{shared}recording:\n  dir: recordings\n"),
+            None => "store:\n  sqlite: sluice.db\n".to_owned(),
+        };
         let config = format!(
-            "{identity}{top_level}listen: 127.0.0.1:{port}\ntls:\n  cert: tls/server.crt\n  key: tls/server.key\n  ca: tls/ca.crt\ntokens:\n  signing_key: keys/session-signing.pem\n  default_ttl: 1h\n  max_ttl: 12h\nstore:\n  sqlite: sluice.db\n{resources}{rules}"
+            "{identity}{top_level}listen: 127.0.0.1:{port}\ntls:\n  cert: tls/server.crt\n  key: tls/server.key\n  ca: tls/ca.crt\ntokens:\n  signing_key: keys/session-signing.pem\n  default_ttl: 1h\n  max_ttl: 12h\n{store}{resources}{rules}"
         );
         std::fs::write(dir.path().join("sluice.yaml"), config).expect("write config");
         Broker {
@@ -401,6 +423,42 @@ impl Broker {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Starts another broker with this one's configuration, keys and certificate on a port of
+    /// its own: a replica, when the store is shared ([`BrokerBuilder::shared_store`]).
+    pub fn replica(&self) -> Broker {
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-replica-")
+            .tempdir()
+            .expect("tempdir");
+        for part in ["sluice.yaml", "tls", "keys"] {
+            let out = Command::new("cp")
+                .arg("-r")
+                .arg(self.dir.path().join(part))
+                .arg(dir.path())
+                .output()
+                .expect("run cp");
+            assert!(out.status.success(), "copy {part}: {out:?}");
+        }
+        let port = free_port();
+        let config = dir.path().join("sluice.yaml");
+        let text = std::fs::read_to_string(&config).expect("read config");
+        let from = format!("listen: 127.0.0.1:{}\n", self.port);
+        assert!(text.contains(&from), "no {from:?} in:\n{text}");
+        std::fs::write(
+            &config,
+            text.replace(&from, &format!("listen: 127.0.0.1:{port}\n")),
+        )
+        .expect("write config");
+        let mut replica = Broker {
+            port,
+            env: self.env.clone(),
+            child: None,
+            dir,
+        };
+        replica.spawn();
+        replica
     }
 
     /// Starts the broker again with the same config, keys and port.

@@ -47,6 +47,8 @@ pub struct AppState {
     pub sessions: crate::sessions::Sessions,
     /// `GET /metrics`, when the configuration turns it on.
     pub metrics: Option<crate::metrics::Metrics>,
+    /// Whether this broker hears the others sharing its store.
+    pub fanout: Arc<crate::fanout::FanoutStatus>,
 }
 
 /// An [`ApiError`] as an HTTP response with the code's status and a JSON body.
@@ -93,14 +95,19 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-/// What the broker needs to serve tunnels, checked now: the store answers and the recordings
-/// can be written. 503 when one fails, so a load balancer sends no one to a broker that would
-/// refuse every tunnel.
+/// What the broker needs to serve tunnels, checked now: the store answers, the recordings can
+/// be written and (with a shared store) the other brokers' changes are heard. 503 when one
+/// fails, so a load balancer sends no one to a broker that would refuse every tunnel or miss
+/// another broker's revocations for up to the re-check interval.
 async fn health(State(app): State<AppState>) -> Response {
     let (store, recordings) = app.sessions.check().await;
     let mut checks = std::collections::BTreeMap::new();
     let mut ok = true;
-    for (name, result) in [("store", store), ("recordings", recordings)] {
+    let notifications = app.fanout.check().map(|result| ("notifications", result));
+    for (name, result) in [("store", store), ("recordings", recordings)]
+        .into_iter()
+        .chain(notifications)
+    {
         if let Err(why) = &result {
             tracing::warn!(check = name, error = %why, "health check failed");
             ok = false;

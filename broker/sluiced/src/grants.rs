@@ -47,6 +47,9 @@ pub struct Grants {
     config: LiveConfig,
     /// Lease of every active grant, by id; ending one closes every tunnel using it.
     leases: Mutex<HashMap<String, Arc<LeaseHandle>>>,
+    /// The (grant, state) pairs whose end is scheduled here, so hearing of a grant again arms
+    /// no second timer.
+    scheduled: Mutex<std::collections::HashSet<(String, GrantState)>>,
     /// Bumped on every change; long-polls wait for it to move.
     changes: Arc<watch::Sender<u64>>,
     /// See [`Self::race_point`].
@@ -100,6 +103,7 @@ impl Grants {
             store,
             config,
             leases: Mutex::new(HashMap::new()),
+            scheduled: Mutex::default(),
             // Random per start, so a watcher that reconnects after a restart sees a change.
             changes: Arc::new(watch::channel(rand::random::<u64>()).0),
             #[cfg(test)]
@@ -565,7 +569,71 @@ impl Grants {
         }
     }
 
-    /// Starts the timer that ends a pending request (approval timeout) or an active grant.
+    /// Applies what another broker sharing the store did to grant `id`: its tunnels here end
+    /// if it ended, its end is scheduled here too if it is live (so it ends on time even if
+    /// that broker stops), and long-polls here wake to read it.
+    pub async fn refresh(self: &Arc<Self>, id: &str) {
+        match self.store.get(id).await {
+            Ok(Some(grant)) => {
+                if grant.state.is_final() {
+                    self.end_lease(&grant);
+                    self.forget_schedule(&grant.id);
+                } else {
+                    self.schedule(&grant);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(grant = %id, error = %e, "cannot read a grant another broker changed"),
+        }
+        self.bump();
+    }
+
+    /// Reads the live grants again (a notification from another broker may have been lost):
+    /// tunnels here on a grant no longer active end, live grants' ends are scheduled here. One
+    /// query while nothing changed; one more per grant that ended.
+    pub async fn recheck(self: &Arc<Self>) {
+        let live = match self.store.live().await {
+            Ok(live) => live,
+            Err(e) => {
+                warn!(error = %e, "cannot read the live grants again");
+                return;
+            }
+        };
+        let active: std::collections::HashSet<&str> = live
+            .iter()
+            .filter(|grant| grant.state == GrantState::Active)
+            .map(|grant| grant.id.as_str())
+            .collect();
+        let gone: Vec<String> = self
+            .leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .filter(|id| !active.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            match self.store.get(&id).await {
+                Ok(Some(grant)) if grant.state != GrantState::Active => self.end_lease(&grant),
+                Ok(_) => {}
+                Err(e) => warn!(grant = %id, error = %e, "cannot read a grant again"),
+            }
+        }
+        for grant in &live {
+            self.schedule(grant);
+        }
+        self.bump();
+    }
+
+    fn forget_schedule(&self, id: &str) {
+        self.scheduled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(scheduled, _)| scheduled != id);
+    }
+
+    /// Starts the timer that ends a pending request (approval timeout) or an active grant,
+    /// once per grant and state.
     fn schedule(self: &Arc<Self>, grant: &Grant) {
         let (at, from, reason) = match grant.state {
             GrantState::Active => match grant.expires_at {
@@ -578,6 +646,14 @@ impl Grants {
             },
             _ => return,
         };
+        let fresh = self
+            .scheduled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((grant.id.clone(), from));
+        if !fresh {
+            return;
+        }
         let this = Arc::clone(self);
         let id = grant.id.clone();
         tokio::spawn(async move {
@@ -586,6 +662,10 @@ impl Grants {
                 tokio::time::sleep(left).await;
             }
             this.expire(&id, from, reason).await;
+            this.scheduled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(id, from));
         });
     }
 

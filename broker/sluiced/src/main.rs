@@ -7,6 +7,7 @@ mod audit_api;
 mod enforce;
 mod engines;
 mod explain;
+mod fanout;
 mod gate;
 mod grants;
 mod grants_api;

@@ -119,9 +119,10 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
         live.clone(),
         signer,
     ));
-    let grants = crate::grants::Grants::start(store, live.clone())
+    let grants = crate::grants::Grants::start(store.clone(), live.clone())
         .await
         .context("cannot load the live grants from the store")?;
+    let fanout = crate::fanout::start(store, grants.clone(), revocations.clone());
     let holds = crate::holds::Holds::new(grants.changes());
     let enforcer = Arc::new(crate::enforce::Enforcer::new(holds.clone()));
     let (targets_tx, targets) = watch::channel(targets);
@@ -150,6 +151,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
         revocations,
         sessions,
         metrics,
+        fanout,
     };
     tokio::spawn(prune_revocations(state.revocations.clone()));
     info!(

@@ -321,6 +321,16 @@ impl Revocations {
         Ok(())
     }
 
+    /// Reads the revocations again (another broker sharing the store may have added some):
+    /// every one still valid at `now` is kept here, none is dropped that the store still has.
+    pub async fn refresh(&self, now: u64) -> Result<(), StoreError> {
+        let stored = self.store.revoked_tokens(now).await?;
+        let mut map = self.lock();
+        map.retain(|_, until| *until >= now);
+        map.extend(stored);
+        Ok(())
+    }
+
     /// Whether `jti` was revoked.
     pub fn is_revoked(&self, jti: &str) -> bool {
         self.lock().contains_key(jti)

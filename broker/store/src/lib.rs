@@ -24,6 +24,7 @@
 
 mod audit;
 mod backend;
+mod changes;
 mod codec;
 mod error;
 mod migrations;
@@ -32,6 +33,7 @@ mod store;
 
 pub use audit::AuditSlice;
 pub use backend::Dialect;
+pub use changes::{Change, Heard, Listener};
 pub use error::{OpenError, StoreError};
 pub use sessions::{INTERRUPTED, SessionEnd, SessionFilter};
 pub use store::{GrantFilter, Store};

@@ -8,6 +8,7 @@
 //! state and gets [`StoreError::NotInState`].
 
 use crate::backend::{Dialect, Sql};
+use crate::changes::{self, Change};
 use crate::codec::{self, GRANT_COLUMNS, GrantRow, VoteRow};
 use crate::error::{OpenError, StoreError};
 use crate::migrations;
@@ -57,6 +58,18 @@ pub struct Store {
     pool: AnyPool,
     /// Which database that is.
     dialect: Dialect,
+    /// PostgreSQL: the URL (with its password) that listeners connect with.
+    listen_url: Option<Secret>,
+}
+
+/// A connection URL with a password: never printed.
+#[derive(Clone)]
+struct Secret(std::sync::Arc<str>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// The grants one read selects (the `WHERE` of [`fetch`]).
@@ -158,7 +171,9 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| fail(OpenError::Connect(e)))?;
-        Self::migrate(pool, Dialect::Postgres).await.map_err(fail)
+        let mut store = Self::migrate(pool, Dialect::Postgres).await.map_err(fail)?;
+        store.listen_url = Some(Secret(url.into()));
+        Ok(store)
     }
 
     async fn migrate(pool: AnyPool, dialect: Dialect) -> Result<Store, OpenError> {
@@ -166,7 +181,16 @@ impl Store {
             .run(&pool)
             .await
             .map_err(OpenError::Migrate)?;
-        Ok(Store { pool, dialect })
+        Ok(Store {
+            pool,
+            dialect,
+            listen_url: None,
+        })
+    }
+
+    /// The URL a PostgreSQL store's listeners connect with.
+    pub(crate) fn postgres_url(&self) -> Option<&str> {
+        self.listen_url.as_ref().map(|secret| &*secret.0)
     }
 
     /// The newest migration applied (the schema version).
@@ -276,6 +300,7 @@ impl Store {
             .await
             .map_err(already_voted)?;
         }
+        changes::announce(&mut tx, self.dialect, &Change::Grant(grant.id.clone())).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -325,6 +350,7 @@ impl Store {
         if inserted.rows_affected() == 0 {
             return Err(not_in_state(&mut tx, grant_id).await);
         }
+        changes::announce(&mut tx, self.dialect, &Change::Grant(grant_id.to_owned())).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -350,6 +376,7 @@ impl Store {
             return Err(not_in_state(&mut tx, id).await);
         }
         let grant = fetch_one(&mut tx, self.dialect, id).await?;
+        changes::announce(&mut tx, self.dialect, &Change::Grant(id.to_owned())).await?;
         tx.commit().await?;
         Ok(grant)
     }
@@ -395,6 +422,7 @@ impl Store {
             return Err(not_in_state(&mut tx, id).await);
         }
         let grant = fetch_one(&mut tx, self.dialect, id).await?;
+        changes::announce(&mut tx, self.dialect, &Change::Grant(id.to_owned())).await?;
         tx.commit().await?;
         Ok(grant)
     }
@@ -439,6 +467,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let expires_at = codec::to_db("expires_at", expires_at)?;
         let now = codec::to_db("revoked_at", now)?;
+        let mut tx = self.dialect.begin_write(&self.pool).await?;
         sqlx::query(
             "INSERT INTO revoked_tokens (token_id, subject, expires_at, revoked_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (token_id) DO NOTHING",
@@ -447,8 +476,10 @@ impl Store {
         .bind(subject)
         .bind(expires_at)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        changes::announce(&mut tx, self.dialect, &Change::Token(token_id.to_owned())).await?;
+        tx.commit().await?;
         Ok(())
     }
 

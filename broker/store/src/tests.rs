@@ -895,6 +895,72 @@ async fn a_store_from_before_revocations_is_upgraded_at_open() {
     store.close().await;
 }
 
+/// What `listener` hears next; a test failure after 10 s of silence.
+async fn heard_next(listener: &mut crate::Listener) -> Result<crate::Heard, StoreError> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), listener.next())
+        .await
+        .expect("a notification within 10 s")
+}
+
+async fn changes_reach_the_other_brokers_listeners(store: Store) {
+    let Some(mut listener) = store.listen().await.unwrap() else {
+        // SQLite: one broker, nobody to tell.
+        assert_eq!(store.dialect(), crate::Dialect::Sqlite);
+        return;
+    };
+    store.insert(&grant("g1", "alice", 1)).await.unwrap();
+    assert_eq!(
+        heard_next(&mut listener).await.unwrap(),
+        crate::Heard::Change(crate::Change::Grant("g1".into()))
+    );
+    store.add_vote("g1", &vote("carol", true, 2)).await.unwrap();
+    store.activate("g1", 3, 100).await.unwrap();
+    let pending = [GrantState::Active];
+    store
+        .finish("g1", &pending, GrantState::Revoked, 4, "bob", "")
+        .await
+        .unwrap();
+    store.revoke_token("t1", "alice", 100, 5).await.unwrap();
+    let mut heard = Vec::new();
+    for _ in 0..4 {
+        heard.push(heard_next(&mut listener).await.unwrap());
+    }
+    let grant_change = crate::Heard::Change(crate::Change::Grant("g1".into()));
+    assert_eq!(
+        heard,
+        [
+            grant_change.clone(),
+            grant_change.clone(),
+            grant_change,
+            crate::Heard::Change(crate::Change::Token("t1".into())),
+        ]
+    );
+    // A change that did not commit is never announced.
+    let err = store.activate("g1", 6, 100).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotInState { .. }), "{err:?}");
+
+    // The listening connection killed (a restarted server, a proxy): the listener says what
+    // it may have missed, and hears again afterwards.
+    sqlx::query(
+        "SELECT 1 FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()) AS killed",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let after_kill = heard_next(&mut listener).await;
+    assert!(
+        !matches!(after_kill, Ok(crate::Heard::Change(_))),
+        "{after_kill:?}"
+    );
+    let mut listener = store.listen().await.unwrap().expect("PostgreSQL listens");
+    store.insert(&grant("g2", "alice", 7)).await.unwrap();
+    assert_eq!(
+        heard_next(&mut listener).await.unwrap(),
+        crate::Heard::Change(crate::Change::Grant("g2".into()))
+    );
+}
+
 crate::test_support::on_both_databases!(
     minimal_grant_round_trips,
     votes_come_back_in_time_order,
@@ -917,4 +983,5 @@ crate::test_support::on_both_databases!(
     revocation_times_beyond_the_store_are_refused,
     concurrent_activate_and_finish_have_one_winner,
     concurrent_votes_by_one_approver_count_once,
+    changes_reach_the_other_brokers_listeners,
 );

@@ -1,0 +1,130 @@
+//! Several brokers, one truth: hears what the other brokers sharing a PostgreSQL store
+//! changed and applies it here — a grant revoked or expired on another broker ends this
+//! broker's tunnels on it, an approval there wakes the long-polls here, a logout there is
+//! refused here.
+//!
+//! ```text
+//!  broker A: store change ──(pg_notify in its transaction)──▶ PostgreSQL
+//!                                                               │ LISTEN sluice_changes
+//!  broker B: Fanout ◀───────────────────────────────────────────┘
+//!              ├─ grant:ID  → Grants::refresh (end leases, arm timers, wake long-polls)
+//!              ├─ token:ID  → Revocations::refresh
+//!              └─ every RECHECK, after a lost connection, at start → both, for everything
+//! ```
+//!
+//! A notification names what changed, never how: the receiver reads the store, so a late,
+//! repeated or lost notification cannot undo or skip anything, and the periodic re-check
+//! repairs whatever a lost one would have done within [`RECHECK`]. On SQLite (one broker)
+//! there is nothing to hear and this does nothing.
+
+use crate::grants::Grants;
+use crate::tokens::{Revocations, now_secs};
+use sluice_store::{Change, Heard, Store};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::{debug, info, warn};
+
+/// How often everything is read again, whatever was heard.
+pub const RECHECK: Duration = Duration::from_secs(2);
+
+/// How long to wait before listening again after the server could not be reached.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Whether this broker hears the others, for `GET /v1/health`.
+#[derive(Debug, Default)]
+pub struct FanoutStatus {
+    /// `None`: not a shared store (nothing to hear). `Some(Ok)`: listening.
+    state: Mutex<Option<Result<(), String>>>,
+}
+
+impl FanoutStatus {
+    /// The health check's answer: `None` when there is nothing to check.
+    pub fn check(&self) -> Option<Result<(), String>> {
+        self.lock().clone()
+    }
+
+    fn set(&self, state: Result<(), String>) {
+        *self.lock() = Some(state);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Result<(), String>>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Starts hearing the other brokers of `store` for the broker's life (nothing on SQLite).
+pub fn start(
+    store: Store,
+    grants: Arc<Grants>,
+    revocations: Arc<Revocations>,
+) -> Arc<FanoutStatus> {
+    let status = Arc::new(FanoutStatus::default());
+    if store.dialect() == sluice_store::Dialect::Postgres {
+        status.set(Err("not listening yet".into()));
+        tokio::spawn(run(store, grants, revocations, Arc::clone(&status)));
+    }
+    status
+}
+
+async fn run(
+    store: Store,
+    grants: Arc<Grants>,
+    revocations: Arc<Revocations>,
+    status: Arc<FanoutStatus>,
+) {
+    let mut every = tokio::time::interval(RECHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut listener = match store.listen().await {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(error = %e, "cannot listen for the other brokers' changes; reading the store every {}s instead", RECHECK.as_secs());
+                status.set(Err(format!(
+                    "cannot listen for the other brokers' changes: {e}"
+                )));
+                recheck(&grants, &revocations).await;
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        info!("listening for the other brokers' changes");
+        status.set(Ok(()));
+        // Whatever changed while nobody listened.
+        recheck(&grants, &revocations).await;
+        loop {
+            tokio::select! {
+                heard = listener.next() => match heard {
+                    Ok(Heard::Change(Change::Grant(id))) => {
+                        debug!(grant = %id, "another broker changed a grant");
+                        grants.refresh(&id).await;
+                    }
+                    Ok(Heard::Change(Change::Token(_))) => refresh_revocations(&revocations).await,
+                    Ok(Heard::Gap) => {
+                        warn!("the connection that listens for the other brokers' changes was lost; reading everything again");
+                        recheck(&grants, &revocations).await;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "stopped hearing the other brokers' changes; listening again");
+                        status.set(Err(format!("stopped hearing the other brokers' changes: {e}")));
+                        break;
+                    }
+                },
+                _ = every.tick() => recheck(&grants, &revocations).await,
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Reads again everything another broker may have changed.
+async fn recheck(grants: &Arc<Grants>, revocations: &Revocations) {
+    grants.recheck().await;
+    refresh_revocations(revocations).await;
+}
+
+async fn refresh_revocations(revocations: &Revocations) {
+    if let Err(e) = revocations.refresh(now_secs()).await {
+        warn!(error = %e, "cannot read the logout revocations from the store");
+    }
+}

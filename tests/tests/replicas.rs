@@ -1,0 +1,201 @@
+//! Several brokers, one truth: three `sluiced` processes share one PostgreSQL store (a real
+//! cluster; the target database lives in the same cluster), each with its own port, and every
+//! live decision made on one reaches the others — an approval wakes a requester waiting on
+//! another broker, a revoke cuts a session on another, a logout is refused everywhere, and a
+//! lost notification is repaired by the periodic re-check.
+
+use sluice_tests::util::{curl_json, wait_for};
+use sluice_tests::{Broker, BrokerBuilder, Cli, OpenSession, Postgres};
+use std::process::Output;
+use std::time::Duration;
+
+/// Broker A on a shared store, roles `read` (auto) and `write` (one dba approves), and two
+/// replicas of it.
+fn three_brokers(pg: &Postgres) -> (Broker, Broker, Broker) {
+    let a = BrokerBuilder::new()
+        .postgres("pg", pg)
+        .shared_store(pg, "sluice_store")
+        .role("read", "      max_ttl: 8h\n")
+        .role(
+            "write",
+            "      max_ttl: 1h\n      approval:\n        groups: [dba]\n",
+        )
+        .rule_with("eng", &[], &["eng"], &["pg"], &["read", "write"], "")
+        .start();
+    let b = a.replica();
+    let c = a.replica();
+    (a, b, c)
+}
+
+fn user(broker: &Broker, token: &str) -> Cli {
+    let cli = Cli::new(broker);
+    cli.login(token);
+    cli
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn json(cli: &Cli, args: &[&str]) -> serde_json::Value {
+    let out = cli.run(args);
+    assert!(out.status.success(), "sluice {args:?}: {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+/// The id of `cli`'s only live grant.
+fn live_grant(cli: &Cli) -> String {
+    let list = json(cli, &["grant", "list", "--output", "json"]);
+    let grants = list["grants"].as_array().cloned().unwrap_or_default();
+    assert_eq!(grants.len(), 1, "{list}");
+    grants[0]["id"].as_str().expect("id").to_owned()
+}
+
+/// `GET /v1/health` of `broker`.
+fn health(broker: &Broker) -> (u16, serde_json::Value) {
+    curl_json(&[
+        "--cacert".into(),
+        broker.ca().display().to_string(),
+        format!("{}/v1/health", broker.url()),
+    ])
+}
+
+#[test]
+fn an_approval_and_a_revoke_on_other_brokers_reach_the_tunnel_on_this_one() {
+    let pg = Postgres::start();
+    let (a, b, c) = three_brokers(&pg);
+    let (status, body) = health(&a);
+    assert_eq!(
+        (status, &body["checks"]["notifications"]),
+        (200, &"ok".into()),
+        "{body}"
+    );
+
+    let alice_token = a.token("alice", &["eng"], "1h");
+    let alice_a = user(&a, &alice_token);
+    let alice_c = user(&c, &alice_token);
+    let bob_b = user(&b, &b.token("bob", &["dba"], "1h"));
+
+    // Alice asks on A and waits there; Bob approves on B, which never saw the request made.
+    let requested = json(
+        &alice_a,
+        &[
+            "grant", "request", "pg", "--role", "write", "--reason", "INC-7", "--output", "json",
+        ],
+    );
+    let requested = requested.get("grant").unwrap_or(&requested);
+    let id = requested["id"].as_str().expect("grant id").to_owned();
+    assert_eq!(requested["state"], "pending");
+    let approver = std::thread::spawn(move || {
+        wait_for(
+            "the request to reach B's queue",
+            Duration::from_secs(30),
+            || {
+                let out = bob_b.run(&["approvals", "--output", "json"]);
+                String::from_utf8_lossy(&out.stdout).contains(&id)
+            },
+        );
+        let out = bob_b.run(&["approve", &id]);
+        assert!(out.status.success(), "approve on B: {}", text(&out));
+        bob_b
+    });
+    let tunnel_a = alice_a.connect_with("pg", &["--role", "write"]);
+    let _bob_b = approver.join().expect("approver");
+    let on_a = OpenSession::start(&tunnel_a, "through A");
+
+    // The same grant opens a tunnel on C.
+    let tunnel_c = alice_c.connect_with("pg", &["--role", "write"]);
+    let on_c = OpenSession::start(&tunnel_c, "through C");
+    on_c.quit();
+
+    // Revoked on C: the session on A ends, with the reason.
+    let id = live_grant(&alice_a);
+    let out = alice_c.run(&["grant", "revoke", &id, "--reason", "done on C"]);
+    assert!(out.status.success(), "revoke on C: {}", text(&out));
+    let (out, err) = on_a.finish("select 'after the revoke';");
+    assert!(!out.contains("after the revoke"), "{out}");
+    assert!(err.contains("revoked"), "{err}");
+    // And A refuses new connections on it.
+    let refused = new_connection(&tunnel_a);
+    assert!(refused.contains("revoked"), "{refused}");
+    let log = a.log();
+    assert!(log.contains("another broker changed a grant"), "{log}");
+}
+
+#[test]
+fn a_logout_on_one_broker_is_refused_on_the_others() {
+    let pg = Postgres::start();
+    let (a, b, c) = three_brokers(&pg);
+    let token = a.token("alice", &["eng"], "1h");
+    let alice_a = user(&a, &token);
+    let out = alice_a.run(&["whoami"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = alice_a.run(&["logout"]);
+    assert!(out.status.success(), "{}", text(&out));
+    for broker in [&b, &c] {
+        let mut answer = (0, serde_json::Value::Null);
+        wait_for(
+            "the logout to reach the other broker",
+            Duration::from_secs(10),
+            || {
+                answer = curl_json(&[
+                    "--cacert".into(),
+                    broker.ca().display().to_string(),
+                    "-H".into(),
+                    format!("Authorization: Bearer {token}"),
+                    format!("{}/v1/whoami", broker.url()),
+                ]);
+                answer.0 == 401
+            },
+        );
+        assert_eq!(answer.1["code"], "token_revoked", "{}", answer.1);
+    }
+}
+
+#[test]
+fn a_lost_notification_is_repaired_by_the_recheck() {
+    let pg = Postgres::start();
+    let (a, b, _c) = three_brokers(&pg);
+    let token = a.token("alice", &["eng"], "1h");
+    let alice_a = user(&a, &token);
+    let alice_b = user(&b, &token);
+    let tunnel = alice_a.connect_with("pg", &["--role", "read"]);
+    let mut session = OpenSession::start(&tunnel, "before");
+    let id = live_grant(&alice_a);
+
+    // Every broker's LISTEN connection killed, then the revoke: its notification reaches no
+    // one, and A must find out by reading the store again.
+    let killed = pg.admin_sql(
+        "sluice_store",
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity where query like 'LISTEN%'",
+    );
+    assert_eq!(killed.trim(), "3", "one LISTEN connection per broker");
+    let out = alice_b.run(&["grant", "revoke", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for("A to end the session", Duration::from_secs(15), || {
+        session.query("select 'still here';") != "still here"
+    });
+    // A listens again, and says so.
+    wait_for("A to listen again", Duration::from_secs(15), || {
+        health(&a).1["checks"]["notifications"] == "ok"
+    });
+    let log = a.log();
+    assert!(
+        log.contains("stopped hearing the other brokers' changes")
+            || log.contains("was lost; reading everything again"),
+        "{log}"
+    );
+}
+
+/// What psql says for a new connection through `tunnel` running one statement.
+fn new_connection(tunnel: &sluice_tests::Connect) -> String {
+    let out = std::process::Command::new(sluice_tests::postgres::psql())
+        .args(["-X", "-A", "-t", "-d", &tunnel.uri(), "-c", "select 1"])
+        .output()
+        .expect("run psql");
+    text(&out)
+}
