@@ -21,6 +21,7 @@ fn three_brokers(pg: &Postgres) -> (Broker, Broker, Broker) {
             "      max_ttl: 1h\n      approval:\n        groups: [dba]\n",
         )
         .rule_with("eng", &[], &["eng"], &["pg"], &["read", "write"], "")
+        .policy_extra("  auditors:\n    groups: [security]\n")
         .start();
     let b = a.replica();
     let c = a.replica();
@@ -198,4 +199,53 @@ fn new_connection(tunnel: &sluice_tests::Connect) -> String {
         .output()
         .expect("run psql");
     text(&out)
+}
+
+#[test]
+fn three_brokers_writing_the_audit_trail_at_once_make_one_chain() {
+    let pg = Postgres::start();
+    let (a, b, c) = three_brokers(&pg);
+    let token = a.token("alice", &["eng"], "1h");
+    // Each broker requests and revokes grants as fast as it can, at the same time: every
+    // request, activation and revoke is an audit record appended by that broker.
+    let workers: Vec<_> = [&a, &b, &c]
+        .into_iter()
+        .map(|broker| {
+            let alice = user(broker, &token);
+            std::thread::spawn(move || {
+                for round in 0..8 {
+                    let reason = format!("round {round}");
+                    let granted = json(
+                        &alice,
+                        &[
+                            "grant", "request", "pg", "--role", "read", "--reason", &reason,
+                            "--output", "json",
+                        ],
+                    );
+                    let granted = granted.get("grant").unwrap_or(&granted);
+                    let id = granted["id"].as_str().expect("id").to_owned();
+                    let out = alice.run(&["grant", "revoke", &id]);
+                    assert!(out.status.success(), "{}", text(&out));
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("worker");
+    }
+    let auditor = user(&b, &b.token("sam", &["security"], "1h"));
+    let verdict = json(&auditor, &["audit", "verify", "--output", "json"]);
+    assert_eq!(verdict["intact"], true, "{verdict}");
+    // 3 brokers x 8 rounds x (requested, activated, revoked), at least.
+    let events = pg.admin_sql(
+        "sluice_store",
+        "select event, count(*) from audit_records group by event order by event",
+    );
+    let records = verdict["records"].as_u64().expect("records");
+    assert!(records >= 72, "{verdict}\n{events}\n{}", a.log());
+    let duplicates = pg.admin_sql(
+        "sluice_store",
+        "select count(*) from (select seq from audit_records group by seq having count(*) > 1) d",
+    );
+    assert_eq!(duplicates.trim(), "0");
 }

@@ -519,22 +519,22 @@ impl Writer {
         if captured.is_empty() {
             return;
         }
-        let mut head = self.head.clone();
-        let records: Vec<AuditRecord> = captured
-            .into_iter()
-            .map(|c| {
-                let record = AuditRecord::next(&head, c.at, c.event, c.data);
-                head = record.head();
-                record
-            })
-            .collect();
+        let (mut records, mut head) = chain(&self.head, &captured);
         loop {
             match self.store.append_audit(&records).await {
                 Ok(()) => break,
+                // Another broker sharing the store appended first: chain onto its records.
+                Err(StoreError::AuditHeadMoved { head: moved }) => {
+                    debug!(
+                        seq = moved.seq,
+                        "the audit trail moved on; chaining after it"
+                    );
+                    (records, head) = chain(&moved, &captured);
+                }
                 Err(e) => {
                     warn!(error = %error_chain(&e), records = records.len(),
-                        "cannot append to the audit trail; retrying (check the store file and \
-                         its disk)");
+                        "cannot append to the audit trail; retrying (check the store and its \
+                         disk)");
                     tokio::time::sleep(RETRY_DELAY).await;
                     // An error after the commit reached the disk: the batch is in.
                     if let Ok(Some(stored)) = self.store.audit_head().await
@@ -561,6 +561,20 @@ impl Writer {
                 "cannot store an audit checkpoint; the next one will cover these records"),
         }
     }
+}
+
+/// `captured` as records chained onto `head`, and the head after the last of them.
+fn chain(head: &Head, captured: &[Captured]) -> (Vec<AuditRecord>, Head) {
+    let mut head = head.clone();
+    let records = captured
+        .iter()
+        .map(|c| {
+            let record = AuditRecord::next(&head, c.at, c.event.clone(), c.data.clone());
+            head = record.head();
+            record
+        })
+        .collect();
+    (records, head)
 }
 
 /// Milliseconds since the Unix epoch.

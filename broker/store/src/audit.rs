@@ -26,6 +26,10 @@ pub struct AuditSlice {
     pub head_seq: u64,
 }
 
+/// The PostgreSQL advisory lock that serialises appends to the trail (an arbitrary constant,
+/// "sluice audit" in ASCII).
+const AUDIT_LOCK: i64 = 0x736c_7569_6365_6175;
+
 /// A record row as the database returns it.
 type RecordRow = (i64, i64, String, String, String, String);
 /// A checkpoint row as the database returns it.
@@ -34,8 +38,14 @@ type CheckpointRow = (i64, String, i64, String, String);
 impl Store {
     /// Appends `records` in one transaction: all of them or none.
     ///
-    /// The caller chains them (consecutive seqs after the current head); a seq already taken
-    /// fails the whole batch with [`StoreError::Database`] (a unique violation).
+    /// The caller chains them (consecutive seqs after the head it knows). Appends are
+    /// serialised in the database (SQLite's write lock, a PostgreSQL advisory lock), and the
+    /// head is read inside: when another writer (another broker sharing the store) appended
+    /// first — the stored head is at or beyond the first record's seq, or is its predecessor
+    /// with another hash — nothing is written and [`StoreError::AuditHeadMoved`] says where
+    /// the trail now ends, so the caller chains its records onto that and tries again. One
+    /// chain, never a fork. A stored head below the first record's predecessor (records a
+    /// signed checkpoint vouches for were deleted) is the caller's to know about.
     pub async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
@@ -51,6 +61,27 @@ impl Store {
             ));
         }
         let mut tx = self.dialect().begin_write(self.pool()).await?;
+        if self.dialect() == crate::Dialect::Postgres {
+            // `pg_advisory_xact_lock` returns `void`, which `Any` cannot read.
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                .bind(AUDIT_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let stored: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let first = &records[0];
+        if let Some((seq, hash)) = stored {
+            let seq = from_db("record", seq, "seq", seq)?;
+            let moved = seq >= first.seq || (seq + 1 == first.seq && hash != first.prev_hash);
+            if moved {
+                return Err(StoreError::AuditHeadMoved {
+                    head: Head { seq, hash },
+                });
+            }
+        }
         // SQLite allows 32766 bound parameters per statement, PostgreSQL 65535: 6 per row, in
         // chunks well below.
         for (chunk_records, chunk_rows) in records.chunks(500).zip(rows.chunks(500)) {

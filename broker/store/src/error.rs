@@ -84,6 +84,13 @@ pub enum StoreError {
         /// What was wrong, in words.
         what: String,
     },
+    /// Another writer appended to the audit trail first: the batch was not written; chain it
+    /// onto `head` and append again.
+    #[error("the audit trail moved on to seq {} (another writer appended)", head.seq)]
+    AuditHeadMoved {
+        /// Where the trail ends now.
+        head: sluice_shared::audit::Head,
+    },
     /// The database failed (I/O error, disk full, lock wait beyond the busy timeout, the
     /// server unreachable, ...).
     #[error("grant store query failed")]

@@ -12,6 +12,7 @@ use crate::changes::{self, Change};
 use crate::codec::{self, GRANT_COLUMNS, GrantRow, VoteRow};
 use crate::error::{OpenError, StoreError};
 use crate::migrations;
+use log::LevelFilter;
 use sluice_shared::grants::{Grant, GrantState, Vote};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -123,7 +124,8 @@ impl Store {
             .await
             .map_err(|e| fail(OpenError::Connect(e)))?;
         let options = AnyConnectOptions::from_url(&typed.to_url_lossy())
-            .map_err(|e| fail(OpenError::Connect(e)))?;
+            .map_err(|e| fail(OpenError::Connect(e)))?
+            .quiet();
         let pool = sqlite_pool(MAX_CONNECTIONS)
             .connect_with(options)
             .await
@@ -164,7 +166,9 @@ impl Store {
             source,
         };
         install_drivers();
-        let options = AnyConnectOptions::from_str(url).map_err(|e| fail(OpenError::Connect(e)))?;
+        let options = AnyConnectOptions::from_str(url)
+            .map_err(|e| fail(OpenError::Connect(e)))?
+            .quiet();
         let pool = AnyPoolOptions::new()
             .max_connections(MAX_PG_CONNECTIONS)
             .acquire_timeout(PG_ACQUIRE_TIMEOUT)
@@ -664,6 +668,23 @@ fn already_voted(error: sqlx::Error) -> StoreError {
     match unique_violation(error) {
         Ok(()) => StoreError::AlreadyVoted,
         Err(e) => e.into(),
+    }
+}
+
+/// Connect options that never log statements.
+trait Quiet {
+    fn quiet(self) -> Self;
+}
+
+impl Quiet for AnyConnectOptions {
+    /// sqlx logs each statement (and slow ones) through `log` and `tracing`; its check whether
+    /// anyone listens, made without an event following, leaves tracing-subscriber's per-layer
+    /// filter state set on the thread, and the broker's next event there (an audit event) was
+    /// dropped by every layer. Statements are the broker's own and carry values it must not
+    /// log anyway.
+    fn quiet(self) -> Self {
+        self.log_statements(LevelFilter::Off)
+            .log_slow_statements(LevelFilter::Off, Duration::from_secs(u64::from(u32::MAX)))
     }
 }
 

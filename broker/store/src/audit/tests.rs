@@ -65,10 +65,60 @@ async fn batches_append_and_read_back_byte_for_byte(store: Store) {
 async fn a_batch_with_a_taken_seq_is_refused_whole(store: Store) {
     let records = chained(&Head::genesis(), 3);
     store.append_audit(&records[..2]).await.unwrap();
-    // Seq 2 is taken: neither 2 nor 3 goes in.
+    // Seq 2 is taken: neither 2 nor 3 goes in, and the error says where the trail ends.
     let err = store.append_audit(&records[1..]).await.unwrap_err();
-    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    assert!(
+        matches!(err, StoreError::AuditHeadMoved { ref head } if *head == records[1].head()),
+        "{err:?}"
+    );
     assert_eq!(store.audit_head().await.unwrap(), Some(records[1].head()));
+    // A fork: seq 3 chained onto a seq 2 that is not the stored one.
+    let fork = chained(
+        &Head {
+            seq: 2,
+            hash: "0".repeat(64),
+        },
+        1,
+    );
+    let err = store.append_audit(&fork).await.unwrap_err();
+    assert!(matches!(err, StoreError::AuditHeadMoved { .. }), "{err:?}");
+    assert_eq!(store.audit_head().await.unwrap(), Some(records[1].head()));
+}
+
+async fn concurrent_writers_make_one_chain(store: Store) {
+    // Four writers, each chaining onto the head it last knew and re-chaining when told the
+    // trail moved: what several brokers sharing a store do.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut head = Head::genesis();
+                for _ in 0..10 {
+                    loop {
+                        let mut data = Map::new();
+                        data.insert("writer".into(), json!(w));
+                        let record = AuditRecord::next(&head, 1, "test.event.v1".into(), data);
+                        match store.append_audit(std::slice::from_ref(&record)).await {
+                            Ok(()) => {
+                                head = record.head();
+                                break;
+                            }
+                            Err(StoreError::AuditHeadMoved { head: moved }) => head = moved,
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let all = store.audit_records(0, None, 100).await.unwrap();
+    assert_eq!(all.len(), 40);
+    let report = verify(&all, &[], &[0u8; 32]);
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.last_seq, 40);
 }
 
 async fn checkpoints_are_kept_once_per_seq(store: Store) {
@@ -186,6 +236,7 @@ async fn numbers_beyond_the_store_are_refused(store: Store) {
 crate::test_support::on_both_databases!(
     batches_append_and_read_back_byte_for_byte,
     a_batch_with_a_taken_seq_is_refused_whole,
+    concurrent_writers_make_one_chain,
     checkpoints_are_kept_once_per_seq,
     pages_carry_their_checkpoints_and_the_last_page_all_later_ones,
     the_tables_are_append_only_until_someone_drops_the_triggers,
