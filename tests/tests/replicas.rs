@@ -249,3 +249,35 @@ fn three_brokers_writing_the_audit_trail_at_once_make_one_chain() {
     );
     assert_eq!(duplicates.trim(), "0");
 }
+
+#[test]
+fn the_sessions_of_a_broker_killed_mid_session_are_marked_by_another() {
+    let pg = Postgres::start();
+    let (mut a, b, _c) = three_brokers(&pg);
+    let token = a.token("alice", &["eng"], "1h");
+    let alice_a = user(&a, &token);
+    let alice_b = user(&b, &token);
+    let tunnel = alice_a.connect_with("pg", &["--role", "read"]);
+    let _session = OpenSession::start(&tunnel, "on A");
+    let open = json(&alice_b, &["sessions", "list", "--output", "json"]);
+    assert_eq!(
+        open["sessions"][0]["end"],
+        serde_json::Value::Null,
+        "{open}"
+    );
+
+    a.kill();
+    let mut end = serde_json::Value::Null;
+    wait_for(
+        "B to mark A's session interrupted",
+        Duration::from_secs(40),
+        || {
+            let list = json(&alice_b, &["sessions", "list", "--output", "json"]);
+            end = list["sessions"][0]["end"].clone();
+            !end.is_null()
+        },
+    );
+    let end = end.as_str().unwrap_or_default().to_owned();
+    assert!(end.contains("no heartbeat"), "{end}");
+    assert!(b.log().contains("stopped heart-beating"), "{}", b.log());
+}

@@ -9,7 +9,9 @@
 //!  broker B: Fanout ◀───────────────────────────────────────────┘
 //!              ├─ grant:ID  → Grants::refresh (end leases, arm timers, wake long-polls)
 //!              ├─ token:ID  → Revocations::refresh
-//!              └─ every RECHECK, after a lost connection, at start → both, for everything
+//!              └─ every RECHECK, after a lost connection, at start → both, for everything,
+//!                 and this broker's heartbeat (the open sessions of a broker silent for
+//!                 SILENT_AFTER are marked interrupted)
 //! ```
 //!
 //! A notification names what changed, never how: the receiver reads the store, so a late,
@@ -29,6 +31,10 @@ pub const RECHECK: Duration = Duration::from_secs(2);
 
 /// How long to wait before listening again after the server could not be reached.
 const RETRY: Duration = Duration::from_secs(1);
+
+/// A broker whose heartbeat is older than this stopped: its open sessions are marked
+/// interrupted by the others (heartbeats come every [`RECHECK`]).
+pub const SILENT_AFTER: Duration = Duration::from_secs(10);
 
 /// Whether this broker hears the others, for `GET /v1/health`.
 #[derive(Debug, Default)]
@@ -83,7 +89,7 @@ async fn run(
                 status.set(Err(format!(
                     "cannot listen for the other brokers' changes: {e}"
                 )));
-                recheck(&grants, &revocations).await;
+                recheck(&store, &grants, &revocations).await;
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
@@ -91,7 +97,7 @@ async fn run(
         info!("listening for the other brokers' changes");
         status.set(Ok(()));
         // Whatever changed while nobody listened.
-        recheck(&grants, &revocations).await;
+        recheck(&store, &grants, &revocations).await;
         loop {
             tokio::select! {
                 heard = listener.next() => match heard {
@@ -102,7 +108,7 @@ async fn run(
                     Ok(Heard::Change(Change::Token(_))) => refresh_revocations(&revocations).await,
                     Ok(Heard::Gap) => {
                         warn!("the connection that listens for the other brokers' changes was lost; reading everything again");
-                        recheck(&grants, &revocations).await;
+                        recheck(&store, &grants, &revocations).await;
                     }
                     Err(e) => {
                         warn!(error = %e, "stopped hearing the other brokers' changes; listening again");
@@ -110,17 +116,30 @@ async fn run(
                         break;
                     }
                 },
-                _ = every.tick() => recheck(&grants, &revocations).await,
+                _ = every.tick() => recheck(&store, &grants, &revocations).await,
             }
         }
         tokio::time::sleep(RETRY).await;
     }
 }
 
-/// Reads again everything another broker may have changed.
-async fn recheck(grants: &Arc<Grants>, revocations: &Revocations) {
+/// Reads again everything another broker may have changed, and beats this broker's heart.
+async fn recheck(store: &Store, grants: &Arc<Grants>, revocations: &Revocations) {
     grants.recheck().await;
     refresh_revocations(revocations).await;
+    let now = now_secs();
+    if let Err(e) = store.heartbeat(now).await {
+        warn!(error = %e, "cannot record this broker's heartbeat");
+    }
+    let silent_since = now.saturating_sub(SILENT_AFTER.as_secs());
+    match store.interrupt_sessions_of_silent_nodes(silent_since).await {
+        Ok(0) => {}
+        Ok(n) => warn!(
+            sessions = n,
+            "marked the open sessions of a broker that stopped heart-beating as interrupted"
+        ),
+        Err(e) => warn!(error = %e, "cannot check the other brokers' heartbeats"),
+    }
 }
 
 async fn refresh_revocations(revocations: &Revocations) {

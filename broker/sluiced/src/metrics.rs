@@ -31,11 +31,16 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     /// Installs the process's metrics recorder (once) and keeps what scraping needs.
-    pub fn install(token: Secret<String>, audit: crate::audit::AuditDepth) -> anyhow::Result<Self> {
+    pub fn install(
+        token: Secret<String>,
+        audit: crate::audit::AuditDepth,
+        node: &str,
+    ) -> anyhow::Result<Self> {
         let handle = PrometheusBuilder::new()
             .install_recorder()
             .map_err(|e| anyhow::anyhow!("cannot start the metrics recorder: {e}"))?;
-        metrics::gauge!("sluice_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        metrics::gauge!("sluice_build_info", "version" => env!("CARGO_PKG_VERSION"), "node" => node.to_owned())
+            .set(1.0);
         Ok(Self {
             handle,
             token: Arc::new(token),

@@ -67,7 +67,11 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let store = crate::store::open(&config.store).await?;
+    let node = crate::store::node_id(config.listen);
+    let store = crate::store::open(&config.store).await?.on_node(&node);
+    if let Err(e) = store.heartbeat(now_secs()).await {
+        warn!(error = %e, "cannot record this broker's heartbeat");
+    }
     // Checkpoints are signed with the session-token key (docs/audit.md).
     let signer = Arc::new(crate::audit::Signer::load(
         &config.tokens.signing_key.value,
@@ -79,7 +83,11 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
                 .value
                 .resolve()
                 .with_context(|| format!("{}: metrics.token", m.token.location))?;
-            Some(crate::metrics::Metrics::install(token, audit.depth())?)
+            Some(crate::metrics::Metrics::install(
+                token,
+                audit.depth(),
+                &node,
+            )?)
         }
         None => None,
     };
@@ -158,6 +166,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
         listen = %listener.local_addr()?,
         resources = config.resources.len(),
         config = %config.source.display(),
+        node = %node,
         "sluiced is serving"
     );
     let grace = config.limits.shutdown_grace;

@@ -5,6 +5,18 @@ use anyhow::{Context, Result};
 use sluice_config::{PostgresStore, StoreConfig};
 use sluice_store::Store;
 
+/// This broker's name among the brokers sharing a store: `HOST:PORT` of its host name and
+/// listen port, the same across restarts (so a broker that starts again finds its own open
+/// sessions) and distinct per replica.
+pub fn node_id(listen: std::net::SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "sluiced".to_owned());
+    format!("{host}:{}", listen.port())
+}
+
 /// Opens (and migrates) the configured store; errors name the config key.
 pub async fn open(config: &StoreConfig) -> Result<Store> {
     match config {

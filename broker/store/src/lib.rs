@@ -35,7 +35,7 @@ pub use audit::AuditSlice;
 pub use backend::Dialect;
 pub use changes::{Change, Heard, Listener};
 pub use error::{OpenError, StoreError};
-pub use sessions::{INTERRUPTED, SessionEnd, SessionFilter};
+pub use sessions::{INTERRUPTED, SILENT, SessionEnd, SessionFilter};
 pub use store::{GrantFilter, Store};
 
 #[cfg(test)]

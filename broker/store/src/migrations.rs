@@ -36,6 +36,11 @@ const SQLITE: &[Step] = &[
         "sessions",
         include_str!("../migrations/sqlite/0004_sessions.sql"),
     ),
+    (
+        5,
+        "nodes",
+        include_str!("../migrations/sqlite/0005_nodes.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema: the same versions and tables in PostgreSQL's types. Append only, and
@@ -60,6 +65,11 @@ const POSTGRES: &[Step] = &[
         4,
         "sessions",
         include_str!("../migrations/postgres/0004_sessions.sql"),
+    ),
+    (
+        5,
+        "nodes",
+        include_str!("../migrations/postgres/0005_nodes.sql"),
     ),
 ];
 

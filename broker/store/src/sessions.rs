@@ -50,6 +50,11 @@ macro_rules! columns {
 /// What the broker writes for sessions it finds open at start: it stopped before they ended.
 pub const INTERRUPTED: &str = "interrupted: the broker stopped before the session ended";
 
+/// What a broker writes for the open sessions of another broker sharing the store that
+/// stopped heart-beating.
+pub const SILENT: &str =
+    "interrupted: the broker serving the session stopped (no heartbeat from it)";
+
 impl Store {
     /// Records a session that just started.
     pub async fn session_started(&self, session: &SessionInfo) -> Result<(), StoreError> {
@@ -58,7 +63,8 @@ impl Store {
         })?;
         sqlx::query(
             "INSERT INTO sessions (id, subject, auth_method, ci, resource, kind, role, grant_id, \
-             client, started_at, recording) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             client, started_at, recording, node) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&session.id)
         .bind(&session.subject)
@@ -71,6 +77,7 @@ impl Store {
         .bind(&session.client)
         .bind(to_db("started_at", session.started_at)?)
         .bind(&session.recording)
+        .bind(self.node())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -94,13 +101,64 @@ impl Store {
         Ok(())
     }
 
-    /// Marks every session without an end as interrupted (at start: the broker stopped while
-    /// they ran). Returns how many.
+    /// Marks the sessions this broker left open as interrupted (at start: it stopped while they
+    /// ran): on SQLite every open session (one broker), on PostgreSQL those of this node and
+    /// those from before nodes were recorded. Returns how many.
     pub async fn interrupt_open_sessions(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET end_reason = $1 WHERE ended_at IS NULL AND end_reason IS NULL",
+        let done = match (self.dialect(), self.node()) {
+            (crate::Dialect::Postgres, Some(node)) => {
+                sqlx::query(
+                    "UPDATE sessions SET end_reason = $1 WHERE ended_at IS NULL \
+                     AND end_reason IS NULL AND (node = $2 OR node IS NULL)",
+                )
+                .bind(INTERRUPTED)
+                .bind(node)
+                .execute(self.pool())
+                .await?
+            }
+            _ => {
+                sqlx::query(
+                    "UPDATE sessions SET end_reason = $1 WHERE ended_at IS NULL \
+                     AND end_reason IS NULL",
+                )
+                .bind(INTERRUPTED)
+                .execute(self.pool())
+                .await?
+            }
+        };
+        Ok(done.rows_affected())
+    }
+
+    /// Records that this broker is alive at `now` (the first call also when it started).
+    pub async fn heartbeat(&self, now: u64) -> Result<(), StoreError> {
+        let Some(node) = self.node() else {
+            return Ok(());
+        };
+        let now = to_db("heartbeat_at", now)?;
+        sqlx::query(
+            "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
         )
-        .bind(INTERRUPTED)
+        .bind(node)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks as interrupted the open sessions of every other broker whose last heartbeat is
+    /// older than `silent_since` (it stopped, or lost the database). Returns how many.
+    pub async fn interrupt_sessions_of_silent_nodes(
+        &self,
+        silent_since: u64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET end_reason = $1 WHERE ended_at IS NULL AND end_reason IS NULL \
+             AND node IN (SELECT id FROM nodes WHERE heartbeat_at < $2 AND id <> $3)",
+        )
+        .bind(SILENT)
+        .bind(to_db("silent_since", silent_since)?)
+        .bind(self.node().unwrap_or_default())
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
@@ -280,7 +338,60 @@ mod tests {
         assert_eq!(ids(left), ["ses_c"]);
     }
 
+    async fn each_broker_interrupts_its_own_sessions_and_those_of_silent_ones(store: Store) {
+        let a = store.clone().on_node("a");
+        let b = store.clone().on_node("b");
+        a.heartbeat(100).await.unwrap_or_else(|e| panic!("{e}"));
+        b.heartbeat(100).await.unwrap_or_else(|e| panic!("{e}"));
+        for (node, id) in [(&a, "ses_a"), (&b, "ses_b")] {
+            node.session_started(&session(id, "alice", "pg", 100))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let end = |id: &str| {
+            let store = store.clone();
+            let id = id.to_owned();
+            async move {
+                store
+                    .session(&id)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .and_then(|s| s.end)
+            }
+        };
+        // B is alive: nothing of its is touched; A too, until it falls silent.
+        b.heartbeat(200).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            b.interrupt_sessions_of_silent_nodes(100).await.ok(),
+            Some(0)
+        );
+        assert_eq!(
+            b.interrupt_sessions_of_silent_nodes(150).await.ok(),
+            Some(1)
+        );
+        assert_eq!(end("ses_a").await.as_deref(), Some(SILENT));
+        assert_eq!(end("ses_b").await, None);
+        // A broker never marks its own sessions as a silent node's.
+        assert_eq!(
+            b.interrupt_sessions_of_silent_nodes(300).await.ok(),
+            Some(0)
+        );
+        match store.dialect() {
+            // Shared: A starting again leaves B's session alone.
+            crate::Dialect::Postgres => {
+                assert_eq!(a.interrupt_open_sessions().await.ok(), Some(0));
+                assert_eq!(end("ses_b").await, None);
+            }
+            // One broker: everything open was its own.
+            crate::Dialect::Sqlite => {
+                assert_eq!(a.interrupt_open_sessions().await.ok(), Some(1));
+                assert_eq!(end("ses_b").await.as_deref(), Some(INTERRUPTED));
+            }
+        }
+    }
+
     crate::test_support::on_both_databases!(
-        sessions_are_listed_filtered_ended_interrupted_and_pruned
+        sessions_are_listed_filtered_ended_interrupted_and_pruned,
+        each_broker_interrupts_its_own_sessions_and_those_of_silent_ones,
     );
 }

@@ -61,6 +61,8 @@ pub struct Store {
     dialect: Dialect,
     /// PostgreSQL: the URL (with its password) that listeners connect with.
     listen_url: Option<Secret>,
+    /// The broker this handle writes sessions for (see [`Store::on_node`]).
+    node: Option<std::sync::Arc<str>>,
 }
 
 /// A connection URL with a password: never printed.
@@ -189,7 +191,20 @@ impl Store {
             pool,
             dialect,
             listen_url: None,
+            node: None,
         })
+    }
+
+    /// This store as broker `node` uses it: sessions it starts name the node, heartbeats are
+    /// the node's, and at start it interrupts only the node's own open sessions.
+    pub fn on_node(mut self, node: &str) -> Store {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// The node this handle is for.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
     }
 
     /// The URL a PostgreSQL store's listeners connect with.
