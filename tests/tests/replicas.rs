@@ -9,8 +9,8 @@ use sluice_tests::{Broker, BrokerBuilder, Cli, OpenSession, Postgres};
 use std::process::Output;
 use std::time::Duration;
 
-/// Broker A on a shared store, roles `read` (auto) and `write` (one dba approves), and two
-/// replicas of it.
+/// Broker A on a shared store, roles `read` (auto), `write` (one dba approves) and `careful`
+/// (deletes held for a dba), and two replicas of it.
 fn three_brokers(pg: &Postgres) -> (Broker, Broker, Broker) {
     let a = BrokerBuilder::new()
         .postgres("pg", pg)
@@ -20,8 +20,26 @@ fn three_brokers(pg: &Postgres) -> (Broker, Broker, Broker) {
             "write",
             "      max_ttl: 1h\n      approval:\n        groups: [dba]\n",
         )
-        .rule_with("eng", &[], &["eng"], &["pg"], &["read", "write"], "")
-        .policy_extra("  auditors:\n    groups: [security]\n")
+        .role("careful", "      max_ttl: 1h\n      guardrails: careful\n")
+        .rule_with(
+            "eng",
+            &[],
+            &["eng"],
+            &["pg"],
+            &["read", "write", "careful"],
+            "",
+        )
+        .policy_extra(concat!(
+            "  auditors:\n    groups: [security]\n",
+            "  guardrails:\n",
+            "    careful:\n",
+            "      base: guarded-write\n",
+            "      approvers: [dba]\n",
+            "      rules:\n",
+            "        - name: deletes-need-a-dba\n",
+            "          action: approve\n",
+            "          commands: [DELETE]\n",
+        ))
         .start();
     let b = a.replica();
     let c = a.replica();
@@ -280,4 +298,60 @@ fn the_sessions_of_a_broker_killed_mid_session_are_marked_by_another() {
     let end = end.as_str().unwrap_or_default().to_owned();
     assert!(end.contains("no heartbeat"), "{end}");
     assert!(b.log().contains("stopped heart-beating"), "{}", b.log());
+}
+
+#[test]
+fn a_statement_held_on_one_broker_is_approved_on_another() {
+    let pg = Postgres::start();
+    let (a, b, c) = three_brokers(&pg);
+    let alice_a = user(&a, &a.token("alice", &["eng"], "1h"));
+    let bob_b = user(&b, &b.token("bob", &["dba"], "1h"));
+    let carol_c = user(&c, &c.token("carol", &["dba"], "1h"));
+    let tunnel = alice_a.connect_with("pg", &["--role", "careful"]);
+    let held = |sql: &str| {
+        std::process::Command::new(sluice_tests::postgres::psql())
+            .args(["-X", "-A", "-t", "-d", &tunnel.uri(), "-c", sql])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn psql")
+    };
+
+    // Approved on B: the DELETE waiting on A runs.
+    let psql = held("delete from customers where id = 1");
+    let hold = bob_b.first_hold();
+    assert_eq!(hold["sql"], "delete from customers where id = 1", "{hold}");
+    let id = hold["id"].as_str().expect("hold id").to_owned();
+    // C's approver sees it too, and loses the race to B.
+    wait_for("C's queue to show it", Duration::from_secs(10), || {
+        carol_c.first_hold()["id"] == id.as_str()
+    });
+    let out = bob_b.run(&["approve", &id]);
+    assert!(out.status.success(), "approve on B: {}", text(&out));
+    let done = psql.wait_with_output().expect("psql");
+    assert!(done.status.success(), "{}", text(&done));
+    assert!(text(&done).contains("DELETE 1"), "{}", text(&done));
+    let out = carol_c.run(&["approve", &id]);
+    assert!(!out.status.success(), "a second decision must fail");
+    assert!(text(&out).contains("approved by bob"), "{}", text(&out));
+    let left = pg.admin_sql("appdb", "select count(*) from customers where id = 1");
+    assert_eq!(left.trim(), "0");
+
+    // Denied on C: the DELETE on A fails with the reason and nothing is deleted.
+    let psql = held("delete from customers where id = 2");
+    let id = carol_c.first_hold()["id"]
+        .as_str()
+        .expect("hold id")
+        .to_owned();
+    let out = carol_c.run(&["deny", &id, "--reason", "not during the freeze"]);
+    assert!(out.status.success(), "deny on C: {}", text(&out));
+    let done = psql.wait_with_output().expect("psql");
+    assert!(!done.status.success());
+    assert!(
+        text(&done).contains("not during the freeze"),
+        "{}",
+        text(&done)
+    );
+    let left = pg.admin_sql("appdb", "select count(*) from customers where id = 2");
+    assert_eq!(left.trim(), "1");
 }

@@ -9,6 +9,7 @@
 //!  broker B: Fanout ◀───────────────────────────────────────────┘
 //!              ├─ grant:ID  → Grants::refresh (end leases, arm timers, wake long-polls)
 //!              ├─ token:ID  → Revocations::refresh
+//!              ├─ hold:ID   → Holds::refresh (a held statement decided there resumes here)
 //!              └─ every RECHECK, after a lost connection, at start → both, for everything,
 //!                 and this broker's heartbeat (the open sessions of a broker silent for
 //!                 SILENT_AFTER are marked interrupted)
@@ -20,6 +21,7 @@
 //! there is nothing to hear and this does nothing.
 
 use crate::grants::Grants;
+use crate::holds::Holds;
 use crate::tokens::{Revocations, now_secs};
 use sluice_store::{Change, Heard, Store};
 use std::sync::{Arc, Mutex};
@@ -63,21 +65,37 @@ pub fn start(
     store: Store,
     grants: Arc<Grants>,
     revocations: Arc<Revocations>,
+    holds: Arc<Holds>,
 ) -> Arc<FanoutStatus> {
     let status = Arc::new(FanoutStatus::default());
     if store.dialect() == sluice_store::Dialect::Postgres {
         status.set(Err("not listening yet".into()));
-        tokio::spawn(run(store, grants, revocations, Arc::clone(&status)));
+        let here = Here {
+            store,
+            grants,
+            revocations,
+            holds,
+        };
+        tokio::spawn(run(here, Arc::clone(&status)));
     }
     status
 }
 
-async fn run(
+/// What the fan-out keeps up to date.
+struct Here {
     store: Store,
     grants: Arc<Grants>,
     revocations: Arc<Revocations>,
-    status: Arc<FanoutStatus>,
-) {
+    holds: Arc<Holds>,
+}
+
+async fn run(here: Here, status: Arc<FanoutStatus>) {
+    let Here {
+        store,
+        grants,
+        revocations,
+        holds,
+    } = &here;
     let mut every = tokio::time::interval(RECHECK);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -89,7 +107,7 @@ async fn run(
                 status.set(Err(format!(
                     "cannot listen for the other brokers' changes: {e}"
                 )));
-                recheck(&store, &grants, &revocations).await;
+                recheck(&here).await;
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
@@ -97,7 +115,7 @@ async fn run(
         info!("listening for the other brokers' changes");
         status.set(Ok(()));
         // Whatever changed while nobody listened.
-        recheck(&store, &grants, &revocations).await;
+        recheck(&here).await;
         loop {
             tokio::select! {
                 heard = listener.next() => match heard {
@@ -105,10 +123,11 @@ async fn run(
                         debug!(grant = %id, "another broker changed a grant");
                         grants.refresh(&id).await;
                     }
-                    Ok(Heard::Change(Change::Token(_))) => refresh_revocations(&revocations).await,
+                    Ok(Heard::Change(Change::Token(_))) => refresh_revocations(revocations).await,
+                    Ok(Heard::Change(Change::Hold(id))) => holds.refresh(&id).await,
                     Ok(Heard::Gap) => {
                         warn!("the connection that listens for the other brokers' changes was lost; reading everything again");
-                        recheck(&store, &grants, &revocations).await;
+                        recheck(&here).await;
                     }
                     Err(e) => {
                         warn!(error = %e, "stopped hearing the other brokers' changes; listening again");
@@ -116,7 +135,7 @@ async fn run(
                         break;
                     }
                 },
-                _ = every.tick() => recheck(&store, &grants, &revocations).await,
+                _ = every.tick() => recheck(&here).await,
             }
         }
         tokio::time::sleep(RETRY).await;
@@ -124,9 +143,16 @@ async fn run(
 }
 
 /// Reads again everything another broker may have changed, and beats this broker's heart.
-async fn recheck(store: &Store, grants: &Arc<Grants>, revocations: &Revocations) {
+async fn recheck(here: &Here) {
+    let Here {
+        store,
+        grants,
+        revocations,
+        holds,
+    } = here;
     grants.recheck().await;
     refresh_revocations(revocations).await;
+    holds.recheck().await;
     let now = now_secs();
     if let Err(e) = store.heartbeat(now).await {
         warn!(error = %e, "cannot record this broker's heartbeat");

@@ -160,7 +160,7 @@ async fn approvals(
         .grants
         .approvals(&who, q.version, wait_of(q.wait))
         .await?;
-    queue.statements = app.holds.pending_for(&who);
+    queue.statements = app.holds.pending_for_all(&who).await;
     Ok(Json(queue))
 }
 
@@ -170,7 +170,7 @@ async fn approve_hold(
     id: Path<String>,
     decision: Result<Json<Decision>, JsonRejection>,
 ) -> Result<Json<HoldDecision>, Failure> {
-    decide_hold(app, headers, id, decision, true)
+    decide_hold(app, headers, id, decision, true).await
 }
 
 async fn deny_hold(
@@ -179,11 +179,11 @@ async fn deny_hold(
     id: Path<String>,
     decision: Result<Json<Decision>, JsonRejection>,
 ) -> Result<Json<HoldDecision>, Failure> {
-    decide_hold(app, headers, id, decision, false)
+    decide_hold(app, headers, id, decision, false).await
 }
 
 /// One approver's answer on a statement held in a live session.
-fn decide_hold(
+async fn decide_hold(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -192,10 +192,9 @@ fn decide_hold(
 ) -> Result<Json<HoldDecision>, Failure> {
     let who = app.gate.identify(&headers)?;
     let decision = body(decision, "{\"reason\": \"...\"}")?;
-    Ok(Json(app.holds.decide(
-        &who,
-        &id,
-        approve,
-        decision.reason,
-    )?))
+    Ok(Json(
+        app.holds
+            .decide(&who, &id, approve, decision.reason)
+            .await?,
+    ))
 }

@@ -2,19 +2,23 @@
 //! approvers' queues, decided by one approver (never the session's own subject), denied on
 //! timeout, withdrawn when the client cancels the statement or goes away.
 //!
-//! Holds live in memory only: a held statement belongs to a live session, and a broker restart
-//! ends every session anyway.
+//! Holds live in memory, with the session that waits for them: a held statement belongs to a
+//! live session, and a broker restart ends every session anyway. With a store shared by several
+//! brokers each hold is also written to the store (in order, by one task), so an approver on
+//! any broker sees it and decides it there (a compare-and-set in the store); this broker hears
+//! the decision (`Holds::refresh`, from the fan-out) and resumes the session.
 
 use crate::gate::Identity;
 use crate::tokens::now_secs;
 use sluice_engine_postgres::hooks::{Approvals, Hold, HoldOutcome, HoldRequest};
 use sluice_shared::grants::{HoldDecision, Requester, StatementHold};
 use sluice_shared::{ApiError, ErrorCode};
+use sluice_store::Store;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
-use tracing::info;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
 
 /// How many ended holds are remembered, so a late decision learns why it is too late.
 const ENDED_KEPT: usize = 256;
@@ -24,6 +28,28 @@ const ENDED_KEPT: usize = 256;
 pub struct Holds {
     queue: Mutex<Queue>,
     changes: Arc<watch::Sender<u64>>,
+    /// With a shared store: where holds are mirrored for the other brokers' approvers.
+    shared: Option<Shared>,
+}
+
+/// The shared store and the queue of writes to it (one task writes them in order, so a hold's
+/// end never reaches the store before the hold).
+#[derive(Debug)]
+struct Shared {
+    store: Store,
+    writes: mpsc::UnboundedSender<Write>,
+}
+
+/// A change of a local hold, for the shared store.
+#[derive(Debug)]
+enum Write {
+    File(Box<StatementHold>),
+    End {
+        id: String,
+        state: &'static str,
+        by: Option<String>,
+        reason: Option<String>,
+    },
 }
 
 /// Held statements, and the last few that ended.
@@ -79,7 +105,48 @@ impl Holds {
         Arc::new(Self {
             queue: Mutex::new(Queue::default()),
             changes,
+            shared: None,
         })
+    }
+
+    /// Like [`Self::new`], and with a PostgreSQL store shared by several brokers, every hold
+    /// is written there for the others' approvers.
+    pub fn sharing(changes: Arc<watch::Sender<u64>>, store: Store) -> Arc<Self> {
+        if store.dialect() != sluice_store::Dialect::Postgres {
+            return Self::new(changes);
+        }
+        let (writes, mut queue) = mpsc::unbounded_channel();
+        let writer = store.clone();
+        tokio::spawn(async move {
+            while let Some(write) = queue.recv().await {
+                let written = match &write {
+                    Write::File(hold) => writer.insert_hold(hold).await,
+                    Write::End {
+                        id,
+                        state,
+                        by,
+                        reason,
+                    } => writer
+                        .end_hold(id, state, by.as_deref(), reason.as_deref(), now_secs())
+                        .await
+                        .map(|_| ()),
+                };
+                if let Err(e) = written {
+                    warn!(error = %e, ?write, "cannot share a held action with the other brokers");
+                }
+            }
+        });
+        Arc::new(Self {
+            queue: Mutex::new(Queue::default()),
+            changes,
+            shared: Some(Shared { store, writes }),
+        })
+    }
+
+    fn share(&self, write: Write) {
+        if let Some(shared) = &self.shared {
+            let _ = shared.writes.send(write);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -120,6 +187,7 @@ impl Holds {
             subject = %hold.requester.subject, resource = %hold.resource, grant = %hold.grant,
             rule = %hold.rule);
         let (answer, decided) = oneshot::channel();
+        self.share(Write::File(Box::new(hold.clone())));
         self.lock()
             .pending
             .insert(id.clone(), Pending { hold, answer });
@@ -144,6 +212,12 @@ impl Holds {
                         humantime::format_duration(timeout)
                     );
                     if this.lock().end(hold_id, message.clone()).is_some() {
+                        this.share(Write::End {
+                            id: hold_id.clone(),
+                            state: "ended",
+                            by: None,
+                            reason: Some(message.clone()),
+                        });
                         this.bump();
                     }
                     info!(target: "audit", event = "statement.expired.v1", hold = %hold_id);
@@ -173,6 +247,12 @@ impl Holds {
         };
         // Dropping `answer` tells a decision still being awaited.
         drop(entry.answer);
+        self.share(Write::End {
+            id: id.to_owned(),
+            state: "ended",
+            by: None,
+            reason: Some(format!("it was withdrawn because {why}")),
+        });
         self.bump();
         info!(target: "audit", event = "statement.withdrawn.v1", hold = %id,
             subject = %entry.hold.requester.subject, resource = %entry.hold.resource,
@@ -203,8 +283,35 @@ impl Holds {
         list
     }
 
-    /// One approver's decision; the session runs or refuses the statement at once.
-    pub fn decide(
+    /// Held statements the caller may decide on every broker sharing the store (on one
+    /// broker, [`Self::pending_for`]). Oldest first.
+    pub async fn pending_for_all(&self, who: &Identity) -> Vec<StatementHold> {
+        let mut list = self.pending_for(who);
+        let Some(shared) = &self.shared else {
+            return list;
+        };
+        let now = now_secs();
+        let alive_since = now.saturating_sub(crate::fanout::SILENT_AFTER.as_secs());
+        match shared.store.pending_holds(alive_since, now).await {
+            Ok(stored) => {
+                for held in stored {
+                    let known = list.iter().any(|h| h.id == held.hold.id)
+                        || self.lock().pending.contains_key(&held.hold.id);
+                    if !known && may_decide(&held.hold, who).is_ok() {
+                        list.push(held.hold);
+                    }
+                }
+                list.sort_by_key(|h| h.created_at);
+            }
+            Err(e) => warn!(error = %e, "cannot read the other brokers' held actions"),
+        }
+        list
+    }
+
+    /// One approver's decision; the session runs or refuses the statement at once. A hold of
+    /// a session on another broker sharing the store is decided in the store, and that broker
+    /// resumes its session when it hears of it.
+    pub async fn decide(
         &self,
         who: &Identity,
         id: &str,
@@ -220,6 +327,30 @@ impl Holds {
                 "a denial needs a reason for the person waiting: --reason TEXT",
             ));
         }
+        let local = self.lock().pending.contains_key(id);
+        if !local && let Some(shared) = &self.shared {
+            let stored = shared.store.hold(id).await.map_err(|e| {
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("cannot read statement {id}: {e}"),
+                )
+            })?;
+            if let Some(stored) = stored
+                && shared.store.node() != Some(stored.node.as_str())
+            {
+                return decide_remote(&shared.store, who, &stored, approve, reason).await;
+            }
+        }
+        self.decide_local(who, id, approve, reason)
+    }
+
+    fn decide_local(
+        &self,
+        who: &Identity,
+        id: &str,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<HoldDecision, ApiError> {
         let mut queue = self.lock();
         let Some(entry) = queue.pending.get(id) else {
             // Say how it ended, to those who could have decided it.
@@ -243,20 +374,14 @@ impl Holds {
             return Err(ApiError::new(ErrorCode::Conflict, "already decided"));
         };
         drop(queue);
-        let outcome = if approve {
-            HoldOutcome::Approved {
-                by: who.subject.clone(),
-            }
-        } else {
-            HoldOutcome::Denied {
-                message: format!(
-                    "denied by {}: {}",
-                    who.subject,
-                    reason.as_deref().unwrap_or_default()
-                ),
-            }
-        };
+        let outcome = outcome_of(approve, &who.subject, reason.as_deref());
         let delivered = entry.answer.send(outcome).is_ok();
+        self.share(Write::End {
+            id: id.to_owned(),
+            state: verdict,
+            by: Some(who.subject.clone()),
+            reason: reason.clone(),
+        });
         self.bump();
         info!(target: "audit",
             event = if approve { "statement.approved.v1" } else { "statement.denied.v1" },
@@ -273,6 +398,109 @@ impl Holds {
             approved: approve,
         })
     }
+
+    /// Applies what another broker did to held statement `id` (an approver there decided it):
+    /// the waiting session here resumes. Wakes approval watchers whatever it was.
+    pub async fn refresh(&self, id: &str) {
+        if self.lock().pending.contains_key(id)
+            && let Some(shared) = &self.shared
+        {
+            match shared.store.hold(id).await {
+                Ok(Some(stored)) => self.apply_remote(&stored),
+                Ok(None) => {}
+                Err(e) => warn!(hold = %id, error = %e, "cannot read a held action again"),
+            }
+        }
+        self.bump();
+    }
+
+    /// Reads again every statement held here (a notification may have been lost).
+    pub async fn recheck(&self) {
+        let ids: Vec<String> = self.lock().pending.keys().cloned().collect();
+        for id in ids {
+            self.refresh(&id).await;
+        }
+    }
+
+    fn apply_remote(&self, stored: &sluice_store::StoredHold) {
+        let approve = match stored.state.as_str() {
+            "approved" => true,
+            "denied" => false,
+            _ => return,
+        };
+        let by = stored.decided_by.clone().unwrap_or_default();
+        let verdict = if approve { "approved" } else { "denied" };
+        let Some(entry) = self
+            .lock()
+            .end(&stored.hold.id, format!("it was {verdict} by {by}"))
+        else {
+            return;
+        };
+        let _ = entry
+            .answer
+            .send(outcome_of(approve, &by, stored.reason.as_deref()));
+    }
+}
+
+/// What the waiting session hears.
+fn outcome_of(approve: bool, by: &str, reason: Option<&str>) -> HoldOutcome {
+    if approve {
+        HoldOutcome::Approved { by: by.to_owned() }
+    } else {
+        HoldOutcome::Denied {
+            message: format!("denied by {by}: {}", reason.unwrap_or_default()),
+        }
+    }
+}
+
+/// Decides a statement held on another broker, in the store (the first decision wins).
+async fn decide_remote(
+    store: &Store,
+    who: &Identity,
+    stored: &sluice_store::StoredHold,
+    approve: bool,
+    reason: Option<String>,
+) -> Result<HoldDecision, ApiError> {
+    let id = &stored.hold.id;
+    may_decide(&stored.hold, who).map_err(|why| ApiError::new(ErrorCode::Forbidden, why))?;
+    let verdict = if approve { "approved" } else { "denied" };
+    let changed = store
+        .end_hold(
+            id,
+            verdict,
+            Some(&who.subject),
+            reason.as_deref(),
+            now_secs(),
+        )
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("cannot decide statement {id}: {e}"),
+            )
+        })?;
+    if !changed {
+        let how = match store.hold(id).await {
+            Ok(Some(now)) => match (now.decided_by, now.reason) {
+                (Some(by), _) => format!("it was {} by {by}", now.state),
+                (None, Some(why)) => why,
+                (None, None) => "it was decided, timed out, or its session ended".into(),
+            },
+            _ => "it was decided, timed out, or its session ended".into(),
+        };
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("statement {id} is no longer waiting: {how}"),
+        ));
+    }
+    info!(target: "audit",
+        event = if approve { "statement.approved.v1" } else { "statement.denied.v1" },
+        hold = %id, approver = %who.subject, subject = %stored.hold.requester.subject,
+        reason = reason.as_deref().unwrap_or(""), session_on = %stored.node);
+    Ok(HoldDecision {
+        id: id.clone(),
+        approved: approve,
+    })
 }
 
 /// Takes a hold out of the queues when its decision is dropped undecided; a no-op once it is
@@ -406,13 +634,14 @@ mod tests {
         assert!(holds.withdraw(&hold.id, "the client cancelled it"));
         assert!(holds.pending_for(&bob).is_empty());
         assert_ne!(*version.borrow(), before, "approvals --watch hears it");
-        let err = holds.decide(&bob, &hold.id, true, None).unwrap_err();
+        let err = holds.decide(&bob, &hold.id, true, None).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::Conflict);
         assert!(err.message.contains("withdrawn"), "{}", err.message);
         assert!(err.message.contains("cancelled"), "{}", err.message);
         // Only those who could have decided it learn how it ended.
         let err = holds
             .decide(&identity("mallory", &["eng"]), &hold.id, true, None)
+            .await
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::Forbidden);
         // A second withdrawal finds nothing; the decision says it was withdrawn.
@@ -432,7 +661,7 @@ mod tests {
         let id = hold.id.clone();
         drop(hold);
         assert!(holds.lock().pending.is_empty(), "gone before any listing");
-        let err = holds.decide(&bob, &id, true, None).unwrap_err();
+        let err = holds.decide(&bob, &id, true, None).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::Conflict);
         assert!(err.message.contains("session ended"), "{}", err.message);
     }
@@ -443,13 +672,13 @@ mod tests {
         let holds = Holds::new(Arc::new(changes));
         let bob = identity("bob", &["dba"]);
         let hold = holds.file(&session(), request()).unwrap();
-        holds.decide(&bob, &hold.id, true, None).unwrap();
+        holds.decide(&bob, &hold.id, true, None).await.unwrap();
         assert!(!holds.withdraw(&hold.id, "the client cancelled it"));
         assert_eq!(
             hold.decision.await,
             HoldOutcome::Approved { by: "bob".into() }
         );
-        let err = holds.decide(&bob, &hold.id, true, None).unwrap_err();
+        let err = holds.decide(&bob, &hold.id, true, None).await.unwrap_err();
         assert!(err.message.contains("approved by bob"), "{}", err.message);
     }
 }

@@ -130,8 +130,8 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     let grants = crate::grants::Grants::start(store.clone(), live.clone())
         .await
         .context("cannot load the live grants from the store")?;
-    let fanout = crate::fanout::start(store, grants.clone(), revocations.clone());
-    let holds = crate::holds::Holds::new(grants.changes());
+    let holds = crate::holds::Holds::sharing(grants.changes(), store.clone());
+    let fanout = crate::fanout::start(store, grants.clone(), revocations.clone(), holds.clone());
     let enforcer = Arc::new(crate::enforce::Enforcer::new(holds.clone()));
     let (targets_tx, targets) = watch::channel(targets);
     let reloader = crate::reload::Reloader::new(config.source.clone(), config_tx, targets_tx);

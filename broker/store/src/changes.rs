@@ -20,6 +20,8 @@ pub enum Change {
     Grant(String),
     /// A session token was revoked (logout): read the revocations again.
     Token(String),
+    /// A held action was filed, decided or ended: read it again.
+    Hold(String),
 }
 
 impl Change {
@@ -27,6 +29,7 @@ impl Change {
         match self {
             Change::Grant(id) => format!("grant:{id}"),
             Change::Token(id) => format!("token:{id}"),
+            Change::Hold(id) => format!("hold:{id}"),
         }
     }
 
@@ -34,6 +37,7 @@ impl Change {
         match payload.split_once(':')? {
             ("grant", id) => Some(Change::Grant(id.to_owned())),
             ("token", id) => Some(Change::Token(id.to_owned())),
+            ("hold", id) => Some(Change::Hold(id.to_owned())),
             _ => None,
         }
     }
@@ -122,10 +126,14 @@ mod tests {
 
     #[test]
     fn payloads_read_back_and_unknown_ones_are_skipped() {
-        for change in [Change::Grant("g_1".into()), Change::Token("t:1".into())] {
+        for change in [
+            Change::Grant("g_1".into()),
+            Change::Token("t:1".into()),
+            Change::Hold("s_1".into()),
+        ] {
             assert_eq!(Change::parse(&change.payload()), Some(change));
         }
-        assert_eq!(Change::parse("hold:h_1"), None);
+        assert_eq!(Change::parse("session:x"), None);
         assert_eq!(Change::parse("nonsense"), None);
     }
 }

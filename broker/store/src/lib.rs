@@ -27,6 +27,7 @@ mod backend;
 mod changes;
 mod codec;
 mod error;
+mod holds;
 mod migrations;
 mod sessions;
 mod store;
@@ -35,6 +36,7 @@ pub use audit::AuditSlice;
 pub use backend::Dialect;
 pub use changes::{Change, Heard, Listener};
 pub use error::{OpenError, StoreError};
+pub use holds::StoredHold;
 pub use sessions::{INTERRUPTED, SILENT, SessionEnd, SessionFilter};
 pub use store::{GrantFilter, Store};
 

@@ -41,6 +41,11 @@ const SQLITE: &[Step] = &[
         "nodes",
         include_str!("../migrations/sqlite/0005_nodes.sql"),
     ),
+    (
+        6,
+        "holds",
+        include_str!("../migrations/sqlite/0006_holds.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema: the same versions and tables in PostgreSQL's types. Append only, and
@@ -70,6 +75,11 @@ const POSTGRES: &[Step] = &[
         5,
         "nodes",
         include_str!("../migrations/postgres/0005_nodes.sql"),
+    ),
+    (
+        6,
+        "holds",
+        include_str!("../migrations/postgres/0006_holds.sql"),
     ),
 ];
 

@@ -613,7 +613,7 @@ async fn reopening_keeps_data_and_migrates_once() {
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(applied, [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]);
+        assert_eq!(applied, [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1)]);
         store.close().await;
     }
 }
@@ -886,7 +886,7 @@ async fn a_store_from_before_revocations_is_upgraded_at_open() {
             .fetch_all(store.pool())
             .await
             .unwrap();
-    assert_eq!(applied, [1, 2, 3, 4, 5]);
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6]);
     store.revoke_token("t1", "alice", 2000, 1000).await.unwrap();
     assert_eq!(
         store.revoked_tokens(1000).await.unwrap(),
