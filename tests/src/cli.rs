@@ -27,6 +27,14 @@ impl Cli {
         }
     }
 
+    /// A CLI for `broker`'s CA that talks to `url` instead (a load balancer in front of
+    /// several brokers).
+    pub fn via(broker: &Broker, url: &str) -> Self {
+        let mut cli = Self::new(broker);
+        cli.broker = url.to_owned();
+        cli
+    }
+
     /// The CLI's state directory.
     pub fn state_dir(&self) -> &std::path::Path {
         self.dir.path()

@@ -297,7 +297,10 @@ fn the_sessions_of_a_broker_killed_mid_session_are_marked_by_another() {
     );
     let end = end.as_str().unwrap_or_default().to_owned();
     assert!(end.contains("no heartbeat"), "{end}");
-    assert!(b.log().contains("stopped heart-beating"), "{}", b.log());
+    // Logged once the store answered the update that marked it.
+    wait_for("B to say so", Duration::from_secs(10), || {
+        b.log().contains("stopped heart-beating")
+    });
 }
 
 #[test]
@@ -354,4 +357,110 @@ fn a_statement_held_on_one_broker_is_approved_on_another() {
     );
     let left = pg.admin_sql("appdb", "select count(*) from customers where id = 2");
     assert_eq!(left.trim(), "1");
+}
+
+/// A TCP load balancer on 127.0.0.1: each new connection goes to the backend port the test
+/// points it at now (so a test decides which broker a connection lands on).
+struct Balancer {
+    port: u16,
+    target: std::sync::Arc<std::sync::atomic::AtomicU16>,
+}
+
+impl Balancer {
+    fn start(first: u16) -> Self {
+        use std::io::copy;
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the balancer");
+        let port = listener.local_addr().expect("address").port();
+        let target = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(first));
+        let to = std::sync::Arc::clone(&target);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let backend = to.load(std::sync::atomic::Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", backend)) else {
+                    continue;
+                };
+                let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone())
+                else {
+                    continue;
+                };
+                std::thread::spawn(move || {
+                    let _ = copy(&mut client_r, &mut server_w);
+                    let _ = server_w.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut server_r, mut client_w) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = copy(&mut server_r, &mut client_w);
+                    let _ = client_w.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Self { port, target }
+    }
+
+    /// New connections go to `port` from now on.
+    fn point_at(&self, port: u16) {
+        self.target.store(port, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+#[test]
+fn a_ctrl_c_that_lands_on_another_broker_cancels_the_query() {
+    let pg = Postgres::start();
+    let (a, b, _c) = three_brokers(&pg);
+    let balancer = Balancer::start(a.port);
+    let alice = Cli::via(&a, &balancer.url());
+    alice.login(&a.token("alice", &["eng"], "1h"));
+    let tunnel = alice.connect_with("pg", &["--role", "read"]);
+    let psql = std::process::Command::new(sluice_tests::postgres::psql())
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-d",
+            &tunnel.uri(),
+            "-c",
+            "select pg_sleep(60)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn psql");
+    wait_for("pg_sleep to run", Duration::from_secs(15), || {
+        pg.admin_sql(
+            "postgres",
+            "select count(*) from pg_stat_activity where query = 'select pg_sleep(60)' and state = 'active'",
+        )
+        .trim()
+            == "1"
+    });
+    // The session is on A; psql's cancel connection goes to B.
+    balancer.point_at(b.port);
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &psql.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let out = psql.wait_with_output().expect("psql");
+    let said = text(&out);
+    assert!(
+        said.contains("canceling statement due to user request"),
+        "{said}\n--- A:\n{}\n--- B:\n{}",
+        a.log(),
+        b.log()
+    );
+    // Both brokers log it once they are done with it (B after psql's cancel connection ends).
+    wait_for(
+        "B to audit the cancel request",
+        Duration::from_secs(10),
+        || b.log().contains("cancel.requested.v1"),
+    );
+    wait_for("A to say it cancelled", Duration::from_secs(10), || {
+        a.log()
+            .contains("cancelled a query for a Ctrl-C another broker received")
+    });
 }

@@ -10,6 +10,8 @@
 //!              ├─ grant:ID  → Grants::refresh (end leases, arm timers, wake long-polls)
 //!              ├─ token:ID  → Revocations::refresh
 //!              ├─ hold:ID   → Holds::refresh (a held statement decided there resumes here)
+//!              ├─ cancel:PID:DIGEST → CancelRegistry::cancel_remote (psql's Ctrl-C that
+//!              │                      reached another broker)
 //!              └─ every RECHECK, after a lost connection, at start → both, for everything,
 //!                 and this broker's heartbeat (the open sessions of a broker silent for
 //!                 SILENT_AFTER are marked interrupted)
@@ -23,6 +25,7 @@
 use crate::grants::Grants;
 use crate::holds::Holds;
 use crate::tokens::{Revocations, now_secs};
+use sluice_engine_postgres::{CancelRegistry, Elsewhere, RemoteCancel};
 use sluice_store::{Change, Heard, Store};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,32 +64,42 @@ impl FanoutStatus {
 }
 
 /// Starts hearing the other brokers of `store` for the broker's life (nothing on SQLite).
-pub fn start(
-    store: Store,
-    grants: Arc<Grants>,
-    revocations: Arc<Revocations>,
-    holds: Arc<Holds>,
-) -> Arc<FanoutStatus> {
+pub fn start(here: Here) -> Arc<FanoutStatus> {
     let status = Arc::new(FanoutStatus::default());
-    if store.dialect() == sluice_store::Dialect::Postgres {
+    if here.store.dialect() == sluice_store::Dialect::Postgres {
         status.set(Err("not listening yet".into()));
-        let here = Here {
-            store,
-            grants,
-            revocations,
-            holds,
-        };
+        // psql's Ctrl-C for a session another broker serves: pass it on.
+        let store = here.store.clone();
+        here.cancels.hand_on(Elsewhere::new(move |remote| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let change = Change::Cancel {
+                    pid: remote.pid,
+                    digest: remote.digest,
+                };
+                if let Err(e) = store.announce(&change).await {
+                    warn!(error = %e, "cannot pass a cancel request on to the other brokers");
+                }
+            });
+            true
+        }));
         tokio::spawn(run(here, Arc::clone(&status)));
     }
     status
 }
 
 /// What the fan-out keeps up to date.
-struct Here {
-    store: Store,
-    grants: Arc<Grants>,
-    revocations: Arc<Revocations>,
-    holds: Arc<Holds>,
+pub struct Here {
+    /// The shared store.
+    pub store: Store,
+    /// Grants and their leases.
+    pub grants: Arc<Grants>,
+    /// Logged-out tokens.
+    pub revocations: Arc<Revocations>,
+    /// Held statements.
+    pub holds: Arc<Holds>,
+    /// The PostgreSQL sessions' cancel keys.
+    pub cancels: CancelRegistry,
 }
 
 async fn run(here: Here, status: Arc<FanoutStatus>) {
@@ -95,6 +108,7 @@ async fn run(here: Here, status: Arc<FanoutStatus>) {
         grants,
         revocations,
         holds,
+        cancels,
     } = &here;
     let mut every = tokio::time::interval(RECHECK);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -125,6 +139,14 @@ async fn run(here: Here, status: Arc<FanoutStatus>) {
                     }
                     Ok(Heard::Change(Change::Token(_))) => refresh_revocations(revocations).await,
                     Ok(Heard::Change(Change::Hold(id))) => holds.refresh(&id).await,
+                    Ok(Heard::Change(Change::Cancel { pid, digest })) => {
+                        let remote = RemoteCancel { pid, digest };
+                        match cancels.cancel_remote(&remote).await {
+                            Ok(true) => info!("cancelled a query for a Ctrl-C another broker received"),
+                            Ok(false) => {}
+                            Err(e) => warn!(error = %e, "cannot forward a cancel request another broker received"),
+                        }
+                    }
                     Ok(Heard::Gap) => {
                         warn!("the connection that listens for the other brokers' changes was lost; reading everything again");
                         recheck(&here).await;
@@ -149,6 +171,7 @@ async fn recheck(here: &Here) {
         grants,
         revocations,
         holds,
+        ..
     } = here;
     grants.recheck().await;
     refresh_revocations(revocations).await;

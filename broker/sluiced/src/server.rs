@@ -131,7 +131,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
         .await
         .context("cannot load the live grants from the store")?;
     let holds = crate::holds::Holds::sharing(grants.changes(), store.clone());
-    let fanout = crate::fanout::start(store, grants.clone(), revocations.clone(), holds.clone());
+    let fanout_store = store;
     let enforcer = Arc::new(crate::enforce::Enforcer::new(holds.clone()));
     let (targets_tx, targets) = watch::channel(targets);
     let reloader = crate::reload::Reloader::new(config.source.clone(), config_tx, targets_tx);
@@ -140,12 +140,21 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
     if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
         warn!(file = %pid_file.display(), error = %e, "cannot write the pid file; `sluiced reload` will not find this broker (send SIGHUP instead)");
     }
+    let postgres = crate::engines::PostgresEngine::new(enforcer, targets);
+    let cancels = postgres.cancels();
     let engines = Arc::new(crate::engines::Registry::new(
-        crate::engines::PostgresEngine::new(enforcer, targets),
+        postgres,
         Arc::new(crate::engines::SshEngine::new(holds.clone())),
         crate::engines::KubeEngine::new(holds.clone()),
         crate::engines::HttpEngine::new(holds.clone(), tokens.clone()),
     ));
+    let fanout = crate::fanout::start(crate::fanout::Here {
+        store: fanout_store,
+        grants: grants.clone(),
+        revocations: revocations.clone(),
+        holds: holds.clone(),
+        cancels,
+    });
     let state = AppState {
         gate: Gate::new(live, tokens, revocations.clone(), grants.clone()),
         kube_links: Arc::default(),

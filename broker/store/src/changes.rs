@@ -22,6 +22,14 @@ pub enum Change {
     Token(String),
     /// A held action was filed, decided or ended: read it again.
     Hold(String),
+    /// psql's Ctrl-C reached a broker that does not serve the session: the broker with
+    /// broker-issued `pid` checks `digest` and cancels.
+    Cancel {
+        /// The broker-issued pid.
+        pid: i32,
+        /// The digest of subject, pid and key (never the key).
+        digest: String,
+    },
 }
 
 impl Change {
@@ -30,6 +38,7 @@ impl Change {
             Change::Grant(id) => format!("grant:{id}"),
             Change::Token(id) => format!("token:{id}"),
             Change::Hold(id) => format!("hold:{id}"),
+            Change::Cancel { pid, digest } => format!("cancel:{pid}:{digest}"),
         }
     }
 
@@ -38,6 +47,13 @@ impl Change {
             ("grant", id) => Some(Change::Grant(id.to_owned())),
             ("token", id) => Some(Change::Token(id.to_owned())),
             ("hold", id) => Some(Change::Hold(id.to_owned())),
+            ("cancel", rest) => {
+                let (pid, digest) = rest.split_once(':')?;
+                Some(Change::Cancel {
+                    pid: pid.parse().ok()?,
+                    digest: digest.to_owned(),
+                })
+            }
             _ => None,
         }
     }
@@ -130,10 +146,15 @@ mod tests {
             Change::Grant("g_1".into()),
             Change::Token("t:1".into()),
             Change::Hold("s_1".into()),
+            Change::Cancel {
+                pid: 77,
+                digest: "ab".repeat(32),
+            },
         ] {
             assert_eq!(Change::parse(&change.payload()), Some(change));
         }
         assert_eq!(Change::parse("session:x"), None);
+        assert_eq!(Change::parse("cancel:x:ab"), None);
         assert_eq!(Change::parse("nonsense"), None);
     }
 }

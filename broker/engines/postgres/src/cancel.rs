@@ -15,6 +15,12 @@
 //! The subject check keeps one user's tunnel from cancelling another user's queries even if
 //! a key leaked.
 //!
+//! Several brokers may share one store behind a load balancer, and psql's cancel connection
+//! can land on another broker than its session. A registry that does not know the pid hands
+//! the request on ([`CancelRegistry::hand_on`]) as a [`RemoteCancel`]: the pid and a digest
+//! of (subject, pid, key), never the key itself; the broker that serves the session checks the
+//! digest against its own entry (constant time) and cancels ([`CancelRegistry::cancel_remote`]).
+//!
 //! A statement the broker holds for approval has not reached the target, so cancelling it
 //! there would do nothing. While a session holds one it arms its [`CancelSignal`]; a matching
 //! cancel request then goes to the session instead, which withdraws the held statement (as
@@ -40,6 +46,60 @@ pub const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct CancelRegistry {
     /// Keyed by broker pid, unique among live sessions.
     entries: Arc<Mutex<HashMap<i32, Entry>>>,
+    /// Where requests for pids not here go (other brokers sharing the store), if anywhere.
+    elsewhere: Arc<Mutex<Option<Elsewhere>>>,
+}
+
+/// Hands a cancel request this broker cannot match to the other brokers; true when it did.
+#[derive(Clone)]
+pub struct Elsewhere(Arc<dyn Fn(RemoteCancel) -> bool + Send + Sync>);
+
+impl Elsewhere {
+    /// Wraps the function that passes a request on.
+    pub fn new(hand_on: impl Fn(RemoteCancel) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(hand_on))
+    }
+}
+
+impl std::fmt::Debug for Elsewhere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Elsewhere")
+    }
+}
+
+/// A cancel request as another broker passes it on: the pid and a digest that proves the
+/// sender knew the session's subject and key, without carrying the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCancel {
+    /// The broker-issued pid.
+    pub pid: i32,
+    /// Lowercase hex SHA-256 of `sluice-cancel`, the subject, the pid and the key.
+    pub digest: String,
+}
+
+impl RemoteCancel {
+    /// The request of `subject` for broker `(pid, key)`.
+    pub fn of(subject: &str, pid: i32, key: i32) -> Self {
+        Self {
+            pid,
+            digest: cancel_digest(subject, pid, key),
+        }
+    }
+}
+
+fn cancel_digest(subject: &str, pid: i32, key: i32) -> String {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(b"sluice-cancel\0");
+    context.update(&(subject.len() as u64).to_be_bytes());
+    context.update(subject.as_bytes());
+    context.update(&pid.to_be_bytes());
+    context.update(&key.to_be_bytes());
+    context
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// One live session's cancel target.
@@ -224,12 +284,50 @@ impl CancelRegistry {
     /// sent). Errors are for the broker's log only: the client of a cancel request never gets
     /// an answer.
     pub async fn cancel(&self, subject: &str, pid: i32, key: i32) -> Result<bool, UpstreamError> {
+        let known = self.lock().contains_key(&pid);
+        if !known {
+            // Maybe another broker's session: pass it on, if there are others.
+            let elsewhere = self
+                .elsewhere
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            return Ok(
+                elsewhere.is_some_and(|hand_on| (hand_on.0)(RemoteCancel::of(subject, pid, key)))
+            );
+        }
+        self.cancel_matching(pid, |e| {
+            let key_ok: bool = e.broker_key.to_be_bytes().ct_eq(&key.to_be_bytes()).into();
+            key_ok && e.subject == subject
+        })
+        .await
+    }
+
+    /// Passes requests for pids this registry does not know to `elsewhere` (the other brokers
+    /// sharing the store).
+    pub fn hand_on(&self, elsewhere: Elsewhere) {
+        *self.elsewhere.lock().unwrap_or_else(|p| p.into_inner()) = Some(elsewhere);
+    }
+
+    /// Cancels for a request another broker passed on, if it names a live session here and its
+    /// digest matches the session's subject and key; as [`Self::cancel`] otherwise.
+    pub async fn cancel_remote(&self, remote: &RemoteCancel) -> Result<bool, UpstreamError> {
+        self.cancel_matching(remote.pid, |e| {
+            let expected = cancel_digest(&e.subject, remote.pid, e.broker_key);
+            expected.as_bytes().ct_eq(remote.digest.as_bytes()).into()
+        })
+        .await
+    }
+
+    async fn cancel_matching(
+        &self,
+        pid: i32,
+        matches: impl Fn(&Entry) -> bool,
+    ) -> Result<bool, UpstreamError> {
         let found = {
             let entries = self.lock();
             entries.get(&pid).and_then(|e| {
-                let key_ok: bool = e.broker_key.to_be_bytes().ct_eq(&key.to_be_bytes()).into();
-                (key_ok && e.subject == subject)
-                    .then(|| (e.real, e.address.clone(), e.tls.clone(), e.signal.clone()))
+                matches(e).then(|| (e.real, e.address.clone(), e.tls.clone(), e.signal.clone()))
             })
         };
         let Some((real, address, tls, signal)) = found else {
@@ -399,5 +497,45 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, UpstreamError::Unreachable { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_cancel_for_another_brokers_session_is_handed_on_without_its_key() {
+        let (address, mut seen) = fake_target().await;
+        let serving = CancelRegistry::new();
+        let guard = serving.register("alice", (4242, -99), &address, &TargetTls::Disable);
+        let (pid, key) = (guard.pid(), guard.key());
+        let receiving = CancelRegistry::new();
+        // Without a way on, an unknown pid is nothing.
+        assert!(!receiving.cancel("alice", pid, key).await.unwrap());
+        let passed = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&passed);
+        receiving.hand_on(Elsewhere::new(move |remote| {
+            sink.lock().unwrap().push(remote);
+            true
+        }));
+        assert!(receiving.cancel("alice", pid, key).await.unwrap());
+        assert!(receiving.cancel("mallory", pid, key).await.unwrap());
+        let passed = passed.lock().unwrap().clone();
+        assert!(passed.iter().all(|r| !r.digest.contains(&key.to_string())));
+        // The serving broker acts on the right digest only.
+        assert!(
+            !serving.cancel_remote(&passed[1]).await.unwrap(),
+            "mallory's"
+        );
+        assert!(seen.try_recv().is_err());
+        assert!(serving.cancel_remote(&passed[0]).await.unwrap());
+        assert!(matches!(
+            StartupPacket::decode(&seen.recv().await.unwrap()).unwrap(),
+            StartupPacket::CancelRequest {
+                pid: 4242,
+                key: -99
+            }
+        ));
+        let forged = RemoteCancel {
+            pid,
+            digest: "0".repeat(64),
+        };
+        assert!(!serving.cancel_remote(&forged).await.unwrap());
     }
 }

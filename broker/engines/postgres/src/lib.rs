@@ -32,7 +32,7 @@ mod tls;
 pub mod upstream;
 mod wire;
 
-pub use cancel::{CancelGuard, CancelRegistry};
+pub use cancel::{CancelGuard, CancelRegistry, Elsewhere, RemoteCancel};
 pub use client::{ClientError, ClientHello, Refusal, accept_startup, authenticate, check_params};
 pub use session::{
     AsGiven, SessionError, SessionKind, SessionParams, SessionStart, SessionSummary, StartFuture,

@@ -91,6 +91,11 @@ impl PostgresEngine {
 }
 
 impl PostgresEngine {
+    /// The registry of its sessions' cancel keys (for cancels other brokers pass on).
+    pub fn cancels(&self) -> CancelRegistry {
+        self.cancels.clone()
+    }
+
     /// The target of `resource` with its credential, as a session logs in to it.
     fn target(&self, resource: &str, pg: &sluice_config::PostgresSpec) -> Result<Target, ApiError> {
         let password = pg
