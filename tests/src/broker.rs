@@ -461,6 +461,11 @@ impl Broker {
         replica
     }
 
+    /// Adds an environment variable for the broker's next start and `sluiced` commands.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_owned(), value.to_owned()));
+    }
+
     /// Starts the broker again with the same config, keys and port.
     pub fn restart(&mut self) {
         self.kill();

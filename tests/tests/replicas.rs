@@ -464,3 +464,89 @@ fn a_ctrl_c_that_lands_on_another_broker_cancels_the_query() {
             .contains("cancelled a query for a Ctrl-C another broker received")
     });
 }
+
+#[test]
+fn a_single_broker_moves_to_postgres_with_its_history() {
+    let pg = Postgres::start();
+    let mut broker = BrokerBuilder::new()
+        .postgres("pg", &pg)
+        .role("read", "      max_ttl: 8h\n")
+        .rule_with("eng", &[], &["eng"], &["pg"], &["read"], "")
+        .policy_extra("  auditors:\n    groups: [security]\n")
+        .start();
+    let alice = user(&broker, &broker.token("alice", &["eng"], "1h"));
+    let granted = json(
+        &alice,
+        &[
+            "grant", "request", "pg", "--role", "read", "--reason", "before", "--output", "json",
+        ],
+    );
+    let granted = granted.get("grant").unwrap_or(&granted);
+    let id = granted["id"].as_str().expect("id").to_owned();
+    let tunnel = alice.connect_with("pg", &["--role", "read"]);
+    OpenSession::start(&tunnel, "on SQLite").quit();
+    drop(tunnel);
+    assert!(broker.terminate(), "a clean stop: {}", broker.log());
+
+    pg.admin_sql(
+        "postgres",
+        &format!("CREATE DATABASE moved OWNER {}", pg.app_user),
+    );
+    let to = format!("postgres://{}@127.0.0.1:{}/moved", pg.app_user, pg.port);
+    let sqlite = format!("sqlite:{}", broker.dir().join("sluice.db").display());
+    // A password on the command line is refused before anything is read.
+    let out = std::process::Command::new(sluice_tests::workspace_bin("sluiced"))
+        .args(["store", "copy", "--from", &sqlite, "--to"])
+        .arg(format!(
+            "postgres://{}:{}@127.0.0.1:{}/moved",
+            pg.app_user, pg.app_password, pg.port
+        ))
+        .output()
+        .expect("run sluiced");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("SLUICE_STORE_PASSWORD"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains(&pg.app_password), "{}", text(&out));
+    let out = std::process::Command::new(sluice_tests::workspace_bin("sluiced"))
+        .args(["store", "copy", "--from", &sqlite, "--to", &to])
+        .env("SLUICE_STORE_PASSWORD", &pg.app_password)
+        .output()
+        .expect("run sluiced");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("copied 1 grants"), "{}", text(&out));
+
+    // The same broker on the copy: its grant, its session and an intact, signed audit trail.
+    broker.edit_config(
+        "store:\n  sqlite: sluice.db\n",
+        &format!(
+            "store:\n  postgres:\n    url: {to}\n    password: env:SLUICE_STORE_PASSWORD\nrecording:\n  dir: recordings\n"
+        ),
+    );
+    broker.set_env("SLUICE_STORE_PASSWORD", &pg.app_password);
+    let out = broker.sluiced(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("PostgreSQL store is at schema version 6"),
+        "{}",
+        text(&out)
+    );
+    broker.start_again();
+    let shown = json(&alice, &["grant", "list", "--all", "--output", "json"]);
+    assert!(shown.to_string().contains(&id), "{shown}");
+    let sessions = json(&alice, &["sessions", "list", "--output", "json"]);
+    assert_eq!(
+        sessions["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "{sessions}"
+    );
+    let auditor = user(&broker, &broker.token("sam", &["security"], "1h"));
+    let verdict = json(&auditor, &["audit", "verify", "--output", "json"]);
+    assert_eq!(verdict["intact"], true, "{verdict}");
+    assert!(
+        verdict["checkpoints"].as_u64().unwrap_or(0) >= 1,
+        "{verdict}"
+    );
+}

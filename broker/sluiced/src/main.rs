@@ -92,12 +92,32 @@ enum Command {
         #[arg(long, short, env = "SLUICED_CONFIG")]
         config: PathBuf,
     },
+    /// The broker's store: moving it to another database.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Session tokens (operator bootstrap).
     #[command(subcommand)]
     Token(TokenCommand),
     /// Try the policy: what a request would get, without a running broker.
     #[command(subcommand)]
     Policy(explain::PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy grants, logout revocations, the session index and the audit trail (chain and
+    /// checkpoints unchanged) into an empty store.
+    #[command(
+        after_help = "STORE is sqlite:PATH, postgres://USER@HOST:PORT/DB (password from SLUICE_STORE_PASSWORD, never\nin the URL) or config:FILE (the store of that sluiced configuration). Stop the broker first: a copy\nis a snapshot. Held statements and heartbeats belong to running brokers and are not copied.\n\nExample:\n  SLUICE_STORE_PASSWORD=... sluiced store copy --from sqlite:/var/lib/sluice/sluice.db \\\n      --to postgres://sluice@db.internal:5432/sluice?sslmode=verify-full&sslrootcert=/etc/sluice/db-ca.pem"
+    )]
+    Copy {
+        /// Where the state is now.
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// Where it goes (must be empty; its schema is created).
+        #[arg(long, value_name = "STORE")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +202,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Reload { config } => reload::command(&config),
+        Command::Store(StoreCommand::Copy { from, to }) => {
+            let copied = runtime()?.block_on(async {
+                let source = store::open_spec(&from).await?;
+                let target = store::open_spec(&to).await?;
+                let copied = source.copy_to(&target).await.context("the copy failed")?;
+                source.close().await;
+                target.close().await;
+                anyhow::Ok(copied)
+            })?;
+            println!(
+                "copied {} grants, {} logout revocations, {} sessions, {} audit records and {} checkpoints",
+                copied.grants,
+                copied.revocations,
+                copied.sessions,
+                copied.audit_records,
+                copied.checkpoints
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate { config } => {
             let loaded = load_config(&config)?;
             let (kind, version) = runtime()?.block_on(async {

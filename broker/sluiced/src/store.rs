@@ -65,3 +65,47 @@ fn postgres_url(postgres: &PostgresStore) -> Result<String> {
     }
     Ok(url.into())
 }
+
+/// Opens the store a `sluiced store copy` argument names: `sqlite:PATH`, `config:FILE` (the
+/// store of that configuration, password and CA included) or `postgres://URL` (its password, if
+/// the server asks for one, from the environment variable `SLUICE_STORE_PASSWORD`: never on a
+/// command line, where every user of the machine can read it).
+pub async fn open_spec(spec: &str) -> Result<Store> {
+    if let Some(path) = spec.strip_prefix("sqlite:") {
+        return Store::open(std::path::Path::new(path))
+            .await
+            .with_context(|| format!("cannot open {spec}"));
+    }
+    if let Some(file) = spec.strip_prefix("config:") {
+        let config = sluice_config::load(std::path::Path::new(file))
+            .map_err(|errors| anyhow::anyhow!("{file} does not check:\n{errors}"))?;
+        return open(&config.store).await;
+    }
+    if spec.starts_with("postgres:") || spec.starts_with("postgresql:") {
+        let url = spec;
+        let mut parsed = url::Url::parse(url).context("the postgres: store is not a URL")?;
+        let shown = {
+            let mut shown = parsed.clone();
+            let _ = shown.set_password(None);
+            shown.to_string()
+        };
+        if parsed.password().is_some() {
+            anyhow::bail!(
+                "{shown}: put the password in the SLUICE_STORE_PASSWORD environment variable, \
+                 not on the command line"
+            );
+        }
+        if let Ok(password) = std::env::var("SLUICE_STORE_PASSWORD") {
+            parsed
+                .set_password(Some(&password))
+                .map_err(|()| anyhow::anyhow!("{shown} cannot hold a password"))?;
+        }
+        return Store::open_postgres(parsed.as_str(), &shown)
+            .await
+            .with_context(|| format!("cannot open {shown}"));
+    }
+    anyhow::bail!(
+        "{spec:?} names no store: write sqlite:PATH, postgres://USER@HOST:PORT/DATABASE or \
+         config:FILE (a sluiced configuration whose store to use)"
+    )
+}

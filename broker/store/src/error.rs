@@ -110,7 +110,19 @@ pub enum OpenError {
     /// unreachable, authentication, TLS, ...).
     #[error("could not connect to it")]
     Connect(#[source] sqlx::Error),
-    /// A migration failed, or the database was migrated by a newer (or modified) build.
+    /// A newer `sluiced` migrated it: this build does not know its schema.
+    #[error(
+        "its schema is version {found}, newer than this sluiced knows ({known}): run a sluiced at \
+         least as new as the one that migrated it (replicas are upgraded one at a time, never \
+         downgraded)"
+    )]
+    Newer {
+        /// The newest migration applied to the database.
+        found: i64,
+        /// The newest this build has.
+        known: i64,
+    },
+    /// A migration failed, or the database was migrated by a modified build.
     #[error("its schema could not be brought up to date")]
     Migrate(#[source] sqlx::migrate::MigrateError),
 }

@@ -183,10 +183,14 @@ impl Store {
     }
 
     async fn migrate(pool: AnyPool, dialect: Dialect) -> Result<Store, OpenError> {
-        migrations::migrator(dialect)
-            .run(&pool)
-            .await
-            .map_err(OpenError::Migrate)?;
+        let migrator = migrations::migrator(dialect);
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        migrator.run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::VersionMissing(found) if found > known => {
+                OpenError::Newer { found, known }
+            }
+            other => OpenError::Migrate(other),
+        })?;
         Ok(Store {
             pool,
             dialect,

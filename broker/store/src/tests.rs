@@ -985,3 +985,36 @@ crate::test_support::on_both_databases!(
     concurrent_votes_by_one_approver_count_once,
     changes_reach_the_other_brokers_listeners,
 );
+
+#[tokio::test]
+async fn a_store_migrated_by_a_newer_broker_is_refused_naming_both_versions() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99, 'from the future', 1, X'00', 0)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store.close().await;
+    let err = Store::open(&path).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Open {
+                source: OpenError::Newer {
+                    found: 99,
+                    known: 6
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = chain(&err);
+    assert!(
+        text.contains("version 99, newer than this sluiced knows (6)"),
+        "{text}"
+    );
+}
