@@ -263,7 +263,18 @@ impl BrokerBuilder {
         let top_level = self
             .top_level
             .replace("{dir}", &dir.path().display().to_string());
-        let store = match &self.store {
+        // `SLUICE_TEST_STORE=postgres`: every broker keeps its store in a PostgreSQL cluster
+        // of its own, so the end-to-end journeys run on both stores (scripts/test.sh).
+        let mut own_store = None;
+        let mut this = self;
+        if this.store.is_none()
+            && std::env::var("SLUICE_TEST_STORE").is_ok_and(|store| store == "postgres")
+        {
+            let cluster = Postgres::start();
+            this = this.shared_store(&cluster, "sluice_store");
+            own_store = Some(cluster);
+        }
+        let store = match &this.store {
             Some(shared) if top_level.contains("recording:") => shared.clone(),
             Some(shared) => format!("{shared}recording:\n  dir: recordings\n"),
             None => "store:\n  sqlite: sluice.db\n".to_owned(),
@@ -274,9 +285,10 @@ impl BrokerBuilder {
         std::fs::write(dir.path().join("sluice.yaml"), config).expect("write config");
         Broker {
             port,
-            env: self.env,
+            env: this.env,
             child: None,
             dir,
+            _own_store: own_store,
         }
     }
 }
@@ -289,6 +301,8 @@ pub struct Broker {
     env: Vec<(String, String)>,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// The PostgreSQL cluster holding the store under `SLUICE_TEST_STORE=postgres`.
+    _own_store: Option<Postgres>,
 }
 
 impl Broker {
@@ -456,6 +470,7 @@ impl Broker {
             env: self.env.clone(),
             child: None,
             dir,
+            _own_store: None,
         };
         replica.spawn();
         replica
