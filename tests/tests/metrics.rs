@@ -59,7 +59,10 @@ fn metrics_need_the_token_and_follow_what_the_broker_does() {
         .postgres("pg", &pg)
         .role(
             "guarded",
-            "      max_ttl: 1h\n      guardrails: read-only\n",
+            "      max_ttl: 1h\n      guardrails: read-only\n      masking: emails\n",
+        )
+        .policy_extra(
+            "  masking:\n    emails:\n      detectors:\n        - {name: emails, detector: email, style: redact}\n",
         )
         .rule_with("eng", &[], &["eng"], &["pg"], &["use", "guarded"], "")
         .top_level("metrics:\n  token: env:SLUICE_METRICS_TOKEN\n")
@@ -73,7 +76,8 @@ fn metrics_need_the_token_and_follow_what_the_broker_does() {
     let (code, before) = scrape(&broker, Some(TOKEN));
     assert_eq!(code, 200, "{before}");
     assert_eq!(value(&before, "sluice_store_up"), 1.0, "{before}");
-    assert!(before.contains("sluice_build_info{version="), "{before}");
+    assert!(before.contains("sluice_build_info{"), "{before}");
+    assert!(before.contains("node=\""), "{before}");
 
     let cli = Cli::new(&broker);
     cli.login(&broker.token("alice", &["eng"], "1h"));
@@ -85,6 +89,8 @@ fn metrics_need_the_token_and_follow_what_the_broker_does() {
             .expect("psql")
     };
     assert!(run("select 1").status.success());
+    let masked = run("select 'someone@example.com'");
+    assert!(!String::from_utf8_lossy(&masked.stdout).contains("someone@example.com"));
     assert!(!run("create table t (i int)").status.success());
     // A tunnel with a forged one-time secret is refused.
     let forged = connect.uri().replacen("postgres://", "postgres://x", 1);
@@ -113,6 +119,10 @@ fn metrics_need_the_token_and_follow_what_the_broker_does() {
         "{after}"
     );
     assert_eq!(value(&after, "sluice_tunnels_open"), 0.0, "{after}");
+    assert!(
+        value(&after, "sluice_masked_values_total{kind=\"postgres\"}") >= 1.0,
+        "{after}"
+    );
     assert_eq!(value(&after, "sluice_statements_held"), 0.0, "{after}");
     // Labels are kinds and outcomes: no resource, subject, statement or token.
     for secret in ["alice", "create table", "select 1", TOKEN, "\"pg\""] {

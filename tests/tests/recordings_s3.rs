@@ -3,60 +3,9 @@
 //! there, and a bucket that goes away refuses `record: required` sessions and lets
 //! `best-effort` ones run, saying so.
 
-use sluice_tests::util::{free_port, wait_for};
-use sluice_tests::{BrokerBuilder, Cli, OpenSession, Postgres};
-use std::process::{Child, Command, Stdio};
+use sluice_tests::util::wait_for;
+use sluice_tests::{BrokerBuilder, Cli, OpenSession, Postgres, S3};
 use std::time::Duration;
-
-/// `moto_server` on a free port with bucket `recs`; killed on drop.
-struct S3 {
-    child: Child,
-    port: u16,
-}
-
-impl S3 {
-    fn start() -> Self {
-        let port = free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server (pip install 'moto[server]'; scripts/deps.sh installs it)");
-        let s3 = Self { child, port };
-        wait_for("moto_server to listen", Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        let made = s3.curl(&["-X", "PUT", &s3.url("/recs")]);
-        assert!(made.status.success(), "create the bucket: {made:?}");
-        s3
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn curl(&self, args: &[&str]) -> std::process::Output {
-        Command::new("curl")
-            .args(["-q", "-s", "-f", "--noproxy", "*"])
-            .args(args)
-            .output()
-            .expect("curl")
-    }
-
-    /// The keys in the bucket.
-    fn keys(&self) -> String {
-        let out = self.curl(&[&self.url("/recs?list-type=2")]);
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn recordings_go_to_the_bucket_and_a_lost_bucket_fails_closed() {

@@ -550,3 +550,69 @@ fn a_single_broker_moves_to_postgres_with_its_history() {
         "{verdict}"
     );
 }
+
+#[test]
+fn a_recording_written_on_a_broker_that_died_is_replayed_from_the_bucket_by_another() {
+    let pg = Postgres::start();
+    let s3 = sluice_tests::S3::start();
+    let mut builder = BrokerBuilder::new()
+        .postgres("pg", &pg)
+        .shared_store(&pg, "sluice_store")
+        .role("read", "      max_ttl: 8h\n")
+        .rule_with("eng", &[], &["eng"], &["pg"], &["read"], "")
+        .top_level(&s3.recording_yaml("replicas"));
+    for (name, value) in sluice_tests::S3::env() {
+        builder = builder.env(name, value);
+    }
+    let mut a = builder.start();
+    let b = a.replica();
+    let token = a.token("alice", &["eng"], "1h");
+    let alice_a = user(&a, &token);
+    let alice_b = user(&b, &token);
+    let tunnel = alice_a.connect_with("pg", &["--role", "read"]);
+    let mut session = OpenSession::start(&tunnel, "written on A");
+    assert_eq!(session.query("select 'before A dies';"), "before A dies");
+    let list = json(&alice_b, &["sessions", "list", "--output", "json"]);
+    let id = list["sessions"][0]["id"]
+        .as_str()
+        .expect("session id")
+        .to_owned();
+    // The recorder writes a chunk every second: B reads the statement from the bucket while
+    // A still runs the session.
+    wait_for(
+        "B to read A's statement from the bucket",
+        Duration::from_secs(15),
+        || {
+            let shown = alice_b.run(&["sessions", "show", &id, "--output", "json"]);
+            text(&shown).contains("select 'before A dies'")
+        },
+    );
+    assert!(s3.keys().contains(&format!("/{id}/")), "{}", s3.keys());
+
+    a.kill();
+    wait_for(
+        "B to mark A's session interrupted",
+        Duration::from_secs(40),
+        || {
+            let list = json(&alice_b, &["sessions", "list", "--output", "json"]);
+            !list["sessions"][0]["end"].is_null()
+        },
+    );
+    // B shows and replays what A wrote up to its last chunk.
+    let shown = alice_b.run(&["sessions", "show", &id, "--output", "json"]);
+    assert!(shown.status.success(), "{}", text(&shown));
+    assert!(
+        text(&shown).contains("select 'before A dies'"),
+        "{}",
+        text(&shown)
+    );
+    let replayed = alice_b.run(&["sessions", "replay", &id]);
+    assert!(replayed.status.success(), "{}", text(&replayed));
+    assert!(
+        text(&replayed).contains("before A dies"),
+        "{}",
+        text(&replayed)
+    );
+    let written = sluice_tests::files_text(b.dir());
+    assert!(!written.contains(sluice_tests::s3::SECRET));
+}

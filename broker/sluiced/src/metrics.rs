@@ -59,6 +59,11 @@ pub fn tunnel_refused(code: &str) {
     metrics::counter!("sluice_tunnels_refused_total", "code" => code.to_owned()).increment(1);
 }
 
+/// Values masked in a session's answers, by kind, counted when the session ends.
+pub fn masked(kind: &'static str, count: u64) {
+    metrics::counter!("sluice_masked_values_total", "kind" => kind).increment(count);
+}
+
 /// A SQL statement decided: allowed, blocked, approved or denied.
 pub fn statement(decision: &'static str) {
     metrics::counter!("sluice_sql_statements_total", "decision" => decision).increment(1);

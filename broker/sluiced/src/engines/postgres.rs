@@ -274,6 +274,7 @@ impl Session for PostgresSession {
                 let counts = counts.lock().unwrap_or_else(|p| p.into_inner()).take();
                 for (rule, count) in counts.iter() {
                     info!(target: "audit", event = "masking.applied.v1", session = %id, rule, count);
+                    crate::metrics::masked("postgres", count);
                 }
             }
             Served {
