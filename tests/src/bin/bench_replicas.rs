@@ -83,9 +83,22 @@ fn tunnel_opens(tunnel: &Connect, rounds: u64) -> Vec<f64> {
         .collect()
 }
 
-/// Revokes a grant with a session in `pg_sleep` on `session_side` through `revoker`, `rounds`
-/// times; the time from the revoke's start to psql's exit.
-fn revocations(pg: &Postgres, holder: &Cli, revoker: &Cli, rounds: u64) -> Vec<f64> {
+/// `sluice whoami` (the CLI's start and one API call), for what the CLI itself costs.
+fn whoamis(cli: &Cli, rounds: u64) -> Vec<f64> {
+    (0..rounds)
+        .map(|_| {
+            let started = Instant::now();
+            let out = cli.run(&["whoami"]);
+            assert!(out.status.success(), "whoami: {out:?}");
+            ms(started.elapsed())
+        })
+        .collect()
+}
+
+/// Revokes a grant with a session in `pg_sleep` through `holder`'s broker via `revoker`,
+/// `rounds` times: (from the revoke command's start to psql's exit, from the command's return
+/// to psql's exit, 0 when psql was gone first).
+fn revocations(pg: &Postgres, holder: &Cli, revoker: &Cli, rounds: u64) -> (Vec<f64>, Vec<f64>) {
     (0..rounds)
         .map(|round| {
             let tunnel = holder.connect_with("pg", &["--role", "read"]);
@@ -127,9 +140,11 @@ fn revocations(pg: &Postgres, holder: &Cli, revoker: &Cli, rounds: u64) -> Vec<f
                 &format!("round {round}"),
             ]);
             assert!(out.status.success(), "revoke: {out:?}");
+            let returned = ms(started.elapsed());
             let mut psql = psql;
             psql.wait().expect("psql exits");
             let took = ms(started.elapsed());
+            let after = (took - returned).max(0.0);
             assert!(took < 30_000.0, "psql outlived the revoke by {took} ms");
             drop(tunnel);
             wait_for("pg_sleep to end", Duration::from_secs(15), || {
@@ -141,9 +156,9 @@ fn revocations(pg: &Postgres, holder: &Cli, revoker: &Cli, rounds: u64) -> Vec<f
                 .trim()
                     == "0"
             });
-            took
+            (took, after)
         })
-        .collect()
+        .unzip()
 }
 
 /// `pgbench -C` through each tunnel at once (`clients` each) for `seconds`: connections (so
@@ -204,6 +219,7 @@ fn main() {
     let token = single.token("alice", &["eng"], "8h");
     let alice_single = user(&single, &token);
     let bob_single = user(&single, &single.token("bob", &["eng"], "8h"));
+    let sqlite_whoami = whoamis(&alice_single, rounds);
     let sqlite_grants = grant_round_trips(&alice_single, rounds);
     let single_tunnel = alice_single.connect_with("pg", &["--role", "read"]);
     let sqlite_opens = tunnel_opens(&single_tunnel, rounds);
@@ -221,6 +237,7 @@ fn main() {
     let alice_a = user(&a, &token);
     let alice_b = user(&b, &token);
     let alice_c = user(&c, &token);
+    let pg_whoami = whoamis(&alice_a, rounds);
     let pg_grants = grant_round_trips(&alice_a, rounds);
     let tunnel_a = alice_a.connect_with("pg", &["--role", "read"]);
     let pg_opens = tunnel_opens(&tunnel_a, rounds);
@@ -234,6 +251,17 @@ fn main() {
     println!("\n## Several brokers ({rounds} rounds, {seconds} s pgbench runs)\n");
     println!("| measure | p50 ms | p99 ms |");
     println!("|---|---:|---:|");
+    println!(
+        "{}",
+        row(
+            "`sluice whoami` (the CLI's own cost), SQLite",
+            &sqlite_whoami
+        )
+    );
+    println!(
+        "{}",
+        row("`sluice whoami`, PostgreSQL (1 of 3)", &pg_whoami)
+    );
     println!(
         "{}",
         row(
@@ -259,17 +287,20 @@ fn main() {
             &pg_opens
         )
     );
-    println!(
-        "{}",
-        row(
-            "revoke → psql's FATAL, same broker (SQLite)",
-            &sqlite_revokes
-        )
-    );
-    println!(
-        "{}",
-        row("revoke on B → psql's FATAL on A (PostgreSQL)", &fanout)
-    );
+    for (name, values) in [
+        (
+            "revoke command → psql's FATAL, same broker (SQLite)",
+            &sqlite_revokes.0,
+        ),
+        ("  of which after the command returned", &sqlite_revokes.1),
+        (
+            "revoke command on B → psql's FATAL on A (PostgreSQL)",
+            &fanout.0,
+        ),
+        ("  of which after the command returned", &fanout.1),
+    ] {
+        println!("{}", row(name, values));
+    }
     println!();
     println!("| tunnels per second (`pgbench -C`, `select 1`) | tunnels/s |");
     println!("|---|---:|");
