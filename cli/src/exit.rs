@@ -143,7 +143,7 @@ impl From<ApiError> for CliError {
             ),
             ErrorCode::Unavailable => (
                 Exit::BrokerUnreachable,
-                Some("the broker cannot reach its store just now; try again in a moment"),
+                Some("try again in a moment; the broker's GET /v1/health says what it is missing"),
             ),
             ErrorCode::BadRequest | ErrorCode::Internal | ErrorCode::Unknown => (
                 Exit::Failure,

@@ -616,3 +616,89 @@ fn a_recording_written_on_a_broker_that_died_is_replayed_from_the_bucket_by_anot
     let written = sluice_tests::files_text(b.dir());
     assert!(!written.contains(sluice_tests::s3::SECRET));
 }
+
+#[test]
+fn a_grant_from_a_broker_that_died_expires_on_time_exactly_once() {
+    let pg = Postgres::start();
+    let mut a = BrokerBuilder::new()
+        .postgres("pg", &pg)
+        .shared_store(&pg, "sluice_store")
+        .role("short", "      max_ttl: 3s\n")
+        .rule_with("eng", &[], &["eng"], &["pg"], &["short"], "")
+        .start();
+    let b = a.replica();
+    let c = a.replica();
+    let token = a.token("alice", &["eng"], "1h");
+    let alice_a = user(&a, &token);
+    let alice_b = user(&b, &token);
+    let granted = json(
+        &alice_a,
+        &[
+            "grant", "request", "pg", "--role", "short", "--reason", "quick", "--output", "json",
+        ],
+    );
+    let granted = granted.get("grant").unwrap_or(&granted);
+    let id = granted["id"].as_str().expect("id").to_owned();
+    // The broker that made it dies before its timer fires; B and C both have one.
+    a.kill();
+    let mut shown = serde_json::Value::Null;
+    wait_for("the grant to expire", Duration::from_secs(20), || {
+        let all = json(&alice_b, &["grant", "list", "--all", "--output", "json"]);
+        shown = all["grants"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["id"] == id.as_str()).cloned())
+            .unwrap_or_default();
+        shown["state"] == "expired"
+    });
+    assert_eq!(shown["ended_by"], "sluiced", "{shown}");
+    let ended_at = shown["ended_at"].as_u64().expect("ended_at");
+    let expires_at = shown["expires_at"].as_u64().expect("expires_at");
+    assert!(ended_at >= expires_at, "{shown}");
+    // One broker ended it; the other lost the compare-and-set and wrote nothing.
+    std::thread::sleep(Duration::from_secs(1));
+    let expired = pg.admin_sql(
+        "sluice_store",
+        &format!(
+            "select count(*) from audit_records where event = 'grant.expired.v1' and data like '%{id}%'"
+        ),
+    );
+    assert_eq!(expired.trim(), "1", "{}\n{}", b.log(), c.log());
+}
+
+#[test]
+fn a_broker_that_loses_its_store_refuses_tunnels_and_says_why() {
+    let target = Postgres::start();
+    let store = Postgres::start();
+    let a = BrokerBuilder::new()
+        .postgres("pg", &target)
+        .shared_store(&store, "sluice_store")
+        .role("read", "      max_ttl: 8h\n")
+        .rule_with("eng", &[], &["eng"], &["pg"], &["read"], "")
+        .start();
+    let alice = user(&a, &a.token("alice", &["eng"], "1h"));
+    let tunnel = alice.connect_with("pg", &["--role", "read"]);
+    OpenSession::start(&tunnel, "before").quit();
+
+    store.stop();
+    wait_for("health to fail", Duration::from_secs(20), || {
+        health(&a).0 == 503
+    });
+    let (_, body) = health(&a);
+    assert_ne!(body["checks"]["store"], "ok", "{body}");
+    // A new connection through the same tunnel: refused, with the reason.
+    let refused = new_connection(&tunnel);
+    assert!(
+        !refused.contains("\n1\n") && !refused.starts_with('1'),
+        "{refused}"
+    );
+    assert!(refused.contains("FATAL"), "{refused}");
+    assert!(
+        refused.contains("cannot reach its grant store"),
+        "{refused}"
+    );
+    let log = a.log();
+    assert!(
+        !log.contains(&store.app_password),
+        "the store's password in the log"
+    );
+}
