@@ -173,6 +173,20 @@ impl Postgres {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Waits (up to 15 s) until a statement exactly `sql` is running (`running`) or until
+    /// none is (`!running`), as `pg_stat_activity` shows it.
+    pub fn wait_statement(&self, sql: &str, running: bool) {
+        let count = format!(
+            "select count(*) from pg_stat_activity where query = '{}' and state = 'active'",
+            sql.replace('\'', "''")
+        );
+        crate::util::wait_for(
+            &format!("`{sql}` running = {running}"),
+            std::time::Duration::from_secs(15),
+            || (self.admin_sql("postgres", &count).trim() != "0") == running,
+        );
+    }
+
     /// Stops the server now (for "target down" tests).
     pub fn stop(&self) {
         let _ = self

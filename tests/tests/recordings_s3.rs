@@ -4,27 +4,31 @@
 //! `best-effort` ones run, saying so.
 
 use sluice_tests::util::wait_for;
-use sluice_tests::{BrokerBuilder, Cli, OpenSession, Postgres, S3};
+use sluice_tests::{Broker, BrokerBuilder, Cli, OpenSession, Postgres, S3};
 use std::time::Duration;
 
-#[test]
-fn recordings_go_to_the_bucket_and_a_lost_bucket_fails_closed() {
-    let s3 = S3::start();
-    let pg = Postgres::start();
-    let broker = BrokerBuilder::new()
-        .postgres("pg", &pg)
+/// A broker whose recordings go to `s3` under `sluice/`, with roles `use` (recording required,
+/// the default) and `loose` (best-effort), both open to group `eng`.
+fn broker_on(s3: &S3, pg: &Postgres) -> Broker {
+    let mut builder = BrokerBuilder::new()
+        .postgres("pg", pg)
         .role(
             "loose",
             "      max_ttl: 1h\n      guardrails: guarded-write\n      record: best-effort\n",
         )
         .rule_with("eng", &[], &["eng"], &["pg"], &["use", "loose"], "")
-        .top_level(&format!(
-            "recording:\n  s3:\n    bucket: recs\n    endpoint: {}\n    prefix: sluice\n    access_key_id: env:S3_KEY_ID\n    secret_access_key: env:S3_SECRET\n",
-            s3.url("")
-        ))
-        .env("S3_KEY_ID", "testing-key-id")
-        .env("S3_SECRET", "testing-secret-access-key")
-        .start();
+        .top_level(&s3.recording_yaml("sluice"));
+    for (name, value) in S3::env() {
+        builder = builder.env(name, value);
+    }
+    builder.start()
+}
+
+#[test]
+fn recordings_go_to_the_bucket_and_a_lost_bucket_fails_closed() {
+    let s3 = S3::start();
+    let pg = Postgres::start();
+    let broker = broker_on(&s3, &pg);
     let cli = Cli::new(&broker);
     cli.login(&broker.token("alice", &["eng"], "1h"));
 
@@ -66,7 +70,7 @@ fn recordings_go_to_the_bucket_and_a_lost_bucket_fails_closed() {
     assert!(shown.contains("select 'kept in the bucket'"), "{shown}");
     // The broker's credentials are not in what it wrote.
     let written = sluice_tests::files_text(broker.dir());
-    assert!(!written.contains("testing-secret-access-key"));
+    assert!(!written.contains(sluice_tests::s3::SECRET));
 
     // The bucket goes away: a required recording cannot start, so the session is refused;
     // a best-effort one runs and is marked.
@@ -112,20 +116,7 @@ fn recordings_go_to_the_bucket_and_a_lost_bucket_fails_closed() {
 fn a_bucket_lost_mid_session_ends_required_sessions_with_the_reason() {
     let s3 = S3::start();
     let pg = Postgres::start();
-    let broker = BrokerBuilder::new()
-        .postgres("pg", &pg)
-        .role(
-            "loose",
-            "      max_ttl: 1h\n      guardrails: guarded-write\n      record: best-effort\n",
-        )
-        .rule_with("eng", &[], &["eng"], &["pg"], &["use", "loose"], "")
-        .top_level(&format!(
-            "recording:\n  s3:\n    bucket: recs\n    endpoint: {}\n    access_key_id: env:S3_KEY_ID\n    secret_access_key: env:S3_SECRET\n",
-            s3.url("")
-        ))
-        .env("S3_KEY_ID", "testing-key-id")
-        .env("S3_SECRET", "testing-secret-access-key")
-        .start();
+    let broker = broker_on(&s3, &pg);
     let cli = Cli::new(&broker);
     cli.login(&broker.token("alice", &["eng"], "1h"));
     let required = cli.connect_with("pg", &["--role", "use"]);

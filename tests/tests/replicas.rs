@@ -430,14 +430,7 @@ fn a_ctrl_c_that_lands_on_another_broker_cancels_the_query() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn psql");
-    wait_for("pg_sleep to run", Duration::from_secs(15), || {
-        pg.admin_sql(
-            "postgres",
-            "select count(*) from pg_stat_activity where query = 'select pg_sleep(60)' and state = 'active'",
-        )
-        .trim()
-            == "1"
-    });
+    pg.wait_statement("select pg_sleep(60)", true);
     // The session is on A; psql's cancel connection goes to B.
     balancer.point_at(b.port);
     let sent = std::process::Command::new("kill")

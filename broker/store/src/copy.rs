@@ -142,61 +142,23 @@ mod tests {
     use crate::SessionFilter;
     use serde_json::Map;
     use sluice_shared::audit::{AuditRecord, Checkpoint, Head};
-    use sluice_shared::grants::{Grant, GrantState, Requester, Vote};
+    use sluice_shared::grants::{Grant, Vote};
     use sluice_shared::sessions::SessionInfo;
 
+    /// A pending grant with one vote.
     fn grant(id: &str, created_at: u64) -> Grant {
-        Grant {
-            id: id.into(),
-            state: GrantState::Pending,
-            requester: Requester {
-                subject: "alice".into(),
-                groups: vec!["eng".into()],
-                auth_method: "oidc".into(),
-                provider: None,
-                ci: Default::default(),
-            },
-            resource: "pg".into(),
-            role: "read".into(),
-            rule: "eng".into(),
-            reason: "copy me".into(),
-            ttl_secs: 60,
-            requested_ttl_secs: None,
-            approval: None,
-            votes: vec![Vote {
-                approver: "bob".into(),
-                approve: true,
-                reason: None,
-                at: created_at + 1,
-            }],
-            created_at,
-            activated_at: None,
-            expires_at: None,
-            ended_at: None,
-            ended_by: None,
-            end_reason: None,
-        }
+        let mut grant = crate::tests::grant(id, "alice", created_at);
+        grant.votes.push(Vote {
+            approver: "bob".into(),
+            approve: true,
+            reason: None,
+            at: created_at + 1,
+        });
+        grant
     }
 
     fn session(id: &str, started_at: u64) -> SessionInfo {
-        SessionInfo {
-            id: id.into(),
-            subject: "alice".into(),
-            auth_method: "oidc".into(),
-            ci: Default::default(),
-            resource: "pg".into(),
-            kind: "postgres".into(),
-            role: "read".into(),
-            grant: "g_1".into(),
-            client: "127.0.0.1:1".into(),
-            started_at,
-            ended_at: None,
-            bytes_up: 0,
-            bytes_down: 0,
-            statements: 0,
-            end: None,
-            recording: "recorded".into(),
-        }
+        crate::sessions::tests::session(id, "alice", "pg", started_at)
     }
 
     async fn a_copy_keeps_every_grant_session_and_the_audit_chain(to: Store) {

@@ -247,10 +247,10 @@ fn session_from_row(row: &AnyRow) -> Result<SessionInfo, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn session(id: &str, subject: &str, resource: &str, started_at: u64) -> SessionInfo {
+    pub(crate) fn session(id: &str, subject: &str, resource: &str, started_at: u64) -> SessionInfo {
         SessionInfo {
             id: id.into(),
             subject: subject.into(),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// A pending grant of `subject` with no approvals yet and nothing optional set.
-fn grant(id: &str, subject: &str, created_at: u64) -> Grant {
+pub(crate) fn grant(id: &str, subject: &str, created_at: u64) -> Grant {
     Grant {
         id: id.into(),
         state: GrantState::Pending,

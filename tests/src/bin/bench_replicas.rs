@@ -16,7 +16,6 @@
 
 use sluice_tests::measure::{env_num, percentile};
 use sluice_tests::postgres::psql;
-use sluice_tests::util::wait_for;
 use sluice_tests::{Broker, BrokerBuilder, Cli, Connect, Postgres};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -116,15 +115,7 @@ fn revocations(pg: &Postgres, holder: &Cli, revoker: &Cli, rounds: u64) -> (Vec<
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("psql");
-            wait_for("pg_sleep to run", Duration::from_secs(15), || {
-                pg.admin_sql(
-                    "postgres",
-                    "select count(*) from pg_stat_activity where query = 'select pg_sleep(60)' \
-                     and state = 'active'",
-                )
-                .trim()
-                    == "1"
-            });
+            pg.wait_statement("select pg_sleep(60)", true);
             let list = holder.run(&["grant", "list", "--output", "json"]);
             let v: serde_json::Value = serde_json::from_slice(&list.stdout).expect("JSON");
             let id = v["grants"][0]["id"]
@@ -147,15 +138,7 @@ fn revocations(pg: &Postgres, holder: &Cli, revoker: &Cli, rounds: u64) -> (Vec<
             let after = (took - returned).max(0.0);
             assert!(took < 30_000.0, "psql outlived the revoke by {took} ms");
             drop(tunnel);
-            wait_for("pg_sleep to end", Duration::from_secs(15), || {
-                pg.admin_sql(
-                    "postgres",
-                    "select count(*) from pg_stat_activity where query = 'select pg_sleep(60)' \
-                     and state = 'active'",
-                )
-                .trim()
-                    == "0"
-            });
+            pg.wait_statement("select pg_sleep(60)", false);
             (took, after)
         })
         .unzip()
