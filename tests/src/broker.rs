@@ -8,6 +8,19 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// `policy` lines for a guardrail profile `careful`: guarded-write, with every DELETE held for
+/// a member of `dba` (for `policy_extra`; give a role `guardrails: careful`).
+pub const CAREFUL_GUARDRAILS: &str = concat!(
+    "  guardrails:\n",
+    "    careful:\n",
+    "      base: guarded-write\n",
+    "      approvers: [dba]\n",
+    "      rules:\n",
+    "        - name: deletes-need-a-dba\n",
+    "          action: approve\n",
+    "          commands: [DELETE]\n",
+);
+
 /// Describes the broker's resources and policy before it starts.
 #[derive(Debug, Default)]
 pub struct BrokerBuilder {

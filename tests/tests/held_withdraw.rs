@@ -15,16 +15,7 @@ fn setup() -> (Postgres, Broker, Cli) {
     let broker = BrokerBuilder::new()
         .postgres("pg", &pg)
         .role("careful", "      max_ttl: 1h\n      guardrails: careful\n")
-        .policy_extra(concat!(
-            "  guardrails:\n",
-            "    careful:\n",
-            "      base: guarded-write\n",
-            "      approvers: [dba]\n",
-            "      rules:\n",
-            "        - name: deletes-need-a-dba\n",
-            "          action: approve\n",
-            "          commands: [DELETE]\n",
-        ))
+        .policy_extra(sluice_tests::broker::CAREFUL_GUARDRAILS)
         .rule_with("eng", &[], &["eng"], &["pg"], &["careful"], "")
         .start();
     let cli = Cli::new(&broker);

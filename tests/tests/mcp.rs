@@ -13,16 +13,7 @@ use std::time::Duration;
 const EMAIL: &str = "zed.planted@corp.example";
 
 /// A guarded-write profile whose DELETEs wait for a `dba`.
-const CAREFUL: &str = concat!(
-    "  guardrails:\n",
-    "    careful:\n",
-    "      base: guarded-write\n",
-    "      approvers: [dba]\n",
-    "      rules:\n",
-    "        - name: deletes-need-a-dba\n",
-    "          action: approve\n",
-    "          commands: [DELETE]\n",
-);
+const CAREFUL: &str = sluice_tests::broker::CAREFUL_GUARDRAILS;
 
 fn setup() -> (Postgres, Broker, Cli) {
     let pg = Postgres::start();

@@ -29,17 +29,12 @@ fn three_brokers(pg: &Postgres) -> (Broker, Broker, Broker) {
             &["read", "write", "careful"],
             "",
         )
-        .policy_extra(concat!(
-            "  auditors:\n    groups: [security]\n",
-            "  guardrails:\n",
-            "    careful:\n",
-            "      base: guarded-write\n",
-            "      approvers: [dba]\n",
-            "      rules:\n",
-            "        - name: deletes-need-a-dba\n",
-            "          action: approve\n",
-            "          commands: [DELETE]\n",
-        ))
+        .policy_extra(
+            "  auditors:
+    groups: [security]
+",
+        )
+        .policy_extra(sluice_tests::broker::CAREFUL_GUARDRAILS)
         .start();
     let b = a.replica();
     let c = a.replica();
