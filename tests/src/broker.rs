@@ -31,6 +31,8 @@ pub struct BrokerBuilder {
     identity: String,
     top_level: String,
     store: Option<String>,
+    /// Keep the store in SQLite even under `SLUICE_TEST_STORE=postgres`.
+    sqlite_only: bool,
     env: Vec<(String, String)>,
 }
 
@@ -229,6 +231,13 @@ impl BrokerBuilder {
         self.env("SLUICE_STORE_PASSWORD", &pg.app_password.clone())
     }
 
+    /// Keeps the store in the SQLite file `sluice.db` whatever `SLUICE_TEST_STORE` says: for
+    /// tests that read or tamper with that file, as an intruder with the disk would.
+    pub fn sqlite_store(mut self) -> Self {
+        self.sqlite_only = true;
+        self
+    }
+
     /// Writes the config next to a fresh `sluiced init` and starts the broker.
     pub fn start(self) -> Broker {
         let mut broker = self.configure();
@@ -281,6 +290,7 @@ impl BrokerBuilder {
         let mut own_store = None;
         let mut this = self;
         if this.store.is_none()
+            && !this.sqlite_only
             && std::env::var("SLUICE_TEST_STORE").is_ok_and(|store| store == "postgres")
         {
             let cluster = Postgres::start();

@@ -31,7 +31,9 @@ fn user(broker: &Broker, name: &str, groups: &[&str]) -> Cli {
 /// A broker with one tcp resource `echo` that group `eng` may use, and `security` auditors.
 fn tcp_broker() -> Broker {
     let port = echo_server();
+    // The tests tamper with the SQLite file, as an intruder with the disk would.
     BrokerBuilder::new()
+        .sqlite_store()
         .tcp("echo", &format!("127.0.0.1:{port}"))
         .rule("eng", &[], &["eng"], &["echo"])
         .policy_extra(AUDITORS)
@@ -410,6 +412,7 @@ fn only_auditors_may_read_the_trail() {
 fn no_secret_reaches_the_audit_trail() {
     let pg = Postgres::start();
     let broker = BrokerBuilder::new()
+        .sqlite_store()
         .postgres("pg", &pg)
         .rule("dba", &[], &["dba"], &["pg"])
         .policy_extra(AUDITORS)

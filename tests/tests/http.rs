@@ -21,6 +21,11 @@ struct Setup {
 }
 
 fn setup(fake: FakeHttp) -> Setup {
+    setup_with(fake, BrokerBuilder::new())
+}
+
+/// [`setup`] on `builder` (e.g. with the store pinned to SQLite).
+fn setup_with(fake: FakeHttp, builder: BrokerBuilder) -> Setup {
     let ca_dir = tempfile::tempdir().expect("ca dir");
     let body = match fake.ca_pem() {
         Some(_) => format!(
@@ -33,7 +38,7 @@ fn setup(fake: FakeHttp) -> Setup {
     let body = format!(
         "{body}    inject:\n      bearer: env:API_TOKEN\n      headers: {{X-Api-Key: env:API_KEY}}\n    identity: {{header: Sluice-Identity, ttl: 2m}}\n"
     );
-    let broker = BrokerBuilder::new()
+    let broker = builder
         .http(
             "api",
             &body,
@@ -416,7 +421,9 @@ fn a_websocket_is_relayed_for_a_role_that_does_not_mask() {
 
 #[test]
 fn a_client_that_hangs_up_while_its_tunnel_opens_leaves_no_open_session() {
-    let s = setup(FakeHttp::start());
+    // The hang-up must land while the session's record is being opened: a window whose width
+    // depends on the store's latency, provoked reliably with SQLite's.
+    let s = setup_with(FakeHttp::start(), BrokerBuilder::new().sqlite_store());
     let out = s.cli.run(&[
         "grant", "request", "api", "--role", "ops", "--reason", "test", "--output", "json",
     ]);

@@ -457,6 +457,7 @@ fn a_ctrl_c_that_lands_on_another_broker_cancels_the_query() {
 fn a_single_broker_moves_to_postgres_with_its_history() {
     let pg = Postgres::start();
     let mut broker = BrokerBuilder::new()
+        .sqlite_store()
         .postgres("pg", &pg)
         .role("read", "      max_ttl: 8h\n")
         .rule_with("eng", &[], &["eng"], &["pg"], &["read"], "")
