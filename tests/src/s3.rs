@@ -63,6 +63,21 @@ impl S3 {
             .expect("curl")
     }
 
+    /// The response headers of `HEAD` on object `key` of the bucket (signed, as a client with
+    /// the brokers' key would).
+    pub fn head(&self, key: &str) -> String {
+        let user = format!("{KEY_ID}:{SECRET}");
+        let out = self.curl(&[
+            "-I",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "--user",
+            &user,
+            &self.url(&format!("/recs/{key}")),
+        ]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
     /// The bucket's listing (S3's XML): every key in it.
     pub fn keys(&self) -> String {
         let out = self.curl(&[&self.url("/recs?list-type=2")]);

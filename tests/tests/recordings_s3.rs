@@ -7,7 +7,7 @@ use sluice_tests::util::wait_for;
 use sluice_tests::{Broker, BrokerBuilder, Cli, OpenSession, Postgres, S3};
 use std::time::Duration;
 
-/// A broker whose recordings go to `s3` under `sluice/`, with roles `use` (recording required,
+/// A broker whose recordings go to `s3` under `sluice/`, encrypted by the bucket (SSE-S3), with roles `use` (recording required,
 /// the default) and `loose` (best-effort), both open to group `eng`.
 fn broker_on(s3: &S3, pg: &Postgres) -> Broker {
     let mut builder = BrokerBuilder::new()
@@ -17,7 +17,10 @@ fn broker_on(s3: &S3, pg: &Postgres) -> Broker {
             "      max_ttl: 1h\n      guardrails: guarded-write\n      record: best-effort\n",
         )
         .rule_with("eng", &[], &["eng"], &["pg"], &["use", "loose"], "")
-        .top_level(&s3.recording_yaml("sluice"));
+        .top_level(&format!(
+            "{}    encryption: aes256\n",
+            s3.recording_yaml("sluice")
+        ));
     for (name, value) in S3::env() {
         builder = builder.env(name, value);
     }
@@ -59,6 +62,18 @@ fn recordings_go_to_the_bucket_and_a_lost_bucket_fails_closed() {
     assert!(
         keys.contains(&format!("/{id}/00000000.jsonl.gz")) && keys.contains("<Key>sluice/"),
         "{keys}"
+    );
+    // Each chunk was stored encrypted as configured (SSE-S3).
+    let key = keys
+        .split("<Key>")
+        .filter_map(|k| k.split("</Key>").next())
+        .find(|k| k.contains(&id))
+        .expect("a chunk key");
+    let head = s3.head(key);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-amz-server-side-encryption: aes256"),
+        "{head}"
     );
     let shown = cli.run(&["sessions", "show", &id, "--output", "json"]);
     assert!(

@@ -43,9 +43,9 @@ pub use location::{ConfigError, ConfigErrors, Located, Location};
 pub use model::{
     ClientCert, Config, HttpAuthorization, HttpInject, HttpSpec, IdentityAssertion, IdentityConfig,
     JwksSource, KubeSpec, LimitsConfig, MetricsConfig, OidcIssuer, PostgresSpec, PostgresStore,
-    RecordingConfig, Resource, ResourceSpec, S3Recording, SshCredential, SshSpec, StoreConfig,
-    SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig, WorkloadIssuer,
-    WorkloadPreset,
+    RecordingConfig, Resource, ResourceSpec, S3Encryption, S3Recording, SshCredential, SshSpec,
+    StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode, TokensConfig,
+    WorkloadIssuer, WorkloadPreset,
 };
 pub use policy::{
     AgentWrites, Approval, ApprovalOverride, Auditors, Decision, ExecRuleSpec, Grantable, HttpRole,

@@ -162,6 +162,18 @@ pub struct S3Recording {
     pub access_key_id: Located<CredentialRef>,
     /// `secret_access_key`.
     pub secret_access_key: Located<CredentialRef>,
+    /// `encryption`: what the bucket encrypts each object with (default: the bucket's own
+    /// setting).
+    pub encryption: Option<S3Encryption>,
+}
+
+/// `recording.s3.encryption`: server-side encryption asked for on every object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum S3Encryption {
+    /// `aes256` (SSE-S3: keys the storage manages).
+    Aes256,
+    /// `kms` (SSE-KMS), with `kms_key_id`, or the bucket's default KMS key without.
+    Kms(Option<String>),
 }
 
 /// A target the broker relays to.

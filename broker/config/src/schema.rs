@@ -20,8 +20,8 @@ use crate::extract::{Cx, Fields, Item, suggest};
 use crate::location::Located;
 use crate::model::{
     Config, LimitsConfig, MetricsConfig, PostgresSpec, PostgresStore, RecordingConfig, Resource,
-    ResourceSpec, S3Recording, StoreConfig, SuperuserLogin, TargetTls, TcpSpec, TlsConfig, TlsMode,
-    TokensConfig,
+    ResourceSpec, S3Encryption, S3Recording, StoreConfig, SuperuserLogin, TargetTls, TcpSpec,
+    TlsConfig, TlsMode, TokensConfig,
 };
 use crate::policy::Policy;
 use crate::tree::{Node, NodeKind};
@@ -53,6 +53,8 @@ const S3_KEYS: &[&str] = &[
     "prefix",
     "access_key_id",
     "secret_access_key",
+    "encryption",
+    "kms_key_id",
 ];
 /// The longest `limits.shutdown_grace` accepted.
 const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(600);
@@ -528,6 +530,32 @@ fn s3_recording(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<S3Recording> {
     let secret_access_key = cx
         .required(&fields, "secret_access_key")
         .and_then(|item| credential(cx, &item));
+    let kms_key_id = optional(fields.optional("kms_key_id"), |item| cx.text(item));
+    let encryption_item = fields.optional("encryption");
+    let encryption = optional(encryption_item.clone(), |item| {
+        let text = cx.text(item)?;
+        match text.as_str() {
+            "aes256" => Some(S3Encryption::Aes256),
+            "kms" => Some(S3Encryption::Kms(None)),
+            other => {
+                cx.invalid(
+                    item,
+                    format!("expected aes256 (SSE-S3) or kms (SSE-KMS), found \"{other}\""),
+                );
+                None
+            }
+        }
+    });
+    let encryption = match (encryption?, kms_key_id?) {
+        (Some(S3Encryption::Kms(_)), key) => Some(S3Encryption::Kms(key)),
+        (other, None) => other,
+        (_, Some(_)) => {
+            if let Some(item) = fields.optional("kms_key_id") {
+                cx.invalid(&item, "`kms_key_id` goes with `encryption: kms`");
+            }
+            return None;
+        }
+    };
     Some(S3Recording {
         bucket: bucket?,
         endpoint: endpoint?,
@@ -535,6 +563,7 @@ fn s3_recording(cx: &mut Cx<'_>, item: &Item<'_>) -> Option<S3Recording> {
         prefix: prefix?.unwrap_or_default(),
         access_key_id: access_key_id?,
         secret_access_key: secret_access_key?,
+        encryption,
     })
 }
 

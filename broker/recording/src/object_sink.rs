@@ -39,6 +39,9 @@ pub struct S3Options {
     pub access_key_id: String,
     /// Secret access key.
     pub secret_access_key: String,
+    /// Server-side encryption asked for on every object: `AES256` or `aws:kms`, with a KMS
+    /// key id for `aws:kms` (or the bucket's default key); `None` leaves it to the bucket.
+    pub encryption: Option<(String, Option<String>)>,
 }
 
 /// A [`Sink`] on S3-compatible object storage. See the [module documentation](self).
@@ -83,6 +86,17 @@ impl ObjectSink {
             .with_region(&options.region)
             .with_access_key_id(&options.access_key_id)
             .with_secret_access_key(&options.secret_access_key);
+        if let Some((kind, kms_key)) = &options.encryption {
+            let key = |name: &str| {
+                name.parse().map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: {e}"))
+                })
+            };
+            builder = builder.with_config(key("aws_server_side_encryption")?, kind);
+            if let Some(id) = kms_key {
+                builder = builder.with_config(key("aws_sse_kms_key_id")?, id);
+            }
+        }
         let mut describe = format!("bucket {}", options.bucket);
         if let Some(endpoint) = &options.endpoint {
             builder = builder

@@ -46,6 +46,10 @@ fn object_sink(s3: &sluice_config::S3Recording) -> Result<sluice_recording::Obje
             prefix: s3.prefix.clone(),
             access_key_id: read(&s3.access_key_id, "access_key_id")?,
             secret_access_key: read(&s3.secret_access_key, "secret_access_key")?,
+            encryption: s3.encryption.as_ref().map(|e| match e {
+                sluice_config::S3Encryption::Aes256 => ("AES256".to_owned(), None),
+                sluice_config::S3Encryption::Kms(key) => ("aws:kms".to_owned(), key.clone()),
+            }),
         },
     )?)
 }

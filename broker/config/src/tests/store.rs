@@ -105,3 +105,45 @@ fn bad_postgres_stores_are_refused_with_what_to_do() {
         assert_errors(&errors, &[expected]);
     }
 }
+
+#[test]
+fn recording_encryption_is_aes256_or_kms_with_an_optional_key() {
+    let bucket = "recording:\n  s3:\n    bucket: recs\n    access_key_id: env:K\n    secret_access_key: env:S\n";
+    let config = parse_ok(&with_store(&format!(
+        "store: {{sqlite: s.db}}\n{bucket}    encryption: kms\n    kms_key_id: alias/sluice\n"
+    )));
+    let s3 = config.recording.s3.expect("s3");
+    assert_eq!(
+        s3.encryption,
+        Some(crate::S3Encryption::Kms(Some("alias/sluice".into())))
+    );
+    let config = parse_ok(&with_store(&format!(
+        "store: {{sqlite: s.db}}\n{bucket}    encryption: aes256\n"
+    )));
+    assert_eq!(
+        config.recording.s3.expect("s3").encryption,
+        Some(crate::S3Encryption::Aes256)
+    );
+    for (tail, key, message) in [
+        (
+            "    encryption: rot13\n",
+            "recording.s3.encryption",
+            "expected aes256 (SSE-S3) or kms",
+        ),
+        (
+            "    kms_key_id: alias/x\n",
+            "recording.s3.kms_key_id",
+            "`kms_key_id` goes with `encryption: kms`",
+        ),
+    ] {
+        let errors = parse_err(&with_store(&format!(
+            "store: {{sqlite: s.db}}\n{bucket}{tail}"
+        )));
+        assert!(
+            errors
+                .iter()
+                .any(|(_, _, k, m)| k == key && m.starts_with(message)),
+            "{errors:?}"
+        );
+    }
+}
