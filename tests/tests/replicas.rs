@@ -711,3 +711,48 @@ fn a_broker_that_loses_its_store_refuses_tunnels_and_says_why() {
         "the store's password in the log"
     );
 }
+
+#[test]
+fn an_approvers_long_poll_on_one_broker_wakes_for_a_request_made_on_another() {
+    let pg = Postgres::start();
+    let (a, b, _c) = three_brokers(&pg);
+    let alice_a = user(&a, &a.token("alice", &["eng"], "1h"));
+    let bob_token = b.token("bob", &["dba"], "1h");
+    let (ca, url) = (b.ca().display().to_string(), b.url());
+    let poll = move |version: Option<u64>| {
+        let query = version.map_or_else(String::new, |v| format!("?version={v}&wait=30"));
+        curl_json(&[
+            "--cacert".into(),
+            ca.clone(),
+            "-H".into(),
+            format!("Authorization: Bearer {bob_token}"),
+            format!("{url}/v1/approvals{query}"),
+        ])
+    };
+    let (status, before) = poll(None);
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(
+        before["pending"].as_array().map(Vec::len),
+        Some(0),
+        "{before}"
+    );
+    let version = before["version"].as_u64().expect("a version");
+    // What `sluice approvals --watch` does on B, while alice asks on A.
+    let watch = poll.clone();
+    let watcher = std::thread::spawn(move || watch(Some(version)));
+    let requested = json(
+        &alice_a,
+        &[
+            "grant", "request", "pg", "--role", "write", "--reason", "INC-9", "--output", "json",
+        ],
+    );
+    let requested = requested.get("grant").unwrap_or(&requested);
+    let (status, woke) = watcher.join().expect("watcher");
+    assert_eq!(status, 200, "{woke}");
+    assert_ne!(woke["version"].as_u64(), Some(version), "{woke}");
+    // The answer the poll woke with may predate the request only if the re-check woke it
+    // first; the next read on B lists it either way.
+    let (_, now) = poll(None);
+    let pending = now["pending"].as_array().cloned().unwrap_or_default();
+    assert!(pending.iter().any(|g| g["id"] == requested["id"]), "{now}");
+}
