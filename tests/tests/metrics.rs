@@ -55,8 +55,18 @@ fn metrics_are_off_unless_configured() {
 #[test]
 fn metrics_need_the_token_and_follow_what_the_broker_does() {
     let pg = Postgres::start();
+    let service = sluice_fake_http::FakeHttp::start();
     let broker = BrokerBuilder::new()
         .postgres("pg", &pg)
+        .http(
+            "api",
+            &format!("    address: {}\n    plaintext: true\n", service.address()),
+            &[],
+        )
+        .role(
+            "http-guarded",
+            "      max_ttl: 1h\n      http:\n        block: [{name: no-admin, paths: [/admin]}]\n",
+        )
         .role(
             "guarded",
             "      max_ttl: 1h\n      guardrails: read-only\n      masking: emails\n",
@@ -65,6 +75,7 @@ fn metrics_need_the_token_and_follow_what_the_broker_does() {
             "  masking:\n    emails:\n      detectors:\n        - {name: emails, detector: email, style: redact}\n",
         )
         .rule_with("eng", &[], &["eng"], &["pg"], &["use", "guarded"], "")
+        .rule_with("eng-api", &[], &["eng"], &["api"], &["http-guarded"], "")
         .top_level("metrics:\n  token: env:SLUICE_METRICS_TOKEN\n")
         .env("SLUICE_METRICS_TOKEN", TOKEN)
         .start();
@@ -97,7 +108,24 @@ fn metrics_need_the_token_and_follow_what_the_broker_does() {
     let _ = Command::new(psql())
         .args(["-X", "-A", "-t", "-d", &forged, "-c", "select 1"])
         .output();
-    cli.ended_sessions(2);
+    // Two requests through an HTTP tunnel: one allowed, one blocked by its rule.
+    let http = cli.run(&[
+        "connect",
+        "api",
+        "--role",
+        "http-guarded",
+        "--exec",
+        "sh",
+        "-c",
+        "curl -q -s -o /dev/null -H \"$SLUICE_HTTP_HEADER\" \"$SLUICE_URL/small\" && \
+         curl -q -s -o /dev/null -H \"$SLUICE_HTTP_HEADER\" \"$SLUICE_URL/admin\"",
+    ]);
+    assert!(
+        http.status.success(),
+        "{}",
+        String::from_utf8_lossy(&http.stderr)
+    );
+    cli.ended_sessions(3);
 
     let (code, after) = scrape(&broker, Some(TOKEN));
     assert_eq!(code, 200);
@@ -113,12 +141,22 @@ fn metrics_need_the_token_and_follow_what_the_broker_does() {
         value(&after, "sluice_sql_statements_total{decision=\"blocked\"}") >= 1.0,
         "{after}"
     );
+    // One grant for the database, one for the service.
     assert_eq!(
         value(&after, "sluice_grants{state=\"active\"}"),
-        1.0,
+        2.0,
         "{after}"
     );
     assert_eq!(value(&after, "sluice_tunnels_open"), 0.0, "{after}");
+    for decision in ["allowed", "blocked"] {
+        assert!(
+            value(
+                &after,
+                &format!("sluice_requests_decided_total{{kind=\"http\",decision=\"{decision}\"}}")
+            ) >= 1.0,
+            "{decision}: {after}"
+        );
+    }
     assert!(
         value(&after, "sluice_masked_values_total{kind=\"postgres\"}") >= 1.0,
         "{after}"

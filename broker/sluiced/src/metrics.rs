@@ -59,6 +59,20 @@ pub fn tunnel_refused(code: &str) {
     metrics::counter!("sluice_tunnels_refused_total", "code" => code.to_owned()).increment(1);
 }
 
+/// An SSH command, a Kubernetes request or an HTTP request decided, by kind and outcome.
+pub fn decided(kind: &'static str, decision: &sluice_shared::recording::Decision) {
+    use sluice_shared::recording::Decision;
+    let outcome = match decision {
+        Decision::Allowed => "allowed",
+        Decision::Blocked { .. } => "blocked",
+        Decision::Approved { .. } => "approved",
+        Decision::Denied { .. } => "denied",
+        Decision::Unknown => "unknown",
+    };
+    metrics::counter!("sluice_requests_decided_total", "kind" => kind, "decision" => outcome)
+        .increment(1);
+}
+
 /// Values masked in a session's answers, by kind, counted when the session ends.
 pub fn masked(kind: &'static str, count: u64) {
     metrics::counter!("sluice_masked_values_total", "kind" => kind).increment(count);

@@ -294,6 +294,7 @@ where
     let upgrade = request.headers().contains_key(header::UPGRADE);
     let plan = context.plan.borrow().http.clone();
     let record = |decision: Recorded| {
+        crate::metrics::decided("http", &decision);
         if let Some(recording) = &context.recording {
             recording.record(HttpEvent::HttpRequest {
                 seq,

@@ -328,6 +328,7 @@ fn record_request<B>(
     query: &str,
     decision: Recorded,
 ) {
+    crate::metrics::decided("kubernetes", &decision);
     if let Some(recording) = &context.recording {
         recording.record(HttpEvent::HttpRequest {
             seq,

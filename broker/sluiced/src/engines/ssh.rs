@@ -311,6 +311,7 @@ impl sluice_engine_ssh::Journal for Recorded {
                 message: reason.clone(),
             },
         };
+        crate::metrics::decided("ssh", &decision);
         if let Decision::Blocked { rule, .. } = &decision {
             info!(
                 target: "audit",
@@ -339,6 +340,7 @@ impl sluice_engine_ssh::Journal for Recorded {
                 request: request.to_owned(),
             },
         };
+        crate::metrics::decided("ssh", &decision);
         self.record(HostEvent::Exec {
             command: command.to_owned(),
             decision,
