@@ -516,10 +516,10 @@ const GUARDED_ROLE: &str = "guarded";
 /// row and COPY line goes through the masker.
 const GUARDED_ROLE_YAML: &str =
     "      max_ttl: 12h\n      guardrails: guarded-write\n      masking: bench\n";
-/// Masking profile `bench` (under `policy:`): the detectors the issue names and one column
-/// rule on a pgbench_accounts column. Column rules need a RowDescription, which COPY does not
-/// send: the COPY workload measures the detectors alone. A profile with column rules may not
-/// COPY out at all (the guard refuses it), so this one has detectors only.
+/// Masking profile `bench` (under `policy:`): the detectors the issue names, and no column
+/// rules: a profile with column rules may not COPY out at all (COPY sends no RowDescription to
+/// apply them to, so the guard refuses it), which would leave the COPY workload nothing to
+/// measure.
 const BENCH_MASKING_YAML: &str = "  masking:\n    bench:\n      detectors:\n        - {name: cards, detector: card, style: last4}\n        - {name: emails, detector: email, style: redact}\n        - {name: ssns, detector: ssn, style: redact}\n        - {name: secrets, detector: secret, style: redact}\n";
 /// The role and profile as the report states them.
 const GUARDED_SUMMARY: &str = "role `guarded`: `guardrails: guarded-write`, `masking: bench` = detectors card (last4), email, ssn, secret (redact)";
