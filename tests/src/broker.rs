@@ -216,16 +216,21 @@ impl BrokerBuilder {
     }
 
     /// Keeps the store in database `database` of `pg` (created here, owned by its application
-    /// user, whose password reaches the broker through an environment variable) instead of a
-    /// SQLite file, and recordings in the broker's own directory unless the configuration says
+    /// user, whose password reaches the broker through an environment variable; over TLS with
+    /// the cluster's CA when it is a [`Postgres::start_tls`] one) instead of a SQLite file, and recordings in the broker's own directory unless the configuration says
     /// otherwise: what several brokers behind one load balancer share ([`Broker::replica`]).
     pub fn shared_store(mut self, pg: &Postgres, database: &str) -> Self {
         pg.admin_sql(
             "postgres",
             &format!("CREATE DATABASE {database} OWNER {}", pg.app_user),
         );
+        let ca = if pg.uses_tls() {
+            format!("    ca: {}\n", pg.tls_ca().display())
+        } else {
+            String::new()
+        };
         self.store = Some(format!(
-            "store:\n  postgres:\n    url: postgres://{}@127.0.0.1:{}/{database}\n    password: env:SLUICE_STORE_PASSWORD\n",
+            "store:\n  postgres:\n    url: postgres://{}@127.0.0.1:{}/{database}\n    password: env:SLUICE_STORE_PASSWORD\n{ca}",
             pg.app_user, pg.port
         ));
         self.env("SLUICE_STORE_PASSWORD", &pg.app_password.clone())

@@ -26,11 +26,34 @@ pub struct Postgres {
     bin: PathBuf,
     dir: tempfile::TempDir,
     owner: Option<(u32, u32)>,
+    /// Whether host connections must use TLS ([`Postgres::start_tls`]).
+    tls: bool,
 }
 
 impl Postgres {
     /// initdb, start, create the application role and database with sample data.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Like [`Postgres::start`], but host connections must use TLS (`hostssl` only), with a
+    /// server certificate for `localhost` and `127.0.0.1` from a CA written to
+    /// [`Postgres::tls_ca`].
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// Whether host connections must use TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The CA certificate (PEM) of a [`Postgres::start_tls`] cluster.
+    pub fn tls_ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    fn start_with(tls: bool) -> Self {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("sluice-pg-")
@@ -50,9 +73,42 @@ impl Postgres {
             bin,
             dir,
             owner,
+            tls,
         };
         pg.init_and_start();
         pg
+    }
+
+    /// A CA (written to [`Self::tls_ca`]) and a server certificate and key signed by it in the
+    /// data directory, readable by the server only.
+    fn write_tls_files(&self) {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca_params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "sluice test database CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("server parameters");
+        let cert = params.signed_by(&key, &ca).expect("server certificate");
+        std::fs::write(self.tls_ca(), ca.pem()).expect("write CA");
+        let (crt, pem) = (
+            self.data().join("server.crt"),
+            self.data().join("server.key"),
+        );
+        std::fs::write(&crt, cert.pem()).expect("write server.crt");
+        std::fs::write(&pem, key.serialize_pem()).expect("write server.key");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        if let Some((uid, gid)) = self.owner {
+            for file in [&crt, &pem] {
+                std::os::unix::fs::chown(file, Some(uid), Some(gid)).expect("chown");
+            }
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -96,10 +152,21 @@ impl Postgres {
             self.dir.path().display()
         );
         append(&self.data().join("postgresql.conf"), &conf);
-        // Host connections: SCRAM only, so the broker must prove the password.
+        // Host connections: SCRAM only, so the broker must prove the password; with TLS,
+        // nothing but TLS.
+        let host = if self.tls {
+            self.write_tls_files();
+            append(
+                &self.data().join("postgresql.conf"),
+                "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+            );
+            "hostssl"
+        } else {
+            "host"
+        };
         std::fs::write(
             self.data().join("pg_hba.conf"),
-            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+            format!("local all all trust\n{host} all all 127.0.0.1/32 scram-sha-256\n"),
         )
         .expect("write pg_hba.conf");
         let log = self.dir.path().join("postgres.log");

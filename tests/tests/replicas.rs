@@ -756,3 +756,44 @@ fn an_approvers_long_poll_on_one_broker_wakes_for_a_request_made_on_another() {
     let pending = now["pending"].as_array().cloned().unwrap_or_default();
     assert!(pending.iter().any(|g| g["id"] == requested["id"]), "{now}");
 }
+
+#[test]
+fn the_store_is_reached_over_tls_and_a_wrong_ca_is_refused() {
+    let target = Postgres::start();
+    // The store's cluster takes TLS connections only.
+    let store = Postgres::start_tls();
+    let broker = BrokerBuilder::new()
+        .postgres("pg", &target)
+        .shared_store(&store, "sluice_store")
+        .role("read", "      max_ttl: 8h\n")
+        .rule_with("eng", &[], &["eng"], &["pg"], &["read"], "")
+        .start();
+    let alice = user(&broker, &broker.token("alice", &["eng"], "1h"));
+    let tunnel = alice.connect_with("pg", &["--role", "read"]);
+    OpenSession::start(&tunnel, "store over TLS").quit();
+    let ssl = store.admin_sql(
+        "sluice_store",
+        "select count(*) from pg_stat_ssl join pg_stat_activity using (pid) \
+         where ssl and usename = 'app'",
+    );
+    assert_ne!(ssl.trim(), "0", "the broker's store connections use TLS");
+
+    // Pinned to another CA (the broker's own): refused, naming the key, no password shown.
+    let wrong = broker.ca().display().to_string();
+    let config = std::fs::read_to_string(broker.config()).expect("config");
+    let edited = broker.dir().join("wrong-ca.yaml");
+    std::fs::write(
+        &edited,
+        config.replace(&store.tls_ca().display().to_string(), &wrong),
+    )
+    .expect("write config");
+    let out = std::process::Command::new(sluice_tests::workspace_bin("sluiced"))
+        .args(["migrate", "--config"])
+        .arg(&edited)
+        .env("SLUICE_STORE_PASSWORD", &store.app_password)
+        .output()
+        .expect("run sluiced");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("store.postgres.url"), "{}", text(&out));
+    assert!(!text(&out).contains(&store.app_password), "{}", text(&out));
+}
