@@ -216,6 +216,7 @@ impl Recorder {
             });
         }
         let (failed, _) = watch::channel(None);
+        let (written, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             key: self.inner.next_key.fetch_add(1, Ordering::Relaxed),
             session: header.session,
@@ -227,6 +228,7 @@ impl Recorder {
             enqueued: AtomicU64::new(0),
             finished: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            written,
         });
         if self
             .inner
@@ -290,6 +292,8 @@ pub(crate) struct Shared {
     /// The writer has written the last event and forgotten the session: events still in the
     /// queue for it (recorded concurrently with `finish`) are ignored.
     pub(crate) closed: AtomicBool,
+    /// Becomes true when the writer has written the last event (with everything before it).
+    pub(crate) written: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -415,6 +419,27 @@ impl SessionRecording {
     /// of `record` and `finish` are ignored.
     pub fn finish(&self, end: impl Into<Body>) {
         self.inner.close(end.into());
+    }
+
+    /// After [`Self::finish`]: waits, up to `limit`, until the whole recording is in storage
+    /// (true) or a write failed (true: [`Self::failed`] says why). False when neither happened
+    /// in time: the recording's end is not confirmed, and must not be reported as recorded.
+    pub async fn settled(&self, limit: std::time::Duration) -> bool {
+        let mut written = self.inner.shared.written.subscribe();
+        let mut failed = self.inner.shared.failed.subscribe();
+        let settle = async {
+            loop {
+                if *written.borrow_and_update() || failed.borrow_and_update().is_some() {
+                    return;
+                }
+                tokio::select! {
+                    changed = written.changed() => if changed.is_err() { return },
+                    changed = failed.changed() => if changed.is_err() { return },
+                }
+            }
+        };
+        tokio::time::timeout(limit, settle).await.is_ok()
+            && (*written.borrow() || failed.borrow().is_some())
     }
 }
 

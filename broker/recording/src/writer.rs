@@ -430,6 +430,7 @@ impl Writer {
         if state.pending.is_empty() && state.dropped == 0 && state.last.is_none() {
             if state.closing {
                 state.shared.closed.store(true, Ordering::Release);
+                state.shared.written.send_replace(true);
                 self.sessions.remove(&key);
             }
             return;

@@ -678,3 +678,37 @@ async fn retention_sweep_removes_old_recordings_and_keeps_new_ones() {
     assert!(sink.read("recent").expect("reads").is_some());
     assert!(sink.read("now").expect("reads").is_some());
 }
+
+#[tokio::test]
+async fn settled_says_when_the_whole_recording_is_stored_or_failed() {
+    let sink = Arc::new(MemSink::default());
+    let (recorder, writer) = Recorder::start(sink.clone(), fast());
+    let session = recorder.open(header("good")).await.expect("opens");
+    session.record(statement(1));
+    session.finish(end(1));
+    assert!(session.settled(Duration::from_secs(10)).await);
+    assert!(session.failed().borrow().is_none());
+    assert_eq!(bodies(&sink.recording("good")), vec![statement(1), end(1)]);
+
+    // The storage goes away just before the end: not settled as recorded, but as failed.
+    let failing = recorder.open(header("lost-end")).await.expect("opens");
+    failing.record(statement(1));
+    sink.set_failing(true);
+    failing.finish(end(1));
+    assert!(failing.settled(Duration::from_secs(10)).await);
+    assert!(
+        failing.failed().borrow().is_some(),
+        "the lost end is a failure"
+    );
+
+    // Neither written nor failed in time (the sink blocks the end's write): not settled.
+    sink.set_failing(false);
+    let slow = recorder.open(header("slow")).await.expect("opens");
+    sink.set_blocked(true);
+    slow.finish(end(0));
+    assert!(!slow.settled(Duration::from_millis(300)).await);
+    sink.set_blocked(false);
+    assert!(slow.settled(Duration::from_secs(10)).await);
+    recorder.shutdown().await;
+    writer.await.expect("writer ends");
+}

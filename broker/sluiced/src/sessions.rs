@@ -16,6 +16,9 @@ use tracing::{info, warn};
 
 /// How often recordings and index rows past the retention are deleted.
 const SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
+/// How long a session's end waits for its recording to be confirmed in storage (the object
+/// store retries for up to 10 s).
+const SETTLE_LIMIT: Duration = Duration::from_secs(15);
 
 /// Starts and ends session records, and reads them back; one per broker.
 #[derive(Clone)]
@@ -268,16 +271,23 @@ impl SessionLog {
         }
         let recording_state = match (&self.recording, &self.failure) {
             (Some(recording), _) => {
-                let failed = recording.failed().borrow().clone();
                 recording.finish(SessionEvent::End {
                     reason: end.to_owned(),
                     bytes_up,
                     bytes_down,
                     statements,
                 });
-                match failed {
-                    None => "recorded".to_owned(),
-                    Some(why) => format!("failed: {why}"),
+                // The index says "recorded" only once storage has the whole recording, end
+                // included: a bucket or disk that fails at the end is a failed recording.
+                let settled = recording.settled(SETTLE_LIMIT).await;
+                let failed = recording.failed().borrow().clone();
+                match (failed, settled) {
+                    (Some(why), _) => format!("failed: {why}"),
+                    (None, true) => "recorded".to_owned(),
+                    (None, false) => format!(
+                        "failed: the end of the recording was not confirmed written within {}s",
+                        SETTLE_LIMIT.as_secs()
+                    ),
                 }
             }
             (None, Some(why)) => format!("failed: {why}"),
