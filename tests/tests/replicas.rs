@@ -674,19 +674,26 @@ fn a_grant_from_a_broker_that_died_expires_on_time_exactly_once() {
     assert_eq!(expired(), "1", "{}\n{}", b.log(), c.log());
 }
 
+/// One broker for database `target` keeping its store in `store`, alice logged in to it, and
+/// her tunnel, through which one psql session ran and ended.
+fn with_a_session(target: &Postgres, store: &Postgres) -> (Broker, Cli, sluice_tests::Connect) {
+    let broker = BrokerBuilder::new()
+        .postgres("pg", target)
+        .shared_store(store, "sluice_store")
+        .role("read", "      max_ttl: 8h\n")
+        .rule_with("eng", &[], &["eng"], &["pg"], &["read"], "")
+        .start();
+    let alice = user(&broker, &broker.token("alice", &["eng"], "1h"));
+    let tunnel = alice.connect_with("pg", &["--role", "read"]);
+    OpenSession::start(&tunnel, "before").quit();
+    (broker, alice, tunnel)
+}
+
 #[test]
 fn a_broker_that_loses_its_store_refuses_tunnels_and_says_why() {
     let target = Postgres::start();
     let store = Postgres::start();
-    let a = BrokerBuilder::new()
-        .postgres("pg", &target)
-        .shared_store(&store, "sluice_store")
-        .role("read", "      max_ttl: 8h\n")
-        .rule_with("eng", &[], &["eng"], &["pg"], &["read"], "")
-        .start();
-    let alice = user(&a, &a.token("alice", &["eng"], "1h"));
-    let tunnel = alice.connect_with("pg", &["--role", "read"]);
-    OpenSession::start(&tunnel, "before").quit();
+    let (a, _alice, tunnel) = with_a_session(&target, &store);
 
     store.stop();
     wait_for("health to fail", Duration::from_secs(20), || {
@@ -762,15 +769,7 @@ fn the_store_is_reached_over_tls_and_a_wrong_ca_is_refused() {
     let target = Postgres::start();
     // The store's cluster takes TLS connections only.
     let store = Postgres::start_tls();
-    let broker = BrokerBuilder::new()
-        .postgres("pg", &target)
-        .shared_store(&store, "sluice_store")
-        .role("read", "      max_ttl: 8h\n")
-        .rule_with("eng", &[], &["eng"], &["pg"], &["read"], "")
-        .start();
-    let alice = user(&broker, &broker.token("alice", &["eng"], "1h"));
-    let tunnel = alice.connect_with("pg", &["--role", "read"]);
-    OpenSession::start(&tunnel, "store over TLS").quit();
+    let (broker, _alice, _tunnel) = with_a_session(&target, &store);
     let ssl = store.admin_sql(
         "sluice_store",
         "select count(*) from pg_stat_ssl join pg_stat_activity using (pid) \
