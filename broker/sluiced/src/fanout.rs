@@ -121,7 +121,7 @@ async fn run(here: Here, status: Arc<FanoutStatus>) {
                 status.set(Err(format!(
                     "cannot listen for the other brokers' changes: {e}"
                 )));
-                recheck(&here).await;
+                recheck(&here, true).await;
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
@@ -129,7 +129,7 @@ async fn run(here: Here, status: Arc<FanoutStatus>) {
         info!("listening for the other brokers' changes");
         status.set(Ok(()));
         // Whatever changed while nobody listened.
-        recheck(&here).await;
+        recheck(&here, true).await;
         loop {
             tokio::select! {
                 heard = listener.next() => match heard {
@@ -149,7 +149,7 @@ async fn run(here: Here, status: Arc<FanoutStatus>) {
                     }
                     Ok(Heard::Gap) => {
                         warn!("the connection that listens for the other brokers' changes was lost; reading everything again");
-                        recheck(&here).await;
+                        recheck(&here, true).await;
                     }
                     Err(e) => {
                         warn!(error = %e, "stopped hearing the other brokers' changes; listening again");
@@ -157,15 +157,16 @@ async fn run(here: Here, status: Arc<FanoutStatus>) {
                         break;
                     }
                 },
-                _ = every.tick() => recheck(&here).await,
+                _ = every.tick() => recheck(&here, false).await,
             }
         }
         tokio::time::sleep(RETRY).await;
     }
 }
 
-/// Reads again everything another broker may have changed, and beats this broker's heart.
-async fn recheck(here: &Here) {
+/// Reads again everything another broker may have changed, and beats this broker's heart;
+/// `after_gap`: notifications were lost, so long-polls wake to read for themselves.
+async fn recheck(here: &Here, after_gap: bool) {
     let Here {
         store,
         grants,
@@ -173,7 +174,7 @@ async fn recheck(here: &Here) {
         holds,
         ..
     } = here;
-    grants.recheck().await;
+    grants.recheck(after_gap).await;
     refresh_revocations(revocations).await;
     holds.recheck().await;
     let now = now_secs();

@@ -590,8 +590,10 @@ impl Grants {
 
     /// Reads the live grants again (a notification from another broker may have been lost):
     /// tunnels here on a grant no longer active end, live grants' ends are scheduled here. One
-    /// query while nothing changed; one more per grant that ended.
-    pub async fn recheck(self: &Arc<Self>) {
+    /// query while nothing changed; one more per grant that ended. Long-polls wake when this
+    /// found something, or always with `wake` (after notifications were lost: a vote may be
+    /// among them, which changes no lease).
+    pub async fn recheck(self: &Arc<Self>, wake: bool) {
         let live = match self.store.live().await {
             Ok(live) => live,
             Err(e) => {
@@ -612,17 +614,23 @@ impl Grants {
             .filter(|id| !active.contains(id.as_str()))
             .cloned()
             .collect();
+        let mut changed = false;
         for id in gone {
             match self.store.get(&id).await {
-                Ok(Some(grant)) if grant.state != GrantState::Active => self.end_lease(&grant),
+                Ok(Some(grant)) if grant.state != GrantState::Active => {
+                    self.end_lease(&grant);
+                    changed = true;
+                }
                 Ok(_) => {}
                 Err(e) => warn!(grant = %id, error = %e, "cannot read a grant again"),
             }
         }
         for grant in &live {
-            self.schedule(grant);
+            changed |= self.schedule(grant);
         }
-        self.bump();
+        if wake || changed {
+            self.bump();
+        }
     }
 
     fn forget_schedule(&self, id: &str) {
@@ -633,18 +641,18 @@ impl Grants {
     }
 
     /// Starts the timer that ends a pending request (approval timeout) or an active grant,
-    /// once per grant and state.
-    fn schedule(self: &Arc<Self>, grant: &Grant) {
+    /// once per grant and state; true when it started one (the grant was new here).
+    fn schedule(self: &Arc<Self>, grant: &Grant) -> bool {
         let (at, from, reason) = match grant.state {
             GrantState::Active => match grant.expires_at {
                 Some(at) => (at, GrantState::Active, "the grant's time ran out"),
-                None => return,
+                None => return false,
             },
             GrantState::Pending => match &grant.approval {
                 Some(rule) => (rule.expires_at, GrantState::Pending, APPROVAL_TIMEOUT),
-                None => return,
+                None => return false,
             },
-            _ => return,
+            _ => return false,
         };
         let fresh = self
             .scheduled
@@ -652,7 +660,7 @@ impl Grants {
             .unwrap_or_else(|p| p.into_inner())
             .insert((grant.id.clone(), from));
         if !fresh {
-            return;
+            return false;
         }
         let this = Arc::clone(self);
         let id = grant.id.clone();
@@ -667,6 +675,7 @@ impl Grants {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&(id, from));
         });
+        true
     }
 
     async fn expire(&self, id: &str, from: GrantState, reason: &str) {

@@ -294,13 +294,15 @@ impl Holds {
         let alive_since = now.saturating_sub(crate::fanout::SILENT_AFTER.as_secs());
         match shared.store.pending_holds(alive_since, now).await {
             Ok(stored) => {
-                for held in stored {
-                    let known = list.iter().any(|h| h.id == held.hold.id)
-                        || self.lock().pending.contains_key(&held.hold.id);
-                    if !known && may_decide(&held.hold, who).is_ok() {
-                        list.push(held.hold);
-                    }
-                }
+                // This broker's own holds are in `list` already (from memory).
+                let own = shared.store.node();
+                list.extend(
+                    stored
+                        .into_iter()
+                        .filter(|held| own != Some(held.node.as_str()))
+                        .filter(|held| may_decide(&held.hold, who).is_ok())
+                        .map(|held| held.hold),
+                );
                 list.sort_by_key(|h| h.created_at);
             }
             Err(e) => warn!(error = %e, "cannot read the other brokers' held actions"),
@@ -399,34 +401,53 @@ impl Holds {
         })
     }
 
-    /// Applies what another broker did to held statement `id` (an approver there decided it):
-    /// the waiting session here resumes. Wakes approval watchers whatever it was.
+    /// Applies what another broker did to held statement `id` (filed it, or an approver there
+    /// decided one of this broker's): the waiting session here resumes, and approval watchers
+    /// wake whatever it was.
     pub async fn refresh(&self, id: &str) {
-        if self.lock().pending.contains_key(id)
-            && let Some(shared) = &self.shared
-        {
-            match shared.store.hold(id).await {
-                Ok(Some(stored)) => self.apply_remote(&stored),
-                Ok(None) => {}
-                Err(e) => warn!(hold = %id, error = %e, "cannot read a held action again"),
-            }
-        }
+        self.reread(id).await;
         self.bump();
     }
 
-    /// Reads again every statement held here (a notification may have been lost).
+    /// Reads again every statement held here (a notification may have been lost); watchers
+    /// wake only if one of them was decided elsewhere meanwhile.
     pub async fn recheck(&self) {
         let ids: Vec<String> = self.lock().pending.keys().cloned().collect();
+        let mut decided = false;
         for id in ids {
-            self.refresh(&id).await;
+            decided |= self.reread(&id).await;
+        }
+        if decided {
+            self.bump();
         }
     }
 
-    fn apply_remote(&self, stored: &sluice_store::StoredHold) {
+    /// Reads a hold of this broker's back from the store and applies a decision made
+    /// elsewhere; true when it did.
+    async fn reread(&self, id: &str) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        if !self.lock().pending.contains_key(id) {
+            return false;
+        }
+        match shared.store.hold(id).await {
+            Ok(Some(stored)) => self.apply_remote(&stored),
+            Ok(None) => false,
+            Err(e) => {
+                warn!(hold = %id, error = %e, "cannot read a held action again");
+                false
+            }
+        }
+    }
+
+    /// Resumes the session waiting for `stored` if an approver elsewhere decided it; true when
+    /// it did.
+    fn apply_remote(&self, stored: &sluice_store::StoredHold) -> bool {
         let approve = match stored.state.as_str() {
             "approved" => true,
             "denied" => false,
-            _ => return,
+            _ => return false,
         };
         let by = stored.decided_by.clone().unwrap_or_default();
         let verdict = if approve { "approved" } else { "denied" };
@@ -434,11 +455,12 @@ impl Holds {
             .lock()
             .end(&stored.hold.id, format!("it was {verdict} by {by}"))
         else {
-            return;
+            return false;
         };
         let _ = entry
             .answer
             .send(outcome_of(approve, &by, stored.reason.as_deref()));
+        true
     }
 }
 
