@@ -195,6 +195,17 @@ impl Connect {
         self.details["uri"].as_str().expect("uri").to_string()
     }
 
+    /// `psql -c SQL` through the tunnel, started and left running (stdout and stderr piped):
+    /// for statements that wait (a sleep, a hold) while the test acts.
+    pub fn spawn_psql(&self, sql: &str) -> Child {
+        Command::new(crate::postgres::psql())
+            .args(["-X", "-A", "-t", "-d", &self.uri(), "-c", sql])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn psql")
+    }
+
     /// Stops the tunnel and returns what it wrote to stderr.
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sluice_tests::postgres::psql;
 use sluice_tests::util::wait_for;
 use sluice_tests::{Broker, BrokerBuilder, Cli, Postgres};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Roles: `read` (auto, 8h), `write` (one dba approves, 1h), `break-glass` (two dbas, 30m),
@@ -126,15 +126,6 @@ fn psql_query(uri: &str, sql: &str) -> Output {
         ])
         .output()
         .expect("run psql")
-}
-
-fn spawn_psql(uri: &str, sql: &str) -> Child {
-    Command::new(psql())
-        .args(["-X", "-A", "-t", "-d", uri, "-c", sql])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn psql")
 }
 
 /// Waits until PostgreSQL shows `pattern` running (or, with `running == false`, no longer).
@@ -308,7 +299,7 @@ fn revoking_a_grant_closes_a_psql_session_in_the_middle_of_a_long_query() {
     let (pg, broker) = setup();
     let alice = user(&broker, "alice", &["eng"]);
     let conn = alice.connect_with("pg", &["--role", "read"]);
-    let sleeper = spawn_psql(&conn.uri(), "select pg_sleep(60)");
+    let sleeper = conn.spawn_psql("select pg_sleep(60)");
     wait_statement(&pg, "select pg_sleep(60)", true);
 
     let live = json(&alice, &["grant", "list", "--output", "json"]);
@@ -344,7 +335,7 @@ fn an_expiring_grant_closes_its_session() {
     let (pg, broker) = setup();
     let alice = user(&broker, "alice", &["eng"]);
     let conn = alice.connect_with("pg", &["--role", "short"]);
-    let sleeper = spawn_psql(&conn.uri(), "select pg_sleep(60)");
+    let sleeper = conn.spawn_psql("select pg_sleep(60)");
     let out = sleeper.wait_with_output().expect("psql");
     assert!(
         !out.status.success(),

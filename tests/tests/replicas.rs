@@ -319,14 +319,7 @@ fn a_statement_held_on_one_broker_is_approved_on_another() {
     let bob_b = user(&b, &b.token("bob", &["dba"], "1h"));
     let carol_c = user(&c, &c.token("carol", &["dba"], "1h"));
     let tunnel = alice_a.connect_with("pg", &["--role", "careful"]);
-    let held = |sql: &str| {
-        std::process::Command::new(sluice_tests::postgres::psql())
-            .args(["-X", "-A", "-t", "-d", &tunnel.uri(), "-c", sql])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn psql")
-    };
+    let held = |sql: &str| tunnel.spawn_psql(sql);
 
     // Approved on B: the DELETE waiting on A runs.
     let psql = held("delete from customers where id = 1");
@@ -424,20 +417,7 @@ fn a_ctrl_c_that_lands_on_another_broker_cancels_the_query() {
     let alice = Cli::via(&a, &balancer.url());
     alice.login(&a.token("alice", &["eng"], "1h"));
     let tunnel = alice.connect_with("pg", &["--role", "read"]);
-    let psql = std::process::Command::new(sluice_tests::postgres::psql())
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-d",
-            &tunnel.uri(),
-            "-c",
-            "select pg_sleep(60)",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn psql");
+    let psql = tunnel.spawn_psql("select pg_sleep(60)");
     pg.wait_statement("select pg_sleep(60)", true);
     // The session is on A; psql's cancel connection goes to B.
     balancer.point_at(b.port);

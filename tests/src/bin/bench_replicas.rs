@@ -101,20 +101,7 @@ fn revocations(pg: &Postgres, holder: &Cli, revoker: &Cli, rounds: u64) -> (Vec<
     (0..rounds)
         .map(|round| {
             let tunnel = holder.connect_with("pg", &["--role", "read"]);
-            let psql = Command::new(psql())
-                .args([
-                    "-X",
-                    "-A",
-                    "-t",
-                    "-d",
-                    &tunnel.uri(),
-                    "-c",
-                    "select pg_sleep(60)",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("psql");
+            let psql = tunnel.spawn_psql("select pg_sleep(60)");
             pg.wait_statement("select pg_sleep(60)", true);
             let list = holder.run(&["grant", "list", "--output", "json"]);
             let v: serde_json::Value = serde_json::from_slice(&list.stdout).expect("JSON");
