@@ -135,7 +135,6 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
         .await
         .context("cannot load the live grants from the store")?;
     let holds = crate::holds::Holds::sharing(grants.changes(), store.clone());
-    let fanout_store = store;
     let enforcer = Arc::new(crate::enforce::Enforcer::new(holds.clone()));
     let (targets_tx, targets) = watch::channel(targets);
     let reloader = crate::reload::Reloader::new(config.source.clone(), config_tx, targets_tx);
@@ -153,7 +152,7 @@ pub async fn run(config: Config, audit: crate::audit::AuditQueue) -> Result<()> 
         crate::engines::HttpEngine::new(holds.clone(), tokens.clone()),
     ));
     let fanout = crate::fanout::start(crate::fanout::Here {
-        store: fanout_store,
+        store,
         grants: grants.clone(),
         revocations: revocations.clone(),
         holds: holds.clone(),

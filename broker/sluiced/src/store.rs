@@ -82,8 +82,7 @@ pub async fn open_spec(spec: &str) -> Result<Store> {
         return open(&config.store).await;
     }
     if spec.starts_with("postgres:") || spec.starts_with("postgresql:") {
-        let url = spec;
-        let mut parsed = url::Url::parse(url).context("the postgres: store is not a URL")?;
+        let mut parsed = url::Url::parse(spec).context("the postgres: store is not a URL")?;
         let shown = {
             let mut shown = parsed.clone();
             let _ = shown.set_password(None);

@@ -11,6 +11,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Arguments, AssertSqlSafe, Encode, Transaction, Type};
+use std::fmt::Write as _;
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,8 +116,7 @@ impl Sql {
         T: Encode<'t, Any> + Type<Any>,
     {
         self.bound += 1;
-        self.text.push('$');
-        self.text.push_str(&self.bound.to_string());
+        let _ = write!(self.text, "${}", self.bound);
         if let Err(e) = self.args.add(value) {
             self.error.get_or_insert(e);
         }

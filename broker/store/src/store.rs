@@ -13,6 +13,7 @@ use crate::codec::{self, GRANT_COLUMNS, GrantRow, VoteRow};
 use crate::error::{OpenError, StoreError};
 use crate::migrations;
 use log::LevelFilter;
+use sluice_shared::Secret;
 use sluice_shared::grants::{Grant, GrantState, Vote};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -60,19 +61,9 @@ pub struct Store {
     /// Which database that is.
     dialect: Dialect,
     /// PostgreSQL: the URL (with its password) that listeners connect with.
-    listen_url: Option<Secret>,
+    listen_url: Option<std::sync::Arc<Secret<String>>>,
     /// The broker this handle writes sessions for (see [`Store::on_node`]).
     node: Option<std::sync::Arc<str>>,
-}
-
-/// A connection URL with a password: never printed.
-#[derive(Clone)]
-struct Secret(std::sync::Arc<str>);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// The grants one read selects (the `WHERE` of [`fetch`]).
@@ -178,7 +169,7 @@ impl Store {
             .await
             .map_err(|e| fail(OpenError::Connect(e)))?;
         let mut store = Self::migrate(pool, Dialect::Postgres).await.map_err(fail)?;
-        store.listen_url = Some(Secret(url.into()));
+        store.listen_url = Some(std::sync::Arc::new(Secret::new(url.to_owned())));
         Ok(store)
     }
 
@@ -213,7 +204,9 @@ impl Store {
 
     /// The URL a PostgreSQL store's listeners connect with.
     pub(crate) fn postgres_url(&self) -> Option<&str> {
-        self.listen_url.as_ref().map(|secret| &*secret.0)
+        self.listen_url
+            .as_ref()
+            .map(|secret| secret.expose().as_str())
     }
 
     /// The newest migration applied (the schema version).
