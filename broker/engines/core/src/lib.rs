@@ -17,5 +17,5 @@ pub mod lease;
 pub mod relay;
 pub mod tcp;
 
-pub use lease::{Lease, LeaseHandle, LeaseState};
+pub use lease::{Lease, LeaseHandle, LeaseState, LeaseWatch};
 pub use relay::{RelayEnd, RelayOutcome, relay};

@@ -41,8 +41,8 @@ impl Downstream<'_> {
         mut self,
         target: &mut R,
         client: &mut W,
-        mut lease: Lease,
-        mut stop: Lease,
+        lease: Lease,
+        stop: Lease,
     ) -> (End, u64)
     where
         R: AsyncRead + Unpin,
@@ -51,20 +51,15 @@ impl Downstream<'_> {
         let mut buf = BytesMut::new();
         let mut room = ReadRoom::new();
         let mut out = BytesMut::new();
+        let mut ended = lease.watch().also(&stop);
         let end = 'relay: loop {
             room.make(&mut buf);
             tokio::select! {
                 biased;
-                reason = lease.revoked() => {
-                    send_lease_end(client, &reason).await;
-                    break End::Stopped;
-                }
-                _ = stop.revoked() => {
-                    // The upstream pump saw the lease end first (its wake-up can win the
-                    // race with ours): the client still hears why.
-                    if let Some(reason) = lease.ended() {
-                        send_lease_end(client, &reason).await;
-                    }
+                () = &mut ended => {
+                    // Whether the lease ended or the upstream pump stopped (it may have seen
+                    // the lease end first), the client hears why when access ended.
+                    send_lease_end(client, &lease).await;
                     break End::Stopped;
                 }
                 Some(frame) = self.inject.recv() => {
@@ -86,11 +81,10 @@ impl Downstream<'_> {
                 if let Some(masker) = self.enforcement.masker.as_deref() {
                     tokio::select! {
                         biased;
-                        reason = lease.revoked() => {
-                            send_lease_end(client, &reason).await;
+                        () = &mut ended => {
+                            send_lease_end(client, &lease).await;
                             break 'relay End::Stopped;
                         }
-                        _ = stop.revoked() => break 'relay End::Stopped,
                         () = masker.resolve(columns) => {}
                     }
                 }
@@ -211,8 +205,12 @@ impl Downstream<'_> {
     }
 }
 
-/// Tells the client, with a FATAL it can read, that the session ends because access ended.
-async fn send_lease_end<W: AsyncWrite + Unpin>(client: &mut W, reason: &str) {
+/// Tells the client, with a FATAL it can read, that the session ends because access ended
+/// (nothing when the lease is still on: the other pump stopped).
+async fn send_lease_end<W: AsyncWrite + Unpin>(client: &mut W, lease: &Lease) {
+    let Some(reason) = lease.ended() else {
+        return;
+    };
     let fatal = ErrorFields::new(
         Severity::Fatal,
         "57P01",

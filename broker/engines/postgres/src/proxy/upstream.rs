@@ -36,7 +36,7 @@ impl Upstream<'_> {
         client: &mut R,
         target: &mut W,
         mut lease: Lease,
-        mut stop: Lease,
+        stop: Lease,
     ) -> (End, u64)
     where
         R: AsyncRead + Unpin,
@@ -44,12 +44,12 @@ impl Upstream<'_> {
     {
         let mut buf = BytesMut::new();
         let mut room = ReadRoom::new();
+        let mut ended = lease.watch().also(&stop);
         let end = loop {
             room.make(&mut buf);
             let read = tokio::select! {
                 biased;
-                _ = lease.revoked() => break End::Stopped,
-                _ = stop.revoked() => break End::Stopped,
+                () = &mut ended => break End::Stopped,
                 read = client.read_buf(&mut buf) => read,
             };
             match read {
