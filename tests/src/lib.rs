@@ -12,6 +12,7 @@ pub mod ci_issuer;
 pub mod cli;
 pub mod guard;
 pub mod measure;
+pub mod metrics;
 pub mod oidc;
 pub mod postgres;
 pub mod s3;

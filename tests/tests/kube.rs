@@ -3,8 +3,12 @@
 //! receives, so a refused call is proven never to have arrived).
 
 use sluice_fake_kube::FakeKube;
-use sluice_tests::{Broker, BrokerBuilder, Cli};
+use sluice_tests::metrics::{scrape, value};
+use sluice_tests::{Broker, BrokerBuilder, Cli, wait_for};
 use std::process::Output;
+use std::time::Duration;
+
+const METRICS_TOKEN: &str = "kube-metrics-scrape-token-0123456789";
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -12,7 +16,7 @@ fn text(bytes: &[u8]) -> String {
 
 struct Setup {
     fake: FakeKube,
-    _broker: Broker,
+    broker: Broker,
     cli: Cli,
     cache: tempfile::TempDir,
 }
@@ -46,12 +50,14 @@ fn setup() -> Setup {
             &["viewer", "deployer", "ops", "masked"],
             "",
         )
+        .top_level("metrics:\n  token: env:SLUICE_METRICS_TOKEN\n")
+        .env("SLUICE_METRICS_TOKEN", METRICS_TOKEN)
         .start();
     let cli = Cli::new(&broker);
     cli.login(&broker.token("alice", &["eng"], "1h"));
     Setup {
         fake,
-        _broker: broker,
+        broker,
         cli,
         cache: tempfile::tempdir().expect("cache dir"),
     }
@@ -151,7 +157,7 @@ fn secret_values_never_reach_kubectl_in_any_form() {
         bodies.iter().any(|b| b.contains("KioqKg==")),
         "the masked Secrets are in the recordings: {bodies:#?}"
     );
-    let written = sluice_tests::files_text(s._broker.dir());
+    let written = sluice_tests::files_text(s.broker.dir());
     assert!(
         !written.contains(secret_plain) && !written.contains(secret_b64),
         "a Secret value was written by the broker"
@@ -229,7 +235,7 @@ fn exec_runs_through_the_broker_with_its_exit_code_and_read_only_refuses_it() {
         "the exec stream's end in the audit trail",
         std::time::Duration::from_secs(10),
         || {
-            let log = s._broker.log();
+            let log = s.broker.log();
             log.contains("kube.stream_opened.v1") && log.contains("kube.stream_closed.v1")
         },
     );
@@ -264,8 +270,8 @@ fn exec_runs_through_the_broker_with_its_exit_code_and_read_only_refuses_it() {
 #[test]
 fn a_held_delete_waits_inside_kubectl_shows_what_it_would_remove_and_runs_only_when_approved() {
     let s = setup();
-    let bob = Cli::new(&s._broker);
-    bob.login(&s._broker.token("bob", &["leads"], "1h"));
+    let bob = Cli::new(&s.broker);
+    bob.login(&s.broker.token("bob", &["leads"], "1h"));
     let cache = format!("--cache-dir={}", s.cache.path().display());
     let spawn = |args: &[&str]| {
         let mut all = vec![
@@ -467,6 +473,16 @@ fn planted_secrets_and_configured_paths_are_masked_in_every_json_response() {
         &["get", "configmap", "planted", "-n", "prod", "-o", "json"],
     );
     assert!(text(&plain.stdout).contains("AKIAIOSFODNN7EXAMPLE"));
+    // The key and the email in each of the three masked answers, counted as each answer is
+    // done with (just after its last byte left).
+    let masked = || {
+        let (code, scraped) = scrape(&s.broker, Some(METRICS_TOKEN));
+        assert_eq!(code, 200, "{scraped}");
+        value(&scraped, "sluice_masked_values_total{kind=\"kubernetes\"}")
+    };
+    wait_for("six masked values counted", Duration::from_secs(10), || {
+        masked() >= 6.0
+    });
 }
 
 #[test]
@@ -605,11 +621,11 @@ fn config_kube_writes_a_context_that_plain_kubectl_uses_through_the_broker() {
             "%{http_code}",
         ])
         .arg("--cacert")
-        .arg(s._broker.ca())
+        .arg(s.broker.ca())
         .args(["-H", "Authorization: Bearer g_0000.not-a-token"])
         .arg(format!(
             "{}/v1/kube/cluster/api/v1/namespaces",
-            s._broker.url()
+            s.broker.url()
         ))
         .output()
         .expect("curl");
@@ -719,11 +735,11 @@ fn config_kube_writes_a_context_that_plain_kubectl_uses_through_the_broker() {
                 "%{http_code}",
             ])
             .arg("--cacert")
-            .arg(s._broker.ca())
+            .arg(s.broker.ca())
             .args(["-H", &format!("Authorization: Bearer {token}")])
             .arg(format!(
                 "{}/v1/kube/cluster/api/v1/namespaces",
-                s._broker.url()
+                s.broker.url()
             ))
             .output()
             .expect("curl");

@@ -2,47 +2,12 @@
 //! with what the broker does (tunnels opened and refused, statements decided, held statements,
 //! live grants, recording bytes), with no resource, subject or value in it.
 
+use sluice_tests::metrics::{scrape, value};
 use sluice_tests::postgres::psql;
 use sluice_tests::{BrokerBuilder, Cli, Postgres};
 use std::process::Command;
 
 const TOKEN: &str = "metrics-scrape-token-0123456789";
-
-/// `curl` of `/metrics` with `token`: (status, body).
-fn scrape(broker: &sluice_tests::Broker, token: Option<&str>) -> (u16, String) {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-q",
-        "-s",
-        "--noproxy",
-        "*",
-        "-w",
-        "\n%{http_code}",
-        "--cacert",
-    ])
-    .arg(broker.ca());
-    if let Some(token) = token {
-        cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
-    }
-    let out = cmd
-        .arg(format!("{}/metrics", broker.url()))
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-/// The value of the sample `name{labels}` (exact line prefix), 0 when absent.
-fn value(body: &str, sample: &str) -> f64 {
-    body.lines()
-        .find_map(|l| {
-            l.strip_prefix(sample)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
 
 #[test]
 fn metrics_are_off_unless_configured() {
@@ -65,7 +30,7 @@ fn metrics_need_the_token_and_follow_what_the_broker_does() {
         )
         .role(
             "http-guarded",
-            "      max_ttl: 1h\n      http:\n        block: [{name: no-admin, paths: [/admin]}]\n",
+            "      max_ttl: 1h\n      http:\n        masking: emails\n        block: [{name: no-admin, paths: [/admin]}]\n",
         )
         .role(
             "guarded",
@@ -108,7 +73,8 @@ fn metrics_need_the_token_and_follow_what_the_broker_does() {
     let _ = Command::new(psql())
         .args(["-X", "-A", "-t", "-d", &forged, "-c", "select 1"])
         .output();
-    // Two requests through an HTTP tunnel: one allowed, one blocked by its rule.
+    // Three requests through an HTTP tunnel: two allowed (one answer with two emails, masked),
+    // one blocked by its rule.
     let http = cli.run(&[
         "connect",
         "api",
@@ -118,13 +84,17 @@ fn metrics_need_the_token_and_follow_what_the_broker_does() {
         "sh",
         "-c",
         "curl -q -s -o /dev/null -H \"$SLUICE_HTTP_HEADER\" \"$SLUICE_URL/small\" && \
-         curl -q -s -o /dev/null -H \"$SLUICE_HTTP_HEADER\" \"$SLUICE_URL/admin\"",
+         curl -q -s -o /dev/null -H \"$SLUICE_HTTP_HEADER\" \"$SLUICE_URL/admin\" && \
+         curl -q -s -H \"$SLUICE_HTTP_HEADER\" \"$SLUICE_URL/customers\"",
     ]);
     assert!(
         http.status.success(),
         "{}",
         String::from_utf8_lossy(&http.stderr)
     );
+    let customers = String::from_utf8_lossy(&http.stdout);
+    assert!(customers.contains("customers"), "{customers}");
+    assert!(!customers.contains("ada@example.com"), "{customers}");
     cli.ended_sessions(3);
 
     let (code, after) = scrape(&broker, Some(TOKEN));
@@ -159,6 +129,12 @@ fn metrics_need_the_token_and_follow_what_the_broker_does() {
     }
     assert!(
         value(&after, "sluice_masked_values_total{kind=\"postgres\"}") >= 1.0,
+        "{after}"
+    );
+    // The two emails of `/customers`, counted once the answer was done with.
+    assert_eq!(
+        value(&after, "sluice_masked_values_total{kind=\"http\"}"),
+        2.0,
         "{after}"
     );
     assert_eq!(value(&after, "sluice_statements_held"), 0.0, "{after}");

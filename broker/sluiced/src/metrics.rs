@@ -78,6 +78,48 @@ pub fn masked(kind: &'static str, count: u64) {
     metrics::counter!("sluice_masked_values_total", "kind" => kind).increment(count);
 }
 
+/// What one answer's masking masked (a Kubernetes or HTTP response, a log line), added to
+/// `sluice_masked_values_total` when the answer is done with (the tally is dropped), whether it
+/// was sent in full or abandoned halfway: what was masked was masked.
+#[derive(Debug)]
+pub struct MaskTally {
+    kind: &'static str,
+    counts: sluice_mask::MaskCounts,
+}
+
+impl MaskTally {
+    /// An empty tally for an answer of a `kind` resource.
+    pub fn new(kind: &'static str) -> Self {
+        Self {
+            kind,
+            counts: sluice_mask::MaskCounts::default(),
+        }
+    }
+}
+
+impl std::ops::Deref for MaskTally {
+    type Target = sluice_mask::MaskCounts;
+
+    fn deref(&self) -> &Self::Target {
+        &self.counts
+    }
+}
+
+impl std::ops::DerefMut for MaskTally {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.counts
+    }
+}
+
+impl Drop for MaskTally {
+    fn drop(&mut self) {
+        let total = self.counts.total();
+        if total > 0 {
+            masked(self.kind, total);
+        }
+    }
+}
+
 /// A SQL statement decided: allowed, blocked, approved or denied.
 pub fn statement(decision: &'static str) {
     metrics::counter!("sluice_sql_statements_total", "decision" => decision).increment(1);

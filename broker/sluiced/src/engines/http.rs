@@ -19,6 +19,7 @@ use super::web::{
     json, scan_strings, strip_hop_by_hop,
 };
 use super::{BoxFuture, Engine, Session, Tunnel};
+use crate::metrics::MaskTally;
 use crate::plan::{HttpPlan, RolePlan};
 use crate::tokens::{Assertion, TokenService};
 use bytes::Bytes;
@@ -42,6 +43,9 @@ use tracing::info;
 pub const ENFORCES: &[Need] = &[Need::HttpRules, Need::ContentRecording];
 
 /// How long a held request waits for a decision.
+/// The kind these resources are counted under in the metrics.
+const KIND: &str = "http";
+
 const HOLD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// The identity header the broker always owns, whatever the resource names.
 const DEFAULT_IDENTITY_HEADER: &str = "sluice-identity";
@@ -294,7 +298,7 @@ where
     let upgrade = request.headers().contains_key(header::UPGRADE);
     let plan = context.plan.borrow().http.clone();
     let record = |decision: Recorded| {
-        crate::metrics::decided("http", &decision);
+        crate::metrics::decided(KIND, &decision);
         if let Some(recording) = &context.recording {
             recording.record(HttpEvent::HttpRequest {
                 seq,
@@ -556,7 +560,13 @@ fn respond(
         let body = Lines::new(body, move |line| kind.rewrite(&plan, line));
         return Response::from_parts(parts, body.boxed_unsync());
     }
-    let body = web::masked_json(body, &encoding, plan.paths.clone(), plan.masking.clone());
+    let body = web::masked_json(
+        body,
+        &encoding,
+        plan.paths.clone(),
+        plan.masking.clone(),
+        MaskTally::new(KIND),
+    );
     Response::from_parts(parts, body)
 }
 
@@ -605,7 +615,7 @@ fn text_line(plan: &HttpPlan, line: &[u8]) -> Vec<u8> {
     let Some(policy) = &plan.masking else {
         return line.to_vec();
     };
-    let mut counts = sluice_mask::MaskCounts::default();
+    let mut counts = MaskTally::new(KIND);
     policy.mask_bytes(line, &mut counts).into_owned()
 }
 
@@ -615,7 +625,7 @@ fn mask_json(plan: &HttpPlan, value: &mut serde_json::Value) {
         path.apply(value, &mut |_| "****".to_owned());
     }
     if let Some(policy) = &plan.masking {
-        let mut counts = sluice_mask::MaskCounts::default();
+        let mut counts = MaskTally::new(KIND);
         scan_strings(
             value,
             &mut |text| match policy.mask_text(text, &mut counts) {

@@ -20,6 +20,7 @@ use super::web::{
     json, once, scan_strings, strip_hop_by_hop,
 };
 use super::{BoxFuture, Engine, Session, Tunnel};
+use crate::metrics::MaskTally;
 use crate::plan::{KubePlan, RolePlan};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -42,6 +43,9 @@ use tracing::info;
 pub const ENFORCES: &[Need] = &[Need::KubeRules, Need::ContentRecording];
 
 /// How long a held request waits for a decision.
+/// The kind these resources are counted under in the metrics.
+const KIND: &str = "kubernetes";
+
 const HOLD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// The largest Secret response body the broker reads whole to mask it.
 const MAX_MASKED_BODY: usize = 64 * 1024 * 1024;
@@ -328,7 +332,7 @@ fn record_request<B>(
     query: &str,
     decision: Recorded,
 ) {
-    crate::metrics::decided("kubernetes", &decision);
+    crate::metrics::decided(KIND, &decision);
     if let Some(recording) = &context.recording {
         recording.record(HttpEvent::HttpRequest {
             seq,
@@ -671,6 +675,7 @@ fn respond(
             "identity",
             per_object(&plan.paths),
             plan.masking.clone(),
+            MaskTally::new(KIND),
         );
         return Response::from_parts(parts, body);
     }
@@ -697,7 +702,8 @@ struct Rewrite {
 impl Rewrite {
     fn json(&self, value: &mut serde_json::Value) {
         if self.secrets {
-            mask_secrets(value, true);
+            let masked = mask_secrets(value, true);
+            crate::metrics::masked(KIND, u64::try_from(masked).unwrap_or(u64::MAX));
         }
         let Some(plan) = &self.masking else {
             return;
@@ -711,7 +717,7 @@ impl Rewrite {
             }
         }
         if let Some(policy) = &plan.masking {
-            let mut counts = sluice_mask::MaskCounts::default();
+            let mut counts = MaskTally::new(KIND);
             scan_strings(
                 value,
                 &mut |text| match policy.mask_text(text, &mut counts) {
@@ -751,7 +757,7 @@ impl Rewrite {
         let Some(policy) = self.masking.as_ref().and_then(|p| p.masking.as_ref()) else {
             return line.to_vec();
         };
-        let mut counts = sluice_mask::MaskCounts::default();
+        let mut counts = MaskTally::new(KIND);
         policy.mask_bytes(line, &mut counts).into_owned()
     }
 }

@@ -946,9 +946,10 @@ pub(super) fn masked_json(
     encoding: &str,
     paths: Vec<sluice_engine_http::JsonPath>,
     masking: Option<Arc<sluice_mask::MaskPolicy>>,
+    mut counts: crate::metrics::MaskTally,
 ) -> ResponseBody {
-    // One tally for the whole body: a fresh one per string cost an allocation per match.
-    let mut counts = sluice_mask::MaskCounts::default();
+    // One tally for the whole body (a fresh one per string cost an allocation per match),
+    // counted when the body is done with.
     let rewriter = JsonRewriter::new(
         paths,
         Box::new(move |text: &str| -> Option<String> {
