@@ -1,7 +1,7 @@
 //! `moto_server` (from PyPI) as a real S3-compatible object store on 127.0.0.1, with one
 //! bucket `recs`: where brokers write recordings in the tests that need a bucket.
 
-use crate::util::{free_port, wait_for};
+use crate::util::free_port;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -18,22 +18,36 @@ pub const KEY_ID: &str = "testing-key-id";
 pub const SECRET: &str = "testing-secret-access-key";
 
 impl S3 {
-    /// Starts the server and creates the bucket.
+    /// Starts the server and creates the bucket. A port picked free can be taken by a parallel
+    /// test before moto binds it (moto then exits, and whoever took it answers the connect):
+    /// readiness is the bucket created over HTTP by a moto still running, with a fresh port when
+    /// it is not.
     pub fn start() -> Self {
-        let port = free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server (pip install 'moto[server]'; scripts/deps.sh installs it)");
-        let s3 = Self { child, port };
-        wait_for("moto_server to listen", Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        let made = s3.curl(&["-X", "PUT", &s3.url("/recs")]);
-        assert!(made.status.success(), "create the bucket: {made:?}");
-        s3
+        let mut last = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let child = Command::new("moto_server")
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("moto_server (pip install 'moto[server]'; scripts/deps.sh installs it)");
+            let mut s3 = Self { child, port };
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(status)) = s3.child.try_wait() {
+                    last = format!("moto_server on port {port} exited: {status}");
+                    break;
+                }
+                let made = s3.curl(&["-X", "PUT", &s3.url("/recs")]);
+                if made.status.success() {
+                    return s3;
+                }
+                last = format!("creating the bucket on port {port}: {made:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        panic!("moto_server did not serve a bucket in three tries; last: {last}");
     }
 
     /// `http://127.0.0.1:PORT{path}`.
