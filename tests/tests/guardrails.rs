@@ -310,6 +310,63 @@ fn detectors_mask_copy_output_and_values_echoed_in_errors() {
     assert!(text.contains("after"), "{text}");
 }
 
+/// Answers long enough to stream in bulk (the broker raises its socket's read low-water mark
+/// after 256 KiB): every row arrives, the planted values in the last rows too, masked, and the
+/// session goes on. The tail of each answer is shorter than the mark, so it only arrives if
+/// the pump's short wait lowers the mark again.
+#[test]
+fn long_answers_arrive_whole_and_masked_to_the_last_row() {
+    let (_pg, _broker, cli) = setup();
+    const ROWS: u32 = 40_000;
+    let body = format!(
+        "select g, case when g = {ROWS} then 'last c9@example.com' else repeat('x', 60) end \
+         from generate_series(1, {ROWS}) g"
+    );
+    let copy = format!("copy ({body}) to stdout");
+    let select = format!("{body} order by g");
+    // psql under `timeout`: a tail stuck behind the mark fails the test instead of hanging it.
+    let out = cli.run(&[
+        "connect",
+        "pg",
+        "--role",
+        "scanned",
+        "--exec",
+        "timeout",
+        "60",
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-c",
+        &copy,
+        "-c",
+        &select,
+        "-c",
+        "select 'after'",
+    ]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "psql did not finish (exit 124: stuck): {err}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    // COPY separates with a tab, psql -A with `|`.
+    let copied = lines.iter().filter(|l| l.contains('\t')).count();
+    let selected = lines.iter().filter(|l| l.contains('|')).count();
+    assert_eq!(copied, ROWS as usize, "COPY rows");
+    assert_eq!(selected, ROWS as usize, "SELECT rows");
+    let tails: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with(&format!("{ROWS}")))
+        .collect();
+    assert_eq!(tails.len(), 2, "{tails:?}");
+    for tail in tails {
+        assert!(tail.contains("last "), "{tail}");
+        assert!(!tail.contains("c9@example.com"), "{tail}");
+    }
+    assert_eq!(lines.last(), Some(&"after"), "{err}");
+}
+
 /// A notification payload is text the client receives like any other: `pg_notify` of a
 /// planted value reaches psql's "Asynchronous notification" line masked.
 #[test]

@@ -8,6 +8,7 @@
 //! - [`tcp`]: the TCP engine, which is only a connect plus [`relay`].
 //! - [`hold`]: the approval hold every engine files its risky actions through.
 //! - [`glob`]: the `*`/`?` matcher engines' rules use for names and command lines.
+//! - [`socket`]: socket options tokio does not expose (the read low-water mark).
 //!
 //! Engines never see storage, identity or the HTTP API: what they need arrives as values.
 
@@ -15,6 +16,7 @@ pub mod glob;
 pub mod hold;
 pub mod lease;
 pub mod relay;
+pub mod socket;
 pub mod tcp;
 
 pub use lease::{Lease, LeaseHandle, LeaseState, LeaseWatch};

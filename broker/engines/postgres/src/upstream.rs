@@ -144,6 +144,14 @@ impl UpstreamStream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Self::Tls(_))
     }
+
+    /// The TCP connection under it (under the TLS, when there is TLS).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            Self::Tls(s) => s.get_ref().0,
+        }
+    }
 }
 
 impl AsyncRead for UpstreamStream {

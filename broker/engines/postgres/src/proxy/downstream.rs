@@ -2,6 +2,7 @@
 //! rewritten (the guard's errors, masking) on its way, writes injected messages between whole
 //! ones, and tells the client with a FATAL when access ends.
 
+use super::bulk::Bulk;
 use super::expect::Shared;
 use super::journal::journal_answer;
 use super::mask::{columns, copy_out};
@@ -33,6 +34,10 @@ pub(super) struct Downstream<'a> {
     /// The masker has resolved the columns of the RowDescription at the front of the buffer
     /// (as far as it could): plan it now, do not ask again.
     pub(super) resolved: bool,
+    /// The last message relayed was ReadyForQuery: the server's answer is over.
+    pub(super) idle: bool,
+    /// Whether the current answer streams in bulk (fewer, larger reads).
+    pub(super) bulk: Bulk,
     pub(super) bytes: u64,
 }
 
@@ -70,9 +75,17 @@ impl Downstream<'_> {
                 }
                 read = target.read_buf(&mut buf) => match read {
                     Ok(0) => break End::Closed,
-                    Ok(n) => room.read(n),
+                    Ok(n) => {
+                        room.read(n);
+                        self.bulk.read(n);
+                    }
                     Err(e) => break End::Error(format!("reading from the target: {e}")),
                 },
+                () = Bulk::lull(self.bulk.is_on()) => {
+                    // The end of a bulk answer, short of the mark: read what there is.
+                    self.bulk.lulled();
+                    continue;
+                }
             }
             let mut processed = self.process(&mut buf, &mut out);
             while let Ok(Some(columns)) = &processed {
@@ -91,6 +104,7 @@ impl Downstream<'_> {
                 self.resolved = true;
                 processed = self.process(&mut buf, &mut out);
             }
+            self.bulk.settle(self.idle);
             if let Err(e) = processed {
                 // Fail closed: tell the client why and end the session.
                 out.clear();
@@ -135,6 +149,7 @@ impl Downstream<'_> {
             let total = frame.total_len;
             let body = &buf[5..total];
             let written = out.len();
+            self.idle = frame.tag == tag::READY_FOR_QUERY;
             match frame.tag {
                 tag::ERROR_RESPONSE => {
                     let fields = ErrorFields::decode(body)

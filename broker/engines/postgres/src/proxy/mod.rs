@@ -39,7 +39,9 @@
 //! | `expect.rs`     | which response the server owes, and the portals and statements       |
 //! | `mask.rs`       | masking of row descriptions, data rows, error and notice text, COPY  |
 //! | `journal.rs`    | what the journal hears: statements, decisions, answers               |
+//! | `bulk.rs`       | fewer wake-ups while the server streams a large answer               |
 
+mod bulk;
 mod decide;
 mod downstream;
 mod expect;
@@ -47,6 +49,8 @@ mod hold;
 mod journal;
 mod mask;
 mod upstream;
+
+pub use bulk::ReadLowWater;
 
 use crate::cancel::CancelSignal;
 use crate::hooks::Enforcement;
@@ -108,10 +112,11 @@ pub async fn proxy<C, T>(
 ) -> RelayOutcome
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
-    T: AsyncRead + AsyncWrite + Unpin + Send,
+    T: AsyncRead + AsyncWrite + ReadLowWater + Unpin + Send,
 {
+    let (mut target, bulk) = bulk::LowWatered::new(target);
     let (mut client_r, mut client_w) = tokio::io::split(client);
-    let (mut target_r, mut target_w) = tokio::io::split(target);
+    let (mut target_r, mut target_w) = tokio::io::split(&mut target);
     let marker = decide::marker();
     let shared = Mutex::new(Shared::default());
     let stop = LeaseHandle::new();
@@ -134,6 +139,8 @@ where
         simple_statement: 0,
         portal_mask: None,
         resolved: false,
+        idle: true,
+        bulk,
         bytes: 0,
     };
     let up_run = up.run(&mut client_r, &mut target_w, lease.clone(), stop.lease());
