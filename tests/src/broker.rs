@@ -344,6 +344,32 @@ impl Broker {
         self.dir.path().join("tls/ca.crt")
     }
 
+    /// `curl` GET of `path` on the broker's listener, trusting its CA, with `token` as bearer
+    /// when given: (status, body).
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-q",
+            "-s",
+            "--noproxy",
+            "*",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+        ])
+        .arg(self.ca());
+        if let Some(token) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        let out = cmd
+            .arg(format!("{}{path}", self.url()))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
     /// The broker's directory (config, keys, store, recordings).
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()

@@ -2,27 +2,11 @@
 //! written) and answers 503, naming what fails, when one does.
 
 use sluice_tests::BrokerBuilder;
-use std::process::Command;
 
 fn health(broker: &sluice_tests::Broker) -> (u16, serde_json::Value) {
-    let out = Command::new("curl")
-        .args([
-            "-q",
-            "-s",
-            "--noproxy",
-            "*",
-            "-w",
-            "\n%{http_code}",
-            "--cacert",
-        ])
-        .arg(broker.ca())
-        .arg(format!("{}/v1/health", broker.url()))
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    (code.trim().parse().unwrap_or(0), body)
+    let (code, body) = broker.get("/v1/health", None);
+    let body = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    (code, body)
 }
 
 #[test]

@@ -17,8 +17,7 @@ use std::os::fd::{AsFd, AsRawFd};
 pub fn set_read_low_water(socket: &impl AsFd, bytes: u32) -> io::Result<()> {
     let value = libc::c_int::try_from(bytes.max(1))
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "low-water mark too large"))?;
-    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
-        .map_err(|_| io::Error::other("socklen_t cannot hold the size of an int"))?;
+    let len = int_len()?;
     // SAFETY: the descriptor is borrowed from a live socket for the duration of the call, and
     // the option value points to a `c_int` on this stack frame whose size is passed with it.
     let done = unsafe {
@@ -41,8 +40,7 @@ pub fn set_read_low_water(socket: &impl AsFd, bytes: u32) -> io::Result<()> {
 #[allow(unsafe_code)]
 pub fn read_low_water(socket: &impl AsFd) -> io::Result<u32> {
     let mut value: libc::c_int = 0;
-    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
-        .map_err(|_| io::Error::other("socklen_t cannot hold the size of an int"))?;
+    let mut len = int_len()?;
     // SAFETY: as above; `value` and `len` are valid for writes and `len` says how big
     // `value` is.
     let done = unsafe {
@@ -58,6 +56,12 @@ pub fn read_low_water(socket: &impl AsFd) -> io::Result<u32> {
         return Err(io::Error::last_os_error());
     }
     u32::try_from(value).map_err(|_| io::Error::other("negative low-water mark"))
+}
+
+/// The size of a `c_int` option value, as `setsockopt` takes it.
+fn int_len() -> io::Result<libc::socklen_t> {
+    libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
+        .map_err(|_| io::Error::other("socklen_t cannot hold the size of an int"))
 }
 
 #[cfg(test)]
