@@ -1,7 +1,7 @@
 //! The Sluice demo: everything embedded, on 127.0.0.1, torn down at the end. Each step runs the
 //! real binaries and shows their output.
 
-use sluice_tests::{BrokerBuilder, Cli, OidcProvider, Postgres, Sshd};
+use sluice_tests::{BrokerBuilder, Cli, OidcProvider, OpenSession, Postgres, Sshd};
 use std::io::{BufRead, BufReader};
 use std::process::{Output, Stdio};
 
@@ -520,8 +520,68 @@ fn main() {
     );
     agent_step(&alice, &carol);
 
+    step(
+        15,
+        "Several brokers, one truth: two sluiced share a PostgreSQL store; a revoke on one ends a session on the other",
+    );
+    several_brokers(&pg);
+
     println!(
-        "\nDone: the broker, PostgreSQL, sshd, the API server, the HTTP service and every tunnel are shut down now."
+        "\nDone: the brokers, PostgreSQL, sshd, the API server, the HTTP service and every tunnel are shut down now."
+    );
+}
+
+/// Brokers A and B behind one (imagined) load balancer: their store is a database of the
+/// demo's PostgreSQL. Alice's psql session runs through B; her grant is revoked on A, which
+/// never served it, and B ends the session with the reason.
+fn several_brokers(pg: &Postgres) {
+    let a = BrokerBuilder::new()
+        .postgres("pg-main", pg)
+        .shared_store(pg, "sluice_store")
+        .role(
+            "read",
+            "      description: look, don't touch\n      max_ttl: 1h\n      guardrails: read-only\n",
+        )
+        .rule_with("dbas", &[], &["dba"], &["pg-main"], &["read"], "")
+        .start();
+    let b = a.replica();
+    println!(
+        "sluiced A on https://127.0.0.1:{} and B on https://127.0.0.1:{}, the same configuration with\n  store: {{postgres: {{url: postgres://{}@{}/sluice_store, password: env:SLUICE_STORE_PASSWORD}}}}",
+        a.port,
+        b.port,
+        pg.app_user,
+        pg.address()
+    );
+    let token = a.token("alice", &["dba"], "1h");
+    let (alice_a, alice_b) = (Cli::new(&a), Cli::new(&b));
+    alice_a.login(&token);
+    alice_b.login(&token);
+    println!("$ sluice --broker B connect pg-main --role read   # and psql through it");
+    let tunnel = alice_b.connect_with("pg-main", &["--role", "read"]);
+    let mut session = OpenSession::start(&tunnel, "through B");
+    println!(
+        "  psql on B: select count(*) from customers -> {}",
+        session.query("select count(*) from customers;")
+    );
+    let list = alice_a.run(&["grant", "list", "--output", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap_or_default();
+    let id = list["grants"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    show(
+        &format!("sluice --broker A grant revoke {id} --reason \"shift over\""),
+        &alice_a.run(&["grant", "revoke", &id, "--reason", "shift over"]),
+    );
+    // B hears of it through PostgreSQL's LISTEN/NOTIFY and ends the session at once.
+    alice_b.ended_sessions(1);
+    let (_, err) = session.finish("select 'after the revoke';");
+    println!("  psql on B, next statement:");
+    for line in err.lines().filter(|l| !l.trim().is_empty()).take(2) {
+        println!("    {line}");
+    }
+    println!(
+        "  (B never saw the revoke request: A wrote it to the shared store, which told every broker)"
     );
 }
 
