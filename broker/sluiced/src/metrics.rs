@@ -73,9 +73,11 @@ pub fn decided(kind: &'static str, decision: &sluice_shared::recording::Decision
         .increment(1);
 }
 
-/// Values masked in a session's answers, by kind, counted when the session ends.
+/// Values masked in answers, by kind (nothing to do for none).
 pub fn masked(kind: &'static str, count: u64) {
-    metrics::counter!("sluice_masked_values_total", "kind" => kind).increment(count);
+    if count > 0 {
+        metrics::counter!("sluice_masked_values_total", "kind" => kind).increment(count);
+    }
 }
 
 /// What one answer's masking masked (a Kubernetes or HTTP response, a log line), added to
@@ -113,10 +115,7 @@ impl std::ops::DerefMut for MaskTally {
 
 impl Drop for MaskTally {
     fn drop(&mut self) {
-        let total = self.counts.total();
-        if total > 0 {
-            masked(self.kind, total);
-        }
+        masked(self.kind, self.counts.total());
     }
 }
 

@@ -1,8 +1,9 @@
 //! The pieces every protocol engine of the broker shares.
 //!
 //! - [`Lease`]: the live authorization a session runs under. The broker holds the sending side;
-//!   engines race every wait against [`Lease::revoked`] so a revoked or expired authorization
-//!   closes the session mid-stream.
+//!   engines race every wait against [`Lease::revoked`] (or, in a loop that waits on every
+//!   read, one [`LeaseWatch`]) so a revoked or expired authorization closes the session
+//!   mid-stream.
 //! - [`relay`]: the opaque byte relay between a client stream and a target stream, with byte
 //!   counts, ended by either side closing or by the lease.
 //! - [`tcp`]: the TCP engine, which is only a connect plus [`relay`].

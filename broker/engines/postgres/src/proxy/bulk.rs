@@ -25,13 +25,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes an answer streams before its reads go into bulk mode. Small answers (one read or a
 /// few) never pay the tail wait.
-pub(super) const BULK_AFTER: u64 = 256 * 1024;
+const BULK_AFTER: u64 = 256 * 1024;
 
 /// The read low-water mark in bulk mode.
-pub(super) const BULK_LOW_WATER: u32 = 64 * 1024;
+const BULK_LOW_WATER: u32 = 64 * 1024;
 
 /// How long a pump in bulk mode waits for the mark before it reads what there is.
-pub(super) const BULK_WAIT: Duration = Duration::from_millis(1);
+const BULK_WAIT: Duration = Duration::from_millis(1);
 
 /// A target whose reads can be told to wait for more bytes.
 pub trait ReadLowWater {
